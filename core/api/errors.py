@@ -1,0 +1,71 @@
+"""One error shape for the whole API: ``{"code", "message", "details"}`` (API.md, Conventions)."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from core.exceptions import DomainError
+
+logger = logging.getLogger("coupons.api")
+
+_CODES: dict[type[exceptions.APIException], str] = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ValidationError: "invalid",
+}
+
+
+def error_response(code: str, message: str, http_status: int, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response({"code": code, "message": message, "details": details or {}}, status=http_status, headers=headers)
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            inner = _first_message(value)
+            return inner if field == "non_field_errors" else f"{field}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
+        return error_response(exc.code, exc.message, exc.status, exc.details, headers)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.APIException):
+        code = _CODES.get(type(exc), "error")
+        headers: dict[str, str] = {}
+        if isinstance(exc, exceptions.ValidationError):
+            details = {"fields": exc.detail} if isinstance(exc.detail, dict) else {"errors": exc.detail}
+            message = f"The request is not valid — {_first_message(exc.detail)}"
+        else:
+            details = {}
+            message = str(exc.detail)
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+            details["retry_after"] = int(exc.wait) + 1
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        return error_response(code, message, exc.status_code, details, headers or None)
+    # Unexpected: log with the traceback, answer in the same shape rather than an HTML page.
+    logger.exception("Unhandled error in %s", context.get("view").__class__.__name__ if context.get("view") else "?")
+    return error_response("server_error", "An internal error occurred. It has been logged.",
+                          status.HTTP_500_INTERNAL_SERVER_ERROR)

@@ -1,0 +1,110 @@
+"""``Idempotency-Key`` for every API POST (API.md, Conventions).
+
+Protocol (PostgreSQL only, no Redis needed):
+
+1. ``INSERT … ON CONFLICT DO NOTHING`` a record ``in_progress`` in autocommit, so a concurrent request sees it at once.
+2. Open the request's transaction and take the record's row lock with ``NOWAIT``. If another request holds it, that
+   request is still running → ``409 request_in_progress``. A different body under the same key →
+   ``422 idempotency_key_reused``. A finished record → its stored response, with no second effect.
+3. Run the handler inside that same transaction and store the response on the record before commit. The effect and
+   the stored response therefore commit together or not at all: a crash leaves an unlocked ``in_progress`` record
+   whose next attempt simply runs again, and never a committed effect without its stored answer.
+
+Responses with status ≥ 500 are rolled back and not stored, so the client may retry with the same key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.exceptions import DomainError, InvalidInput
+from core.models import ApiClient, IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+class KeyReused(DomainError):
+    code = "idempotency_key_reused"
+    status = 422
+    default_message = "This Idempotency-Key was already used with a different request body."
+
+
+class RequestInProgress(DomainError):
+    code = "request_in_progress"
+    status = 409
+    default_message = "A request with this Idempotency-Key is still being processed; retry later."
+
+
+def request_fingerprint(request: Request) -> str:
+    """SHA-256 over method, path and body. Multipart bodies hash their fields and file contents, streamed."""
+    digest = hashlib.sha256()
+    digest.update(request.method.encode() + b" " + request.path.encode() + b"\n")
+    content_type = request.content_type or ""
+    if content_type.startswith("multipart/"):
+        for name in sorted(request.data.keys()):
+            for value in request.data.getlist(name):
+                digest.update(f"{name}=".encode())
+                if hasattr(value, "chunks"):
+                    for chunk in value.chunks():
+                        digest.update(chunk)
+                    value.seek(0)
+                else:
+                    digest.update(str(value).encode())
+                digest.update(b"\n")
+    else:
+        digest.update(request.body)
+    return digest.hexdigest()
+
+
+def run_idempotent(request: Request, client: ApiClient, handler: Callable[[], Response]) -> Response:
+    key = request.headers.get(HEADER, "")
+    if len(key) > MAX_KEY_LENGTH or not key.strip():
+        raise InvalidInput(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid_idempotency_key")
+    fingerprint = request_fingerprint(request)
+    now = timezone.now()
+    IdempotencyRecord.objects.bulk_create(
+        [IdempotencyRecord(tenant_id=client.tenant_id, client=client, key=key, request_hash=fingerprint,
+                           created_at=now)],
+        ignore_conflicts=True,
+    )
+    with transaction.atomic():
+        try:
+            record = IdempotencyRecord.objects.select_for_update(nowait=True).get(client=client, key=key)
+        except OperationalError as exc:  # lock held: the first request is still running
+            raise RequestInProgress() from exc
+        expired = now - record.created_at > timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+        if expired:
+            record.status, record.request_hash, record.created_at = IdempotencyRecord.Status.IN_PROGRESS, fingerprint, now
+            record.response_status, record.response_body = None, ""
+        elif record.request_hash != fingerprint:
+            raise KeyReused()
+        elif record.status == IdempotencyRecord.Status.DONE:
+            replay = Response(json.loads(record.response_body) if record.response_body else None,
+                              status=record.response_status)
+            replay["Idempotent-Replayed"] = "true"
+            return replay
+        response = handler()
+        if response.status_code >= 500:
+            transaction.set_rollback(True)
+            return response
+        record.status = IdempotencyRecord.Status.DONE
+        record.response_status = response.status_code
+        record.response_body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
+        record.save()
+        return response
+
+
+def purge_expired_idempotency_records() -> int:
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

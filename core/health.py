@@ -1,0 +1,46 @@
+"""``GET /health/`` (R-OPS-3): database, Redis and queues; 503 naming what is down."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return "ok"
+    except Exception as exc:  # any failure means "down"; the message names it
+        return f"down: {exc.__class__.__name__}"
+
+
+def _redis_and_queues() -> tuple[str, dict[str, Any]]:
+    if not settings.USE_REDIS:
+        return "not configured", {"mode": "in-process (no REDIS_URL)"}
+    try:
+        import django_rq
+
+        conn = django_rq.get_connection("default")
+        conn.ping()
+        queues = {name: {"queued": django_rq.get_queue(name).count} for name in settings.JOB_QUEUES}
+        return "ok", queues
+    except Exception as exc:
+        return f"down: {exc.__class__.__name__}", {}
+
+
+@never_cache
+@require_GET
+def health(request):
+    database = _database()
+    redis, queues = _redis_and_queues()
+    body = {"database": database, "redis": redis, "queues": queues}
+    down = [name for name, value in (("database", database), ("redis", redis)) if value.startswith("down")]
+    if down:
+        body["down"] = down
+    return JsonResponse(body, status=503 if down else 200)

@@ -1,0 +1,1 @@
+"""Draws and winners (R-DRAW) — built in issue #7."""

@@ -1,0 +1,1 @@
+"""Partners, partner uploads and code mappings (R-PART) — built in issue #6."""
