@@ -200,3 +200,6 @@ LOGGING = {
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update({"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
                              "REDOC_DIST": "SIDECAR"})
+
+# Run jobs inline in the calling thread (tests; commands with --sync). See core/jobs.py.
+JOBS_SYNC = parse_bool("COUPON_JOBS_SYNC", env.str("COUPON_JOBS_SYNC", default="false"))
