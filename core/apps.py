@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CoreConfig(AppConfig):
@@ -8,3 +9,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core.api import authentication  # noqa: F401  (registers the OpenAPI auth extension)
+        from core.roles import ensure_roles
+
+        # Runs after the last app's migrations so every permission exists; idempotent.
+        post_migrate.connect(ensure_roles, dispatch_uid="core.ensure_roles")

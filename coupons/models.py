@@ -110,12 +110,15 @@ class CouponPolicy(models.Model):
             models.CheckConstraint(
                 name="policy_kind_fields",
                 condition=(
-                    Q(kind="amount", amount__gt=0, rate__isnull=True, cap__isnull=True)
+                    Q(kind="amount", amount__isnull=False, amount__gt=0, rate__isnull=True, cap__isnull=True)
                     & (Q(threshold__isnull=True) | Q(threshold=0))
-                ) | Q(kind="threshold", amount__gt=0, threshold__gt=F("amount"), rate__isnull=True)
-                | Q(kind="percentage", rate__gte=1, rate__lte=100, cap__gt=0, amount__isnull=True)
+                ) | Q(kind="threshold", amount__isnull=False, amount__gt=0, threshold__isnull=False,
+                      threshold__gt=F("amount"), rate__isnull=True)
+                | Q(kind="percentage", rate__isnull=False, rate__gte=1, rate__lte=100, cap__isnull=False, cap__gt=0,
+                    amount__isnull=True)
                 | (Q(kind="shipping", rate__isnull=True) & (Q(amount__isnull=True) | Q(amount__gt=0)))
-                | (Q(kind="sku_deduction", sku_deduction_units__gte=1, rate__isnull=True)
+                | (Q(kind="sku_deduction", sku_deduction_units__isnull=False, sku_deduction_units__gte=1,
+                     rate__isnull=True)
                    & ~Q(sku_deduction_sku="")),
             ),
             models.CheckConstraint(
@@ -125,9 +128,11 @@ class CouponPolicy(models.Model):
             ),
             models.CheckConstraint(
                 name="policy_validity",
-                condition=Q(validity_type="fixed", valid_from__isnull=False, valid_until__gt=F("valid_from"),
-                            validity_hours__isnull=True)
-                | (Q(validity_type="dynamic", validity_hours__gte=1)
+                # NULL makes a comparison unknown, which a CHECK lets through: every compared column is also
+                # required to be NOT NULL explicitly.
+                condition=Q(validity_type="fixed", valid_from__isnull=False, valid_until__isnull=False,
+                            valid_until__gt=F("valid_from"), validity_hours__isnull=True)
+                | (Q(validity_type="dynamic", validity_hours__isnull=False, validity_hours__gte=1)
                    & (Q(valid_from__isnull=True) | Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")))),
             ),
             models.CheckConstraint(condition=Q(channels__contained_by=CHANNELS), name="policy_channels_valid"),

@@ -1,0 +1,33 @@
+"""Console roles (R-TEN-3) as Django groups, kept in step with the models after every migrate.
+
+- viewer: sees everything of its tenant, changes nothing.
+- operator: runs the day-to-day work (events, draft policies, inventories, batches, API clients).
+- approver: sees everything and approves or rejects policies (never their own; see coupons.services).
+"""
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+TENANT_APPS = ["core", "events", "coupons", "partners", "draws"]
+# Models whose rows only a superuser or the system may create or change.
+SYSTEM_MODELS = {"tenant", "auditlog", "idempotencyrecord", "user"}
+
+ROLE_VIEWER = "viewer"
+ROLE_OPERATOR = "operator"
+ROLE_APPROVER = "approver"
+ROLES = [ROLE_VIEWER, ROLE_OPERATOR, ROLE_APPROVER]
+
+
+def _permissions() -> dict[str, list[Permission]]:
+    perms = list(Permission.objects.filter(content_type__app_label__in=TENANT_APPS).select_related("content_type"))
+    view = [p for p in perms if p.codename.startswith("view_")]
+    operate = [p for p in perms if p.codename.split("_", 1)[0] in ("add", "change")
+               and p.content_type.model not in SYSTEM_MODELS]
+    approve = [p for p in perms if p.codename == "approve_couponpolicy"]
+    return {ROLE_VIEWER: view, ROLE_OPERATOR: view + operate, ROLE_APPROVER: view + approve}
+
+
+def ensure_roles(**_: object) -> None:
+    for name, perms in _permissions().items():
+        group, _created = Group.objects.get_or_create(name=name)
+        group.permissions.set(perms)

@@ -1,0 +1,249 @@
+"""Console for policies (with the approval flow), inventories, batches and codes."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from import_export.admin import ExportActionMixin
+
+from core.admin import TenantScopedAdmin, user_tenant_id
+from core.exceptions import DomainError
+from coupons import services
+from coupons.models import CHANNELS, PAYMENT_METHODS, CouponBatch, CouponCode, CouponInventory, CouponPolicy
+
+
+class PolicyForm(forms.ModelForm):
+    channels = forms.MultipleChoiceField(choices=[(c, c) for c in CHANNELS], required=False,
+                                         widget=forms.CheckboxSelectMultiple, help_text="None ticked = every channel.")
+    payment_methods = forms.MultipleChoiceField(choices=[(m, m) for m in PAYMENT_METHODS], required=False,
+                                                widget=forms.CheckboxSelectMultiple,
+                                                help_text="None ticked = every payment method.")
+
+    class Meta:
+        model = CouponPolicy
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for field, message in services.policy_rule_errors(self.instance_with(cleaned)).items():
+            if field in self.fields and field not in self.errors:
+                self.add_error(field, message)
+            elif field not in self.fields:
+                self.add_error(None, message)
+        return cleaned
+
+    def instance_with(self, cleaned: dict[str, Any]) -> CouponPolicy:
+        probe = CouponPolicy()
+        for name in ("kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units",
+                     "validity_type", "valid_from", "valid_until", "validity_hours"):
+            setattr(probe, name, cleaned.get(name, getattr(self.instance, name)))
+        return probe
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+                             help_text="Shown to the author, who can fix the policy and submit it again.")
+
+
+@admin.register(CouponPolicy)
+class CouponPolicyAdmin(ExportActionMixin, TenantScopedAdmin):
+    form = PolicyForm
+    list_display = ["name", "tenant", "kind", "status", "stacking_group", "exclusive", "created_by", "decided_by",
+                    "created_at"]
+    list_filter = ["status", "kind", "stacking_group", "tenant"]
+    search_fields = ["name", "public_id"]
+    list_select_related = ["tenant", "created_by", "decided_by"]
+    readonly_fields = ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
+                       "rejection_reason", "created_at"]
+    actions = ["submit_for_approval", "approve"]
+    change_form_template = "admin/coupons/couponpolicy/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["name", "description", "kind", "stacking_group", "exclusive"]}),
+        ("Discount", {"fields": ["amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units"]}),
+        ("Validity", {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours"]}),
+        ("Scope", {"classes": ["collapse"], "fields": [
+            "include_skus", "exclude_skus", "include_spus", "exclude_spus", "include_categories",
+            "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "audience"]}),
+        ("Approval", {"fields": ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
+                                 "rejection_reason", "created_at"]}),
+    ]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # R-POL-5: once submitted, and for ever once approved, the console shows the policy read-only.
+        if obj is not None and not obj.is_editable:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(services.APPROVE_PERMISSION)
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        services.policy_save_draft(policy=obj, actor_user=request.user)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet, func: Any, verb: str) -> None:
+        done, failed = 0, []
+        for policy in queryset:
+            try:
+                func(policy=policy, actor_user=request.user)
+                done += 1
+            except DomainError as exc:
+                failed.append(f"'{policy.name}': {exc.message}")
+        if done:
+            self.message_user(request, f"{verb} {done} polic{'y' if done == 1 else 'ies'}.", messages.SUCCESS)
+        for line in failed:
+            self.message_user(request, f"Not {verb.lower()} {line}", messages.ERROR)
+
+    @admin.action(description="Submit the selected policies for approval", permissions=["change"])
+    def submit_for_approval(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, services.policy_submit, "Submitted")
+
+    @admin.action(description="Approve the selected policies", permissions=["approve"])
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, services.policy_approve, "Approved")
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
+                 name="coupons_couponpolicy_decide"),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request: HttpRequest, object_id: int) -> Any:
+        """Submit, approve or reject one policy from its page (reject asks for a reason)."""
+        policy = get_object_or_404(self.get_queryset(request), pk=object_id)
+        change_url = reverse("admin:coupons_couponpolicy_change", args=[policy.pk])
+        reject_form = RejectForm(request.POST or None)
+        if request.method == "POST":
+            decision = request.POST.get("decision")
+            try:
+                if decision == "submit":
+                    if not self.has_change_permission(request, policy):
+                        raise DjangoPermissionDenied
+                    services.policy_submit(policy=policy, actor_user=request.user)
+                    self.message_user(request, f"'{policy.name}' was submitted for approval.", messages.SUCCESS)
+                elif decision == "approve":
+                    services.policy_approve(policy=policy, actor_user=request.user)
+                    self.message_user(request, f"'{policy.name}' is approved and can no longer be changed.",
+                                      messages.SUCCESS)
+                elif decision == "reject":
+                    if not reject_form.is_valid():
+                        raise DomainError("Say why the policy is rejected.", code="reason_required")
+                    services.policy_reject(policy=policy, actor_user=request.user,
+                                           reason=reject_form.cleaned_data["reason"])
+                    self.message_user(request, f"'{policy.name}' was rejected.", messages.SUCCESS)
+                else:
+                    raise DomainError("Choose submit, approve or reject.", code="invalid_decision")
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": policy,
+                   "policy": policy, "reject_form": reject_form, "title": f"Decide on '{policy.name}'",
+                   "can_approve": self.has_approve_permission(request) and policy.created_by_id != request.user.pk}
+        return TemplateResponse(request, "admin/coupons/couponpolicy/decide.html", context)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}),
+                         "decide_url": reverse("admin:coupons_couponpolicy_decide", args=[object_id])}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class InventoryForm(forms.ModelForm):
+    class Meta:
+        model = CouponInventory
+        fields = "__all__"
+
+
+@admin.register(CouponInventory)
+class CouponInventoryAdmin(ExportActionMixin, TenantScopedAdmin):
+    form = InventoryForm
+    list_display = ["name", "tenant", "public_id", "event", "policy", "total_quantity", "issued_count", "used_count",
+                    "per_member_limit", "is_active"]
+    list_filter = ["is_active", "event", "policy", "tenant"]
+    search_fields = ["name", "public_id", "promo_code"]
+    list_select_related = ["tenant", "event", "policy"]
+    readonly_fields = ["public_id", "issued_count", "used_count", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "event", "policy", "is_active"]}),
+        ("Pool", {"fields": ["total_quantity", "per_member_limit", "promo_code", "issued_count", "used_count"]}),
+        ("Budgets", {"fields": ["issue_budget_count", "issue_budget_amount", "use_budget_count",
+                                "use_budget_amount"]}),
+        ("Identifiers", {"fields": ["public_id", "created_at"]}),
+    ]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "policy":
+            qs = CouponPolicy.objects.filter(status=CouponPolicy.Status.APPROVED)
+            tenant_id = user_tenant_id(request)
+            kwargs["queryset"] = qs if tenant_id is None else qs.filter(tenant_id=tenant_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            readonly += ["event", "policy"]  # the pool's codes were made for this event × policy
+        return readonly
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        services.inventory_save(inventory=obj, actor=self.actor(request))
+
+
+class BatchForm(forms.ModelForm):
+    class Meta:
+        model = CouponBatch
+        fields = ["tenant", "inventory", "batch_code", "quantity", "code_length", "alphabet", "prefix"]
+
+
+@admin.register(CouponBatch)
+class CouponBatchAdmin(TenantScopedAdmin):
+    form = BatchForm
+    list_display = ["batch_code", "tenant", "inventory", "quantity", "generated_count", "status", "created_at",
+                    "finished_at"]
+    list_filter = ["status", "inventory", "tenant"]
+    search_fields = ["batch_code"]
+    list_select_related = ["tenant", "inventory"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        base = ["status", "generated_count", "started_at", "finished_at", "last_error", "created_at"]
+        if obj is not None:
+            base = ["inventory", "batch_code", "quantity", "code_length", "alphabet", "prefix", *base]
+        return base
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Generation parameters are fixed once a batch exists; its page is read-only (actions still work).
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        batch = services.batch_create(inventory=obj.inventory, batch_code=obj.batch_code, quantity=obj.quantity,
+                                      code_length=obj.code_length, alphabet=obj.alphabet, prefix=obj.prefix,
+                                      actor=self.actor(request))
+        obj.pk, obj.created_at = batch.pk, batch.created_at
+
+
+@admin.register(CouponCode)
+class CouponCodeAdmin(TenantScopedAdmin):
+    list_display = ["code", "status", "member_id", "inventory", "batch", "issued_at", "valid_until", "used_at"]
+    list_filter = ["status"]
+    search_fields = ["=code", "=member_id"]
+    list_select_related = ["inventory", "batch"]
+    list_per_page = 50
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        # Codes are looked up normalised (R-CODE-4): case-insensitive, '-' and spaces ignored.
+        term = search_term.strip()
+        if term:
+            normalised = term.upper().replace("-", "").replace(" ", "")
+            return queryset.filter(code=normalised) | queryset.filter(member_id=term), False
+        return queryset, False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # codes come only from batch generation
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # state changes go through the lifecycle services

@@ -1,0 +1,270 @@
+"""State changes of policies, inventories and batches. The only writers (STYLE.md).
+
+Each function is one transaction that locks (or compare-and-sets) the row it changes and writes its audit row.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from core.audit import Actor, audit_record
+from core.exceptions import BusinessRuleViolation, InvalidInput, InvalidState, PermissionDenied
+from core.fields import CODE_ALPHABET
+from core.models import Tenant
+from coupons.models import CouponBatch, CouponInventory, CouponPolicy
+from events.models import Event
+
+APPROVE_PERMISSION = "coupons.approve_couponpolicy"
+
+
+class PolicyNotEditable(InvalidState):
+    code = "policy_not_editable"
+    default_message = "Only draft or rejected policies can be edited; an approved policy cannot be changed."
+
+
+class SelfApproval(PermissionDenied):
+    code = "self_approval"
+    default_message = "A policy cannot be approved or rejected by its author."
+
+
+class PolicyNotApproved(BusinessRuleViolation):
+    code = "policy_not_approved"
+    default_message = "Only an approved policy can back an inventory."
+
+
+def _validation_message(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def _full_clean(obj: Any, exclude: list[str] | None = None) -> None:
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        raise InvalidInput(_validation_message(exc), details=getattr(exc, "message_dict", {})) from exc
+
+
+def _snapshot(policy: CouponPolicy) -> dict[str, Any]:
+    fields = ["name", "kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units",
+              "validity_type", "validity_hours", "stacking_group", "exclusive", "audience", "channels",
+              "payment_methods", "status"]
+    data: dict[str, Any] = {name: getattr(policy, name) for name in fields}
+    data["valid_from"] = policy.valid_from.isoformat() if policy.valid_from else None
+    data["valid_until"] = policy.valid_until.isoformat() if policy.valid_until else None
+    return data
+
+
+def policy_rule_errors(policy: CouponPolicy) -> dict[str, str]:
+    """The kind-specific rules of SPEC R-POL-1/2, as field → message (the CheckConstraints say the same)."""
+    errors: dict[str, str] = {}
+    kind = policy.kind
+    if kind in ("amount", "threshold") and not (policy.amount and policy.amount > 0):
+        errors["amount"] = "An amount or threshold coupon needs a discount amount greater than 0."
+    if kind == "amount" and policy.threshold:
+        errors["threshold"] = "A cash voucher has no threshold; use the 'threshold' kind for spend-X-get-Y."
+    if kind == "threshold" and policy.amount and (policy.threshold is None or policy.threshold <= policy.amount):
+        errors["threshold"] = "The threshold must be greater than the discount amount (spend ≥ X to get Y off, X > Y)."
+    if kind == "percentage":
+        if policy.rate is None or not 1 <= policy.rate <= 100:
+            errors["rate"] = "A percentage coupon needs a rate from 1 to 100."
+        if not policy.cap:
+            errors["cap"] = "A percentage coupon needs a cap (the maximum discount)."
+        if policy.amount is not None:
+            errors["amount"] = "A percentage coupon has a rate, not an amount."
+    if kind != "percentage" and policy.rate is not None:
+        errors["rate"] = "Only percentage coupons have a rate."
+    if kind in ("amount",) and policy.cap is not None:
+        errors["cap"] = "A cash voucher has no cap."
+    if kind == "sku_deduction":
+        if not policy.sku_deduction_sku:
+            errors["sku_deduction_sku"] = "Name the SKU whose units are free."
+        if not policy.sku_deduction_units:
+            errors["sku_deduction_units"] = "Give the number of free units (1 or more)."
+    if policy.validity_type == CouponPolicy.ValidityType.FIXED:
+        if not policy.valid_from or not policy.valid_until:
+            errors["valid_until"] = "A fixed validity needs both 'valid from' and 'valid until'."
+        elif policy.valid_until <= policy.valid_from:
+            errors["valid_until"] = "'Valid until' must be after 'valid from'."
+        if policy.validity_hours:
+            errors["validity_hours"] = "Hours from issue apply only to a dynamic validity."
+    else:
+        if not policy.validity_hours:
+            errors["validity_hours"] = "A dynamic validity needs the number of hours from issue."
+        if policy.valid_from and policy.valid_until and policy.valid_until <= policy.valid_from:
+            errors["valid_until"] = "'Valid until' must be after 'valid from'."
+    for field in ("amount", "threshold", "cap"):
+        value = getattr(policy, field)
+        if value is not None and value < 0:
+            errors[field] = "Amounts cannot be negative."
+    return errors
+
+
+def _check_policy(policy: CouponPolicy) -> None:
+    # The specific rules first: they explain themselves better than "constraint … is violated".
+    errors = policy_rule_errors(policy)
+    if errors:
+        raise InvalidInput("; ".join(errors.values()), details={"fields": errors})
+    _full_clean(policy, exclude=["tenant", "created_by", "decided_by"])
+
+
+def policy_save_draft(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
+    """Create a draft policy, or save changes to a draft/rejected one. A rejected policy goes back to draft."""
+    _check_policy(policy)
+    actor = Actor.user(actor_user)
+    with transaction.atomic():
+        if policy.pk is None:
+            policy.created_by = actor_user
+            policy.status = CouponPolicy.Status.DRAFT
+            policy.save()
+            audit_record(tenant=policy.tenant, actor=actor, action="policy.create", obj=policy,
+                         after=_snapshot(policy))
+            return policy
+        current = CouponPolicy.objects.select_for_update().get(pk=policy.pk)
+        if not current.is_editable:
+            raise PolicyNotEditable()
+        before = _snapshot(current)
+        policy.status = CouponPolicy.Status.DRAFT
+        policy.decided_by, policy.decided_at, policy.rejection_reason, policy.submitted_at = None, None, "", None
+        policy.save()
+        audit_record(tenant=policy.tenant, actor=actor, action="policy.update", obj=policy, before=before,
+                     after=_snapshot(policy))
+    return policy
+
+
+def _transition(*, policy: CouponPolicy, from_states: list[str], to_state: str, actor_user: Any, action: str,
+                **changes: Any) -> CouponPolicy:
+    with transaction.atomic():
+        current = CouponPolicy.objects.select_for_update().get(pk=policy.pk)
+        if current.status not in from_states:
+            raise InvalidState(
+                f"Policy '{current.name}' is {current.get_status_display()}; this needs it to be "
+                f"{' or '.join(CouponPolicy.Status(s).label for s in from_states)}.",
+                details={"status": current.status},
+            )
+        before = {"status": current.status}
+        CouponPolicy.objects.filter(pk=current.pk).update(status=to_state, **changes)
+        current.refresh_from_db()
+        audit_record(tenant=current.tenant, actor=Actor.user(actor_user), action=action, obj=current, before=before,
+                     after={"status": to_state, **{k: str(v) for k, v in changes.items() if k != "decided_by"}})
+    return current
+
+
+def policy_submit(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
+    """DRAFT (or REJECTED) → PENDING: ask an approver to look at it."""
+    _check_policy(policy)
+    return _transition(policy=policy, from_states=["DRAFT", "REJECTED"], to_state="PENDING", actor_user=actor_user,
+                       action="policy.submit", submitted_at=timezone.now())
+
+
+def _check_decider(policy: CouponPolicy, actor_user: Any) -> None:
+    if not actor_user.has_perm(APPROVE_PERMISSION):
+        raise PermissionDenied("You need the approver role to approve or reject policies.")
+    if policy.created_by_id == actor_user.pk:
+        raise SelfApproval()
+
+
+def policy_approve(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
+    """PENDING → APPROVED by someone other than the author. From then on the policy is frozen (R-POL-5)."""
+    _check_decider(policy, actor_user)
+    return _transition(policy=policy, from_states=["PENDING"], to_state="APPROVED", actor_user=actor_user,
+                       action="policy.approve", decided_by=actor_user, decided_at=timezone.now())
+
+
+def policy_reject(*, policy: CouponPolicy, actor_user: Any, reason: str) -> CouponPolicy:
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Say why the policy is rejected, so its author can fix it.", code="reason_required")
+    _check_decider(policy, actor_user)
+    return _transition(policy=policy, from_states=["PENDING"], to_state="REJECTED", actor_user=actor_user,
+                       action="policy.reject", decided_by=actor_user, decided_at=timezone.now(),
+                       rejection_reason=reason)
+
+
+def inventory_save(*, inventory: CouponInventory, actor: Actor) -> CouponInventory:
+    """Create or change an inventory. Its policy must be approved and everything must share one tenant."""
+    policy = inventory.policy
+    if policy.status != CouponPolicy.Status.APPROVED:
+        raise PolicyNotApproved(f"Policy '{policy.name}' is {policy.get_status_display()}; only an approved policy "
+                                "can back an inventory.")
+    if policy.tenant_id != inventory.tenant_id or inventory.event.tenant_id != inventory.tenant_id:
+        raise InvalidInput("The event, the policy and the inventory must belong to the same tenant.")
+    if inventory.promo_code is not None:
+        inventory.promo_code = inventory.promo_code.strip().upper().replace("-", "").replace(" ", "") or None
+    _full_clean(inventory, exclude=["tenant", "event", "policy"])
+    creating = inventory.pk is None
+    try:
+        with transaction.atomic():
+            if not creating:
+                current = CouponInventory.objects.select_for_update().get(pk=inventory.pk)
+                if inventory.total_quantity < current.issued_count:
+                    raise InvalidInput(f"The total cannot go below the {current.issued_count} codes already issued.")
+                planned = current.batches.aggregate(total=Sum("quantity"))["total"] or 0
+                if inventory.total_quantity < planned:
+                    raise InvalidInput(f"The total cannot go below the {planned} codes its batches hold.")
+            inventory.save()
+            audit_record(tenant=inventory.tenant, actor=actor,
+                         action="inventory.create" if creating else "inventory.update", obj=inventory,
+                         after={"name": inventory.name, "policy": policy.pk, "event": inventory.event_id,
+                                "total_quantity": inventory.total_quantity,
+                                "per_member_limit": inventory.per_member_limit, "promo_code": inventory.promo_code})
+    except IntegrityError as exc:
+        raise InvalidInput(f"The promo code {inventory.promo_code!r} is already used by another inventory.",
+                           code="promo_code_taken") from exc
+    return inventory
+
+
+def inventory_create(*, tenant: Tenant, event: Event, policy: CouponPolicy, name: str, total_quantity: int,
+                     actor: Actor, per_member_limit: int = 1, promo_code: str | None = None,
+                     **budgets: Any) -> CouponInventory:
+    inventory = CouponInventory(tenant=tenant, event=event, policy=policy, name=name, total_quantity=total_quantity,
+                                per_member_limit=per_member_limit, promo_code=promo_code, **budgets)
+    return inventory_save(inventory=inventory, actor=actor)
+
+
+def batch_validate_parameters(*, quantity: int, code_length: int, alphabet: str, prefix: str) -> None:
+    if quantity < 1:
+        raise InvalidInput("A batch needs a quantity of 1 or more.")
+    if not 4 <= code_length <= 32:
+        raise InvalidInput("Code length must be between 4 and 32 characters.")
+    if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
+        raise InvalidInput("The alphabet needs at least 2 distinct characters and no repeats.")
+    if not alphabet.isalnum() or not alphabet.isascii() or alphabet.upper() != alphabet:
+        # Codes are normalised to upper case and stripped of separators before lookup (R-CODE-4).
+        raise InvalidInput("The alphabet may hold only upper-case ASCII letters and digits.")
+    if prefix and (not prefix.isalnum() or not prefix.isascii() or prefix.upper() != prefix):
+        raise InvalidInput("A prefix may hold only upper-case ASCII letters and digits.")
+    if len(prefix) + code_length > 48:
+        raise InvalidInput("Prefix and code together may be at most 48 characters.")
+
+
+def batch_create(*, inventory: CouponInventory, batch_code: str, quantity: int, actor: Actor, code_length: int = 8,
+                 alphabet: str = CODE_ALPHABET, prefix: str = "") -> CouponBatch:
+    """A new issuance round. Its codes are generated by ``coupons.generation`` (a job)."""
+    batch_code = batch_code.strip()
+    if not batch_code:
+        raise InvalidInput("A batch needs a batch code.")
+    batch_validate_parameters(quantity=quantity, code_length=code_length, alphabet=alphabet, prefix=prefix)
+    try:
+        with transaction.atomic():
+            locked = CouponInventory.objects.select_for_update().get(pk=inventory.pk)
+            planned = locked.batches.aggregate(total=Sum("quantity"))["total"] or 0
+            if planned + quantity > locked.total_quantity:
+                raise BusinessRuleViolation(
+                    f"Inventory '{locked.name}' holds at most {locked.total_quantity} codes; its batches already "
+                    f"plan {planned}, so this batch can have at most {locked.total_quantity - planned}.",
+                    code="inventory_total_exceeded",
+                )
+            batch = CouponBatch.objects.create(tenant_id=locked.tenant_id, inventory=locked, batch_code=batch_code,
+                                               quantity=quantity, code_length=code_length, alphabet=alphabet,
+                                               prefix=prefix)
+            audit_record(tenant=locked.tenant, actor=actor, action="batch.create", obj=batch,
+                         after={"batch_code": batch_code, "quantity": quantity, "code_length": code_length,
+                                "alphabet": alphabet, "prefix": prefix, "inventory": locked.pk})
+    except IntegrityError as exc:
+        raise InvalidInput(f"Batch code {batch_code!r} is already used in this tenant.", code="already_exists") from exc
+    return batch

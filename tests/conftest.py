@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _jobs_inline(settings):
+    """Jobs run inline in tests unless a test says otherwise (core.jobs)."""
+    settings.JOBS_SYNC = True
+
+
+@pytest.fixture
+def tenant(db):
+    return factories.make_tenant()
+
+
+@pytest.fixture
+def other_tenant(db):
+    return factories.make_tenant()
+
+
+@pytest.fixture
+def operator_user(tenant):
+    return factories.make_operator(tenant)
+
+
+@pytest.fixture
+def approver_user(tenant):
+    return factories.make_approver(tenant)
+
+
+@pytest.fixture
+def approved_policy(tenant):
+    return factories.make_approved_policy(tenant)
+
+
+@pytest.fixture
+def inventory(tenant, approved_policy):
+    return factories.make_inventory(tenant, policy=approved_policy)
+
+
+@pytest.fixture
+def member_client(tenant):
+    """(ApiClient, token) of member scope."""
+    return factories.make_client(tenant)
+
+
+@pytest.fixture
+def api(member_client):
+    """A DRF APIClient authenticated with a member token."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member_client[1]}")
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    """Tests render admin pages without running collectstatic first."""
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

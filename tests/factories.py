@@ -1,0 +1,104 @@
+"""Plain factory functions for tests: each makes a valid object through the services, overridable by keyword."""
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from core.audit import Actor
+from core.models import ApiClient, Tenant, User
+from core.roles import ROLE_APPROVER, ROLE_OPERATOR, ROLE_VIEWER, ensure_roles
+from core.services import api_client_create
+from coupons import services as coupon_services
+from coupons.models import CouponBatch, CouponInventory, CouponPolicy
+from events.models import Event
+from events.services import event_create
+
+_seq = itertools.count(1)
+TEST_ACTOR = Actor.system("tests")
+
+
+def make_tenant(**kwargs: Any) -> Tenant:
+    n = next(_seq)
+    defaults: dict[str, Any] = {"name": f"Tenant {n}", "slug": f"tenant-{n}", "currency": "KRW", "rounding_unit": 10}
+    defaults.update(kwargs)
+    return Tenant.objects.create(**defaults)
+
+
+def make_user(*, tenant: Tenant | None, role: str | None = ROLE_OPERATOR, superuser: bool = False,
+              username: str | None = None, password: str = "pw-for-tests-1") -> User:
+    ensure_roles()
+    user = User.objects.create_user(username=username or f"user{next(_seq)}", password=password, tenant=tenant,
+                                    is_staff=True, is_superuser=superuser)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def make_operator(tenant: Tenant, **kwargs: Any) -> User:
+    return make_user(tenant=tenant, role=ROLE_OPERATOR, **kwargs)
+
+
+def make_approver(tenant: Tenant, **kwargs: Any) -> User:
+    return make_user(tenant=tenant, role=ROLE_APPROVER, **kwargs)
+
+
+def make_viewer(tenant: Tenant, **kwargs: Any) -> User:
+    return make_user(tenant=tenant, role=ROLE_VIEWER, **kwargs)
+
+
+def make_client(tenant: Tenant, *, scope: str = ApiClient.Scope.MEMBER, name: str | None = None
+                ) -> tuple[ApiClient, str]:
+    return api_client_create(tenant=tenant, name=name or f"client {next(_seq)}", scope=scope, actor=TEST_ACTOR)
+
+
+def policy_fields(kind: str = "amount", **kwargs: Any) -> dict[str, Any]:
+    now = timezone.now()
+    fields: dict[str, Any] = {"name": f"{kind} policy {next(_seq)}", "kind": kind, "validity_type": "fixed",
+                              "valid_from": now - timedelta(days=1), "valid_until": now + timedelta(days=30)}
+    fields.update({
+        "amount": {"amount": 5000},
+        "threshold": {"amount": 3000, "threshold": 30000},
+        "percentage": {"rate": 10, "cap": 5000},
+        "shipping": {},
+        "sku_deduction": {"sku_deduction_sku": "SKU-1", "sku_deduction_units": 1},
+    }[kind])
+    fields.update(kwargs)
+    return fields
+
+
+def make_draft_policy(tenant: Tenant, *, author: User | None = None, kind: str = "amount",
+                      **kwargs: Any) -> CouponPolicy:
+    author = author or make_operator(tenant)
+    return coupon_services.policy_save_draft(policy=CouponPolicy(tenant=tenant, **policy_fields(kind, **kwargs)),
+                                             actor_user=author)
+
+
+def make_approved_policy(tenant: Tenant, *, kind: str = "amount", **kwargs: Any) -> CouponPolicy:
+    author = make_operator(tenant)
+    policy = make_draft_policy(tenant, author=author, kind=kind, **kwargs)
+    coupon_services.policy_submit(policy=policy, actor_user=author)
+    return coupon_services.policy_approve(policy=policy, actor_user=make_approver(tenant))
+
+
+def make_event(tenant: Tenant, **kwargs: Any) -> Event:
+    now = timezone.now()
+    fields: dict[str, Any] = {"name": f"Event {next(_seq)}", "starts_at": now - timedelta(days=1),
+                              "ends_at": now + timedelta(days=30), "status": Event.Status.OPEN}
+    fields.update(kwargs)
+    return event_create(tenant=tenant, actor=TEST_ACTOR, **fields)
+
+
+def make_inventory(tenant: Tenant, *, policy: CouponPolicy | None = None, event: Event | None = None,
+                   total_quantity: int = 1000, **kwargs: Any) -> CouponInventory:
+    return coupon_services.inventory_create(
+        tenant=tenant, event=event or make_event(tenant), policy=policy or make_approved_policy(tenant),
+        name=kwargs.pop("name", f"Pool {next(_seq)}"), total_quantity=total_quantity, actor=TEST_ACTOR, **kwargs)
+
+
+def make_batch(inventory: CouponInventory, *, quantity: int = 100, **kwargs: Any) -> CouponBatch:
+    return coupon_services.batch_create(inventory=inventory, batch_code=kwargs.pop("batch_code", f"B-{next(_seq)}"),
+                                        quantity=quantity, actor=TEST_ACTOR, **kwargs)
