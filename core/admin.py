@@ -10,6 +10,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import ForeignKey, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from import_export.admin import ExportActionMixin
 
 from core.audit import Actor
 from core.exceptions import DomainError
@@ -129,6 +130,14 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     def actor(self, request: HttpRequest) -> Actor:
         return Actor.user(request.user)
+
+
+class TenantExportActionMixin(ExportActionMixin):
+    """django-import-export's list export, limited to the tenant's rows (list it before TenantScopedAdmin)."""
+
+    def get_valid_export_item_pks(self, request: HttpRequest) -> Any:
+        # The export action validates the selected ids against this; the library's default is every row.
+        return self.get_queryset(request).values_list("pk", flat=True)
 
 
 @admin.register(Tenant)

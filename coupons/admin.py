@@ -11,9 +11,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from import_export.admin import ExportActionMixin
 
-from core.admin import TenantScopedAdmin, user_tenant_id
+from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
 from coupons import services
 from coupons.models import CHANNELS, PAYMENT_METHODS, CouponBatch, CouponCode, CouponInventory, CouponPolicy
@@ -53,7 +52,7 @@ class RejectForm(forms.Form):
 
 
 @admin.register(CouponPolicy)
-class CouponPolicyAdmin(ExportActionMixin, TenantScopedAdmin):
+class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
     form = PolicyForm
     list_display = ["name", "tenant", "kind", "status", "stacking_group", "exclusive", "created_by", "decided_by",
                     "created_at"]
@@ -161,7 +160,7 @@ class InventoryForm(forms.ModelForm):
 
 
 @admin.register(CouponInventory)
-class CouponInventoryAdmin(ExportActionMixin, TenantScopedAdmin):
+class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
     form = InventoryForm
     list_display = ["name", "tenant", "public_id", "event", "policy", "total_quantity", "issued_count", "used_count",
                     "per_member_limit", "is_active"]

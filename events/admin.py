@@ -4,15 +4,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
-from import_export.admin import ExportActionMixin
 
-from core.admin import TenantScopedAdmin
+from core.admin import TenantExportActionMixin, TenantScopedAdmin
 from events.models import Event
 from events.services import event_save
 
 
 @admin.register(Event)
-class EventAdmin(ExportActionMixin, TenantScopedAdmin):
+class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
     list_display = ["name", "tenant", "public_id", "status", "starts_at", "ends_at", "recurrence"]
     list_filter = ["status", "recurrence", "tenant"]
     search_fields = ["name", "public_id"]
