@@ -24,11 +24,12 @@ def _redis_and_queues() -> tuple[str, dict[str, Any]]:
     if not settings.USE_REDIS:
         return "not configured", {"mode": "in-process (no REDIS_URL)"}
     try:
-        import django_rq
+        from redis import Redis
+        from rq import Queue
 
-        conn = django_rq.get_connection("default")
+        conn = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
         conn.ping()
-        queues = {name: {"queued": django_rq.get_queue(name).count} for name in settings.JOB_QUEUES}
+        queues = {name: {"queued": Queue(name, connection=conn).count} for name in settings.JOB_QUEUES}
         return "ok", queues
     except Exception as exc:
         return f"down: {exc.__class__.__name__}", {}

@@ -13,3 +13,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("core.api.urls")),
 ]
+
+handler404 = "core.api.errors.not_found_view"

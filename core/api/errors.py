@@ -69,3 +69,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__ if context.get("view") else "?")
     return error_response("server_error", "An internal error occurred. It has been logged.",
                           status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def not_found_view(request, exception=None):
+    """404 for unknown URLs: the API error shape under /api/, Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "message": "No such API endpoint.", "details": {}}, status=404)
+    return page_not_found(request, exception)
