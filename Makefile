@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper for them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+PY := $(VENV)/bin/python
+# make test defaults to the local services (started if installed but stopped); override to point elsewhere.
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/coupons)
+TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/1)
+PYTEST_ARGS ?= -n 2
+
+.PHONY: help run test venv services smoke migrate lint
+
+help:
+	@echo "make run   - install, migrate, load demo data and serve console + API (embedded PostgreSQL if no DATABASE_URL)"
+	@echo "make test  - install, start local PostgreSQL/Redis if needed, run the whole test suite"
+	@echo "make smoke - the embedded (no services) smoke test that CI runs after make test"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) manage.py serve
+
+services:
+	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" bash scripts/ensure-services.sh
+
+test: venv services
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" bash scripts/pytest.sh $(PYTEST_ARGS)
+
+smoke: venv
+	bash scripts/smoke-embedded.sh
+
+migrate: venv
+	$(PY) manage.py migrate
