@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
 from coupons import services
+from coupons.counters import inventory_counts
 from coupons.models import CHANNELS, PAYMENT_METHODS, CouponBatch, CouponCode, CouponInventory, CouponPolicy
 
 
@@ -162,19 +163,27 @@ class InventoryForm(forms.ModelForm):
 @admin.register(CouponInventory)
 class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
     form = InventoryForm
-    list_display = ["name", "tenant", "public_id", "event", "policy", "total_quantity", "issued_count", "used_count",
+    list_display = ["name", "tenant", "public_id", "event", "policy", "total_quantity", "issued", "used",
                     "per_member_limit", "is_active"]
     list_filter = ["is_active", "event", "policy", "tenant"]
     search_fields = ["name", "public_id", "promo_code"]
     list_select_related = ["tenant", "event", "policy"]
-    readonly_fields = ["public_id", "issued_count", "used_count", "created_at"]
+    readonly_fields = ["public_id", "issued", "used", "created_at"]
     fieldsets = [
         (None, {"fields": ["name", "event", "policy", "is_active"]}),
-        ("Pool", {"fields": ["total_quantity", "per_member_limit", "promo_code", "issued_count", "used_count"]}),
+        ("Pool", {"fields": ["total_quantity", "per_member_limit", "promo_code", "issued", "used"]}),
         ("Budgets", {"fields": ["issue_budget_count", "issue_budget_amount", "use_budget_count",
                                 "use_budget_amount"]}),
         ("Identifiers", {"fields": ["public_id", "created_at"]}),
     ]
+
+    @admin.display(description="issued")
+    def issued(self, obj: CouponInventory) -> int:
+        return inventory_counts(obj.pk)["issued"]
+
+    @admin.display(description="used")
+    def used(self, obj: CouponInventory) -> int:
+        return inventory_counts(obj.pk)["used"]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "policy":

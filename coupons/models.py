@@ -177,9 +177,7 @@ class CouponInventory(models.Model):
     issue_budget_amount = MoneyField(null=True, blank=True)
     use_budget_count = models.PositiveBigIntegerField(null=True, blank=True)
     use_budget_amount = MoneyField(null=True, blank=True)
-    # Counters, changed only with F() in the transaction of the change they count.
-    issued_count = models.PositiveBigIntegerField(default=0, editable=False)
-    used_count = models.PositiveBigIntegerField(default=0, editable=False)
+    # Issued/used counts live in InventoryCounter shards (a single counter row would serialise every claim).
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -189,9 +187,6 @@ class CouponInventory(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(total_quantity__gte=1), name="inventory_total_positive"),
             models.CheckConstraint(condition=Q(per_member_limit__gte=1), name="inventory_member_limit_positive"),
-            models.CheckConstraint(condition=Q(issued_count__lte=F("total_quantity")),
-                                   name="inventory_issued_within_total"),
-            models.CheckConstraint(condition=Q(used_count__lte=F("issued_count")), name="inventory_used_within_issued"),
             models.CheckConstraint(
                 condition=(Q(issue_budget_amount__isnull=True) | Q(issue_budget_amount__gte=0))
                 & (Q(use_budget_amount__isnull=True) | Q(use_budget_amount__gte=0)),
@@ -303,3 +298,164 @@ class CouponCode(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class InventoryCounter(models.Model):
+    """Issued/used counts of an inventory, split over shards so concurrent claims don't queue on one row.
+
+    A claim or redemption adds to the shard of its member (``coupons.counters``) in its own transaction; the
+    inventory's figure is the sum of its shards. ``manage.py reconcile`` compares them with the rows they count.
+    """
+
+    SHARDS = 16
+
+    inventory = models.ForeignKey(CouponInventory, on_delete=models.CASCADE, related_name="counters")
+    shard = models.PositiveSmallIntegerField()
+    issued = models.BigIntegerField(default=0)
+    used = models.BigIntegerField(default=0)
+    used_discount = MoneyField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["inventory", "shard"], name="counter_unique_shard"),
+            models.CheckConstraint(condition=Q(shard__lt=16), name="counter_shard_range"),
+        ]
+
+
+class CouponIssue(models.Model):
+    """Issue history (R-DOM): who got which code, when, how, and through which client or operator."""
+
+    class Via(models.TextChoices):
+        INVENTORY = "inventory", "claim by inventory id"
+        PROMO_CODE = "promo_code", "claim by promo code"
+        CODE = "code", "registration of a unique code"
+        PARTNER_CODE = "partner_code", "registration of a partner code"
+        GRANT = "grant", "grant"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="issues")
+    coupon = models.OneToOneField(CouponCode, on_delete=models.PROTECT, related_name="issue")
+    member_id = models.CharField(max_length=64)
+    # The member's n-th coupon of this inventory: UNIQUE(inventory, member, slot) with slot ≤ the per-member limit
+    # is the database's last guard against issuing a member more than the limit (R-ISS-3/4).
+    slot = models.PositiveIntegerField()
+    via = models.CharField(max_length=16, choices=Via.choices)
+    client = models.ForeignKey("core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    operator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    grant = models.ForeignKey("CouponGrant", null=True, blank=True, on_delete=models.PROTECT, related_name="issues")
+    channel = models.CharField(max_length=16, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True)
+    issued_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["inventory", "member_id", "slot"], name="issue_unique_member_slot"),
+            models.CheckConstraint(condition=Q(slot__gte=1), name="issue_slot_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "issued_at"], name="issue_tenant_time"),
+            models.Index(fields=["inventory", "issued_at"], name="issue_inventory_time"),
+            models.Index(fields=["tenant", "member_id"], name="issue_member"),
+        ]
+
+
+class CouponUsage(models.Model):
+    """Redemption history — the accounting log (R-USE-4). A full refund stamps ``refunded_at``; rows are never
+    deleted. At most one un-refunded usage per code: the database's last guard against double redemption."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="usages")
+    coupon = models.ForeignKey(CouponCode, on_delete=models.PROTECT, related_name="usages")
+    member_id = models.CharField(max_length=64)
+    order_id = models.CharField(max_length=64)
+    order_amount = MoneyField()
+    discount = MoneyField()
+    channel = models.CharField(max_length=16, blank=True)
+    payment_method = models.CharField(max_length=8, blank=True)
+    client = models.ForeignKey("core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True)
+    used_at = models.DateTimeField()
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["coupon"], condition=Q(refunded_at__isnull=True),
+                                    name="usage_one_active_per_coupon"),
+            models.CheckConstraint(condition=Q(discount__gte=0) & Q(order_amount__gte=0) & Q(
+                discount__lte=F("order_amount")), name="usage_amounts_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "used_at"], name="usage_tenant_time"),
+            models.Index(fields=["inventory", "used_at"], name="usage_inventory_time"),
+            models.Index(fields=["coupon", "order_id"], name="usage_coupon_order"),
+        ]
+
+
+class CouponGrant(models.Model):
+    """A targeted grant of one inventory to a list of members (R-ISS-1/2). Large ones run as a job."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "pending"
+        RUNNING = "RUNNING", "running"
+        COMPLETED = "COMPLETED", "completed"
+        FAILED = "FAILED", "failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    public_id = PublicIdField()
+    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="grants")
+    client = models.ForeignKey("core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    operator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    issued = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(processed__lte=F("total")), name="grant_processed_within_total"),
+            models.CheckConstraint(condition=Q(issued__lte=F("processed")), name="grant_issued_within_processed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"grant {self.public_id}"
+
+
+class CouponGrantMember(models.Model):
+    """One member of a grant: each member at most once per grant (unique), processed one by one, resumable."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "pending"
+        ISSUED = "ISSUED", "issued"
+        FAILED = "FAILED", "failed"
+
+    grant = models.ForeignKey(CouponGrant, on_delete=models.CASCADE, related_name="members")
+    member_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    coupon = models.ForeignKey(CouponCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    error_code = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["grant", "member_id"], name="grant_member_once")]
+        indexes = [models.Index(fields=["grant", "id"], condition=Q(status="PENDING"), name="grant_member_pending")]
+
+
+class AudienceEntry(models.Model):
+    """A member allowed to claim an inventory whose policy's audience is ``whitelist`` (R-POL-3)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, on_delete=models.CASCADE, related_name="audience")
+    member_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "audience entries"
+        constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]

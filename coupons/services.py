@@ -201,8 +201,6 @@ def inventory_save(*, inventory: CouponInventory, actor: Actor) -> CouponInvento
         with transaction.atomic():
             if not creating:
                 current = CouponInventory.objects.select_for_update().get(pk=inventory.pk)
-                if inventory.total_quantity < current.issued_count:
-                    raise InvalidInput(f"The total cannot go below the {current.issued_count} codes already issued.")
                 planned = current.batches.aggregate(total=Sum("quantity"))["total"] or 0
                 if inventory.total_quantity < planned:
                     raise InvalidInput(f"The total cannot go below the {planned} codes its batches hold.")
