@@ -203,3 +203,6 @@ SPECTACULAR_SETTINGS.update({"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_H
 
 # Run jobs inline in the calling thread (tests; commands with --sync). See core/jobs.py.
 JOBS_SYNC = parse_bool("COUPON_JOBS_SYNC", env.str("COUPON_JOBS_SYNC", default="false"))
+
+# A coupon LOCKED to an order that never pays goes back to ISSUED after this long (release_stale_locks).
+COUPON_LOCK_TTL_SECONDS = env.int("COUPON_LOCK_TTL_SECONDS", default=30 * 60)

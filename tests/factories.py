@@ -102,3 +102,37 @@ def make_inventory(tenant: Tenant, *, policy: CouponPolicy | None = None, event:
 def make_batch(inventory: CouponInventory, *, quantity: int = 100, **kwargs: Any) -> CouponBatch:
     return coupon_services.batch_create(inventory=inventory, batch_code=kwargs.pop("batch_code", f"B-{next(_seq)}"),
                                         quantity=quantity, actor=TEST_ACTOR, **kwargs)
+
+
+def make_codes(batch: CouponBatch, n: int, **fields: Any) -> list:
+    """n AVAILABLE codes in a batch, inserted directly (the generator has its own tests)."""
+    import secrets
+
+    from core.fields import CODE_ALPHABET
+    from coupons.models import CouponCode
+
+    codes = {"".join(secrets.choice(CODE_ALPHABET) for _ in range(10)) for _ in range(n)}
+    while len(codes) < n:
+        codes.add("".join(secrets.choice(CODE_ALPHABET) for _ in range(10)))
+    rows = [CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id, batch=batch, code=c, **fields)
+            for c in sorted(codes)]
+    CouponCode.objects.bulk_create(rows, batch_size=5000)
+    CouponBatch.objects.filter(pk=batch.pk).update(generated_count=n, status=CouponBatch.Status.COMPLETED) \
+        if n == batch.quantity else None
+    return list(CouponCode.objects.filter(batch=batch).order_by("id"))
+
+
+def make_pool(tenant: Tenant, *, size: int = 10, policy: CouponPolicy | None = None, **inventory_kwargs: Any):
+    """An inventory with a batch of `size` AVAILABLE codes. Returns (inventory, codes)."""
+    inventory = make_inventory(tenant, policy=policy, total_quantity=max(size, 1), **inventory_kwargs)
+    batch = make_batch(inventory, quantity=max(size, 1))
+    return inventory, make_codes(batch, size) if size else []
+
+
+def order(total: int = 50_000, *, order_id: str = "o-1", shipping_fee: int = 3000, channel: str = "ios",
+          **line: Any) -> dict[str, Any]:
+    item = {"sku": "S1", "spu": "P1", "category": "C1", "shop": "shop-1", "unit_price": total, "quantity": 1,
+            "virtual": False}
+    item.update(line)
+    return {"order_id": order_id, "items": [item], "shipping_fee": shipping_fee, "channel": channel,
+            "payment_method": "online"}

@@ -1,0 +1,146 @@
+"""Input validation and output shapes of the coupon API (API.md). Input → service → output; no logic here."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from coupons.models import CHANNELS, PAYMENT_METHODS, CouponCode
+from coupons.validity import effective_status
+
+MAX_MONEY = 10**12
+MAX_LINES = 1000
+
+member_id_field = serializers.CharField(min_length=1, max_length=64)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """Only JSON integers: no strings, floats or booleans sneaking in as numbers."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RiskContextSerializer(serializers.Serializer):
+    device_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    ip = serializers.IPAddressField(required=False)
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    postcode = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    channel = serializers.ChoiceField(choices=CHANNELS, required=False)
+
+
+class OrderLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    spu = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    category = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    shop = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    unit_price = StrictIntegerField(min_value=1, max_value=MAX_MONEY)
+    quantity = StrictIntegerField(min_value=1, max_value=100_000)
+    virtual = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["unit_price"] * attrs["quantity"] > MAX_MONEY:
+            raise serializers.ValidationError(f"A line total may not exceed {MAX_MONEY}.")
+        return attrs
+
+
+class OrderSerializer(serializers.Serializer):
+    order_id = serializers.CharField(max_length=64, required=False)
+    items = OrderLineSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+    shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY, required=False, default=0)
+    channel = serializers.ChoiceField(choices=CHANNELS, required=False, allow_null=True, default=None)
+    payment_method = serializers.ChoiceField(choices=PAYMENT_METHODS, required=False, allow_null=True, default=None)
+
+
+class ClaimSerializer(RiskContextSerializer):
+    member_id = member_id_field
+    inventory = serializers.CharField(max_length=16, required=False)
+    promo_code = serializers.CharField(max_length=64, required=False)
+    code = serializers.CharField(max_length=64, required=False)
+    partner_code = serializers.CharField(max_length=128, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("inventory", "promo_code", "code", "partner_code") if attrs.get(k)]
+        if len(given) != 1:
+            raise serializers.ValidationError("Give exactly one of inventory, promo_code, code or partner_code.")
+        return attrs
+
+
+class GrantSerializer(serializers.Serializer):
+    inventory = serializers.CharField(max_length=16)
+    member_ids = serializers.ListField(child=serializers.CharField(min_length=1, max_length=64), allow_empty=False,
+                                       max_length=1_000_000)
+
+
+class LockSerializer(RiskContextSerializer):
+    member_id = member_id_field
+    order_id = serializers.CharField(max_length=64)
+    order = OrderSerializer()
+
+
+class RedeemSerializer(LockSerializer):
+    pass
+
+
+class ReleaseSerializer(serializers.Serializer):
+    order_id = serializers.CharField(max_length=64)
+
+
+class RefundSerializer(serializers.Serializer):
+    order_id = serializers.CharField(max_length=64)
+    full_refund = serializers.BooleanField(required=False, default=True,
+                                           help_text="A partial refund (false) leaves the coupon used (R-LIFE-5).")
+
+
+class RevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class PolicyOutSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    amount = serializers.IntegerField(allow_null=True)
+    rate = serializers.IntegerField(allow_null=True)
+    threshold = serializers.IntegerField(allow_null=True)
+    cap = serializers.IntegerField(allow_null=True)
+    stacking_group = serializers.CharField()
+
+
+class CouponSerializer(serializers.Serializer):
+    """The Coupon object of API.md. Status is effective: past valid_until it reads EXPIRED (R-LIFE-3)."""
+
+    code = serializers.CharField()
+    status = serializers.SerializerMethodField()
+    member_id = serializers.CharField(allow_null=True)
+    policy = PolicyOutSerializer(source="inventory.policy")
+    inventory = serializers.CharField(source="inventory.public_id")
+    batch_code = serializers.CharField(source="batch.batch_code")
+    valid_from = serializers.DateTimeField(allow_null=True)
+    valid_until = serializers.SerializerMethodField()
+    issued_at = serializers.DateTimeField(allow_null=True)
+    locked_order_id = serializers.CharField(allow_null=True)
+    used_at = serializers.DateTimeField(allow_null=True)
+
+    def get_status(self, coupon: CouponCode) -> str:
+        return effective_status(coupon, coupon.inventory.policy, self.context.get("now") or timezone.now())
+
+    def get_valid_until(self, coupon: CouponCode) -> str | None:
+        end = coupon.valid_until or coupon.inventory.policy.valid_until
+        return serializers.DateTimeField().to_representation(end) if end else None
+
+
+class BatchItemSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64)
+    member_id = serializers.CharField(max_length=64, required=False)
+    order_id = serializers.CharField(max_length=64, required=False)
+    order = OrderSerializer(required=False)
+    reason = serializers.CharField(max_length=500, required=False)
+    full_refund = serializers.BooleanField(required=False, default=True)
+
+
+class BatchSerializer(serializers.Serializer):
+    items = BatchItemSerializer(many=True, allow_empty=False, max_length=500)

@@ -1,0 +1,253 @@
+"""Coupon endpoints of the member API (API.md "Getting coupons", "A member's coupons", "Lifecycle")."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.permissions import IsOperatorClient
+from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.exceptions import DomainError, InvalidInput
+from coupons import issuing, lifecycle, selectors
+from coupons.api import serializers as s
+from coupons.exceptions import CouponNotFound
+from coupons.models import CouponGrant, CouponGrantMember
+
+ERROR = inline_serializer("Error", {"code": serializers.CharField(), "message": serializers.CharField(),
+                                    "details": serializers.DictField()})
+COUPON_RESPONSE = inline_serializer("CouponResponse", {"coupon": s.CouponSerializer()})
+
+
+def _errors(*statuses: int) -> dict[int, Any]:
+    return {code: OpenApiResponse(ERROR) for code in statuses}
+
+
+class CouponAPIView(TenantAPIView):
+    def context(self, data: dict[str, Any]) -> issuing.RequestContext:
+        """Who asks and from where; the body's risk context wins over the connection's address."""
+        return issuing.RequestContext(
+            client=self.client, channel=data.get("channel") or "", ip=data.get("ip") or self.request.META.get(
+                "REMOTE_ADDR"), device_id=data.get("device_id") or "", phone=data.get("phone") or "",
+            postcode=data.get("postcode") or "")
+
+    def valid(self, serializer_class: type[serializers.Serializer], data: Any = None) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def coupon(self, coupon: Any, http_status: int = 200, **extra: Any) -> Response:
+        return Response({"coupon": s.CouponSerializer(coupon, context={"now": timezone.now()}).data, **extra},
+                        status=http_status)
+
+
+class ClaimView(CouponAPIView):
+    @extend_schema(operation_id="claim", request=s.ClaimSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={201: COUPON_RESPONSE, **_errors(400, 404, 409, 422, 429)},
+                   description="Claim a coupon by inventory public id, shared promo code, unique code or partner "
+                               "code. 409 already_claimed, 422 sold_out / limit_reached / not_eligible / "
+                               "event_closed, 404 not_found.")
+    def post(self, request: Request) -> Response:
+        data = self.valid(s.ClaimSerializer)
+        coupon = issuing.coupon_claim(tenant=self.tenant, member_id=data["member_id"], ctx=self.context(data),
+                                      inventory=data.get("inventory"), promo_code=data.get("promo_code"),
+                                      code=data.get("code"), partner_code=data.get("partner_code"))
+        return self.coupon(coupon, status.HTTP_201_CREATED)
+
+
+class GrantView(CouponAPIView):
+    permission_classes = [IsOperatorClient]
+
+    @extend_schema(operation_id="grant", request=s.GrantSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={201: inline_serializer("GrantResult", {
+                       "issued": s.CouponSerializer(many=True),
+                       "failed": inline_serializer("GrantFailure", {"member_id": serializers.CharField(),
+                                                                    "code": serializers.CharField()}, many=True)}),
+                              202: inline_serializer("GrantJob", {"job": serializers.CharField()}),
+                              **_errors(400, 403, 404)},
+                   description="Grant an inventory to members (operator scope). Up to 1,000 ids: 201 with the "
+                               "result; more: 202 with a job id to poll.")
+    def post(self, request: Request) -> Response:
+        data = self.valid(s.GrantSerializer)
+        result = issuing.grant_create(tenant=self.tenant, inventory_public_id=data["inventory"],
+                                      member_ids=data["member_ids"], ctx=self.context({}))
+        if result.grant.status == CouponGrant.Status.PENDING:
+            return Response({"job": result.grant.public_id}, status=status.HTTP_202_ACCEPTED)
+        now = timezone.now()
+        return Response({"issued": s.CouponSerializer(result.issued, many=True, context={"now": now}).data,
+                         "failed": result.failed}, status=status.HTTP_201_CREATED)
+
+
+class GrantStatusView(CouponAPIView):
+    permission_classes = [IsOperatorClient]
+
+    @extend_schema(operation_id="grant_status", responses={200: inline_serializer("GrantStatus", {
+        "job": serializers.CharField(), "status": serializers.CharField(), "total": serializers.IntegerField(),
+        "processed": serializers.IntegerField(), "issued": serializers.IntegerField(),
+        "failed": serializers.IntegerField(), "progress": serializers.FloatField(),
+        "failures": inline_serializer("GrantFailureRow", {"member_id": serializers.CharField(),
+                                                          "code": serializers.CharField()}, many=True)}),
+        **_errors(403, 404)})
+    def get(self, request: Request, job: str) -> Response:
+        grant = CouponGrant.objects.filter(tenant=self.tenant, public_id=job).first()
+        if grant is None:
+            raise DomainError("No such grant job.", code="not_found", status=404)
+        failures = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
+                        .order_by("id").values("member_id", "error_code")[:1000])
+        return Response({
+            "job": grant.public_id, "status": grant.status, "total": grant.total, "processed": grant.processed,
+            "issued": grant.issued, "failed": grant.failed,
+            "progress": round(grant.processed / grant.total, 4) if grant.total else 1.0,
+            "failures": [{"member_id": f["member_id"], "code": f["error_code"]} for f in failures],
+        })
+
+
+class CouponPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class MemberCouponsView(CouponAPIView):
+    @extend_schema(operation_id="member_coupons", parameters=[
+        OpenApiParameter("state", str, enum=selectors.MEMBER_STATES, default="all"),
+        OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses={200: s.CouponSerializer(many=True), **_errors(400)})
+    def get(self, request: Request, member_id: str) -> Response:
+        state = request.query_params.get("state", "all")
+        if state not in selectors.MEMBER_STATES:
+            raise InvalidInput(f"state must be one of {', '.join(selectors.MEMBER_STATES)}.", code="invalid")
+        if not 1 <= len(member_id) <= 64:
+            raise InvalidInput("member_id must be 1 to 64 characters.")
+        now = timezone.now()
+        qs = selectors.member_coupons(tenant=self.tenant, member_id=member_id, state=state, now=now)
+        paginator = CouponPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(s.CouponSerializer(page, many=True, context={"now": now}).data)
+
+
+class CouponDetailView(CouponAPIView):
+    @extend_schema(operation_id="coupon_detail", responses={200: s.CouponSerializer, **_errors(404)})
+    def get(self, request: Request, code: str) -> Response:
+        coupon = selectors.coupon_by_code(tenant=self.tenant, raw_code=code)
+        if coupon is None:
+            raise CouponNotFound()
+        return Response(s.CouponSerializer(coupon, context={"now": timezone.now()}).data)
+
+
+def _usage_out(usage: Any) -> dict[str, Any]:
+    return {"discount": usage.discount, "order_amount": usage.order_amount,
+            "used_at": serializers.DateTimeField().to_representation(usage.used_at)}
+
+
+class LockView(CouponAPIView):
+    @extend_schema(operation_id="coupon_lock", request=s.LockSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: inline_serializer("LockResult", {"coupon": s.CouponSerializer(),
+                                                                    "discount": serializers.IntegerField()}),
+                              **_errors(400, 403, 404, 409, 422)})
+    def post(self, request: Request, code: str) -> Response:
+        data = self.valid(s.LockSerializer)
+        coupon, priced = lifecycle.coupon_lock(tenant=self.tenant, code=code, member_id=data["member_id"],
+                                               order_id=data["order_id"], order=data["order"],
+                                               ctx=self.context(data))
+        return self.coupon(coupon, discount=priced.discount)
+
+
+class ReleaseView(CouponAPIView):
+    @extend_schema(operation_id="coupon_release", request=s.ReleaseSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: COUPON_RESPONSE, **_errors(400, 404, 409)})
+    def post(self, request: Request, code: str) -> Response:
+        data = self.valid(s.ReleaseSerializer)
+        return self.coupon(lifecycle.coupon_release(tenant=self.tenant, code=code, order_id=data["order_id"],
+                                                    ctx=self.context({})))
+
+
+class RedeemView(CouponAPIView):
+    @extend_schema(operation_id="coupon_redeem", request=s.RedeemSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: inline_serializer("RedeemResult", {
+                       "coupon": s.CouponSerializer(),
+                       "usage": inline_serializer("Usage", {"discount": serializers.IntegerField(),
+                                                            "order_amount": serializers.IntegerField(),
+                                                            "used_at": serializers.DateTimeField()})}),
+                              **_errors(400, 403, 404, 409, 422)})
+    def post(self, request: Request, code: str) -> Response:
+        data = self.valid(s.RedeemSerializer)
+        coupon, usage = lifecycle.coupon_redeem(tenant=self.tenant, code=code, member_id=data["member_id"],
+                                                order_id=data["order_id"], order=data["order"],
+                                                ctx=self.context(data))
+        return self.coupon(coupon, usage=_usage_out(usage))
+
+
+class RefundView(CouponAPIView):
+    @extend_schema(operation_id="coupon_refund", request=s.RefundSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: inline_serializer("RefundResult", {"coupon": s.CouponSerializer(),
+                                                                      "returned": serializers.BooleanField()}),
+                              **_errors(400, 404, 409)})
+    def post(self, request: Request, code: str) -> Response:
+        data = self.valid(s.RefundSerializer)
+        coupon, returned = lifecycle.coupon_refund(tenant=self.tenant, code=code, order_id=data["order_id"],
+                                                   full=data["full_refund"], ctx=self.context({}))
+        return self.coupon(coupon, returned=returned)
+
+
+class RevokeView(CouponAPIView):
+    @extend_schema(operation_id="coupon_revoke", request=s.RevokeSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: COUPON_RESPONSE, **_errors(400, 404, 409)})
+    def post(self, request: Request, code: str) -> Response:
+        data = self.valid(s.RevokeSerializer)
+        return self.coupon(lifecycle.coupon_revoke(tenant=self.tenant, code=code, reason=data["reason"],
+                                                   ctx=self.context({})))
+
+
+BATCH_ACTIONS = ["lock", "release", "redeem", "refund", "revoke"]
+_BATCH_REQUIRED = {"lock": ["member_id", "order_id", "order"], "release": ["order_id"],
+                   "redeem": ["member_id", "order_id", "order"], "refund": ["order_id"], "revoke": ["reason"]}
+
+
+class BatchActionView(CouponAPIView):
+    @extend_schema(operation_id="coupon_batch", request=s.BatchSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: inline_serializer("BatchResult", {"results": inline_serializer("BatchItemResult", {
+                       "code": serializers.CharField(), "ok": serializers.BooleanField(),
+                       "error": inline_serializer("BatchItemError", {"code": serializers.CharField(),
+                                                                     "message": serializers.CharField()},
+                                                  required=False)}, many=True)}), **_errors(400, 404)},
+                   description="Apply one action to many coupons; each item is its own transaction.")
+    def post(self, request: Request, action: str) -> Response:
+        if action not in BATCH_ACTIONS:
+            raise CouponNotFound(f"Unknown batch action {action!r}; use one of {', '.join(BATCH_ACTIONS)}.")
+        items = self.valid(s.BatchSerializer)["items"]
+        for index, item in enumerate(items):
+            missing = [f for f in _BATCH_REQUIRED[action] if not item.get(f)]
+            if missing:
+                raise InvalidInput(f"items[{index}] needs {', '.join(missing)} for {action}.",
+                                   details={"index": index, "missing": missing})
+        ctx = self.context({})
+        results = []
+        for item in items:
+            try:
+                self._one(action, item, ctx)
+                results.append({"code": item["code"], "ok": True})
+            except DomainError as exc:
+                results.append({"code": item["code"], "ok": False,
+                                "error": {"code": exc.code, "message": exc.message}})
+        return Response({"results": results})
+
+    def _one(self, action: str, item: dict[str, Any], ctx: issuing.RequestContext) -> None:
+        t, code = self.tenant, item["code"]
+        if action == "lock":
+            lifecycle.coupon_lock(tenant=t, code=code, member_id=item["member_id"], order_id=item["order_id"],
+                                  order=item["order"], ctx=ctx)
+        elif action == "release":
+            lifecycle.coupon_release(tenant=t, code=code, order_id=item["order_id"], ctx=ctx)
+        elif action == "redeem":
+            lifecycle.coupon_redeem(tenant=t, code=code, member_id=item["member_id"], order_id=item["order_id"],
+                                    order=item["order"], ctx=ctx)
+        elif action == "refund":
+            lifecycle.coupon_refund(tenant=t, code=code, order_id=item["order_id"], full=item["full_refund"],
+                                    ctx=ctx)
+        else:
+            lifecycle.coupon_revoke(tenant=t, code=code, reason=item["reason"], ctx=ctx)

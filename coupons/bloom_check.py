@@ -1,0 +1,13 @@
+"""The one call the validation paths make to the Bloom filter (R-CODE-3, R-RISK-4).
+
+``might_exist`` is False only when the code certainly does not exist; then no database query is needed.
+"""
+from __future__ import annotations
+
+
+def might_exist(code: str) -> bool:
+    try:
+        from coupons.bloom import bloom_might_contain
+    except ImportError:  # the filter arrives with code generation (issue #3)
+        return True
+    return bloom_might_contain(code)

@@ -1,0 +1,303 @@
+"""Issuing: AVAILABLE → ISSUED (R-ISS). Claims by inventory id, promo code or unique code, and targeted grants.
+
+A claim takes the next free code of the pool with ``FOR UPDATE SKIP LOCKED`` (no hot row), under a per-member lock
+(``coupons.locks``); in one transaction it updates the code, writes the ``CouponIssue`` row (whose
+UNIQUE(inventory, member, slot) is the last guard against exceeding the per-member limit), adds to the inventory's
+counter shard and writes the audit row.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.audit import Actor, audit_record
+from core.exceptions import DomainError, InvalidInput
+from core.models import ApiClient, Tenant
+from coupons.counters import counter_add
+from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
+                                NotEligible, SoldOut)
+from coupons.locks import advisory_lock, member_lock
+from coupons.models import (AudienceEntry, CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue,
+                            CouponPolicy)
+from coupons.validity import validity_at_issue
+from events.models import Event
+
+SYNC_GRANT_LIMIT = 1000
+GRANT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asks and from where: logged with every issue and redemption (R-TEN-2, R-USE-4); risk input (R-RISK)."""
+
+    client: ApiClient | None = None
+    operator: Any = None
+    channel: str = ""
+    ip: str | None = None
+    device_id: str = ""
+    phone: str = ""
+    postcode: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> Actor:
+        if self.client is not None:
+            return Actor.api_client(self.client)
+        if self.operator is not None:
+            return Actor.user(self.operator)
+        return Actor.system("issuing")
+
+
+def normalise_code(raw: str) -> str:
+    """R-CODE-4: trim, upper-case, drop separators such as '-' and spaces."""
+    return "".join(ch for ch in raw.strip().upper() if ch not in "- \t")
+
+
+def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: str | None = None) -> CouponInventory:
+    qs = CouponInventory.objects.select_related("policy", "event", "tenant").filter(tenant=tenant)
+    if public_id is not None:
+        inventory = qs.filter(public_id=public_id.strip().upper()).first()
+    else:
+        inventory = qs.filter(promo_code=normalise_code(promo_code or "")).first()
+    if inventory is None:
+        raise InventoryNotFound()
+    return inventory
+
+
+def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime) -> None:
+    if not inventory.is_active:
+        raise NotEligible("This coupon is no longer being issued.", details={"reason": "inventory_inactive"})
+    event = inventory.event
+    if event.status != Event.Status.OPEN or not (event.starts_at <= now < event.ends_at):
+        raise EventClosed()
+    policy = inventory.policy
+    if policy.valid_until is not None and policy.valid_until <= now:
+        raise NotEligible("The validity period of this coupon has ended.", details={"reason": "validity_ended"})
+    if policy.audience == CouponPolicy.Audience.WHITELIST and not AudienceEntry.objects.filter(
+            inventory=inventory, member_id=member_id).exists():
+        raise NotEligible("This coupon is only for selected members.", details={"reason": "audience"})
+
+
+def _next_slot(inventory: CouponInventory, member_id: str) -> int:
+    held = CouponIssue.objects.filter(inventory=inventory, member_id=member_id).count()
+    if held >= inventory.per_member_limit:
+        if inventory.per_member_limit == 1:
+            raise AlreadyClaimed()
+        raise LimitReached(details={"limit": inventory.per_member_limit})
+    return held + 1
+
+
+def _limit_error(inventory: CouponInventory) -> DomainError:
+    return AlreadyClaimed() if inventory.per_member_limit == 1 else LimitReached(
+        details={"limit": inventory.per_member_limit})
+
+
+_TAKE_NEXT = """
+UPDATE coupons_couponcode
+   SET status = 'ISSUED', member_id = %(member)s, issued_at = %(now)s, valid_from = %(valid_from)s,
+       valid_until = %(valid_until)s
+ WHERE id = (SELECT id FROM coupons_couponcode
+              WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE'
+              ORDER BY id LIMIT 1
+              FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""
+
+
+def _record_issue(*, inventory: CouponInventory, coupon_id: int, member_id: str, slot: int, via: str,
+                  ctx: RequestContext, now: datetime, grant: CouponGrant | None = None) -> CouponCode:
+    CouponIssue.objects.create(tenant_id=inventory.tenant_id, inventory=inventory, coupon_id=coupon_id,
+                               member_id=member_id, slot=slot, via=via, client=ctx.client, operator=ctx.operator,
+                               grant=grant, channel=ctx.channel, ip=ctx.ip, device_id=ctx.device_id, issued_at=now)
+    counter_add(inventory_id=inventory.pk, member_id=member_id, issued=1)
+    coupon = CouponCode.objects.select_related("inventory__policy", "batch").get(pk=coupon_id)
+    audit_record(tenant=inventory.tenant, actor=ctx.actor, action="coupon.issue", obj=coupon,
+                 after={"member_id": member_id, "via": via, "inventory": inventory.public_id,
+                        "valid_until": coupon.valid_until.isoformat() if coupon.valid_until else None})
+    return coupon
+
+
+def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx: RequestContext,
+                    grant: CouponGrant | None = None,
+                    on_issued: Callable[[CouponCode], None] | None = None) -> CouponCode:
+    """Give the member the next AVAILABLE code of the inventory."""
+    now = timezone.now()
+    _check_claimable(inventory, member_id, now)
+    valid_from, valid_until = validity_at_issue(inventory.policy, now)
+    lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
+    try:
+        with member_lock(lock_key), transaction.atomic():
+            advisory_lock(lock_key)
+            slot = _next_slot(inventory, member_id)
+            with connection.cursor() as cursor:
+                cursor.execute(_TAKE_NEXT, {"member": member_id, "now": now, "valid_from": valid_from,
+                                            "valid_until": valid_until, "inventory": inventory.pk})
+                row = cursor.fetchone()
+            if row is None:
+                raise SoldOut()
+            coupon = _record_issue(inventory=inventory, coupon_id=row[0], member_id=member_id, slot=slot, via=via,
+                                   ctx=ctx, now=now, grant=grant)
+            if on_issued is not None:
+                on_issued(coupon)
+    except IntegrityError as exc:
+        # The member's slot was taken concurrently: the database refused the second issue.
+        if "issue_unique_member_slot" in str(exc):
+            raise _limit_error(inventory) from exc
+        raise
+    return coupon
+
+
+def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: RequestContext) -> CouponCode:
+    """Flow 1: a member registers a unique code received offline (printed, handed out by a partner)."""
+    from coupons.bloom_check import might_exist
+
+    code = normalise_code(raw_code)
+    if not code or not might_exist(code):
+        raise CouponNotFound()
+    coupon = CouponCode.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
+        tenant=tenant, code=code).first()
+    if coupon is None:
+        raise CouponNotFound()
+    if coupon.status != CouponCode.Status.AVAILABLE:
+        if coupon.status in (CouponCode.Status.ISSUED, CouponCode.Status.LOCKED, CouponCode.Status.USED):
+            raise AlreadyClaimed("This code has already been registered.")
+        raise CouponNotFound()  # MAPPED (a partner's), EXPIRED, REVOKED: not registrable, say nothing more
+    inventory = coupon.inventory
+    now = timezone.now()
+    _check_claimable(inventory, member_id, now)
+    valid_from, valid_until = validity_at_issue(inventory.policy, now)
+    lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
+    try:
+        with member_lock(lock_key), transaction.atomic():
+            advisory_lock(lock_key)
+            slot = _next_slot(inventory, member_id)
+            taken = CouponCode.objects.filter(pk=coupon.pk, status=CouponCode.Status.AVAILABLE).update(
+                status=CouponCode.Status.ISSUED, member_id=member_id, issued_at=now, valid_from=valid_from,
+                valid_until=valid_until)
+            if not taken:
+                raise AlreadyClaimed("This code has already been registered.")
+            return _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot,
+                                 via=CouponIssue.Via.CODE, ctx=ctx, now=now)
+    except IntegrityError as exc:
+        if "issue_unique_member_slot" in str(exc):
+            raise _limit_error(inventory) from exc
+        raise
+
+
+def coupon_claim(*, tenant: Tenant, member_id: str, ctx: RequestContext, inventory: str | None = None,
+                 promo_code: str | None = None, code: str | None = None,
+                 partner_code: str | None = None) -> CouponCode:
+    """POST /claims: exactly one of inventory / promo_code / code / partner_code (API.md)."""
+    given = [name for name, value in (("inventory", inventory), ("promo_code", promo_code), ("code", code),
+                                      ("partner_code", partner_code)) if value]
+    if len(given) != 1:
+        raise InvalidInput("Give exactly one of inventory, promo_code, code or partner_code.",
+                           details={"given": given})
+    if inventory:
+        inv = _inventory_by(tenant, public_id=inventory)
+        return issue_from_pool(inventory=inv, member_id=member_id, via=CouponIssue.Via.INVENTORY, ctx=ctx)
+    if promo_code:
+        inv = _inventory_by(tenant, promo_code=promo_code)
+        return issue_from_pool(inventory=inv, member_id=member_id, via=CouponIssue.Via.PROMO_CODE, ctx=ctx)
+    if code:
+        return issue_specific_code(tenant=tenant, raw_code=code, member_id=member_id, ctx=ctx)
+    from coupons.partner_claims import claim_partner_code
+
+    return claim_partner_code(tenant=tenant, partner_code=partner_code or "", member_id=member_id, ctx=ctx)
+
+
+# --- grants ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class GrantResult:
+    grant: CouponGrant
+    issued: list[CouponCode]
+    failed: list[dict[str, str]]
+
+
+def _unique_members(member_ids: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for raw in member_ids:
+        member = raw.strip()
+        if not member or len(member) > 64:
+            raise InvalidInput(f"Member ids must be 1 to 64 characters; got {raw!r}.")
+        seen.setdefault(member, None)
+    return list(seen)
+
+
+def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[str], ctx: RequestContext,
+                 force_async: bool = False) -> GrantResult:
+    """Grant an inventory to members, each at most once. Up to 1,000 at once; above that (or forced) as a job."""
+    members = _unique_members(member_ids)
+    if not members:
+        raise InvalidInput("Give at least one member id.")
+    inventory = _inventory_by(tenant, public_id=inventory_public_id)
+    with transaction.atomic():
+        grant = CouponGrant.objects.create(tenant=tenant, inventory=inventory, client=ctx.client,
+                                           operator=ctx.operator, total=len(members))
+        audit_record(tenant=tenant, actor=ctx.actor, action="grant.create", obj=grant,
+                     after={"inventory": inventory.public_id, "members": len(members)})
+    if len(members) > SYNC_GRANT_LIMIT or force_async:
+        for start in range(0, len(members), 5000):
+            CouponGrantMember.objects.bulk_create(
+                [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]],
+                ignore_conflicts=True)
+        from core.jobs import enqueue
+        from coupons.grant_jobs import run_grant
+
+        transaction.on_commit(lambda: enqueue("grants", run_grant, grant.pk))
+        return GrantResult(grant=grant, issued=[], failed=[])
+    issued, failed = [], []
+    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.RUNNING)
+    for member in members:
+        try:
+            issued.append(issue_from_pool(inventory=inventory, member_id=member, via=CouponIssue.Via.GRANT, ctx=ctx,
+                                          grant=grant))
+        except DomainError as exc:
+            failed.append({"member_id": member, "code": exc.code})
+    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.COMPLETED, processed=len(members),
+                                                   issued=len(issued), failed=len(failed),
+                                                   finished_at=timezone.now())
+    grant.refresh_from_db()
+    return GrantResult(grant=grant, issued=issued, failed=failed)
+
+
+def grant_process(*, grant_id: int) -> CouponGrant:
+    """Work through a grant's PENDING members in chunks. Each member's issue and its grant row commit together, so a
+    killed job resumes where it stopped and never issues a member twice."""
+    claimed = CouponGrant.objects.filter(pk=grant_id, status__in=[CouponGrant.Status.PENDING,
+                                                                  CouponGrant.Status.RUNNING])
+    if not claimed.update(status=CouponGrant.Status.RUNNING):
+        return CouponGrant.objects.get(pk=grant_id)
+    grant = CouponGrant.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant",
+                                               "client", "operator").get(pk=grant_id)
+    ctx = RequestContext(client=grant.client, operator=grant.operator)
+    while True:
+        batch = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.PENDING)
+                     .order_by("id")[:GRANT_CHUNK])
+        if not batch:
+            break
+        issued = failed = 0
+        for row in batch:
+            def mark(coupon: CouponCode, row: CouponGrantMember = row) -> None:
+                CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
+                    status=CouponGrantMember.Status.ISSUED, coupon=coupon)
+            try:
+                issue_from_pool(inventory=grant.inventory, member_id=row.member_id, via=CouponIssue.Via.GRANT,
+                                ctx=ctx, grant=grant, on_issued=mark)
+                issued += 1
+            except DomainError as exc:
+                CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
+                    status=CouponGrantMember.Status.FAILED, error_code=exc.code)
+                failed += 1
+        CouponGrant.objects.filter(pk=grant.pk).update(processed=F("processed") + issued + failed,
+                                                       issued=F("issued") + issued, failed=F("failed") + failed)
+    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.COMPLETED, finished_at=timezone.now())
+    grant.refresh_from_db()
+    return grant

@@ -1,0 +1,265 @@
+"""Coupon lifecycle after issue (SPEC §4, R-LIFE, R-USE-3/4): lock, release, redeem, refund, revoke, expire.
+
+Every transition is one transaction: it locks the code row (``SELECT … FOR UPDATE``), checks the state, changes it,
+writes its history row (``CouponUsage``) and its audit row; any refusal raises before anything is written.
+Database constraints (one un-refunded usage per code; status ↔ member/order consistency) are the last guard.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.audit import Actor, audit_record
+from core.exceptions import InvalidInput, InvalidState
+from core.models import Tenant
+from coupons.counters import counter_add
+from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
+from coupons.issuing import RequestContext, normalise_code
+from coupons.models import CouponCode, CouponUsage
+from coupons.pricing import Quote, quote
+from coupons.validity import effective_status
+
+S = CouponCode.Status
+
+
+def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
+    """The code row, locked for this transaction. Another tenant's code is 'not found', exactly like a missing one."""
+    code = normalise_code(raw_code)
+    coupon = (CouponCode.objects.select_for_update(of=("self",))
+              .select_related("inventory__policy", "inventory__tenant", "batch")
+              .filter(tenant=tenant, code=code).first()) if code else None
+    if coupon is None:
+        raise CouponNotFound()
+    return coupon
+
+
+def _refuse_unusable(coupon: CouponCode, now: datetime, *, order_id: str | None = None) -> None:
+    status = effective_status(coupon, coupon.inventory.policy, now)
+    if status == S.EXPIRED:
+        raise CouponExpired()
+    if status == S.USED:
+        raise AlreadyUsed()
+    if status == S.LOCKED and coupon.locked_order_id != order_id:
+        raise LockedByOtherOrder()
+    if status not in (S.ISSUED, S.LOCKED):
+        raise InvalidState(f"A {status.lower()} coupon cannot be used.", details={"status": status})
+    if coupon.valid_from is not None and coupon.valid_from > now:
+        raise InvalidState("This coupon is not valid yet.", code="not_yet_valid",
+                           details={"valid_from": coupon.valid_from.isoformat()})
+
+
+def _check_owner(coupon: CouponCode, member_id: str) -> None:
+    if coupon.member_id != member_id:
+        raise NotOwner()
+
+
+def _audit(coupon: CouponCode, ctx: RequestContext, action: str, before: str, **after: Any) -> None:
+    audit_record(tenant=coupon.inventory.tenant, actor=ctx.actor, action=action, obj=coupon,
+                 before={"status": before}, after={"status": coupon.status, **after})
+
+
+def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: dict[str, Any],
+                ctx: RequestContext) -> tuple[CouponCode, Quote]:
+    """ISSUED → LOCKED to an order, after checking the coupon applies to it. Locking again for the same order is a
+    no-op that answers the same way."""
+    now = timezone.now()
+    with transaction.atomic():
+        coupon = _locked_coupon(tenant, code)
+        _refuse_unusable(coupon, now, order_id=order_id)
+        _check_owner(coupon, member_id)
+        priced = quote(policy=coupon.inventory.policy, order=order, tenant=tenant)
+        if coupon.status == S.LOCKED:  # same order (else refused above)
+            return coupon, priced
+        before = coupon.status
+        coupon.status, coupon.locked_order_id, coupon.locked_at = S.LOCKED, order_id, now
+        coupon.save(update_fields=["status", "locked_order_id", "locked_at"])
+        _audit(coupon, ctx, "coupon.lock", before, order_id=order_id)
+    return coupon, priced
+
+
+def coupon_release(*, tenant: Tenant, code: str, order_id: str, ctx: RequestContext) -> CouponCode:
+    """LOCKED → ISSUED: the order was cancelled before payment."""
+    with transaction.atomic():
+        coupon = _locked_coupon(tenant, code)
+        if coupon.status != S.LOCKED:
+            raise InvalidState("This coupon is not locked to an order.", details={"status": coupon.status})
+        if coupon.locked_order_id != order_id:
+            raise LockedByOtherOrder()
+        coupon.status, coupon.locked_order_id, coupon.locked_at = S.ISSUED, None, None
+        coupon.save(update_fields=["status", "locked_order_id", "locked_at"])
+        _audit(coupon, ctx, "coupon.release", S.LOCKED, order_id=order_id)
+    return coupon
+
+
+def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: dict[str, Any],
+                  ctx: RequestContext) -> tuple[CouponCode, CouponUsage]:
+    """ISSUED, or LOCKED by the same order → USED, writing the accounting row (R-LIFE-4, R-USE-4)."""
+    now = timezone.now()
+    with transaction.atomic():
+        coupon = _locked_coupon(tenant, code)
+        _refuse_unusable(coupon, now, order_id=order_id)
+        _check_owner(coupon, member_id)
+        priced = quote(policy=coupon.inventory.policy, order=order, tenant=tenant)
+        before = coupon.status
+        coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
+        coupon.save(update_fields=["status", "used_at", "locked_order_id", "locked_at"])
+        usage = CouponUsage.objects.create(
+            tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id, order_id=order_id,
+            order_amount=priced.order_amount, discount=priced.discount, channel=order.get("channel") or ctx.channel,
+            payment_method=order.get("payment_method") or "", client=ctx.client, ip=ctx.ip,
+            device_id=ctx.device_id, used_at=now)
+        counter_add(inventory_id=coupon.inventory_id, member_id=member_id, used=1, used_discount=priced.discount)
+        _audit(coupon, ctx, "coupon.redeem", before, order_id=order_id, discount=priced.discount,
+               order_amount=priced.order_amount)
+    return coupon, usage
+
+
+def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestContext,
+                  full: bool = True) -> tuple[CouponCode, bool]:
+    """A full refund returns a USED coupon: ISSUED, or EXPIRED when past its validity. A partial refund changes
+    nothing (R-LIFE-5). Returns (coupon, returned)."""
+    now = timezone.now()
+    with transaction.atomic():
+        coupon = _locked_coupon(tenant, code)
+        if coupon.status != S.USED:
+            raise InvalidState("Only a used coupon can be refunded.", details={"status": coupon.status})
+        usage = CouponUsage.objects.select_for_update().filter(coupon=coupon, refunded_at__isnull=True).first()
+        if usage is None or usage.order_id != order_id:
+            raise InvalidState("This coupon was not used on that order.", code="order_mismatch")
+        if not full:
+            return coupon, False
+        usage.refunded_at = now
+        usage.save(update_fields=["refunded_at"])
+        end = coupon.valid_until
+        coupon.status = S.EXPIRED if end is not None and end <= now else S.ISSUED
+        coupon.used_at = None
+        coupon.save(update_fields=["status", "used_at"])
+        counter_add(inventory_id=coupon.inventory_id, member_id=usage.member_id, used=-1,
+                    used_discount=-usage.discount)
+        _audit(coupon, ctx, "coupon.refund", S.USED, order_id=order_id, discount=usage.discount)
+    return coupon, True
+
+
+def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext) -> CouponCode:
+    """ISSUED (or AVAILABLE/MAPPED, never handed out) → REVOKED with a reason (R-ISS-5). A coupon locked to an order
+    must be released first; a used one cannot be revoked."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why the coupon is revoked.", code="reason_required")
+    with transaction.atomic():
+        coupon = _locked_coupon(tenant, code)
+        if coupon.status == S.LOCKED:
+            raise LockedByOtherOrder("This coupon is locked to an order; release it first.")
+        if coupon.status == S.USED:
+            raise AlreadyUsed()
+        if coupon.status not in (S.ISSUED, S.AVAILABLE, S.MAPPED):
+            raise InvalidState(f"A {coupon.status.lower()} coupon cannot be revoked.",
+                               details={"status": coupon.status})
+        before = coupon.status
+        coupon.status = S.REVOKED
+        coupon.save(update_fields=["status"])
+        _audit(coupon, ctx, "coupon.revoke", before, reason=reason[:500])
+    return coupon
+
+
+# --- cron / jobs ------------------------------------------------------------------------------------------------
+
+EXPIRY_LOCK = 7_301_001  # pg advisory lock id: one expiry run at a time, across machines
+STALE_LOCK_LOCK = 7_301_002
+CHUNK = 5000
+
+_EXPIRE_ISSUED = """
+WITH picked AS (
+    SELECT id FROM coupons_couponcode
+     WHERE status IN ('AVAILABLE', 'MAPPED', 'ISSUED') AND valid_until <= %(now)s
+     LIMIT %(chunk)s FOR UPDATE SKIP LOCKED)
+UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.id = picked.id
+RETURNING c.tenant_id
+"""
+
+# Codes not yet issued carry no validity of their own; they expire with their policy's end.
+_EXPIRE_UNISSUED = """
+WITH picked AS (
+    SELECT c.id FROM coupons_couponcode c
+      JOIN coupons_couponinventory i ON i.id = c.inventory_id
+      JOIN coupons_couponpolicy p ON p.id = i.policy_id
+     WHERE c.status IN ('AVAILABLE', 'MAPPED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
+     LIMIT %(chunk)s FOR UPDATE OF c SKIP LOCKED)
+UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.id = picked.id
+RETURNING c.tenant_id
+"""
+
+
+def _try_session_lock(lock_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock_session(lock_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+
+
+def _run_chunks(sql: str, params: dict[str, Any], action: str, dry_run: bool) -> int:
+    total = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            if dry_run:
+                transaction.set_rollback(True)
+            if rows and not dry_run:
+                by_tenant: dict[int, int] = {}
+                for (tenant_id,) in rows:
+                    by_tenant[tenant_id] = by_tenant.get(tenant_id, 0) + 1
+                for tenant_id, count in by_tenant.items():
+                    # One audit row per chunk and tenant: per-code rows would double the cost of a 10M-code expiry.
+                    tenant = Tenant.objects.get(pk=tenant_id)
+                    audit_record(tenant=tenant, actor=Actor.job(action), action=action, obj=tenant,
+                                 after={"codes": count})
+        total += len(rows)
+        if len(rows) < params["chunk"] or dry_run:
+            return total
+
+
+def coupons_expire(*, now: datetime | None = None, dry_run: bool = False, chunk: int = CHUNK) -> int | None:
+    """Mark every coupon past its validity EXPIRED, in chunks. Returns the count, or None if another run holds the
+    lock (cron-safe: two runs never overlap, and a rerun finds nothing left to do)."""
+    if not _try_session_lock(EXPIRY_LOCK):
+        return None
+    try:
+        params = {"now": now or timezone.now(), "chunk": chunk}
+        return (_run_chunks(_EXPIRE_ISSUED, params, "coupon.expire", dry_run)
+                + _run_chunks(_EXPIRE_UNISSUED, params, "coupon.expire", dry_run))
+    finally:
+        _unlock_session(EXPIRY_LOCK)
+
+
+_RELEASE_STALE = """
+WITH picked AS (
+    SELECT id FROM coupons_couponcode
+     WHERE status = 'LOCKED' AND locked_at <= %(cutoff)s
+     LIMIT %(chunk)s FOR UPDATE SKIP LOCKED)
+UPDATE coupons_couponcode c SET status = 'ISSUED', locked_order_id = NULL, locked_at = NULL
+  FROM picked WHERE c.id = picked.id
+RETURNING c.tenant_id
+"""
+
+
+def locks_release_stale(*, now: datetime | None = None, ttl_seconds: int | None = None,
+                        dry_run: bool = False) -> int | None:
+    """LOCKED longer than the TTL → ISSUED, like a checkout session that was never paid."""
+    if not _try_session_lock(STALE_LOCK_LOCK):
+        return None
+    try:
+        ttl = ttl_seconds if ttl_seconds is not None else settings.COUPON_LOCK_TTL_SECONDS
+        params = {"cutoff": (now or timezone.now()) - timedelta(seconds=ttl), "chunk": CHUNK}
+        return _run_chunks(_RELEASE_STALE, params, "coupon.release_stale", dry_run)
+    finally:
+        _unlock_session(STALE_LOCK_LOCK)
