@@ -206,3 +206,29 @@ JOBS_SYNC = parse_bool("COUPON_JOBS_SYNC", env.str("COUPON_JOBS_SYNC", default="
 
 # A coupon LOCKED to an order that never pays goes back to ISSUED after this long (release_stale_locks).
 COUPON_LOCK_TTL_SECONDS = env.int("COUPON_LOCK_TTL_SECONDS", default=30 * 60)
+
+# --- Code generation and the global Bloom filter (issue #3: R-CODE-3, R-CODE-5, R-NFR-1) ---------
+# Everything here is read by coupons/generation.py and coupons/bloom.py only.
+# Codes per chunk. A chunk is the unit of resume and of progress: one COPY plus its completion record, one transaction.
+GENERATION_CHUNK_SIZE = env.int("COUPON_GENERATION_CHUNK_SIZE", default=500_000)
+# COPY connections per running batch. Index upkeep, not Python, is the bottleneck of a 10M-row load; two writers use
+# both cores of a small server (bench/RESULTS.md).
+GENERATION_WRITERS = env.int("COUPON_GENERATION_WRITERS", default=2)
+# The filter is sized for this many codes at this false-positive rate (20M at 1e-6: 69 MiB, 20 hashes). Past its
+# capacity it still works but answers "maybe" more often; `manage.py rebuild_bloom` resizes it from the database.
+BLOOM_CAPACITY = env.int("COUPON_BLOOM_CAPACITY", default=20_000_000)
+BLOOM_ERROR_RATE = env.float("COUPON_BLOOM_ERROR_RATE", default=1e-6)
+# "redis" (shared by every host) or "file" (a memory-mapped bit array under var/, shared by the processes of one
+# host — the zero-setup deployment, where the database and the job runner live on that host too).
+BLOOM_BACKEND = env.str("COUPON_BLOOM_BACKEND", default="redis" if USE_REDIS else "file")
+# Empty = derived at run time from the database name, so a test database never shares the real filter.
+BLOOM_REDIS_KEY = env.str("COUPON_BLOOM_REDIS_KEY", default="")
+BLOOM_FILE = env.str("COUPON_BLOOM_FILE", default="")
+BLOOM_DIR = VAR_DIR / "bloom"
+if GENERATION_CHUNK_SIZE < 1 or not 1 <= GENERATION_WRITERS <= 8:
+    raise ImproperlyConfigured("COUPON_GENERATION_CHUNK_SIZE must be ≥ 1 and COUPON_GENERATION_WRITERS 1–8.")
+if BLOOM_CAPACITY < 1000 or not 0 < BLOOM_ERROR_RATE < 0.5:
+    raise ImproperlyConfigured("COUPON_BLOOM_CAPACITY must be ≥ 1000 and 0 < COUPON_BLOOM_ERROR_RATE < 0.5.")
+if BLOOM_BACKEND not in ("redis", "file") or (BLOOM_BACKEND == "redis" and not USE_REDIS):
+    raise ImproperlyConfigured("COUPON_BLOOM_BACKEND must be 'file', or 'redis' with REDIS_URL set.")
+# --- end of code generation settings -------------------------------------------------------------

@@ -459,3 +459,69 @@ class AudienceEntry(models.Model):
     class Meta:
         verbose_name_plural = "audience entries"
         constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]
+
+
+# --- Code generation progress and partner distribution (issue #3; coupons/generation.py, coupons/distribution.py) --
+
+
+class CouponBatchChunk(models.Model):
+    """One committed chunk of a batch's codes (R-CODE-5).
+
+    Written in the same transaction as the chunk's codes and the batch's ``generated_count``, so after a crash the
+    chunks present are exactly the codes present; unique per (batch, chunk_no), so no chunk is ever written twice.
+    """
+
+    batch = models.ForeignKey(CouponBatch, on_delete=models.PROTECT, related_name="chunks")
+    chunk_no = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    first_code = models.CharField(max_length=48)
+    last_code = models.CharField(max_length=48)
+    attempts = models.PositiveSmallIntegerField(
+        default=1, help_text="COPY attempts: more than 1 when the unique index caught codes the Bloom pre-check could "
+                             "not know about (e.g. written by a concurrent batch).")
+    candidates_rejected = models.PositiveIntegerField(
+        default=0, help_text="Random candidates dropped and replaced: duplicates in the draw, Bloom 'maybe present' "
+                             "answers, and codes the unique index refused.")
+    duration_ms = models.PositiveIntegerField(help_text="Wall time since the previous commit of the same run.")
+    committed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["batch", "chunk_no"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "chunk_no"], name="chunk_unique_per_batch"),
+            models.CheckConstraint(condition=Q(size__gte=1), name="chunk_size_positive"),
+            models.CheckConstraint(condition=Q(first_code__lte=F("last_code")), name="chunk_code_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}#{self.chunk_no}"
+
+
+class CouponCodeExport(models.Model):
+    """A batch's codes handed to a partner as a file (R-PART-4, flow 1): who, when, in which format, how many.
+
+    The codes exported are the batch's AVAILABLE codes with ``id <= last_code_id`` at ``created_at``.
+    """
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (XLSX)"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey(CouponBatch, on_delete=models.PROTECT, related_name="exports")
+    partner_name = models.CharField(max_length=200)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    code_count = models.PositiveBigIntegerField()
+    last_code_id = models.BigIntegerField(null=True, blank=True)
+    exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    actor_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(format__in=["csv", "xlsx"]), name="export_format_valid")]
+        indexes = [models.Index(fields=["batch", "-created_at"], name="export_batch_time")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} → {self.partner_name} ({self.format}, {self.code_count})"
