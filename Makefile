@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # make test defaults to the local services (started if installed but stopped); override to point elsewhere.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/coupons)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/1)
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 .PHONY: help run test venv services smoke migrate lint
 
