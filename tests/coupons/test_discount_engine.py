@@ -417,3 +417,11 @@ def test_the_engine_knows_the_same_channels_and_payment_methods_as_the_model():
 def test_impossible_terms_fail_loudly_when_built(fields):
     with pytest.raises(ValueError):
         CouponTerms(code="X", **fields)
+
+
+def test_the_benchmark_runs_on_a_small_input_and_agrees_with_the_reference():
+    from coupons import bench_best
+
+    figures = bench_best.run(coupons=12, lines=8, repeat=3, varied=3)
+    assert figures["agree"] is True
+    assert figures["best_p95_ms"] >= figures["best_p50_ms"] > 0 and figures["brute_subsets"] >= 1
