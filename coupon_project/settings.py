@@ -232,3 +232,4 @@ if BLOOM_CAPACITY < 1000 or not 0 < BLOOM_ERROR_RATE < 0.5:
 if BLOOM_BACKEND not in ("redis", "file") or (BLOOM_BACKEND == "redis" and not USE_REDIS):
     raise ImproperlyConfigured("COUPON_BLOOM_BACKEND must be 'file', or 'redis' with REDIS_URL set.")
 # --- end of code generation settings -------------------------------------------------------------
+COUPON_EXPIRY_INTERVAL_SECONDS = env.int("COUPON_EXPIRY_INTERVAL_SECONDS", default=300)

@@ -238,20 +238,21 @@ def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[s
     if not members:
         raise InvalidInput("Give at least one member id.")
     inventory = _inventory_by(tenant, public_id=inventory_public_id)
-    with transaction.atomic():
+    run_as_job = len(members) > SYNC_GRANT_LIMIT or force_async
+    with transaction.atomic():  # the grant, its member list and the job's start commit together
         grant = CouponGrant.objects.create(tenant=tenant, inventory=inventory, client=ctx.client,
                                            operator=ctx.operator, total=len(members))
         audit_record(tenant=tenant, actor=ctx.actor, action="grant.create", obj=grant,
-                     after={"inventory": inventory.public_id, "members": len(members)})
-    if len(members) > SYNC_GRANT_LIMIT or force_async:
-        for start in range(0, len(members), 5000):
-            CouponGrantMember.objects.bulk_create(
-                [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]],
-                ignore_conflicts=True)
-        from core.jobs import enqueue
-        from coupons.grant_jobs import run_grant
+                     after={"inventory": inventory.public_id, "members": len(members), "job": run_as_job})
+        if run_as_job:
+            for start in range(0, len(members), 5000):
+                CouponGrantMember.objects.bulk_create(
+                    [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]])
+            from core.jobs import enqueue
+            from coupons.grant_jobs import run_grant
 
-        transaction.on_commit(lambda: enqueue("grants", run_grant, grant.pk))
+            transaction.on_commit(lambda: enqueue("grants", run_grant, grant.pk))
+    if run_as_job:
         return GrantResult(grant=grant, issued=[], failed=[])
     issued, failed = [], []
     CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.RUNNING)
