@@ -1,0 +1,822 @@
+"""One Bloom filter over every coupon code of the database, shared by all processes (R-CODE-3, R-RISK-4).
+
+Two readers:
+
+- validation paths call ``bloom_might_contain(code)``: ``False`` means the code certainly does not exist, answered
+  without a database query (one Redis round trip, or a memory read of the file backend);
+- generation (``coupons.generation``) checks millions of candidates in process with numpy against a snapshot of the
+  filter (``BloomWriter``), because one Redis round trip per code (~17k/s, NOTES.md) is far too slow for 10M codes.
+
+What must hold, and how it does:
+
+- The unique index on ``coupons_couponcode.code`` is the real guard against duplicates; the filter only saves work.
+- Validation must never be told "absent" for a committed code. So every writer adds a code's bits to the shared
+  filter *before* the transaction that inserts the code commits (``BloomWriter.publish``, ``bloom_adding``).
+- Bits are only ever OR-ed in (Redis ``BITOP OR`` inside a Lua script; ``np.bitwise_or`` under ``flock`` for the
+  file), so two batches generating at once never lose each other's bits. A writer whose snapshot is older than the
+  shared filter re-reads it (the filter carries a version counter).
+- A missing filter answers "maybe" (the caller asks the database) and a merge into a missing or rebuilt filter is
+  refused: silently creating a filter that lacks the older codes would turn into false "absent" answers.
+- ``bloom_rebuild`` rebuilds the filter from the database and swaps it in atomically. It holds an exclusive
+  PostgreSQL advisory lock; every writer holds the same lock *shared* from before it adds bits until after it commits,
+  so no code can be committed between the rebuild's scan and the swap without its bits.
+
+Layout: ``m`` bits and ``k`` probes per code, by double hashing of two 64-bit hashes of the code's bytes; ``m`` and
+``k`` follow from the capacity and false-positive rate in settings (20M codes at 1e-6: 69 MiB, 20 probes). Each
+build has a random seed and an ``epoch`` id, stored with the bits, so readers always probe with the parameters the
+bits were built with.
+
+Backends: Redis (``REDIS_URL`` set: a string key with the bits and a hash with the parameters) or, without Redis, a
+memory-mapped file under ``var/bloom/``. The file is shared through the page cache by every process of the host —
+which is the whole deployment without Redis (embedded PostgreSQL under ``var/``, jobs in-process) — lookups are lock-
+free memory reads, merges take an ``flock``, and a rebuild writes a new file, renames it over the old one and flags the
+old one as superseded so that processes holding it re-open.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import mmap
+import os
+import secrets
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection
+
+logger = logging.getLogger("coupons.bloom")
+
+MAX_CODE_BYTES = 48  # coupons_couponcode.code is varchar(48)
+# pg_advisory_lock key shared by every writer of codes (shared) and by the rebuild (exclusive): ASCII "CPNBLOOM".
+BLOOM_LOCK_KEY = int.from_bytes(b"CPNBLOOM", "big") & 0x7FFF_FFFF_FFFF_FFFF
+PIECE_BYTES = 8 << 20  # the filter is read and compared in pieces: bounded extra memory, no 69 MiB temporaries
+
+_MASK = (1 << 64) - 1
+_C1, _C2 = 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53  # MurmurHash3 fmix64 constants
+_S1, _S2 = 0x9E3779B97F4A7C15, 0xD1B54A32D192ED03
+
+
+class BloomUnavailable(RuntimeError):
+    """The shared filter is missing or was rebuilt under a running writer: its bits cannot be merged safely."""
+
+
+# --- parameters and hashing ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BloomParams:
+    m: int  # bits
+    k: int  # probes per code
+    seed: int  # 64-bit hash seed of this build
+    epoch: str  # id of this build; a writer's merge is refused if the filter was rebuilt since it read it
+    capacity: int
+    error_rate: float
+
+    @classmethod
+    def sized(cls, capacity: int, error_rate: float) -> "BloomParams":
+        m = math.ceil(-capacity * math.log(error_rate) / (math.log(2) ** 2))
+        m = (m + 63) // 64 * 64
+        if m >= 1 << 32:
+            raise ValueError(f"a filter for {capacity} codes at {error_rate} needs {m / 8 / 2**20:.0f} MiB; "
+                             "the most is 512 MiB (2^32 bits)")
+        k = max(1, round(m / capacity * math.log(2)))
+        return cls(m=m, k=k, seed=secrets.randbits(64), epoch=secrets.token_hex(8), capacity=capacity,
+                   error_rate=error_rate)
+
+    @property
+    def nbytes(self) -> int:
+        return self.m // 8
+
+    def as_strings(self) -> dict[str, str]:
+        return {"m": str(self.m), "k": str(self.k), "seed": str(self.seed), "epoch": self.epoch,
+                "capacity": str(self.capacity), "error_rate": repr(self.error_rate)}
+
+    @classmethod
+    def from_strings(cls, data: dict[str, str]) -> "BloomParams":
+        return cls(m=int(data["m"]), k=int(data["k"]), seed=int(data["seed"]), epoch=data["epoch"],
+                   capacity=int(data["capacity"]), error_rate=float(data["error_rate"]))
+
+
+def _fmix_py(h: int) -> int:
+    h ^= h >> 33
+    h = (h * _C1) & _MASK
+    h ^= h >> 33
+    h = (h * _C2) & _MASK
+    return h ^ (h >> 33)
+
+
+def _fmix_np(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint64(33))
+    h *= np.uint64(_C1)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(_C2)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def hash_one(code: bytes, seed: int) -> tuple[int, int]:
+    """The two 64-bit hashes of one code (pure Python; identical to ``hash_codes``)."""
+    padded = code + b"\0" * (-len(code) % 8)
+    h = seed
+    for j in range(0, len(padded), 8):
+        h = _fmix_py(h ^ _fmix_py(int.from_bytes(padded[j:j + 8], "little")))
+    return _fmix_py(h ^ _S1), _fmix_py(h ^ _S2) | 1
+
+
+def hash_codes(codes: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two 64-bit hashes of each code of a fixed-width bytes array (dtype ``S<n>``).
+
+    Codes are hashed as little-endian 8-byte words of the code zero-padded to a multiple of 8; all-zero words (only
+    padding can be: codes hold no NUL) are skipped, so a code hashes the same in an ``S8`` and an ``S48`` array.
+    """
+    n, width = len(codes), codes.dtype.itemsize
+    words_per_code = -(-width // 8)
+    raw = np.ascontiguousarray(codes).view(np.uint8).reshape(n, width)
+    if width % 8:
+        padded = np.zeros((n, words_per_code * 8), np.uint8)
+        padded[:, :width] = raw
+        raw = padded
+    words = raw.view("<u8").reshape(n, words_per_code)
+    h = np.full(n, seed, np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words_per_code):
+            w = np.ascontiguousarray(words[:, j])
+            mixed = _fmix_np(h ^ _fmix_np(w))
+            h = mixed if j == 0 else np.where(w != 0, mixed, h)
+        h1 = _fmix_np(h ^ np.uint64(_S1))
+        h2 = _fmix_np(h ^ np.uint64(_S2)) | np.uint64(1)
+    return h1, h2
+
+
+def _probe_np(h1: np.ndarray, h2: np.ndarray, i: int, m: int) -> np.ndarray:
+    # Double hashing (Kirsch–Mitzenmacher); the top 32 bits of each probe are scaled onto [0, m) without a modulo.
+    with np.errstate(over="ignore"):
+        x = h1 + np.uint64(i) * h2
+    return ((x >> np.uint64(32)) * np.uint64(m)) >> np.uint64(32)
+
+
+def offsets_one(code: bytes, params: BloomParams) -> list[int]:
+    h1, h2 = hash_one(code, params.seed)
+    return [((((h1 + i * h2) & _MASK) >> 32) * params.m) >> 32 for i in range(params.k)]
+
+
+def as_code_array(codes: Iterable[str]) -> np.ndarray:
+    """Codes as a fixed-width bytes array, the form every bulk function here takes."""
+    return np.array([c.encode("utf-8") for c in codes], dtype=f"S{MAX_CODE_BYTES}")
+
+
+class BitArray:
+    """The filter's bits in process memory, with bulk membership test and insert (numpy, no Python loop per code).
+
+    Bit ``p`` is bit ``p & 7`` (least significant first) of byte ``p >> 3``. Redis's GETBIT counts from the most
+    significant bit, so the backends store these bytes verbatim and single-code lookups read bytes (``_bit_is_set``),
+    never GETBIT/SETBIT.
+    """
+
+    def __init__(self, params: BloomParams, bits: np.ndarray | None = None) -> None:
+        self.params = params
+        self.bits = np.zeros(params.nbytes, np.uint8) if bits is None else bits
+
+    def absent(self, codes: np.ndarray) -> np.ndarray:
+        """True where the code is certainly not in the filter. Stops probing a code at its first zero bit."""
+        h1, h2 = hash_codes(codes, self.params.seed)
+        alive = np.arange(len(codes))
+        for i in range(self.params.k):
+            if not len(alive):
+                break
+            p = _probe_np(h1[alive], h2[alive], i, self.params.m)
+            hit = (self.bits[p >> np.uint64(3)] >> (p & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
+            alive = alive[hit.astype(bool)]
+        result = np.ones(len(codes), bool)
+        result[alive] = False
+        return result
+
+    def add(self, codes: np.ndarray) -> None:
+        if not len(codes):
+            return
+        h1, h2 = hash_codes(codes, self.params.seed)
+        for i in range(self.params.k):
+            p = _probe_np(h1, h2, i, self.params.m)
+            self._set(p >> np.uint64(3), np.left_shift(np.uint8(1), (p & np.uint64(7)).astype(np.uint8)))
+
+    def _set(self, byte: np.ndarray, mask: np.ndarray) -> None:
+        # ``a[i] |= v`` with a repeated index keeps only the last write; repeat for the few bits that were lost.
+        bits = self.bits
+        while len(byte):
+            bits[byte] |= mask
+            lost = (bits[byte] & mask) == 0
+            byte, mask = byte[lost], mask[lost]
+
+
+def _bit_is_set(data: bytes | memoryview, offset_in_data: int, bit: int) -> bool:
+    return bool((data[offset_in_data] >> bit) & 1)
+
+
+# --- backends ------------------------------------------------------------------------------------------------------
+
+
+class RedisBloomStore:
+    """The bits in one Redis string ``<key>:bits``, the parameters and counters in a hash ``<key>:meta``."""
+
+    _MERGE = """
+    local epoch = redis.call('HGET', KEYS[2], 'epoch')
+    if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) return {-1, 0} end
+    if epoch ~= ARGV[1] then redis.call('DEL', KEYS[3]) return {-2, 0} end
+    redis.call('BITOP', 'OR', KEYS[1], KEYS[1], KEYS[3])
+    redis.call('DEL', KEYS[3])
+    redis.call('HINCRBY', KEYS[2], 'count', ARGV[2])
+    local after = redis.call('HINCRBY', KEYS[2], 'version', 1)
+    return {after - 1, after}
+    """
+    # Sets single bits (byte offset, bit mask pairs) for small additions; same refusal rules as _MERGE.
+    _ADD = """
+    local epoch = redis.call('HGET', KEYS[2], 'epoch')
+    if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+    if epoch ~= ARGV[1] then return -2 end
+    for i = 3, #ARGV, 2 do
+        local off = tonumber(ARGV[i])
+        local cur = redis.call('GETRANGE', KEYS[1], off, off)
+        local b = string.byte(cur)
+        local want = bit.bor(b, tonumber(ARGV[i + 1]))
+        if want ~= b then redis.call('SETRANGE', KEYS[1], off, string.char(want)) end
+    end
+    redis.call('HINCRBY', KEYS[2], 'count', ARGV[2])
+    return redis.call('HINCRBY', KEYS[2], 'version', 1)
+    """
+
+    def __init__(self, key: str) -> None:
+        import redis
+
+        self.key = key
+        self.bits_key, self.meta_key = f"{key}:bits", f"{key}:meta"
+        self.redis = _redis_client()
+        self._merge = self.redis.register_script(self._MERGE)
+        self._add = self.redis.register_script(self._ADD)
+        self._redis_error = redis.RedisError
+
+    def describe(self) -> str:
+        return f"redis key {self.key}"
+
+    def params(self) -> BloomParams | None:
+        meta = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.meta_key).items()}
+        if "epoch" not in meta or not self.redis.exists(self.bits_key):
+            return None
+        return BloomParams.from_strings(meta)
+
+    def stats(self) -> dict[str, Any]:
+        meta = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.meta_key).items()}
+        return {"count": int(meta.get("count", 0)), "version": int(meta.get("version", 0))}
+
+    def pieces(self, params: BloomParams) -> Iterator[tuple[int, bytes]]:
+        for start in range(0, params.nbytes, PIECE_BYTES):
+            end = min(start + PIECE_BYTES, params.nbytes)
+            yield start, self.redis.getrange(self.bits_key, start, end - 1)
+        self._check_epoch(params)
+
+    def version(self, params: BloomParams) -> int:
+        self._check_epoch(params)
+        return int(self.redis.hget(self.meta_key, "version") or 0)
+
+    def _check_epoch(self, params: BloomParams) -> None:
+        if (self.redis.hget(self.meta_key, "epoch") or b"").decode() != params.epoch:
+            raise BloomUnavailable(f"the Bloom filter ({self.describe()}) is missing or was rebuilt")
+
+    def merge(self, params: BloomParams, bits: np.ndarray, added: int) -> tuple[int, int]:
+        tmp = f"{self.key}:merge:{uuid.uuid4().hex}"
+        self.redis.set(tmp, memoryview(bits), ex=600)
+        before, after = self._merge(keys=[self.bits_key, self.meta_key, tmp], args=[params.epoch, added])
+        if before < 0:
+            raise BloomUnavailable(f"the Bloom filter ({self.describe()}) is missing or was rebuilt; "
+                                   "run `manage.py rebuild_bloom` (or re-run the job: it rebuilds a missing filter)")
+        return int(before), int(after)
+
+    def add_bits(self, params: BloomParams, byte_masks: dict[int, int], added: int) -> None:
+        args: list[Any] = [params.epoch, added]
+        for off, mask in byte_masks.items():
+            args += [off, mask]
+        if self._add(keys=[self.bits_key, self.meta_key], args=args) < 0:
+            raise BloomUnavailable(f"the Bloom filter ({self.describe()}) is missing or was rebuilt")
+
+    def install(self, params: BloomParams, bits: np.ndarray, count: int) -> None:
+        tmp = f"{self.key}:build:{uuid.uuid4().hex}"
+        self.redis.set(tmp, memoryview(bits), ex=3600)
+        meta = {**params.as_strings(), "count": str(count), "version": "1", "built_at": str(int(time.time()))}
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rename(tmp, self.bits_key)
+            pipe.delete(self.meta_key)
+            pipe.hset(self.meta_key, mapping=meta)
+            pipe.execute()
+
+    def test(self, params: BloomParams, offsets: list[int]) -> bool | None:
+        """True/False for one code's probe offsets; None when the filter is not the one ``params`` describe."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.meta_key, "epoch")
+            for off in offsets:
+                pipe.getrange(self.bits_key, off >> 3, off >> 3)
+            epoch, *bytes_ = pipe.execute()
+        if (epoch or b"").decode() != params.epoch:
+            return None
+        return all(len(b) == 1 and _bit_is_set(b, 0, off & 7) for b, off in zip(bytes_, offsets))
+
+    def drop(self) -> None:
+        self.redis.delete(self.bits_key, self.meta_key)
+
+
+class FileBloomStore:
+    """The bits in a memory-mapped file: a 4 KiB header (parameters, counters, a superseded flag), then the bits."""
+
+    HEADER = 4096
+    MAGIC = b"CPNBLM01"
+    # magic, m, k, seed, epoch(16 ascii), capacity, error_rate | count, version, superseded
+    _FIXED = struct.Struct("<8sQQQ16sQd")
+    _COUNTERS_AT = 128
+    _COUNTERS = struct.Struct("<QQQ")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_suffix(path.suffix + ".lock")
+        self._reader: tuple[mmap.mmap, BloomParams] | None = None
+        self._reader_lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"file {self.path}"
+
+    @classmethod
+    def _read_header(cls, mm: mmap.mmap) -> tuple[BloomParams, int, int, int]:
+        magic, m, k, seed, epoch, capacity, error_rate = cls._FIXED.unpack_from(mm, 0)
+        if magic != cls.MAGIC:
+            raise BloomUnavailable("not a Bloom filter file")
+        count, version, superseded = cls._COUNTERS.unpack_from(mm, cls._COUNTERS_AT)
+        return BloomParams(m=m, k=k, seed=seed, epoch=epoch.decode(), capacity=capacity,
+                           error_rate=error_rate), count, version, superseded
+
+    @contextmanager
+    def _open(self, writable: bool = False) -> Iterator[mmap.mmap | None]:
+        try:
+            fd = os.open(self.path, os.O_RDWR if writable else os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        try:
+            yield mm
+        finally:
+            mm.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def params(self) -> BloomParams | None:
+        with self._open() as mm:
+            if mm is None:
+                return None
+            params, _, _, superseded = self._read_header(mm)
+            return None if superseded else params
+
+    def stats(self) -> dict[str, Any]:
+        with self._open() as mm:
+            if mm is None:
+                return {"count": 0, "version": 0}
+            _, count, version, _ = self._read_header(mm)
+            return {"count": count, "version": version}
+
+    def _checked(self, mm: mmap.mmap | None, params: BloomParams) -> tuple[int, int]:
+        if mm is None:
+            raise BloomUnavailable(f"the Bloom filter ({self.describe()}) is missing")
+        current, count, version, superseded = self._read_header(mm)
+        if superseded or current.epoch != params.epoch:
+            raise BloomUnavailable(f"the Bloom filter ({self.describe()}) was rebuilt")
+        return count, version
+
+    def pieces(self, params: BloomParams) -> Iterator[tuple[int, bytes]]:
+        with self._open() as mm:
+            self._checked(mm, params)
+            assert mm is not None
+            for start in range(0, params.nbytes, PIECE_BYTES):
+                end = min(start + PIECE_BYTES, params.nbytes)
+                yield start, mm[self.HEADER + start:self.HEADER + end]
+
+    def version(self, params: BloomParams) -> int:
+        with self._open() as mm:
+            return self._checked(mm, params)[1]
+
+    def merge(self, params: BloomParams, bits: np.ndarray, added: int) -> tuple[int, int]:
+        with self._locked(), self._open(writable=True) as mm:
+            count, version = self._checked(mm, params)
+            assert mm is not None
+            shared = np.frombuffer(mm, np.uint8, count=params.nbytes, offset=self.HEADER)
+            np.bitwise_or(shared, bits, out=shared)
+            del shared
+            self._COUNTERS.pack_into(mm, self._COUNTERS_AT, count + added, version + 1, 0)
+            mm.flush()  # the bits must be durable before the codes they cover are committed
+            return version, version + 1
+
+    def add_bits(self, params: BloomParams, byte_masks: dict[int, int], added: int) -> None:
+        with self._locked(), self._open(writable=True) as mm:
+            count, version = self._checked(mm, params)
+            assert mm is not None
+            for off, mask in byte_masks.items():
+                mm[self.HEADER + off] |= mask
+            self._COUNTERS.pack_into(mm, self._COUNTERS_AT, count + added, version + 1, 0)
+            mm.flush()
+
+    def install(self, params: BloomParams, bits: np.ndarray, count: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.tmp")
+        header = bytearray(self.HEADER)
+        self._FIXED.pack_into(header, 0, self.MAGIC, params.m, params.k, params.seed, params.epoch.encode(),
+                              params.capacity, params.error_rate)
+        self._COUNTERS.pack_into(header, self._COUNTERS_AT, count, 1, 0)
+        with open(tmp, "wb") as out:
+            out.write(header)
+            out.write(memoryview(bits))
+            out.flush()
+            os.fsync(out.fileno())
+        with self._locked():
+            with self._open(writable=True) as old:
+                os.replace(tmp, self.path)
+                if old is not None:  # processes still reading the old file see this and re-open
+                    count_old, version_old, _ = self._COUNTERS.unpack_from(old, self._COUNTERS_AT)
+                    self._COUNTERS.pack_into(old, self._COUNTERS_AT, count_old, version_old, 1)
+                    old.flush()
+
+    def test(self, params: BloomParams, offsets: list[int]) -> bool | None:
+        with self._reader_lock:
+            reader = self._reader
+            if reader is None or reader[1].epoch != params.epoch or \
+                    self._COUNTERS.unpack_from(reader[0], self._COUNTERS_AT)[2]:
+                if reader is not None:
+                    reader[0].close()
+                self._reader = None
+                try:
+                    fd = os.open(self.path, os.O_RDONLY)
+                except FileNotFoundError:
+                    return None
+                try:
+                    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                finally:
+                    os.close(fd)
+                current, _, _, superseded = self._read_header(mm)
+                if superseded or current.epoch != params.epoch:
+                    mm.close()
+                    return None
+                self._reader = reader = (mm, current)
+            mm = reader[0]
+            return all(_bit_is_set(mm, self.HEADER + (off >> 3), off & 7) for off in offsets)
+
+    def drop(self) -> None:
+        with self._locked():
+            with self._open(writable=True) as old:
+                if old is not None:
+                    count_old, version_old, _ = self._COUNTERS.unpack_from(old, self._COUNTERS_AT)
+                    self._COUNTERS.pack_into(old, self._COUNTERS_AT, count_old, version_old, 1)
+            self.path.unlink(missing_ok=True)
+
+
+BloomStore = RedisBloomStore | FileBloomStore
+_redis_clients: dict[str, Any] = {}
+_stores: dict[tuple[str, str], BloomStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _redis_client() -> Any:
+    import redis
+
+    url = settings.REDIS_URL
+    client = _redis_clients.get(url)
+    if client is None:
+        client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30)
+    return client
+
+
+def get_store() -> BloomStore:
+    """The filter of the database this process uses (a test database never shares the real one's filter)."""
+    db_name = connection.settings_dict["NAME"]
+    backend = settings.BLOOM_BACKEND
+    if backend == "redis":
+        location = settings.BLOOM_REDIS_KEY or f"coupons:bloom:{db_name}"
+    else:
+        location = settings.BLOOM_FILE or str(Path(settings.BLOOM_DIR) / f"{db_name}.bloom")
+    with _stores_lock:
+        store = _stores.get((backend, location))
+        if store is None:
+            store = RedisBloomStore(location) if backend == "redis" else FileBloomStore(Path(location))
+            _stores[(backend, location)] = store
+    return store
+
+
+# --- single-code lookup (validation paths) -------------------------------------------------------------------------
+
+_params_cache: dict[str, BloomParams] = {}
+
+
+def bloom_might_contain(code: str) -> bool:
+    """False only if ``code`` (normalised, R-CODE-4) certainly is not a code of this database. No database query.
+
+    Fails open: without a filter, or when the filter cannot be read, the answer is True and the caller asks the
+    database, which stays the authority.
+    """
+    data = code.encode("utf-8")
+    if not data or len(data) > MAX_CODE_BYTES or b"\0" in data:
+        return False  # the column cannot hold it
+    try:
+        store = get_store()
+        for _attempt in range(2):
+            params = _params_cache.get(store.describe())
+            if params is None:
+                params = store.params()
+                if params is None:
+                    return True
+                _params_cache[store.describe()] = params
+            answer = store.test(params, offsets_one(data, params))
+            if answer is not None:
+                return answer
+            _params_cache.pop(store.describe(), None)  # rebuilt since we cached its parameters
+        return True
+    except Exception:  # the filter is an optimisation; never let it fail a request
+        logger.warning("Bloom filter lookup failed; answering 'maybe'", exc_info=True)
+        return True
+
+
+# --- locks ---------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _advisory_lock(shared: bool) -> Iterator[None]:
+    fn = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+    unlock = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {fn}(%s)", [BLOOM_LOCK_KEY])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT {unlock}(%s)", [BLOOM_LOCK_KEY])
+        except Exception:  # a lost connection has released the session's locks already
+            logger.warning("could not release the Bloom writers' lock", exc_info=True)
+
+
+# --- writers -------------------------------------------------------------------------------------------------------
+
+
+class BloomWriter:
+    """A process's working copy of the filter while it writes codes (generation).
+
+    ``admit`` tests candidates against the copy and adds the admitted ones to it, atomically with respect to other
+    threads of the writer; ``publish`` makes everything added so far part of the shared filter (call it before the
+    transaction inserting those codes commits). Thread-safe.
+    """
+
+    def __init__(self, store: BloomStore, params: BloomParams) -> None:
+        self.store = store
+        self.params = params
+        self.local = BitArray(params)
+        self.lock = threading.Lock()  # guards local bits (admit/add/refresh)
+        self._publish_lock = threading.Lock()
+        self._generation = 0  # bumped by every admit/add
+        self._published = 0
+        self._unpublished_codes = 0
+        self._version = 0
+        self.merges = 0
+        self.refreshes = 0
+
+    def load(self) -> None:
+        self._version = self.store.version(self.params)
+        with self.lock:
+            self._or_shared_into_local()
+
+    def _or_shared_into_local(self) -> None:
+        bits = self.local.bits
+        for start, piece in self.store.pieces(self.params):
+            view = bits[start:start + len(piece)]
+            np.bitwise_or(view, np.frombuffer(piece, np.uint8), out=view)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def admit(self, codes: np.ndarray, *, verify: Callable[[np.ndarray], np.ndarray] | None = None,
+              limit: int | None = None) -> np.ndarray:
+        """Indices (in ``codes`` order) of the candidates admitted: certainly not present, or — when ``verify`` is
+        given — reported absent by ``verify`` for the ones the filter cannot rule out. At most ``limit``, taken in
+        order (so a random draw stays a uniform sample). Admitted codes are added to the working copy at once."""
+        with self.lock:
+            absent = self.local.absent(codes)
+            if verify is not None and not absent.all():
+                maybe = np.flatnonzero(~absent)
+                exists = verify(codes[maybe])
+                absent[maybe[~exists]] = True
+            admitted = np.flatnonzero(absent)
+            if limit is not None:
+                admitted = admitted[:limit]
+            self.local.add(codes[admitted])
+            self._generation += 1
+            self._unpublished_codes += len(admitted)
+            return admitted
+
+    def add(self, codes: np.ndarray) -> int:
+        with self.lock:
+            self.local.add(codes)
+            self._generation += 1
+            self._unpublished_codes += len(codes)
+            return self._generation
+
+    def sync(self) -> None:
+        """Take every bit of the shared filter into the working copy now (e.g. after the unique index caught a code
+        written by another process)."""
+        version = self.store.version(self.params)
+        with self.lock:
+            self._or_shared_into_local()
+        self._version = max(self._version, version)
+        self.refreshes += 1
+
+    def publish(self, generation: int | None = None) -> None:
+        """Merge the working copy into the shared filter, unless a merge since ``generation`` already did."""
+        target = self._generation if generation is None else generation
+        with self._publish_lock:
+            if self._published >= target:
+                return
+            with self.lock:
+                covered, added = self._generation, self._unpublished_codes
+                self._unpublished_codes = 0
+            before, after = self.store.merge(self.params, self.local.bits, added)
+            self.merges += 1
+            self._published = covered
+            if before != self._version:
+                # Another writer merged since we last synchronised: take its bits too, so our pre-check sees them.
+                with self.lock:
+                    self._or_shared_into_local()
+                self.refreshes += 1
+            self._version = after
+
+
+def _ensure_filter(store: BloomStore) -> BloomParams:
+    """Holding the shared lock: the filter's parameters, building the filter from the database if it is missing."""
+    while True:
+        params = store.params()
+        if params is not None:
+            return params
+        # Upgrade: drop the shared lock, build under the exclusive one (unless someone did meanwhile), re-take.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [BLOOM_LOCK_KEY])
+        try:
+            if store.params() is None:
+                logger.warning("Bloom filter missing (%s): rebuilding it from the database", store.describe())
+                bloom_rebuild()
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock_shared(%s)", [BLOOM_LOCK_KEY])
+
+
+@contextmanager
+def bloom_writer() -> Iterator[BloomWriter]:
+    """A working copy of the shared filter, with the writers' lock held shared for the whole block.
+
+    Commit every code inserted under it before leaving the block (and ``publish`` before each commit).
+    """
+    store = get_store()
+    with _advisory_lock(shared=True):
+        params = _ensure_filter(store)
+        writer = BloomWriter(store, params)
+        writer.load()
+        yield writer
+
+
+@contextmanager
+def bloom_adding(codes: Iterable[str]) -> Iterator[None]:
+    """For writers of a few codes outside batch generation (e.g. test factories, imports): adds the codes' bits to the
+    shared filter, then runs the block — insert *and commit* the codes inside it."""
+    array = as_code_array(codes)
+    store = get_store()
+    with _advisory_lock(shared=True):
+        params = store.params()
+        if params is not None and len(array):
+            h1, h2 = hash_codes(array, params.seed)
+            byte_masks: dict[int, int] = {}
+            for i in range(params.k):
+                p = _probe_np(h1, h2, i, params.m)
+                for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist()):
+                    byte_masks[off] = byte_masks.get(off, 0) | (1 << bit)
+            store.add_bits(params, byte_masks, len(array))
+        # No filter: nothing to keep in step; the next writer builds it from the database, after our commit.
+        yield
+
+
+# --- rebuild and verification --------------------------------------------------------------------------------------
+
+
+def iter_code_blocks(*, where: str = "", params: list[Any] | None = None, block: int = 500_000,
+                     ) -> Iterator[np.ndarray]:
+    """The codes of coupons_couponcode in id order, ``block`` rows at a time, as ``S48`` numpy arrays.
+
+    Each block comes as one space-padded string (``string_agg``), so no Python object is made per code; keyset
+    pagination on ``id`` keeps every query short. ``where`` may use ``batch_id`` (the ``code_batch`` index serves it).
+    """
+    last_id = 0
+    condition = f"AND ({where})" if where else ""
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT count(*), max(id), string_agg(rpad(code, 48), '' ORDER BY id)
+                      FROM (SELECT id, code FROM coupons_couponcode WHERE id > %s {condition}
+                            ORDER BY id LIMIT %s) s""",
+                [last_id, *(params or []), block],
+            )
+            n, max_id, codes_text = cursor.fetchone()
+        if not n:
+            return
+        raw = codes_text.encode("utf-8")
+        if len(raw) != n * MAX_CODE_BYTES:  # a non-ASCII code: widths differ, take the slow path for this block
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT code FROM coupons_couponcode WHERE id > %s AND id <= %s {condition} "
+                               "ORDER BY id", [last_id, max_id, *(params or [])])
+                codes = as_code_array(r[0] for r in cursor.fetchall())
+        else:
+            matrix = np.frombuffer(raw, np.uint8).reshape(n, MAX_CODE_BYTES).copy()
+            matrix[matrix == 0x20] = 0  # rpad's spaces back to NUL padding (codes never hold spaces, R-CODE-4)
+            codes = matrix.view(f"S{MAX_CODE_BYTES}").ravel()
+        yield codes
+        last_id = max_id
+
+
+def bloom_rebuild(*, capacity: int | None = None, error_rate: float | None = None,
+                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Build the filter from every code in the database and swap it in (R-CODE-3). Waits for running writers."""
+    store = get_store()
+    started = time.monotonic()
+    with _advisory_lock(shared=False):
+        params = BloomParams.sized(capacity or settings.BLOOM_CAPACITY, error_rate or settings.BLOOM_ERROR_RATE)
+        bits = BitArray(params)
+        count = 0
+        for codes in iter_code_blocks():
+            bits.add(codes)
+            count += len(codes)
+            if progress:
+                progress(len(codes))
+        store.install(params, bits.bits, count)
+    _params_cache.pop(store.describe(), None)
+    result = {"backend": store.describe(), "codes": count, "capacity": params.capacity,
+              "error_rate": params.error_rate, "bits": params.m, "mib": round(params.nbytes / 2**20, 1),
+              "hashes": params.k, "seconds": round(time.monotonic() - started, 2)}
+    logger.info("Bloom filter rebuilt: %s", result)
+    return result
+
+
+def bloom_verify(*, sample: int = 2000) -> dict[str, Any]:
+    """Probe the shared filter with a sample of existing codes (the newest ones and random id ranges).
+
+    A code the filter calls absent means the filter lost bits (e.g. Redis restarted from an older snapshot); the cure
+    is ``bloom_rebuild``. Returns the counts; ``missing > 0`` is the alarm.
+    """
+    store = get_store()
+    params = store.params()
+    if params is None:
+        return {"backend": store.describe(), "exists": False, "checked": 0, "missing": 0}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM coupons_couponcode")
+        lo, hi = cursor.fetchone()
+        codes: list[str] = []
+        cursor.execute("SELECT code FROM coupons_couponcode ORDER BY id DESC LIMIT %s", [sample // 2])
+        codes += [r[0] for r in cursor.fetchall()]
+        for _ in range(10):
+            if hi <= lo:
+                break
+            start = lo + secrets.randbelow(hi - lo + 1)
+            cursor.execute("SELECT code FROM coupons_couponcode WHERE id >= %s ORDER BY id LIMIT %s",
+                           [start, max(1, sample // 20)])
+            codes += [r[0] for r in cursor.fetchall()]
+    missing = sum(1 for code in codes if store.test(params, offsets_one(code.encode("utf-8"), params)) is False)
+    stats = store.stats()
+    return {"backend": store.describe(), "exists": True, "checked": len(codes), "missing": missing,
+            "codes_added": stats["count"], "capacity": params.capacity, "error_rate": params.error_rate,
+            "mib": round(params.nbytes / 2**20, 1), "hashes": params.k,
+            "over_capacity": stats["count"] > params.capacity}
+
+
+def bloom_drop() -> None:
+    """Remove the shared filter (tests; before a rebuild with other parameters is not needed — rebuild swaps)."""
+    store = get_store()
+    with _advisory_lock(shared=False):
+        store.drop()
+    _params_cache.pop(store.describe(), None)

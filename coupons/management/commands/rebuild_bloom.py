@@ -1,0 +1,48 @@
+"""Rebuild the global Bloom filter from the database: ``manage.py rebuild_bloom [--capacity N] [--error-rate P]``.
+
+Needed after Redis lost data, to resize the filter when it has grown past its capacity, or to drop the bits of
+deleted codes. ``--check`` only probes the filter with a sample of existing codes. Waits for running generations
+(they hold the writers' lock) and blocks new ones while it scans (R-CODE-3).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from coupons.bloom import bloom_rebuild, bloom_verify
+
+
+class Command(BaseCommand):
+    help = "Rebuild (or --check) the Bloom filter over every coupon code."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--capacity", type=int, default=None,
+                            help=f"Codes the filter is sized for (default BLOOM_CAPACITY={settings.BLOOM_CAPACITY}).")
+        parser.add_argument("--error-rate", type=float, default=None,
+                            help=f"False-positive rate at capacity (default {settings.BLOOM_ERROR_RATE}).")
+        parser.add_argument("--check", action="store_true", help="Only verify the filter against sample codes.")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["check"]:
+            result = bloom_verify()
+            self.stdout.write(json.dumps(result))
+            if not result["exists"]:
+                raise CommandError("There is no Bloom filter yet; run `manage.py rebuild_bloom`.")
+            if result["missing"]:
+                raise CommandError(f"{result['missing']} existing codes are missing from the filter: rebuild it.")
+            return
+        if opts["capacity"] is not None and opts["capacity"] < 1000:
+            raise CommandError("--capacity must be at least 1000.")
+        if opts["error_rate"] is not None and not 0 < opts["error_rate"] < 0.5:
+            raise CommandError("--error-rate must be between 0 and 0.5.")
+        with tqdm(unit="code", unit_scale=True, desc="codes", disable=opts["no_progress"]) as bar:
+            try:
+                result = bloom_rebuild(capacity=opts["capacity"], error_rate=opts["error_rate"], progress=bar.update)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+        self.stdout.write(json.dumps(result))
