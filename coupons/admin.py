@@ -16,7 +16,10 @@ from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_i
 from core.exceptions import DomainError
 from coupons import services
 from coupons.counters import inventory_counts
-from coupons.models import CHANNELS, PAYMENT_METHODS, CouponBatch, CouponCode, CouponInventory, CouponPolicy
+from coupons.issuing import RequestContext, normalise_code
+from coupons.issuing import grant_create as issue_grant
+from coupons.models import (CHANNELS, PAYMENT_METHODS, AudienceEntry, CouponBatch, CouponCode, CouponGrant,
+                            CouponInventory, CouponIssue, CouponPolicy, CouponUsage)
 
 
 class PolicyForm(forms.ModelForm):
@@ -154,6 +157,33 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+class GrantFileForm(forms.Form):
+    MAX_BYTES = 64 * 1024 * 1024
+    members_file = forms.FileField(
+        help_text="A text or CSV file with one member id per line (first column); a header line 'member_id' is "
+                  "skipped. Each member gets at most one coupon.")
+
+    def clean_members_file(self) -> list[str]:
+        upload = self.cleaned_data["members_file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 64 MB.")
+        members: list[str] = []
+        for number, raw in enumerate(upload, start=1):
+            try:
+                line = raw.decode("utf-8-sig").strip()
+            except UnicodeDecodeError as exc:
+                raise forms.ValidationError(f"Line {number} is not UTF-8 text.") from exc
+            value = line.split(",")[0].strip().strip('"')
+            if not value or (number == 1 and value.lower() == "member_id"):
+                continue
+            if len(value) > 64:
+                raise forms.ValidationError(f"Line {number}: member ids are at most 64 characters.")
+            members.append(value)
+        if not members:
+            raise forms.ValidationError("The file holds no member ids.")
+        return members
+
+
 class InventoryForm(forms.ModelForm):
     class Meta:
         model = CouponInventory
@@ -163,6 +193,7 @@ class InventoryForm(forms.ModelForm):
 @admin.register(CouponInventory)
 class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
     form = InventoryForm
+    change_form_template = "admin/coupons/couponinventory/change_form.html"
     list_display = ["name", "tenant", "public_id", "event", "policy", "total_quantity", "issued", "used",
                     "per_member_limit", "is_active"]
     list_filter = ["is_active", "event", "policy", "tenant"]
@@ -200,6 +231,31 @@ class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         services.inventory_save(inventory=obj, actor=self.actor(request))
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:object_id>/grant/", self.admin_site.admin_view(self.grant_view),
+                     name="coupons_couponinventory_grant"), *super().get_urls()]
+
+    def grant_view(self, request: HttpRequest, object_id: int) -> Any:
+        """Grant this inventory to the members of an uploaded file, as a job (R-ISS-2)."""
+        inventory = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not request.user.has_perm("coupons.add_coupongrant"):
+            raise DjangoPermissionDenied
+        form = GrantFileForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = issue_grant(tenant=inventory.tenant, inventory_public_id=inventory.public_id,
+                                     member_ids=form.cleaned_data["members_file"],
+                                     ctx=RequestContext(operator=request.user), force_async=True)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Granting '{inventory.name}' to {result.grant.total} member(s) as job "
+                                           f"{result.grant.public_id}; its page shows the progress.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:coupons_coupongrant_change", args=[result.grant.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": inventory, "form": form,
+                   "title": f"Grant '{inventory.name}' to members"}
+        return TemplateResponse(request, "admin/coupons/couponinventory/grant.html", context)
 
 
 class BatchForm(forms.ModelForm):
@@ -255,3 +311,60 @@ class CouponCodeAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # state changes go through the lifecycle services
+
+
+# --- issuing history, grants, audience (issue #4) ----------------------------------------------------------------
+
+class ReadOnlyLogAdmin(TenantScopedAdmin):
+    """History rows are written by services only; the console lists and searches them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CouponIssue)
+class CouponIssueAdmin(ReadOnlyLogAdmin):
+    list_display = ["issued_at", "member_id", "coupon", "inventory", "via", "client", "operator", "channel"]
+    list_filter = ["via", "inventory", "tenant"]
+    search_fields = ["=member_id", "=coupon__code"]
+    list_select_related = ["coupon", "inventory", "client", "operator"]
+    date_hierarchy = "issued_at"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(member_id=term) | queryset.filter(coupon__code=normalise_code(term)), False
+
+
+@admin.register(CouponUsage)
+class CouponUsageAdmin(ReadOnlyLogAdmin):
+    list_display = ["used_at", "order_id", "member_id", "coupon", "inventory", "order_amount", "discount", "channel",
+                    "client", "refunded_at"]
+    list_filter = ["channel", "inventory", "tenant"]
+    search_fields = ["=order_id", "=member_id"]
+    list_select_related = ["coupon", "inventory", "client"]
+    date_hierarchy = "used_at"
+
+
+@admin.register(CouponGrant)
+class CouponGrantAdmin(ReadOnlyLogAdmin):
+    list_display = ["public_id", "inventory", "status", "total", "processed", "issued", "failed", "operator",
+                    "client", "created_at", "finished_at"]
+    list_filter = ["status", "inventory", "tenant"]
+    search_fields = ["=public_id"]
+    list_select_related = ["inventory", "operator", "client"]
+
+
+@admin.register(AudienceEntry)
+class AudienceEntryAdmin(TenantExportActionMixin, TenantScopedAdmin):
+    list_display = ["member_id", "inventory", "created_at"]
+    list_filter = ["inventory", "tenant"]
+    search_fields = ["=member_id"]
+    list_select_related = ["inventory"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("coupons.change_audienceentry")  # taking a member off a list is routine

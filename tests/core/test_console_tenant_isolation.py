@@ -12,7 +12,9 @@ from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from core.audit import Actor, audit_record
-from coupons.models import CouponCode
+from coupons import lifecycle
+from coupons.issuing import RequestContext, grant_create, issue_from_pool
+from coupons.models import AudienceEntry, CouponCode
 from tests import factories
 
 SECRET = "SECRETB"
@@ -34,6 +36,14 @@ def b_objects(other_tenant):
     inventory = factories.make_inventory(other_tenant, policy=policy, event=event, name=f"{SECRET} pool")
     batch = factories.make_batch(inventory, batch_code=f"{SECRET}-BATCH", quantity=10)
     CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE")
+    ctx = RequestContext()
+    issued = issue_from_pool(inventory=inventory, member_id=f"{SECRET}-member", via="grant", ctx=ctx)
+    lifecycle.coupon_redeem(tenant=other_tenant, code=issued.code, member_id=f"{SECRET}-member",
+                            order_id=f"{SECRET}-order", order=factories.order(), ctx=ctx)
+    CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE2")
+    grant_create(tenant=other_tenant, inventory_public_id=inventory.public_id, member_ids=[f"{SECRET}-granted"],
+                 ctx=ctx, force_async=True)
+    AudienceEntry.objects.create(tenant=other_tenant, inventory=inventory, member_id=f"{SECRET}-vip")
     factories.make_client(other_tenant, name=f"{SECRET} client")
     with transaction.atomic():
         audit_record(tenant=other_tenant, actor=Actor.system(f"{SECRET} actor"), action="test.secret", obj=event)
@@ -57,8 +67,8 @@ def a_user(tenant):
 
 def test_every_tenant_owned_model_admin_is_covered():
     names = {ma.model.__name__ for ma in tenant_admins()}
-    assert {"Event", "CouponPolicy", "CouponInventory", "CouponBatch", "CouponCode", "ApiClient",
-            "AuditLog"} <= names
+    assert {"Event", "CouponPolicy", "CouponInventory", "CouponBatch", "CouponCode", "ApiClient", "AuditLog",
+            "CouponIssue", "CouponUsage", "CouponGrant", "AudienceEntry"} <= names
 
 
 @pytest.mark.parametrize("model_admin", tenant_admins(), ids=lambda ma: ma.model.__name__)
@@ -135,6 +145,14 @@ def test_tenant_a_user_cannot_reach_the_approval_page_of_a_tenant_b_policy(clien
     url = reverse("admin:coupons_couponpolicy_decide", args=[policy.pk])
     assert client.get(url).status_code == 404
     assert client.post(url, {"decision": "approve"}).status_code == 404
+
+
+def test_tenant_a_user_cannot_open_the_grant_page_of_a_tenant_b_inventory(client, a_user, b_objects):
+    from coupons.models import CouponInventory
+
+    client.force_login(a_user)
+    url = reverse("admin:coupons_couponinventory_grant", args=[b_objects[CouponInventory].pk])
+    assert client.get(url).status_code == 404
 
 
 def test_foreign_key_choices_offer_only_the_users_tenant(client, a_user, tenant, b_objects):
