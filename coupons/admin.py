@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
 from coupons import services
+from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.counters import inventory_counts
 from coupons.issuing import RequestContext, normalise_code
 from coupons.issuing import grant_create as issue_grant
@@ -265,7 +266,7 @@ class BatchForm(forms.ModelForm):
 
 
 @admin.register(CouponBatch)
-class CouponBatchAdmin(TenantScopedAdmin):
+class CouponBatchAdmin(BatchGenerationAdminMixin, TenantScopedAdmin):
     form = BatchForm
     list_display = ["batch_code", "tenant", "inventory", "quantity", "generated_count", "status", "created_at",
                     "finished_at"]
