@@ -806,6 +806,7 @@ def bloom_verify(*, sample: int = 2000) -> dict[str, Any]:
             cursor.execute("SELECT code FROM coupons_couponcode WHERE id >= %s ORDER BY id LIMIT %s",
                            [start, max(1, sample // 20)])
             codes += [r[0] for r in cursor.fetchall()]
+    codes = sorted(set(codes))
     missing = sum(1 for code in codes if store.test(params, offsets_one(code.encode("utf-8"), params)) is False)
     stats = store.stats()
     return {"backend": store.describe(), "exists": True, "checked": len(codes), "missing": missing,
