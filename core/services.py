@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from core.api.authentication import forget_client
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, Tenant
@@ -62,6 +63,7 @@ def api_client_rotate_token(*, client: ApiClient, actor: Actor) -> str:
         if locked.revoked_at is not None:
             raise InvalidState("A revoked API client cannot get a new token.")
         before = {"key_prefix": locked.key_prefix}
+        forget_client(locked.key_prefix)
         locked.key_prefix, locked.token_hash = prefix, token_hash
         locked.save(update_fields=["key_prefix", "token_hash"])
         audit_record(tenant=locked.tenant, actor=actor, action="api_client.rotate_token", obj=locked,
@@ -76,6 +78,7 @@ def api_client_revoke(*, client: ApiClient, actor: Actor) -> ApiClient:
         if not updated:
             raise InvalidState("This API client is already revoked.", code="already_revoked")
         client.refresh_from_db()
+        forget_client(client.key_prefix)
         audit_record(tenant=client.tenant, actor=actor, action="api_client.revoke", obj=client,
                      after={"revoked_at": client.revoked_at.isoformat()})
     return client

@@ -233,3 +233,6 @@ if BLOOM_BACKEND not in ("redis", "file") or (BLOOM_BACKEND == "redis" and not U
     raise ImproperlyConfigured("COUPON_BLOOM_BACKEND must be 'file', or 'redis' with REDIS_URL set.")
 # --- end of code generation settings -------------------------------------------------------------
 COUPON_EXPIRY_INTERVAL_SECONDS = env.int("COUPON_EXPIRY_INTERVAL_SECONDS", default=300)
+# How long a process trusts a verified API token before looking it up again (revocation reaches other processes
+# within this many seconds; the revoking process forgets it at once).
+COUPON_TOKEN_CACHE_SECONDS = env.int("COUPON_TOKEN_CACHE_SECONDS", default=5)

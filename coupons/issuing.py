@@ -19,12 +19,12 @@ from django.utils import timezone
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.models import ApiClient, Tenant
-from coupons.counters import counter_add
+from coupons.counters import counter_add, shard_of
 from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
                                 NotEligible, SoldOut)
 from coupons.locks import advisory_lock, member_lock
-from coupons.models import (AudienceEntry, CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue,
-                            CouponPolicy)
+from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponGrantMember, CouponInventory,
+                            CouponIssue, CouponPolicy)
 from coupons.validity import validity_at_issue
 from events.models import Event
 
@@ -85,7 +85,10 @@ def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime) 
 
 
 def _next_slot(inventory: CouponInventory, member_id: str) -> int:
-    held = CouponIssue.objects.filter(inventory=inventory, member_id=member_id).count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM coupons_couponissue WHERE inventory_id = %s AND member_id = %s",
+                       [inventory.pk, member_id])
+        held = cursor.fetchone()[0]
     if held >= inventory.per_member_limit:
         if inventory.per_member_limit == 1:
             raise AlreadyClaimed()
@@ -98,15 +101,45 @@ def _limit_error(inventory: CouponInventory) -> DomainError:
         details={"limit": inventory.per_member_limit})
 
 
+# One round trip takes the next free code of the pool and writes everything the issue owes, so a claim is: lock,
+# BEGIN, slot count, this, COMMIT. Rows: the code (SKIP LOCKED: concurrent claims never queue on one row), its
+# CouponIssue (UNIQUE(inventory, member, slot) is the last guard on the per-member limit; UNIQUE(coupon) on the code
+# having one owner), the member's counter shard and the audit row (the same columns core.audit.audit_record fills).
 _TAKE_NEXT = """
-UPDATE coupons_couponcode
-   SET status = 'ISSUED', member_id = %(member)s, issued_at = %(now)s, valid_from = %(valid_from)s,
-       valid_until = %(valid_until)s
- WHERE id = (SELECT id FROM coupons_couponcode
-              WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE'
-              ORDER BY id LIMIT 1
-              FOR UPDATE SKIP LOCKED)
-RETURNING id
+WITH taken AS (
+    UPDATE coupons_couponcode
+       SET status = 'ISSUED', member_id = %(member)s, issued_at = %(now)s, valid_from = %(valid_from)s,
+           valid_until = %(valid_until)s
+     WHERE id = (SELECT id FROM coupons_couponcode
+                  WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE'
+                  ORDER BY id LIMIT 1
+                  FOR UPDATE SKIP LOCKED)
+    RETURNING id, code, batch_id, tenant_id, inventory_id
+), issue AS (
+    INSERT INTO coupons_couponissue (tenant_id, inventory_id, coupon_id, member_id, slot, via, client_id,
+                                     operator_id, grant_id, channel, ip, device_id, issued_at)
+    SELECT tenant_id, inventory_id, id, %(member)s, %(slot)s, %(via)s, %(client)s, %(operator)s, %(grant)s,
+           %(channel)s, %(ip)s, %(device)s, %(now)s FROM taken
+    RETURNING id
+), counter AS (
+    INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount)
+    SELECT inventory_id, %(shard)s, 1, 0, 0 FROM taken
+    ON CONFLICT (inventory_id, shard) DO UPDATE SET issued = coupons_inventorycounter.issued + 1
+    RETURNING id
+), audit AS (
+    INSERT INTO core_auditlog (tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id,
+                               object_repr, before, after, created_at)
+    SELECT tenant_id, %(actor_type)s, %(actor_id)s, %(actor_label)s, 'coupon.issue', 'coupons.CouponCode',
+           id::text, code, NULL,
+           jsonb_build_object('member_id', %(member)s::text, 'via', %(via)s::text, 'inventory',
+                              %(inventory_public)s::text, 'valid_until', to_jsonb(%(valid_until)s::timestamptz)),
+           %(now)s
+      FROM taken
+    RETURNING id
+)
+SELECT taken.id, taken.code, taken.batch_id, (SELECT count(*) FROM issue), (SELECT count(*) FROM counter),
+       (SELECT count(*) FROM audit)
+  FROM taken
 """
 
 
@@ -123,6 +156,17 @@ def _record_issue(*, inventory: CouponInventory, coupon_id: int, member_id: str,
     return coupon
 
 
+_batches: dict[int, CouponBatch] = {}
+
+
+def _batch(batch_id: int) -> CouponBatch:
+    """Batches never change their code; keep them per process for the claim answer."""
+    batch = _batches.get(batch_id)
+    if batch is None:
+        batch = _batches[batch_id] = CouponBatch.objects.get(pk=batch_id)
+    return batch
+
+
 def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx: RequestContext,
                     grant: CouponGrant | None = None,
                     on_issued: Callable[[CouponCode], None] | None = None) -> CouponCode:
@@ -131,18 +175,27 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
     _check_claimable(inventory, member_id, now)
     valid_from, valid_until = validity_at_issue(inventory.policy, now)
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
+    actor = ctx.actor
     try:
         with member_lock(lock_key), transaction.atomic():
             advisory_lock(lock_key)
             slot = _next_slot(inventory, member_id)
             with connection.cursor() as cursor:
-                cursor.execute(_TAKE_NEXT, {"member": member_id, "now": now, "valid_from": valid_from,
-                                            "valid_until": valid_until, "inventory": inventory.pk})
+                cursor.execute(_TAKE_NEXT, {
+                    "member": member_id, "now": now, "valid_from": valid_from, "valid_until": valid_until,
+                    "inventory": inventory.pk, "slot": slot, "via": via,
+                    "client": ctx.client.pk if ctx.client else None,
+                    "operator": ctx.operator.pk if ctx.operator else None, "grant": grant.pk if grant else None,
+                    "channel": ctx.channel, "ip": ctx.ip, "device": ctx.device_id, "shard": shard_of(member_id),
+                    "actor_type": actor.type, "actor_id": actor.id, "actor_label": actor.label[:200],
+                    "inventory_public": inventory.public_id})
                 row = cursor.fetchone()
             if row is None:
                 raise SoldOut()
-            coupon = _record_issue(inventory=inventory, coupon_id=row[0], member_id=member_id, slot=slot, via=via,
-                                   ctx=ctx, now=now, grant=grant)
+            coupon = CouponCode(id=row[0], code=row[1], batch_id=row[2], tenant_id=inventory.tenant_id,
+                                inventory=inventory, status=CouponCode.Status.ISSUED, member_id=member_id,
+                                issued_at=now, valid_from=valid_from, valid_until=valid_until)
+            coupon.batch = _batch(row[2])
             if on_issued is not None:
                 on_issued(coupon)
     except IntegrityError as exc:

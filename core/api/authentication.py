@@ -13,6 +13,32 @@ from core.tokens import split_token, token_matches
 # last_used_at is written at most this often per client, so busy clients do not turn it into a hot row.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
+# Verified clients are kept per process for a few seconds (a query per request otherwise). Revoking or rotating
+# drops the entry in the process that did it; other processes notice within COUPON_TOKEN_CACHE_SECONDS.
+_verified: dict[str, tuple[ApiClient, str, float]] = {}
+
+
+def forget_client(key_prefix: str) -> None:
+    _verified.pop(key_prefix, None)
+
+
+def _lookup(prefix: str, token: str) -> ApiClient | None:
+    import time
+
+    from django.conf import settings
+
+    cached = _verified.get(prefix)
+    now = time.monotonic()
+    if cached is not None and cached[2] > now and token_matches(token, cached[1]):
+        return cached[0]
+    client = ApiClient.objects.select_related("tenant").filter(key_prefix=prefix).first()
+    if client is not None and token_matches(token, client.token_hash):
+        ttl = getattr(settings, "COUPON_TOKEN_CACHE_SECONDS", 5)
+        if ttl > 0:
+            _verified[prefix] = (client, client.token_hash, now + ttl)
+        return client
+    return None
+
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
@@ -26,10 +52,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api token>'.")
         token = token.strip()
         prefix = split_token(token)
-        client = None
-        if prefix is not None:
-            client = ApiClient.objects.select_related("tenant").filter(key_prefix=prefix).first()
-        if client is None or not token_matches(token, client.token_hash):
+        client = _lookup(prefix, token) if prefix is not None else None
+        if client is None:
             raise exceptions.AuthenticationFailed("The API token is not valid.")
         if client.revoked_at is not None:
             raise exceptions.AuthenticationFailed("The API token has been revoked.")

@@ -1,0 +1,266 @@
+"""``manage.py bench claim`` / ``bench redeem``: the member API under load over HTTP, against a same-run SQL floor.
+
+Everything runs in a scratch database (``<database>_benchapi``, created, migrated, dropped). The server is gunicorn
+with production settings (DEBUG off, Redis on) on loopback; the load is N concurrent keep-alive clients (httpx,
+asyncio) in this process — on the same 2 cores, so the generator's own CPU is part of what is measured. The floor is
+the same claim / redeem SQL issued directly from N psycopg connections (no HTTP, no Django).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+
+from core.management.commands.bench import register
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _arguments(parser: Any) -> None:
+    parser.add_argument("--clients", type=int, default=32, help="Concurrent keep-alive clients (default 32).")
+    parser.add_argument("--requests", type=int, default=20_000, help="Requests in the measured run.")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3).")
+    parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--database", default="", help="Scratch database (default <current>_benchapi).")
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
+
+
+def _admin() -> psycopg.Connection:
+    s = connection.settings_dict
+    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
+                           password=s["PASSWORD"] or None, dbname="postgres", autocommit=True)
+
+
+def _dsn(name: str) -> dict[str, Any]:
+    s = connection.settings_dict
+    return {"host": s["HOST"] or None, "port": s["PORT"] or None, "user": s["USER"] or None,
+            "password": s["PASSWORD"] or None, "dbname": name}
+
+
+def _url(name: str) -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{name}"
+
+
+def _seed(n: int, *, issued: bool) -> dict[str, Any]:
+    """A tenant, a member token, an open event and an inventory of n codes (issued to m-<i> when asked)."""
+    from core.audit import Actor
+    from core.services import api_client_create, tenant_create
+    from coupons import services
+    from coupons.generation import batch_generate
+    from coupons.models import CouponPolicy
+    from core.models import User
+    from events.services import event_create
+
+    actor = Actor.system("bench")
+    now = timezone.now()
+    tenant = tenant_create(name=f"bench {time.time_ns()}", currency="KRW", rounding_unit=10, actor=actor)
+    token = api_client_create(tenant=tenant, name="bench", scope="member", actor=actor)[1]
+    author = User.objects.create_user(f"a{time.time_ns()}", tenant=tenant, is_staff=True)
+    approver = User.objects.create_user(f"b{time.time_ns()}", tenant=tenant, is_staff=True, is_superuser=True)
+    policy = services.policy_save_draft(policy=CouponPolicy(
+        tenant=tenant, name="bench 10%", kind="percentage", rate=10, cap=5000, validity_type="fixed",
+        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)), actor_user=author)
+    services.policy_submit(policy=policy, actor_user=author)
+    policy = services.policy_approve(policy=policy, actor_user=approver)
+    event = event_create(tenant=tenant, name="bench", starts_at=now - timedelta(days=1),
+                         ends_at=now + timedelta(days=30), status="OPEN", actor=actor)
+    inventory = services.inventory_create(tenant=tenant, event=event, policy=policy, name="bench pool",
+                                          total_quantity=n * 2, actor=actor)
+    batch = services.batch_create(inventory=inventory, batch_code=f"BENCH-{time.time_ns()}", quantity=n, actor=actor)
+    batch_generate(batch_id=batch.pk, actor=actor)
+    codes: list[str] = []
+    if issued:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """UPDATE coupons_couponcode SET status = 'ISSUED', member_id = 'm-' || id, issued_at = now(),
+                          valid_from = %s, valid_until = %s WHERE batch_id = %s""",
+                [policy.valid_from, policy.valid_until, batch.pk])
+            cursor.execute(
+                """INSERT INTO coupons_couponissue (tenant_id, inventory_id, coupon_id, member_id, slot, via, channel,
+                          device_id, issued_at)
+                   SELECT tenant_id, inventory_id, id, member_id, 1, 'grant', '', '', now()
+                     FROM coupons_couponcode WHERE batch_id = %s""", [batch.pk])
+            cursor.execute("SELECT code, member_id FROM coupons_couponcode WHERE batch_id = %s ORDER BY id",
+                           [batch.pk])
+            codes = [f"{code}|{member}" for code, member in cursor.fetchall()]
+    return {"token": token, "inventory": inventory.public_id, "inventory_id": inventory.pk, "codes": codes}
+
+
+def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": _url(database), "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
+           "REDIS_URL": settings.REDIS_URL}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "coupon_project.wsgi", "--bind", f"127.0.0.1:{port}",
+                             "--workers", str(workers), "--worker-class", "sync", "--keep-alive", "30",
+                             "--log-level", "warning"], cwd=BASE_DIR, env=env)
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("gunicorn did not come up within 60 s")
+
+
+async def _load(port: int, token: str, clients: int, bodies: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    position = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        async def worker() -> None:
+            nonlocal position
+            while position < len(bodies):
+                path, body = bodies[position]
+                position += 1
+                started = time.perf_counter()
+                response = await client.post(path, json=body)
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
+
+    return {"requests": len(latencies), "seconds": round(elapsed, 2), "requests_per_s": round(len(latencies) / elapsed),
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "mean_ms": round(statistics.fmean(latencies) * 1000, 2), "statuses": statuses,
+            "errors": sum(c for s, c in statuses.items() if s >= 400)}
+
+
+def _floor(database: str, clients: int, jobs: list[Any], sql_for: Any) -> dict[str, Any]:
+    """The same SQL from `clients` direct connections, autocommit per operation: what the database alone allows."""
+    position = 0
+    lock = threading.Lock()
+    done = [0]
+
+    def worker() -> None:
+        nonlocal position
+        with psycopg.connect(**_dsn(database)) as conn:
+            while True:
+                with lock:
+                    if position >= len(jobs):
+                        return
+                    job = jobs[position]
+                    position += 1
+                with conn.transaction():
+                    sql_for(conn, job)
+                with lock:
+                    done[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {"operations": done[0], "seconds": round(elapsed, 2), "per_s": round(done[0] / elapsed)}
+
+
+def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
+    n, clients = options["requests"], options["clients"]
+    original = connection.settings_dict["NAME"]
+    database = options["database"] or f"{original}_benchapi"
+    with _admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    connections.close_all()
+    connection.settings_dict["NAME"] = database
+    server = None
+    try:
+        call_command("migrate", verbosity=0)
+        api = _seed(n + 200, issued=kind == "redeem")
+        floor_pool = _seed(n, issued=kind == "redeem")
+        connections.close_all()
+        server = _serve(database, options["port"], options["workers"])
+        order = {"order_id": "o", "items": [{"sku": "S1", "spu": "P1", "category": "C1", "shop": "s", "unit_price":
+                                             30000, "quantity": 1, "virtual": False}], "shipping_fee": 3000,
+                 "channel": "ios", "payment_method": "online"}
+        if kind == "claim":
+            bodies = [("/api/v1/claims", {"member_id": f"m-{i}", "inventory": api["inventory"]})
+                      for i in range(n + 200)]
+        else:
+            bodies = []
+            for i, pair in enumerate(api["codes"]):
+                code, member = pair.split("|")
+                bodies.append((f"/api/v1/coupons/{code}/redeem",
+                               {"member_id": member, "order_id": f"o-{i}", "order": order}))
+        asyncio.run(_load(options["port"], api["token"], clients, bodies[:200]))  # warm-up, not measured
+        measured = asyncio.run(_load(options["port"], api["token"], clients, bodies[200:200 + n]))
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        server = None
+
+        if kind == "claim":
+            def sql(conn: psycopg.Connection, i: int) -> None:
+                conn.execute("""UPDATE coupons_couponcode SET status = 'ISSUED', member_id = %s, issued_at = now()
+                                 WHERE id = (SELECT id FROM coupons_couponcode WHERE inventory_id = %s
+                                             AND status = 'AVAILABLE' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                                 RETURNING code""", [f"f-{i}", floor_pool["inventory_id"]])
+            floor = _floor(database, clients, list(range(n)), sql)
+        else:
+            def sql(conn: psycopg.Connection, pair: str) -> None:
+                code, member = pair.split("|")
+                row = conn.execute("""UPDATE coupons_couponcode SET status = 'USED', used_at = now()
+                                       WHERE code = %s AND status = 'ISSUED' RETURNING id, tenant_id, inventory_id""",
+                                   [code]).fetchone()
+                conn.execute("""INSERT INTO coupons_couponusage (tenant_id, inventory_id, coupon_id, member_id,
+                                       order_id, order_amount, discount, channel, payment_method, device_id, used_at)
+                                VALUES (%s, %s, %s, %s, 'o', 33000, 3000, 'ios', 'online', '', now())""",
+                             [row[1], row[2], row[0], member])
+            floor = _floor(database, clients, floor_pool["codes"][:n], sql)
+        return {
+            "benchmark": kind, "clients": clients, "gunicorn_workers": options["workers"],
+            "http": measured, "sql_floor": floor,
+            "ratio_http_to_floor": round(measured["requests_per_s"] / floor["per_s"], 3),
+            "bench_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "cpus": os.cpu_count(),
+        }
+    finally:
+        if server is not None:
+            server.kill()
+        connections.close_all()
+        connection.settings_dict["NAME"] = original
+        if not options["keep"]:
+            with _admin() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@register("claim", help="Claims over HTTP (gunicorn, N keep-alive clients) against the same SQL from N connections.",
+          arguments=_arguments)
+def bench_claim(options: dict[str, Any]) -> dict[str, Any]:
+    return _run(options, "claim")
+
+
+@register("redeem", help="Redemptions over HTTP against the same SQL (update + usage row) from N connections.",
+          arguments=_arguments)
+def bench_redeem(options: dict[str, Any]) -> dict[str, Any]:
+    return _run(options, "redeem")
