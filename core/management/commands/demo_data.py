@@ -93,6 +93,9 @@ class Command(BaseCommand):
             "batch": batch.batch_code,
             "policies": {kind: p.public_id for kind, p in policies.items()},
         }
+        # Identifiers (not secrets) for scripts and the smoke test; credentials stay in demo_credentials.json.
+        (Path(settings.VAR_DIR) / "demo.json").write_text(json.dumps(
+            {k: v for k, v in result.items() if k not in ("member_token", "operator_token", "console")}))
         if opts["json"]:
             self.stdout.write(json.dumps(result))
         else:
