@@ -20,6 +20,7 @@ from coupons.counters import counter_add
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
 from coupons.issuing import RequestContext, normalise_code
 from coupons.models import CouponCode, CouponUsage
+from coupons.discounts import Order
 from coupons.pricing import Quote, quote
 from coupons.validity import effective_status
 
@@ -62,7 +63,7 @@ def _audit(coupon: CouponCode, ctx: RequestContext, action: str, before: str, **
                  before={"status": before}, after={"status": coupon.status, **after})
 
 
-def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: dict[str, Any],
+def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: Order,
                 ctx: RequestContext) -> tuple[CouponCode, Quote]:
     """ISSUED → LOCKED to an order, after checking the coupon applies to it. Locking again for the same order is a
     no-op that answers the same way."""
@@ -71,7 +72,7 @@ def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, ord
         coupon = _locked_coupon(tenant, code)
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
-        priced = quote(policy=coupon.inventory.policy, order=order, tenant=tenant)
+        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
         if coupon.status == S.LOCKED:  # same order (else refused above)
             return coupon, priced
         before = coupon.status
@@ -95,7 +96,7 @@ def coupon_release(*, tenant: Tenant, code: str, order_id: str, ctx: RequestCont
     return coupon
 
 
-def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: dict[str, Any],
+def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: Order,
                   ctx: RequestContext) -> tuple[CouponCode, CouponUsage]:
     """ISSUED, or LOCKED by the same order → USED, writing the accounting row (R-LIFE-4, R-USE-4)."""
     now = timezone.now()
@@ -103,14 +104,14 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
         coupon = _locked_coupon(tenant, code)
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
-        priced = quote(policy=coupon.inventory.policy, order=order, tenant=tenant)
+        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
         before = coupon.status
         coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
         coupon.save(update_fields=["status", "used_at", "locked_order_id", "locked_at"])
         usage = CouponUsage.objects.create(
             tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id, order_id=order_id,
-            order_amount=priced.order_amount, discount=priced.discount, channel=order.get("channel") or ctx.channel,
-            payment_method=order.get("payment_method") or "", client=ctx.client, ip=ctx.ip,
+            order_amount=priced.order_amount, discount=priced.discount, channel=order.channel or ctx.channel,
+            payment_method=order.payment_method or "", client=ctx.client, ip=ctx.ip,
             device_id=ctx.device_id, used_at=now)
         counter_add(inventory_id=coupon.inventory_id, member_id=member_id, used=1, used_discount=priced.discount)
         _audit(coupon, ctx, "coupon.redeem", before, order_id=order_id, discount=priced.discount,

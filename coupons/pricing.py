@@ -1,16 +1,23 @@
-"""The single place where a coupon is priced against an order (lock, redeem; checkout with issue #5).
+"""The single place where stored coupons meet the discount engine (``coupons.discounts``, pure).
 
-Until the full engine (scopes, stacking) lands this computes amount / threshold / percentage-with-cap / shipping /
-sku_deduction on the order's non-virtual items, rounding down to the tenant's unit.
+Lock and redeem price one coupon against the order with ``quote``; checkout validates a list of codes or finds the
+best combination of a member's coupons with ``check_codes`` / ``best_for_member``. Everything the engine needs is
+read here (policies, validity, audience), so the engine itself never touches the database.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
+
 from core.models import Tenant
+from coupons.discounts import (CombinationResult, Context, CouponTerms, Order, Rejection, apply_combination,
+                               best_combination, evaluate)
 from coupons.exceptions import NotApplicable
-from coupons.models import CouponPolicy
+from coupons.models import AudienceEntry, CouponCode, CouponPolicy
+from coupons.validity import effective_status
 
 
 @dataclass(frozen=True)
@@ -19,40 +26,98 @@ class Quote:
     order_amount: int  # items + shipping, what the shopper pays before discounts
 
 
-def order_total(order: dict[str, Any]) -> int:
-    return sum(line["unit_price"] * line["quantity"] for line in order["items"]) + order.get("shipping_fee", 0)
+def terms_of(coupon: CouponCode) -> CouponTerms:
+    return CouponTerms.from_policy(coupon.inventory.policy, code=coupon.code, valid_from=coupon.valid_from,
+                                   valid_until=coupon.valid_until)
 
 
-def quote(*, policy: CouponPolicy, order: dict[str, Any], tenant: Tenant) -> Quote:
-    items = [line for line in order["items"] if not line.get("virtual")]
-    applicable = sum(line["unit_price"] * line["quantity"] for line in items)
-    shipping = order.get("shipping_fee", 0)
-    total = order_total(order)
-    if policy.channels and order.get("channel") not in policy.channels:
-        raise NotApplicable("channel_not_allowed")
-    if policy.payment_methods and order.get("payment_method") not in policy.payment_methods:
-        raise NotApplicable("payment_method_not_allowed")
-    if policy.threshold and applicable < policy.threshold:
-        raise NotApplicable("below_threshold")
-    kind = policy.kind
-    if kind in ("amount", "threshold"):
-        discount = min(policy.amount or 0, applicable)
-    elif kind == "percentage":
-        raw = applicable * (policy.rate or 0) // 100
-        discount = min(raw - raw % tenant.rounding_unit, policy.cap or raw)
-    elif kind == "shipping":
-        if shipping <= 0:
-            raise NotApplicable("no_shipping_fee")
-        discount = min(shipping, policy.amount) if policy.amount else shipping
-    else:  # sku_deduction
-        lines = [line for line in items if line["sku"] == policy.sku_deduction_sku]
-        if not lines:
-            raise NotApplicable("sku_not_in_order")
-        units, discount = policy.sku_deduction_units or 0, 0
-        for line in lines:
-            take = min(units, line["quantity"])
-            discount += take * line["unit_price"]
-            units -= take
-    if discount <= 0 and kind != "shipping":
-        raise NotApplicable("no_applicable_items")
-    return Quote(discount=min(discount, total), order_amount=total)
+def _context(tenant: Tenant, now: datetime) -> Context:
+    # Every API member is a member (the API serves the tenant's member apps). Whitelist membership is per inventory,
+    # so callers drop coupons whose whitelist does not hold the member before the engine sees them.
+    return Context(now=now, rounding_unit=tenant.rounding_unit, is_member=True, whitelisted=True)
+
+
+def _audience_refusal(coupon: CouponCode, member_id: str) -> str | None:
+    if coupon.inventory.policy.audience == CouponPolicy.Audience.WHITELIST and not _whitelisted(coupon, member_id):
+        return "audience_not_allowed"
+    return None
+
+
+def _whitelisted(coupon: CouponCode, member_id: str) -> bool:
+    return AudienceEntry.objects.filter(inventory_id=coupon.inventory_id, member_id=member_id).exists()
+
+
+def quote(*, coupon: CouponCode, order: Order, tenant: Tenant, now: datetime) -> Quote:
+    """Price one coupon on an order or raise NotApplicable with the engine's reason."""
+    refusal = _audience_refusal(coupon, coupon.member_id or "")
+    if refusal:
+        raise NotApplicable(refusal)
+    result = evaluate(terms_of(coupon), order, _context(tenant, now))
+    if not result.ok:
+        raise NotApplicable(result.reason or "not_applicable")
+    return Quote(discount=result.discount, order_amount=order.total)
+
+
+def _refusal(coupon: CouponCode, member_id: str, order_id: str | None, now: datetime) -> str | None:
+    """Why a stored coupon cannot take part in this member's checkout, before any arithmetic."""
+    if coupon.member_id != member_id:
+        return "not_owner"
+    status = effective_status(coupon, coupon.inventory.policy, now)
+    if status == CouponCode.Status.LOCKED and coupon.locked_order_id == order_id and order_id:
+        return None
+    return {CouponCode.Status.ISSUED: None, CouponCode.Status.EXPIRED: "expired",
+            CouponCode.Status.USED: "already_used", CouponCode.Status.REVOKED: "revoked",
+            CouponCode.Status.LOCKED: "locked_by_other_order"}.get(status, "not_issued")
+
+
+def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order: Order,
+                now: datetime) -> CombinationResult:
+    """/checkout/validate: apply the given codes in order (R-USE-1); unknown or unusable ones are rejected."""
+    found = {c.code: c for c in CouponCode.objects.select_related("inventory__policy").filter(
+        tenant=tenant, code__in=codes)}
+    usable, rejected = [], []
+    for code in codes:
+        coupon = found.get(code)
+        reason = "not_found" if coupon is None else (_refusal(coupon, member_id, order.order_id, now)
+                                                     or _audience_refusal(coupon, member_id))
+        if reason:
+            rejected.append(Rejection(code=code, reason=reason))
+        else:
+            usable.append(coupon)
+    result = apply_combination([terms_of(c) for c in usable], order, _context(tenant, now))
+    if not rejected:
+        return result
+    return CombinationResult(discount=result.discount, applied=result.applied,
+                             rejected=tuple(rejected) + result.rejected, order_total=result.order_total,
+                             payable=result.payable)
+
+
+def usable_coupons(*, tenant: Tenant, member_id: str, now: datetime, order_id: str | None = None,
+                   limit: int = 200) -> list[CouponCode]:
+    """A member's coupons that could apply now: ISSUED inside validity, or LOCKED to this very order."""
+    inside = (Q(valid_until__isnull=True) | Q(valid_until__gt=now)) & (Q(valid_from__isnull=True)
+                                                                        | Q(valid_from__lte=now))
+    state = Q(status=CouponCode.Status.ISSUED)
+    if order_id:
+        state |= Q(status=CouponCode.Status.LOCKED, locked_order_id=order_id)
+    return list(CouponCode.objects.select_related("inventory__policy").filter(
+        inside, state, tenant=tenant, member_id=member_id).order_by("valid_until", "id")[:limit])
+
+
+def best_for_member(*, tenant: Tenant, member_id: str, order: Order, now: datetime) -> CombinationResult:
+    """/checkout/best: the best combination of the member's usable coupons (R-POL-7, R-USE-2)."""
+    coupons = usable_coupons(tenant=tenant, member_id=member_id, now=now, order_id=order.order_id)
+    eligible = [c for c in coupons if not _audience_refusal(c, member_id)]
+    return best_combination([terms_of(c) for c in eligible], order, _context(tenant, now))
+
+
+def scope_filter(prefix: str, **product: Any) -> Q:
+    """Rows whose policy scope covers the given sku/spu/category/shop (empty include list = everything)."""
+    query = Q()
+    for key, plural in (("sku", "skus"), ("spu", "spus"), ("category", "categories"), ("shop", "shops")):
+        value = product.get(key)
+        if value:
+            include, exclude = f"{prefix}include_{plural}", f"{prefix}exclude_{plural}"
+            query &= (Q(**{include: []}) | Q(**{f"{include}__contains": [value]})) & ~Q(
+                **{f"{exclude}__contains": [value]})
+    return query

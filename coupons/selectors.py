@@ -7,16 +7,21 @@ from django.db.models import Q, QuerySet
 
 from core.models import Tenant
 from coupons.issuing import normalise_code
-from coupons.models import CouponCode
+from coupons.models import CouponCode, CouponInventory, CouponIssue
+from coupons.pricing import scope_filter
+from events.models import Event
 
 MEMBER_STATES = ["usable", "used", "locked", "invalid", "all"]
 
 
-def member_coupons(*, tenant: Tenant, member_id: str, state: str, now: datetime) -> QuerySet[CouponCode]:
+def member_coupons(*, tenant: Tenant, member_id: str, state: str, now: datetime,
+                   product: dict[str, str] | None = None) -> QuerySet[CouponCode]:
     """A member's coupons by state (API.md): usable = ISSUED inside validity; invalid = EXPIRED or REVOKED,
     including coupons past validity the expiry job has not reached yet (R-LIFE-3)."""
     qs = (CouponCode.objects.filter(tenant=tenant, member_id=member_id)
           .select_related("inventory__policy", "batch").order_by("-issued_at", "-id"))
+    if product:  # only coupons whose scope covers the product (R-QRY-1)
+        qs = qs.filter(scope_filter("inventory__policy__", **product))
     not_past = Q(valid_until__isnull=True) | Q(valid_until__gt=now)
     past = Q(valid_until__lte=now)
     if state == "usable":
@@ -41,3 +46,29 @@ def coupon_by_code(*, tenant: Tenant, raw_code: str) -> CouponCode | None:
     if not might_exist(code):
         return None
     return CouponCode.objects.select_related("inventory__policy", "batch").filter(tenant=tenant, code=code).first()
+
+
+def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id: str | None,
+                          now: datetime) -> list[CouponInventory]:
+    """Inventories a member could claim now on a product/shop page (R-QRY-2). ``claimed`` is set on each row."""
+    from django.db.models import Count, Exists, OuterRef
+
+    available = CouponCode.objects.filter(inventory=OuterRef("pk"), status=CouponCode.Status.AVAILABLE)
+    qs = (CouponInventory.objects.select_related("policy")
+          .filter(tenant=tenant, is_active=True, event__status=Event.Status.OPEN, event__starts_at__lte=now,
+                  event__ends_at__gt=now)
+          .filter(Q(policy__valid_until__isnull=True) | Q(policy__valid_until__gt=now))
+          .exclude(policy__audience="whitelist")
+          .filter(scope_filter("policy__", **product))
+          .filter(Exists(available)).order_by("policy__valid_until", "id"))
+    rows = list(qs[:100])
+    held: dict[int, int] = {}
+    if member_id:
+        held = dict(CouponIssue.objects.filter(inventory__in=rows, member_id=member_id).values("inventory")
+                    .annotate(n=Count("id")).values_list("inventory", "n"))
+    result = []
+    for row in rows:
+        row.claimed = held.get(row.pk, 0) if member_id else None
+        if member_id is None or row.claimed < row.per_member_limit:
+            result.append(row)
+    return result

@@ -114,9 +114,12 @@ def make_codes(batch: CouponBatch, n: int, **fields: Any) -> list:
     codes = {"".join(secrets.choice(CODE_ALPHABET) for _ in range(10)) for _ in range(n)}
     while len(codes) < n:
         codes.add("".join(secrets.choice(CODE_ALPHABET) for _ in range(10)))
+    from coupons.bloom import bloom_adding
+
     rows = [CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id, batch=batch, code=c, **fields)
             for c in sorted(codes)]
-    CouponCode.objects.bulk_create(rows, batch_size=5000)
+    with bloom_adding(codes):  # like every writer of codes: bits first, so lookups never miss a committed code
+        CouponCode.objects.bulk_create(rows, batch_size=5000)
     CouponBatch.objects.filter(pk=batch.pk).update(generated_count=n, status=CouponBatch.Status.COMPLETED) \
         if n == batch.quantity else None
     return list(CouponCode.objects.filter(batch=batch).order_by("id"))

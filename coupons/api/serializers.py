@@ -4,7 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from coupons.discounts import (MAX_CODES, CodesInvalid, Order, OrderInvalid, validate_codes_payload,
+                               validate_order_payload)
 
 from coupons.models import CHANNELS, PAYMENT_METHODS, CouponCode
 from coupons.validity import effective_status
@@ -33,13 +37,15 @@ class RiskContextSerializer(serializers.Serializer):
 
 
 class OrderLineSerializer(serializers.Serializer):
+    """Documents the order line for the schema; validation is coupons.discounts.validate_order_payload."""
+
     sku = serializers.CharField(max_length=64)
-    spu = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    category = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    shop = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    spu = serializers.CharField(max_length=64)
+    category = serializers.CharField(max_length=64)
+    shop = serializers.CharField(max_length=64)
     unit_price = StrictIntegerField(min_value=1, max_value=MAX_MONEY)
-    quantity = StrictIntegerField(min_value=1, max_value=100_000)
-    virtual = serializers.BooleanField(required=False, default=False)
+    quantity = StrictIntegerField(min_value=1, max_value=1_000_000)
+    virtual = serializers.BooleanField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["unit_price"] * attrs["quantity"] > MAX_MONEY:
@@ -53,6 +59,32 @@ class OrderSerializer(serializers.Serializer):
     shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY, required=False, default=0)
     channel = serializers.ChoiceField(choices=CHANNELS, required=False, allow_null=True, default=None)
     payment_method = serializers.ChoiceField(choices=PAYMENT_METHODS, required=False, allow_null=True, default=None)
+
+
+@extend_schema_field(OrderSerializer)
+class OrderField(serializers.Field):
+    """API.md's Order object, checked by the discount engine's own validator (one set of rules everywhere)."""
+
+    def to_internal_value(self, data: Any) -> Order:
+        try:
+            return validate_order_payload(data)
+        except OrderInvalid as exc:
+            raise serializers.ValidationError(exc.details.get("fields") or exc.message) from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}, "maxItems": MAX_CODES})
+class CodesField(serializers.Field):
+    def to_internal_value(self, data: Any) -> tuple[str, ...]:
+        try:
+            return validate_codes_payload(data)
+        except CodesInvalid as exc:
+            raise serializers.ValidationError(exc.details.get("fields", {}).get("codes") or exc.message) from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return list(value)
 
 
 class ClaimSerializer(RiskContextSerializer):
@@ -78,7 +110,7 @@ class GrantSerializer(serializers.Serializer):
 class LockSerializer(RiskContextSerializer):
     member_id = member_id_field
     order_id = serializers.CharField(max_length=64)
-    order = OrderSerializer()
+    order = OrderField()
 
 
 class RedeemSerializer(LockSerializer):
@@ -137,10 +169,56 @@ class BatchItemSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64)
     member_id = serializers.CharField(max_length=64, required=False)
     order_id = serializers.CharField(max_length=64, required=False)
-    order = OrderSerializer(required=False)
+    order = OrderField(required=False)
     reason = serializers.CharField(max_length=500, required=False)
     full_refund = serializers.BooleanField(required=False, default=True)
 
 
 class BatchSerializer(serializers.Serializer):
     items = BatchItemSerializer(many=True, allow_empty=False, max_length=500)
+
+
+class CheckoutValidateSerializer(serializers.Serializer):
+    member_id = member_id_field
+    codes = CodesField()
+    order = OrderField()
+
+
+class CheckoutBestSerializer(serializers.Serializer):
+    member_id = member_id_field
+    order = OrderField()
+
+
+class LineOutSerializer(serializers.Serializer):
+    line = serializers.JSONField(help_text="Index of the order line (integer), or \"shipping\".")
+    sku = serializers.CharField(allow_null=True)
+    discount = serializers.IntegerField()
+
+
+class AppliedOutSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    discount = serializers.IntegerField()
+    lines = LineOutSerializer(many=True)
+
+
+class RejectedOutSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class CheckoutResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    codes = serializers.ListField(child=serializers.CharField())
+    discount = serializers.IntegerField()
+    applied = AppliedOutSerializer(many=True)
+    rejected = RejectedOutSerializer(many=True)
+    payable = serializers.IntegerField()
+
+
+class ClaimableSerializer(serializers.Serializer):
+    inventory = serializers.CharField(source="public_id")
+    name = serializers.CharField()
+    policy = PolicyOutSerializer()
+    valid_until = serializers.DateTimeField(source="policy.valid_until", allow_null=True)
+    per_member_limit = serializers.IntegerField()
+    claimed = serializers.IntegerField(allow_null=True, help_text="How many the member holds (with member_id).")

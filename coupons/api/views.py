@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from core.api.permissions import IsOperatorClient
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
-from coupons import issuing, lifecycle, selectors
+from coupons import issuing, lifecycle, pricing, selectors
 from coupons.api import serializers as s
 from coupons.exceptions import CouponNotFound
 from coupons.models import CouponGrant, CouponGrantMember
@@ -106,6 +106,21 @@ class GrantStatusView(CouponAPIView):
         })
 
 
+PRODUCT_PARAMETERS = [OpenApiParameter(name, str, description=f"Only coupons whose scope covers this {name}.")
+                      for name in ("sku", "spu", "category", "shop")]
+
+
+def _product(request: Request) -> dict[str, str]:
+    product = {}
+    for key in ("sku", "spu", "category", "shop"):
+        value = request.query_params.get(key, "").strip()
+        if len(value) > 64:
+            raise InvalidInput(f"{key} is at most 64 characters.")
+        if value:
+            product[key] = value
+    return product
+
+
 class CouponPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -115,7 +130,7 @@ class CouponPagination(PageNumberPagination):
 class MemberCouponsView(CouponAPIView):
     @extend_schema(operation_id="member_coupons", parameters=[
         OpenApiParameter("state", str, enum=selectors.MEMBER_STATES, default="all"),
-        OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        OpenApiParameter("page", int), OpenApiParameter("page_size", int), *PRODUCT_PARAMETERS],
         responses={200: s.CouponSerializer(many=True), **_errors(400)})
     def get(self, request: Request, member_id: str) -> Response:
         state = request.query_params.get("state", "all")
@@ -124,7 +139,8 @@ class MemberCouponsView(CouponAPIView):
         if not 1 <= len(member_id) <= 64:
             raise InvalidInput("member_id must be 1 to 64 characters.")
         now = timezone.now()
-        qs = selectors.member_coupons(tenant=self.tenant, member_id=member_id, state=state, now=now)
+        qs = selectors.member_coupons(tenant=self.tenant, member_id=member_id, state=state, now=now,
+                                      product=_product(request))
         paginator = CouponPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(s.CouponSerializer(page, many=True, context={"now": now}).data)
@@ -251,3 +267,44 @@ class BatchActionView(CouponAPIView):
                                     ctx=ctx)
         else:
             lifecycle.coupon_revoke(tenant=t, code=code, reason=item["reason"], ctx=ctx)
+
+
+class CheckoutValidateView(CouponAPIView):
+    @extend_schema(operation_id="checkout_validate", request=s.CheckoutValidateSerializer,
+                   parameters=[IDEMPOTENCY_PARAMETER], responses={200: s.CheckoutResultSerializer, **_errors(400)},
+                   description="Dry run (R-USE-1): apply the codes in the given order (R-POL-6 stacking) and answer "
+                               "the discount, the lines each coupon took, and why any code was rejected.")
+    def post(self, request: Request) -> Response:
+        data = self.valid(s.CheckoutValidateSerializer)
+        result = pricing.check_codes(tenant=self.tenant, member_id=data["member_id"], codes=data["codes"],
+                                     order=data["order"], now=timezone.now())
+        return Response(result.as_dict())
+
+
+class CheckoutBestView(CouponAPIView):
+    @extend_schema(operation_id="checkout_best", request=s.CheckoutBestSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: s.CheckoutResultSerializer, **_errors(400)},
+                   description="The best combination of the member's usable coupons for the order (R-POL-7): the "
+                               "largest total discount; ties by earliest expiry, kind, product- then "
+                               "channel-restriction.")
+    def post(self, request: Request) -> Response:
+        data = self.valid(s.CheckoutBestSerializer)
+        result = pricing.best_for_member(tenant=self.tenant, member_id=data["member_id"], order=data["order"],
+                                         now=timezone.now())
+        return Response(result.as_dict())
+
+
+class ClaimableView(CouponAPIView):
+    @extend_schema(operation_id="claimable", parameters=[
+        *PRODUCT_PARAMETERS, OpenApiParameter("member_id", str, description="Also say how many the member holds; "
+                                              "inventories where the member is at the limit are left out.")],
+        responses={200: s.ClaimableSerializer(many=True), **_errors(400)},
+        description="Coupons a member can claim on a product or shop page (R-QRY-2): open events, active "
+                    "inventories with codes left, whose scope covers the product.")
+    def get(self, request: Request) -> Response:
+        member_id = request.query_params.get("member_id") or None
+        if member_id is not None and len(member_id) > 64:
+            raise InvalidInput("member_id must be 1 to 64 characters.")
+        rows = selectors.claimable_inventories(tenant=self.tenant, product=_product(request), member_id=member_id,
+                                               now=timezone.now())
+        return Response(s.ClaimableSerializer(rows, many=True).data)
