@@ -57,6 +57,7 @@ MAX_CHUNK_ATTEMPTS = 5
 # decides, and chunks partition the key space.
 SPARSE_FACTOR = 64
 MAX_DRAW_ROUNDS = 200
+MAX_DENSE_DRAW = 500_000
 
 
 class GenerationRefused(DomainError):
@@ -322,7 +323,8 @@ class _Run:
                 break
             if self.stop.is_set():
                 raise InterruptedError("generation stopped")
-            n_draw = want if self.plan.sparse else min(max(int(want * overdraw) + 16, want), want * 64 + 1024)
+            # Dense spaces overdraw (most candidates are taken), capped so a round's arrays stay small.
+            n_draw = want if self.plan.sparse else min(int(want * overdraw) + 16, max(want, MAX_DENSE_DRAW))
             drawn = self.drawer.draw(n_draw, lead)
             bodies = _distinct_in_draw_order(drawn)
             full = self._full(bodies)
@@ -376,6 +378,7 @@ class _Run:
                 self._commit(chunk)
                 logger.debug("chunk %s published in %.2fs, committed in %.2fs", chunk.no, published - started,
                              time.monotonic() - published)
+                chunk.codes = chunk.codes[:0]  # written: let the memory go (the plan keeps the chunk object)
                 return
             except (IntegrityError, psycopg.errors.UniqueViolation) as exc:
                 # COPY errors come straight from psycopg (Django does not wrap cursor.copy); the rest wrapped.
