@@ -186,6 +186,9 @@ def _floor(database: str, clients: int, jobs: list[Any], sql_for: Any) -> dict[s
 
 
 def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would load the generator
     n, clients = options["requests"], options["clients"]
     original = connection.settings_dict["NAME"]
     database = options["database"] or f"{original}_benchapi"

@@ -41,8 +41,7 @@ class CouponAPIView(TenantAPIView):
         return serializer.validated_data
 
     def coupon(self, coupon: Any, http_status: int = 200, **extra: Any) -> Response:
-        return Response({"coupon": s.CouponSerializer(coupon, context={"now": timezone.now()}).data, **extra},
-                        status=http_status)
+        return Response({"coupon": s.coupon_payload(coupon, timezone.now()), **extra}, status=http_status)
 
 
 class ClaimView(CouponAPIView):
