@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,6 +39,31 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--database", default="", help="Scratch database (default <current>_benchapi).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
+    parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
+                        help="Load generator: wrk (C, Debian package 'wrk'; used when installed) or httpx (asyncio).")
+    parser.add_argument("--seconds", type=int, default=20, help="Measured duration with wrk (default 20 s).")
+
+
+def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[str, dict[str, Any]]]
+         ) -> dict[str, Any]:
+    """N keep-alive connections from wrk (2 threads) for a fixed time; every request a distinct body."""
+    import json
+    import re
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        for path, body in bodies:
+            handle.write(f"{path}\t{json.dumps(body, separators=(',', ':'))}\n")
+    threads = 2
+    env = {**os.environ, "BENCH_BODIES": handle.name, "BENCH_TOKEN": token, "BENCH_THREADS": str(threads)}
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s",
+                          str(BASE_DIR / "coupons" / "bench_wrk.lua"), f"http://127.0.0.1:{port}"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    os.unlink(handle.name)
+    result = json.loads(re.search(r"BENCH_JSON (\{.*\})", out).group(1))
+    result["requests_per_s"] = round(result["requests"] / result["seconds"])
+    result["generator"] = "wrk"
+    return result
 
 
 def _admin() -> psycopg.Connection:
@@ -217,7 +243,12 @@ def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
                 bodies.append((f"/api/v1/coupons/{code}/redeem",
                                {"member_id": member, "order_id": f"o-{i}", "order": order}))
         asyncio.run(_load(options["port"], api["token"], clients, bodies[:200]))  # warm-up, not measured
-        measured = asyncio.run(_load(options["port"], api["token"], clients, bodies[200:200 + n]))
+        generator = options.get("generator", "auto")
+        if generator == "wrk" or (generator == "auto" and shutil.which("wrk")):
+            measured = _wrk(options["port"], api["token"], clients, options.get("seconds", 20), bodies[200:])
+        else:
+            measured = asyncio.run(_load(options["port"], api["token"], clients, bodies[200:200 + n]))
+            measured["generator"] = "httpx"
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         server = None
@@ -267,3 +298,17 @@ def bench_claim(options: dict[str, Any]) -> dict[str, Any]:
           arguments=_arguments)
 def bench_redeem(options: dict[str, Any]) -> dict[str, Any]:
     return _run(options, "redeem")
+
+
+def _best_arguments(parser: Any) -> None:
+    parser.add_argument("--coupons", type=int, default=100, help="Coupons in the member's wallet (default 100).")
+    parser.add_argument("--lines", type=int, default=50, help="Order lines (default 50).")
+    parser.add_argument("--repeat", type=int, default=200, help="Timed calls on the main input.")
+
+
+@register("best", help="best_combination in-process (p50/p95) against the same-run brute-force reference.",
+          arguments=_best_arguments)
+def bench_best(options: dict[str, Any]) -> dict[str, Any]:
+    from coupons.bench_best import run
+
+    return run(coupons=options["coupons"], lines=options["lines"], repeat=options["repeat"])
