@@ -66,6 +66,7 @@ LOCAL_APPS = [
     "coupons",
     "partners",
     "draws",
+    "rewards",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

@@ -1,0 +1,63 @@
+"""Rewards endpoints of the member API (API.md "Rewards")."""
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.exceptions import InvalidInput
+from rewards import selectors, services
+from rewards.api import serializers as s
+
+ERROR = inline_serializer("RewardsError", {"code": serializers.CharField(), "message": serializers.CharField(),
+                                           "details": serializers.DictField()})
+GRANT_RESPONSE = inline_serializer("RewardGrantResponse", {"grant": s.GrantOutSerializer()})
+MAX_ENTRIES = 200
+
+
+class RewardTriggerView(TenantAPIView):
+    @extend_schema(
+        operation_id="reward_trigger", request=s.TriggerSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: GRANT_RESPONSE, 200: GRANT_RESPONSE,
+                   **{code: OpenApiResponse(ERROR) for code in (400, 409, 422)}},
+        description="Report a reward trigger (R-REW-1/2). 201 with what was granted; 200 with the earlier grant when "
+                    "(member_id, trigger, reference) was already granted — nothing is granted twice. 400 unknown_trigger "
+                    "or invalid input (amount is required for purchase_confirmed and only allowed there; has_image "
+                    "only for review); 422 no_active_rule. If the rule's coupon cannot be issued (e.g. sold_out) the "
+                    "points are still granted and coupon_error names the reason; a rule without points then answers "
+                    "that error (e.g. 422 sold_out) and records nothing, so the trigger can be sent again.")
+    def post(self, request: Request) -> Response:
+        serializer = s.TriggerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        grant, created = services.reward_trigger(
+            tenant=self.tenant, member_id=data["member_id"], trigger=data["trigger"], reference=data["reference"],
+            amount=data.get("amount"), has_image=data["has_image"], client=self.client)
+        return Response({"grant": s.grant_payload(grant, timezone.now())},
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MemberPointsView(TenantAPIView):
+    @extend_schema(
+        operation_id="member_points",
+        parameters=[OpenApiParameter("limit", int, description=f"Newest entries to list (1–{MAX_ENTRIES}, "
+                                                               "default 50).")],
+        responses={200: inline_serializer("MemberPoints", {
+            "member_id": serializers.CharField(), "balance": serializers.IntegerField(),
+            "entries": s.EntryOutSerializer(many=True)}), 400: OpenApiResponse(ERROR)},
+        description="The member's spendable balance (unspent, unexpired credits) and newest ledger entries.")
+    def get(self, request: Request, member_id: str) -> Response:
+        if not 1 <= len(member_id) <= 64:
+            raise InvalidInput("member_id must be 1 to 64 characters.")
+        raw = request.query_params.get("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_ENTRIES:
+            raise InvalidInput(f"limit must be an integer from 1 to {MAX_ENTRIES}.")
+        entries = selectors.points_entries(tenant=self.tenant, member_id=member_id)[:int(raw)]
+        return Response({
+            "member_id": member_id,
+            "balance": selectors.points_balance(tenant=self.tenant, member_id=member_id, now=timezone.now()),
+            "entries": [s.entry_payload(e) for e in entries],
+        })
