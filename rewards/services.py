@@ -373,10 +373,15 @@ def member_birthday_save(*, birthday: MemberBirthday, actor: Actor) -> MemberBir
         _parse_birthday([birthday.member_id, str(birthday.month), str(birthday.day)])
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    with transaction.atomic():
-        birthday.save()
-        audit_record(tenant=birthday.tenant, actor=actor, action="birthday.save", obj=birthday,
-                     after={"member_id": birthday.member_id, "month": birthday.month, "day": birthday.day})
+    try:
+        with transaction.atomic():
+            birthday.save()
+            audit_record(tenant=birthday.tenant, actor=actor, action="birthday.save", obj=birthday,
+                         after={"member_id": birthday.member_id, "month": birthday.month, "day": birthday.day})
+    except IntegrityError as exc:
+        if "memberbirthday_one_per_member" in str(exc):
+            raise InvalidInput(f"Member {birthday.member_id} already has a birthday; change that one.") from exc
+        raise
     return birthday
 
 

@@ -1,0 +1,162 @@
+"""Console for reward rules, the grants they made, the points ledger and members' birthdays (issue #10)."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from core.admin import TenantScopedAdmin, user_tenant_id
+from core.exceptions import DomainError
+from core.models import Tenant
+from rewards import services
+from rewards.models import MemberBirthday, MemberPoints, PointsEntry, RewardGrant, RewardRule
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+class RewardRuleForm(forms.ModelForm):
+    request_tenant_id: int | None = None  # set per request by RewardRuleAdmin.get_form
+
+    class Meta:
+        model = RewardRule
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        probe = RewardRule(pk=self.instance.pk, tenant_id=self.instance.tenant_id or self.request_tenant_id)
+        for name in ("trigger", "inventory", "points", "review_text_points", "review_image_points",
+                     "purchase_rate_bp", "is_active"):
+            setattr(probe, name, cleaned.get(name, getattr(self.instance, name)))
+        if cleaned.get("tenant") is not None:
+            probe.tenant_id = cleaned["tenant"].pk
+        if probe.trigger and not self.errors:
+            for field, message in services.rule_errors(probe).items():
+                self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+@admin.register(RewardRule)
+class RewardRuleAdmin(TenantScopedAdmin):
+    form = RewardRuleForm
+    list_display = ["name", "trigger", "is_active", "points", "review_text_points", "review_image_points",
+                    "purchase_rate_bp", "inventory", "points_valid_days", "tenant", "updated_at"]
+    list_filter = ["trigger", "is_active", "tenant"]
+    search_fields = ["name"]
+    list_select_related = ["inventory", "tenant"]
+    fieldsets = [
+        (None, {"fields": ["name", "trigger", "is_active"]}),
+        ("Coupon", {"fields": ["inventory"]}),
+        ("Points", {"fields": ["points", "review_text_points", "review_image_points", "purchase_rate_bp",
+                               "points_valid_days"],
+                    "description": "Signup and birthday use “points”; review uses the text / image amounts; "
+                                   "purchase confirmed uses the rate (basis points: 100 = 1 %), rounded down to "
+                                   "the tenant's rounding unit. Grants keep the amounts in force when granted."}),
+    ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request_tenant_id": user_tenant_id(request)})
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if obj.tenant_id is None:
+            raise DomainError("Choose a tenant.")
+        services.reward_rule_save(rule=obj, actor=self.actor(request))
+
+
+class ReadOnlyRewardsAdmin(TenantScopedAdmin):
+    """Written by services only; the console lists and searches them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        term = search_term.strip()  # member ids are exact references: an index lookup, not a LIKE scan
+        return (queryset.filter(member_id=term), False) if term else (queryset, False)
+
+
+@admin.register(RewardGrant)
+class RewardGrantAdmin(ReadOnlyRewardsAdmin):
+    list_display = ["created_at", "member_id", "trigger", "reference", "points", "coupon", "coupon_error", "rule",
+                    "client", "tenant"]
+    list_filter = ["trigger", "tenant"]
+    search_fields = ["=member_id"]
+    list_select_related = ["coupon", "rule", "client", "tenant"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(PointsEntry)
+class PointsEntryAdmin(ReadOnlyRewardsAdmin):
+    list_display = ["created_at", "member_id", "amount", "remaining", "reason", "reference", "expires_at", "tenant"]
+    list_filter = ["reason", "tenant"]
+    search_fields = ["=member_id"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(MemberPoints)
+class MemberPointsAdmin(ReadOnlyRewardsAdmin):
+    list_display = ["member_id", "balance", "updated_at", "tenant"]
+    list_filter = ["tenant"]
+    search_fields = ["=member_id"]
+    list_select_related = ["tenant"]
+
+
+class BirthdayUploadForm(forms.Form):
+    file = forms.FileField(help_text="CSV, one member a line: member_id,YYYY-MM-DD (or MM-DD) or member_id,month,day. "
+                                     "A header line is optional. Any bad line → nothing is imported.")
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False,
+                                    help_text="Superusers only: the tenant these members belong to.")
+
+
+@admin.register(MemberBirthday)
+class MemberBirthdayAdmin(TenantScopedAdmin):
+    list_display = ["member_id", "month", "day", "updated_at", "tenant"]
+    list_filter = ["month", "tenant"]
+    search_fields = ["=member_id"]
+    list_select_related = ["tenant"]
+    change_list_template = "admin/rewards/memberbirthday/change_list.html"
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        services.member_birthday_save(birthday=obj, actor=self.actor(request))
+
+    def get_urls(self) -> list[Any]:
+        return [path("upload/", self.admin_site.admin_view(self.upload_view), name="rewards_memberbirthday_upload"),
+                *super().get_urls()]
+
+    def upload_view(self, request: HttpRequest) -> Any:
+        if not self.has_add_permission(request):
+            raise DjangoPermissionDenied
+        form = BirthdayUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            tenant_id = user_tenant_id(request)
+            tenant = Tenant.objects.get(pk=tenant_id) if tenant_id is not None else form.cleaned_data["tenant"]
+            upload = form.cleaned_data["file"]
+            try:
+                if tenant is None:
+                    raise DomainError("Choose the tenant of these members.")
+                if upload.size > MAX_UPLOAD_BYTES:
+                    raise DomainError("The file is larger than 20 MB; split it.")
+                try:
+                    text = upload.read().decode("utf-8-sig")
+                except UnicodeDecodeError as exc:
+                    raise DomainError("The file is not UTF-8 text (save it as CSV UTF-8).") from exc
+                count = services.birthdays_import(tenant=tenant, text=text, actor=self.actor(request))
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{count} birthday(s) set.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:rewards_memberbirthday_changelist"))
+        if not request.user.is_superuser:
+            form.fields.pop("tenant")
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": "Upload members' birthdays"}
+        return TemplateResponse(request, "admin/rewards/memberbirthday/upload.html", context)
