@@ -105,6 +105,10 @@ TEMPLATES = [
 DATABASES = {"default": postgres_database_config(env.str("DATABASE_URL", default=""), VAR_DIR)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Server-side parameter binding lets psycopg prepare the hot statements (claim, redeem, token lookup) after a few
+# runs, so PostgreSQL stops re-planning them on every request. Turn off behind a transaction-pooling PgBouncer.
+DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = parse_bool(
+    "DJANGO_DB_SERVER_SIDE_BINDING", env.str("DJANGO_DB_SERVER_SIDE_BINDING", default="true"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, queues -----------------------------------------------------------------------------
@@ -237,3 +241,6 @@ COUPON_EXPIRY_INTERVAL_SECONDS = env.int("COUPON_EXPIRY_INTERVAL_SECONDS", defau
 # How long a process trusts a verified API token before looking it up again (revocation reaches other processes
 # within this many seconds; the revoking process forgets it at once).
 COUPON_TOKEN_CACHE_SECONDS = env.int("COUPON_TOKEN_CACHE_SECONDS", default=5)
+# How long a process reuses an inventory's configuration (with its event and policy) for claims: switching an
+# inventory off or closing its event reaches every process within this many seconds. 0 disables the cache.
+COUPON_CONFIG_CACHE_SECONDS = env.int("COUPON_CONFIG_CACHE_SECONDS", default=2)

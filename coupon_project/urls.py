@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("coupons.api.urls")),
+    path("api/v1/", include("events.api.urls")),
     path("api/v1/", include("rewards.api.urls")),
 ]
 

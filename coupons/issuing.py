@@ -59,14 +59,31 @@ def normalise_code(raw: str) -> str:
     return "".join(ch for ch in raw.strip().upper() if ch not in "- \t")
 
 
+_inventories: dict[tuple[int, str, str], tuple[CouponInventory, float]] = {}
+
+
 def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: str | None = None) -> CouponInventory:
+    """The inventory with its policy and event, kept per process for COUPON_CONFIG_CACHE_SECONDS: the claim path
+    reads it on every request and the four-table join costs more to plan than to run."""
+    import time
+
+    from django.conf import settings
+
+    key = (tenant.pk, "id", public_id.strip().upper()) if public_id is not None else (
+        tenant.pk, "promo", normalise_code(promo_code or ""))
+    now = time.monotonic()
+    cached = _inventories.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
     qs = CouponInventory.objects.select_related("policy", "event", "tenant").filter(tenant=tenant)
-    if public_id is not None:
-        inventory = qs.filter(public_id=public_id.strip().upper()).first()
-    else:
-        inventory = qs.filter(promo_code=normalise_code(promo_code or "")).first()
+    inventory = qs.filter(public_id=key[2]).first() if key[1] == "id" else qs.filter(promo_code=key[2]).first()
     if inventory is None:
         raise InventoryNotFound()
+    ttl = settings.COUPON_CONFIG_CACHE_SECONDS
+    if ttl > 0:
+        if len(_inventories) > 10_000:
+            _inventories.clear()
+        _inventories[key] = (inventory, now + ttl)
     return inventory
 
 

@@ -6,22 +6,78 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin
-from events.models import Event
-from events.services import event_save
+from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
+from events.services import event_save, staff_member_add
+
+
+class AllowedMemberInline(admin.TabularInline):
+    model = EventAllowedMember
+    fields = ["member_id"]
+    extra = 1
+    verbose_name_plural = "allow-list (used when 'allow list only' is ticked)"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # an allow-list row holds no history; removing one is an ordinary edit of the configuration
 
 
 @admin.register(Event)
 class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
-    list_display = ["name", "tenant", "public_id", "status", "starts_at", "ends_at", "recurrence"]
+    list_display = ["name", "tenant", "public_id", "status", "starts_at", "ends_at", "recurrence",
+                    "participant_count", "max_participants"]
     list_filter = ["status", "recurrence", "tenant"]
     search_fields = ["name", "public_id"]
     date_hierarchy = "starts_at"
-    readonly_fields = ["public_id", "created_at"]
+    readonly_fields = ["public_id", "participant_count", "previous", "created_at"]
+    inlines = [AllowedMemberInline]
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
-        ("Period", {"fields": ["starts_at", "ends_at", "recurrence"]}),
+        ("Period", {"fields": ["starts_at", "ends_at", "recurrence", "previous"]}),
+        ("Participation", {"fields": ["max_participants", "entries_per_member", "participant_count",
+                                      "require_redeemed_coupon", "allow_list_only"]}),
         ("Identifiers", {"fields": ["public_id", "created_at"]}),
     ]
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         event_save(event=obj, actor=self.actor(request))
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for row in formset.save(commit=False):
+            row.tenant_id = form.instance.tenant_id
+            row.member_id = row.member_id.strip()
+            row.save()
+        for row in formset.deleted_objects:
+            row.delete()
+
+
+@admin.register(EventParticipant)
+class EventParticipantAdmin(TenantExportActionMixin, TenantScopedAdmin):
+    """Read-only: entries are made and cancelled by members through the API."""
+
+    list_display = ["member_id", "event", "entry_no", "channel", "joined_at", "cancelled_at"]
+    list_filter = ["channel", ("cancelled_at", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["member_id", "event__public_id"]
+    list_select_related = ["event"]
+    raw_id_fields = ["event"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(EventStaffMember)
+class EventStaffMemberAdmin(TenantScopedAdmin):
+    """The tenant's staff list (R-EVT-4): these members are never drawn."""
+
+    list_display = ["member_id", "tenant", "note", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["member_id", "note"]
+    fields = ["member_id", "note"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        staff = staff_member_add(tenant=obj.tenant, member_id=obj.member_id, note=obj.note, actor=self.actor(request))
+        obj.pk = staff.pk

@@ -1,4 +1,4 @@
-"""Marketing events (R-EVT-1). Participation and draws arrive with issue #7."""
+"""Marketing events (R-EVT-1), who takes part (R-EVT-2), eligibility (R-EVT-3) and the staff list (R-EVT-4)."""
 from __future__ import annotations
 
 from django.db import models
@@ -29,6 +29,20 @@ class Event(models.Model):
     ends_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     recurrence = models.CharField(max_length=16, choices=Recurrence.choices, default=Recurrence.NONE)
+    # Participation limits (R-EVT-2): distinct members with an active entry, and active entries per member.
+    max_participants = models.PositiveIntegerField(null=True, blank=True,
+                                                   help_text="Most members who may take part; empty = no limit.")
+    entries_per_member = models.PositiveIntegerField(default=1)
+    # Members with at least one active entry; written only by the join/cancel services under the event's row lock.
+    participant_count = models.PositiveIntegerField(default=0, editable=False)
+    # Eligibility (R-EVT-3).
+    require_redeemed_coupon = models.BooleanField(
+        default=False, help_text="Only members who redeemed (and did not refund) a coupon of this event may join.")
+    allow_list_only = models.BooleanField(default=False,
+                                          help_text="Only members on this event's allow-list may join.")
+    # The occurrence this one repeats. One-to-one: an occurrence is rolled forward exactly once, whoever races.
+    previous = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="next_occurrence", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -39,8 +53,74 @@ class Event(models.Model):
                                    name="event_status_valid"),
             models.CheckConstraint(condition=Q(recurrence__in=["none", "daily", "weekly", "monthly"]),
                                    name="event_recurrence_valid"),
+            models.CheckConstraint(condition=Q(entries_per_member__gte=1), name="event_entries_per_member_positive"),
+            models.CheckConstraint(condition=Q(max_participants__isnull=True) | Q(max_participants__gte=1),
+                                   name="event_max_participants_positive"),
+            # Defence in depth: even a buggy writer cannot let more members in than the limit.
+            models.CheckConstraint(condition=Q(max_participants__isnull=True)
+                                   | Q(participant_count__lte=F("max_participants")),
+                                   name="event_participants_within_limit"),
         ]
         indexes = [models.Index(fields=["tenant", "status", "starts_at"], name="event_tenant_status")]
 
     def __str__(self) -> str:
         return self.name
+
+
+class EventParticipant(models.Model):
+    """One entry of a member in an event. A cancelled entry stays (with ``cancelled_at``) for the record."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="participants")
+    member_id = models.CharField(max_length=64)
+    channel = models.CharField(max_length=16, blank=True)
+    entry_no = models.PositiveIntegerField(default=1)
+    joined_at = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["event", "member_id", "entry_no"]
+        constraints = [
+            # The service hands out the lowest free entry number ≤ entries_per_member under the event's row lock;
+            # this index is the database's guard that no entry number is active twice for a member.
+            models.UniqueConstraint(fields=["event", "member_id", "entry_no"], condition=Q(cancelled_at__isnull=True),
+                                    name="participant_unique_active_entry"),
+            models.CheckConstraint(condition=Q(entry_no__gte=1), name="participant_entry_no_positive"),
+            models.CheckConstraint(condition=Q(cancelled_at__isnull=True) | Q(cancelled_at__gte=F("joined_at")),
+                                   name="participant_cancelled_after_join"),
+        ]
+        indexes = [models.Index(fields=["event", "member_id"], name="participant_event_member",
+                                condition=Q(cancelled_at__isnull=True))]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} #{self.entry_no}"
+
+
+class EventAllowedMember(models.Model):
+    """The allow-list of an event with ``allow_list_only``."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="allowed_members")
+    member_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "member_id"], name="allowed_member_unique")]
+
+    def __str__(self) -> str:
+        return self.member_id
+
+
+class EventStaffMember(models.Model):
+    """A tenant's internal staff (R-EVT-4): they may join events but are never drawn."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    member_id = models.CharField(max_length=64)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["member_id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "member_id"], name="staff_member_unique")]
+
+    def __str__(self) -> str:
+        return self.member_id

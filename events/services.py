@@ -1,14 +1,42 @@
-"""State changes of events."""
+"""State changes of events: saving, joining and leaving (R-EVT-2/3), and rolling repeatable events (R-EVT-1)."""
 from __future__ import annotations
 
-from datetime import datetime
+import calendar
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
 from core.models import Tenant
-from events.models import Event
+from events.exceptions import AlreadyJoined, EventClosed, EventNotFound, LimitReached, NotEligible, NotJoined
+from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
+
+CHANNELS = ["android", "ios", "pc_web", "mobile_web", "wechat", "mini_program"]
+# Fields an operator edits; the participant counter is written only by join/cancel under the event's row lock.
+_EDITABLE = ["name", "description", "starts_at", "ends_at", "status", "recurrence", "max_participants",
+             "entries_per_member", "require_redeemed_coupon", "allow_list_only"]
+
+
+@contextmanager
+def session_lock(name: str) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock for cron commands: yields False at once if another run holds it."""
+    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        got = cursor.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def event_save(*, event: Event, actor: Actor) -> Event:
@@ -16,16 +44,201 @@ def event_save(*, event: Event, actor: Actor) -> Event:
         raise InvalidInput("An event needs a name.")
     if event.ends_at <= event.starts_at:
         raise InvalidInput("An event must end after it starts.")
+    if event.entries_per_member < 1:
+        raise InvalidInput("Entries per member must be at least 1.")
+    if event.max_participants is not None and event.max_participants < 1:
+        raise InvalidInput("Max participants must be at least 1 (or empty for no limit).")
     creating = event.pk is None
     with transaction.atomic():
-        event.save()
+        if creating:
+            event.save()
+        else:
+            locked = Event.objects.select_for_update().get(pk=event.pk)
+            if event.max_participants is not None and locked.participant_count > event.max_participants:
+                raise InvalidInput(f"{locked.participant_count} members already take part; the limit cannot be "
+                                   f"lower.")
+            event.save(update_fields=_EDITABLE)
         audit_record(tenant=event.tenant, actor=actor, action="event.create" if creating else "event.update",
                      obj=event, after={"name": event.name, "starts_at": event.starts_at.isoformat(),
-                                       "ends_at": event.ends_at.isoformat(), "status": event.status})
+                                       "ends_at": event.ends_at.isoformat(), "status": event.status,
+                                       "recurrence": event.recurrence, "max_participants": event.max_participants,
+                                       "entries_per_member": event.entries_per_member,
+                                       "require_redeemed_coupon": event.require_redeemed_coupon,
+                                       "allow_list_only": event.allow_list_only})
     return event
 
 
 def event_create(*, tenant: Tenant, name: str, starts_at: datetime, ends_at: datetime, actor: Actor,
-                 description: str = "", status: str = Event.Status.DRAFT) -> Event:
+                 description: str = "", status: str = Event.Status.DRAFT, **settings: object) -> Event:
     return event_save(event=Event(tenant=tenant, name=name, description=description, starts_at=starts_at,
-                                  ends_at=ends_at, status=status), actor=actor)
+                                  ends_at=ends_at, status=status, **settings), actor=actor)
+
+
+def event_is_open(event: Event, now: datetime) -> bool:
+    return event.status == Event.Status.OPEN and event.starts_at <= now < event.ends_at
+
+
+def _closed(event: Event, now: datetime) -> EventClosed:
+    reason = "status" if event.status != Event.Status.OPEN else ("not_started" if now < event.starts_at else "ended")
+    return EventClosed(details={"reason": reason, "status": event.status})
+
+
+def _check_eligible(event: Event, member_id: str) -> None:
+    if event.allow_list_only and not EventAllowedMember.objects.filter(event=event, member_id=member_id).exists():
+        raise NotEligible("This event is only for selected members.", details={"reason": "allow_list"})
+    if event.require_redeemed_coupon:
+        from coupons.models import CouponUsage  # coupons imports events: resolve at call time
+
+        if not CouponUsage.objects.filter(tenant_id=event.tenant_id, inventory__event=event, member_id=member_id,
+                                          refunded_at__isnull=True).exists():
+            raise NotEligible("Only members who redeemed a coupon of this event may take part.",
+                              details={"reason": "no_redeemed_coupon"})
+
+
+def _locked_event(tenant: Tenant, public_id: str) -> Event:
+    event = Event.objects.select_for_update().filter(tenant=tenant, public_id=public_id.strip().upper()).first()
+    if event is None:
+        raise EventNotFound()
+    return event
+
+
+def participant_join(*, tenant: Tenant, event_public_id: str, member_id: str, actor: Actor, channel: str = "",
+                     now: datetime | None = None) -> EventParticipant:
+    """A member's next entry. The event row is locked while the limits are checked and the entry written, so the
+    participant counter (with its CHECK against max_participants) is exact under any concurrency."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = _locked_event(tenant, event_public_id)
+        if not event_is_open(event, now):
+            raise _closed(event, now)
+        _check_eligible(event, member_id)
+        active = set(EventParticipant.objects.filter(event=event, member_id=member_id, cancelled_at__isnull=True)
+                     .values_list("entry_no", flat=True))
+        if len(active) >= event.entries_per_member:
+            raise AlreadyJoined(details={"entries": len(active), "entries_per_member": event.entries_per_member})
+        if not active:
+            if event.max_participants is not None and event.participant_count >= event.max_participants:
+                raise LimitReached(details={"max_participants": event.max_participants})
+            Event.objects.filter(pk=event.pk).update(participant_count=F("participant_count") + 1)
+        entry_no = min(n for n in range(1, event.entries_per_member + 1) if n not in active)
+        participant = EventParticipant.objects.create(tenant=tenant, event=event, member_id=member_id,
+                                                      channel=channel, entry_no=entry_no, joined_at=now)
+        audit_record(tenant=tenant, actor=actor, action="event.join", obj=participant,
+                     after={"event": event.public_id, "member_id": member_id, "entry_no": entry_no,
+                            "channel": channel})
+    return participant
+
+
+def participant_cancel(*, tenant: Tenant, event_public_id: str, member_id: str, actor: Actor,
+                       now: datetime | None = None) -> int:
+    """Cancel the member's active entries. Refused once the event is not open: the list a draw reads is final."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = _locked_event(tenant, event_public_id)
+        if not event_is_open(event, now):
+            raise _closed(event, now)
+        cancelled = EventParticipant.objects.filter(event=event, member_id=member_id, cancelled_at__isnull=True
+                                                    ).update(cancelled_at=now)
+        if not cancelled:
+            raise NotJoined()
+        Event.objects.filter(pk=event.pk).update(participant_count=F("participant_count") - 1)
+        audit_record(tenant=tenant, actor=actor, action="event.cancel_entry", obj=event,
+                     after={"member_id": member_id, "entries_cancelled": cancelled})
+    return cancelled
+
+
+def staff_member_add(*, tenant: Tenant, member_id: str, actor: Actor, note: str = "") -> EventStaffMember:
+    member_id = member_id.strip()
+    if not 1 <= len(member_id) <= 64:
+        raise InvalidInput("member_id must be 1 to 64 characters.")
+    with transaction.atomic():
+        staff, created = EventStaffMember.objects.get_or_create(tenant=tenant, member_id=member_id,
+                                                                defaults={"note": note})
+        if created:
+            audit_record(tenant=tenant, actor=actor, action="event.staff_add", obj=staff,
+                         after={"member_id": member_id})
+    return staff
+
+
+# Repeatable events ---------------------------------------------------------------------------------------------
+
+ROLL_LOCK = "events:roll_recurring"
+
+
+def _add_months(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
+    local = moment.astimezone(zone)
+    index = local.month - 1 + months
+    year, month = local.year + index // 12, index % 12 + 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day).astimezone(moment.tzinfo)
+
+
+def shifted(event: Event, periods: int) -> tuple[datetime, datetime]:
+    """The event's period moved by ``periods`` recurrences (months counted in the tenant's time zone)."""
+    if event.recurrence == Event.Recurrence.DAILY:
+        delta = timedelta(days=periods)
+        return event.starts_at + delta, event.ends_at + delta
+    if event.recurrence == Event.Recurrence.WEEKLY:
+        delta = timedelta(weeks=periods)
+        return event.starts_at + delta, event.ends_at + delta
+    if event.recurrence == Event.Recurrence.MONTHLY:
+        zone = ZoneInfo(event.tenant.time_zone)
+        return _add_months(event.starts_at, periods, zone), _add_months(event.ends_at, periods, zone)
+    raise InvalidInput("This event does not repeat.")
+
+
+def event_next_occurrence(*, event: Event, actor: Actor, now: datetime | None = None) -> Event | None:
+    """Create the occurrence after ``event`` (same configuration and allow-list; periods missed while nobody ran the
+    roll are skipped). Exactly once: the previous row is locked and ``previous`` is one-to-one."""
+    now = now or timezone.now()
+    periods = 1
+    while shifted(event, periods)[1] <= now and periods < 10_000:
+        periods += 1
+    starts_at, ends_at = shifted(event, periods)
+    try:
+        with transaction.atomic():
+            previous = Event.objects.select_for_update().get(pk=event.pk)
+            if Event.objects.filter(previous=previous).exists():
+                return None
+            nxt = Event.objects.create(
+                tenant_id=previous.tenant_id, name=previous.name, description=previous.description,
+                starts_at=starts_at, ends_at=ends_at, recurrence=previous.recurrence,
+                status=Event.Status.DRAFT if previous.status == Event.Status.DRAFT else Event.Status.OPEN,
+                max_participants=previous.max_participants, entries_per_member=previous.entries_per_member,
+                require_redeemed_coupon=previous.require_redeemed_coupon, allow_list_only=previous.allow_list_only,
+                previous=previous)
+            allowed = EventAllowedMember.objects.filter(event=previous).values_list("member_id", flat=True)
+            batch: list[EventAllowedMember] = []
+            for member_id in allowed.iterator(chunk_size=5000):
+                batch.append(EventAllowedMember(tenant_id=nxt.tenant_id, event=nxt, member_id=member_id))
+                if len(batch) >= 5000:
+                    EventAllowedMember.objects.bulk_create(batch)
+                    batch = []
+            EventAllowedMember.objects.bulk_create(batch)
+            audit_record(tenant=nxt.tenant, actor=actor, action="event.recur", obj=nxt,
+                         after={"previous": previous.public_id, "starts_at": starts_at.isoformat(),
+                                "ends_at": ends_at.isoformat()})
+    except IntegrityError:  # another roller won between our check and insert
+        return None
+    return nxt
+
+
+def events_roll_recurring(*, now: datetime | None = None, dry_run: bool = False,
+                          actor: Actor | None = None) -> int | None:
+    """Roll every ended occurrence of a repeatable event that has no next one yet. None if another run holds the
+    lock; otherwise how many occurrences were (or, dry run, would be) created."""
+    now = now or timezone.now()
+    actor = actor or Actor.job("roll_recurring_events")
+    with session_lock(ROLL_LOCK) as got:
+        if not got:
+            return None
+        due = (Event.objects.select_related("tenant").exclude(recurrence=Event.Recurrence.NONE)
+               .exclude(status=Event.Status.CANCELLED).filter(ends_at__lte=now, next_occurrence__isnull=True)
+               .order_by("pk"))
+        if dry_run:
+            return due.count()
+        created = 0
+        for event in due.iterator(chunk_size=500):
+            if event_next_occurrence(event=event, actor=actor, now=now) is not None:
+                created += 1
+        return created

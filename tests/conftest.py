@@ -7,8 +7,10 @@ from tests import factories
 
 @pytest.fixture(autouse=True)
 def _jobs_inline(settings):
-    """Jobs run inline in tests unless a test says otherwise (core.jobs)."""
+    """Jobs run inline in tests unless a test says otherwise (core.jobs); configuration is never cached across
+    the changes a test makes (issuing's inventory cache)."""
     settings.JOBS_SYNC = True
+    settings.COUPON_CONFIG_CACHE_SECONDS = 0
 
 
 @pytest.fixture

@@ -177,3 +177,15 @@ def test_bad_claim_bodies_answer_400_with_the_error_shape(api, db, body):
 
 def test_claims_need_a_token(db):
     assert APIClient().post("/api/v1/claims", {"member_id": "m"}, format="json").status_code == 401
+
+
+def test_inventory_configuration_is_cached_for_the_configured_seconds_only(api, tenant, settings):
+    from coupons import issuing
+
+    settings.COUPON_CONFIG_CACHE_SECONDS = 60
+    inventory, _ = factories.make_pool(tenant, size=3)
+    assert claim(api, member_id="m-1", inventory=inventory.public_id).status_code == 201
+    type(inventory).objects.filter(pk=inventory.pk).update(is_active=False)
+    assert claim(api, member_id="m-2", inventory=inventory.public_id).status_code == 201  # cached config
+    issuing._inventories.clear()  # what the TTL does after COUPON_CONFIG_CACHE_SECONDS
+    assert claim(api, member_id="m-3", inventory=inventory.public_id).json()["code"] == "not_eligible"
