@@ -45,6 +45,11 @@ def b_objects(other_tenant):
                  ctx=ctx, force_async=True)
     AudienceEntry.objects.create(tenant=other_tenant, inventory=inventory, member_id=f"{SECRET}-vip")
     factories.make_client(other_tenant, name=f"{SECRET} client")
+    from events.services import participant_join, staff_member_add
+
+    participant_join(tenant=other_tenant, event_public_id=event.public_id, member_id=f"{SECRET}-participant",
+                     actor=factories.TEST_ACTOR)
+    staff_member_add(tenant=other_tenant, member_id=f"{SECRET}-staff", actor=factories.TEST_ACTOR)
     with transaction.atomic():
         audit_record(tenant=other_tenant, actor=Actor.system(f"{SECRET} actor"), action="test.secret", obj=event)
     objects = {}
