@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("coupons.api.urls")),
     path("api/v1/", include("events.api.urls")),
+    path("api/v1/", include("draws.api.urls")),
     path("api/v1/", include("rewards.api.urls")),
 ]
 

@@ -50,6 +50,17 @@ def b_objects(other_tenant):
     participant_join(tenant=other_tenant, event_public_id=event.public_id, member_id=f"{SECRET}-participant",
                      actor=factories.TEST_ACTOR)
     staff_member_add(tenant=other_tenant, member_id=f"{SECRET}-staff", actor=factories.TEST_ACTOR)
+    from django.utils import timezone
+
+    from draws.services import TierSpec, draw_create, draw_run
+    from events.models import EventParticipant
+
+    draw_event = factories.make_event(other_tenant, name=f"{SECRET} draw event", status="CLOSED")
+    EventParticipant.objects.create(tenant=other_tenant, event=draw_event, member_id=f"{SECRET}-drawn",
+                                    joined_at=timezone.now())
+    draw = draw_create(event=draw_event, name=f"{SECRET} draw", draw_at=timezone.now(),
+                       tiers=[TierSpec(name=f"{SECRET} prize", winners=1)], actor=factories.TEST_ACTOR)
+    draw_run(draw_id=draw.pk, actor=factories.TEST_ACTOR)
     with transaction.atomic():
         audit_record(tenant=other_tenant, actor=Actor.system(f"{SECRET} actor"), action="test.secret", obj=event)
     objects = {}

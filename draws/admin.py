@@ -1,0 +1,149 @@
+"""Console for draws: tiers inline, commit / run / redraw / export actions, and the winners list."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpRequest
+from django.utils import timezone
+
+from core.admin import TenantScopedAdmin, user_tenant_id
+from core.exceptions import DomainError
+from draws import services
+from draws.exports import DeleteOnClose, winners_xlsx
+from draws.models import Draw, DrawWinner, PrizeTier
+
+
+class PrizeTierInline(admin.TabularInline):
+    model = PrizeTier
+    fields = ["position", "name", "winners", "inventory"]
+    extra = 1
+
+    def _editable(self, obj: Any) -> bool:
+        return obj is None or obj.status == Draw.Status.SCHEDULED  # the tiers are fixed once the seed is committed
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "inventory":
+            from coupons.models import CouponInventory
+
+            tenant_id = user_tenant_id(request)
+            qs = CouponInventory.objects.all()
+            kwargs["queryset"] = qs if tenant_id is None else qs.filter(tenant_id=tenant_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Draw)
+class DrawAdmin(TenantScopedAdmin):
+    list_display = ["name", "tenant", "public_id", "event", "round", "status", "draw_at", "participants_count",
+                    "finished_at"]
+    list_filter = ["status", "tenant"]
+    search_fields = ["name", "public_id", "event__name", "event__public_id"]
+    list_select_related = ["event", "tenant"]
+    inlines = [PrizeTierInline]
+    actions = ["commit_seed", "run_now", "create_redraw", "export_winners_xlsx"]
+    fieldsets = [
+        (None, {"fields": ["event", "name", "draw_at"]}),
+        ("Commitment", {"fields": ["public_id", "status", "round", "parent", "seed_hash", "revealed_seed",
+                                   "committed_at", "started_at", "finished_at", "participants_count",
+                                   "participants_digest", "error"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = ["public_id", "status", "round", "parent", "seed_hash", "revealed_seed", "committed_at",
+                    "started_at", "finished_at", "participants_count", "participants_digest", "error"]
+        if obj is not None and obj.status != Draw.Status.SCHEDULED:
+            readonly += ["event", "name", "draw_at"]
+        return [*readonly, *[f for f in super().get_readonly_fields(request, obj) if f not in readonly]]
+
+    @admin.display(description="seed (revealed once done)")
+    def revealed_seed(self, obj: Draw) -> str:
+        return obj.seed if obj.status == Draw.Status.DONE else "— secret until the draw is done —"
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        services.draw_save(draw=obj, actor=self.actor(request))
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if form.instance.status != Draw.Status.SCHEDULED:
+            return
+        for tier in formset.save(commit=False):
+            if tier.inventory_id and tier.inventory.tenant_id != form.instance.tenant_id:
+                raise DomainError("A prize inventory must belong to the draw's tenant.")
+            tier.save()
+        for tier in formset.deleted_objects:
+            tier.delete()
+
+    def _each(self, request: HttpRequest, queryset: QuerySet, fn: Any, done: str) -> None:
+        count = 0
+        for draw in queryset.order_by("pk"):
+            try:
+                fn(draw)
+                count += 1
+            except DomainError as exc:
+                self.message_user(request, f"{draw}: {exc.message}", messages.ERROR)
+        if count:
+            self.message_user(request, f"{done}: {count} draw(s).", messages.SUCCESS)
+
+    @admin.action(description="Commit seed (publish its hash)", permissions=["change"])
+    def commit_seed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, lambda d: services.draw_commit(draw=d, actor=self.actor(request)),
+                   "Seed committed")
+
+    @admin.action(description="Run draw now", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, lambda d: services.draw_run(draw_id=d.pk, actor=self.actor(request),
+                                                                  before_draw_at=True), "Drawn")
+
+    @admin.action(description="Redraw forfeited prizes (new round)", permissions=["change"])
+    def create_redraw(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, lambda d: services.draw_redraw_create(
+            draw=d, actor=self.actor(request), created_by=request.user), "Redraw created and committed")
+
+    @admin.action(description="Export winners to XLSX", permissions=["view"])
+    def export_winners_xlsx(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        draws = list(queryset.filter(status=Draw.Status.DONE).order_by("pk"))
+        path = winners_xlsx(draws)
+        name = f"winners-{draws[0].public_id if len(draws) == 1 else 'draws'}-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
+        return FileResponse(DeleteOnClose(path), as_attachment=True, filename=name,  # type: ignore[arg-type]
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@admin.register(DrawWinner)
+class DrawWinnerAdmin(TenantScopedAdmin):
+    list_display = ["member_id", "draw", "tier", "rank", "coupon", "grant_error", "forfeited_at"]
+    list_filter = [("forfeited_at", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["member_id", "draw__public_id"]
+    list_select_related = ["draw", "tier", "coupon"]
+    actions = ["forfeit"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        if request.user.has_perm("draws.change_drawwinner"):
+            return actions
+        actions.pop("forfeit", None)
+        return actions
+
+    @admin.action(description="Forfeit the selected prizes (then redraw them from the draw list)")
+    def forfeit(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for winner in queryset.filter(forfeited_at__isnull=True).select_related("draw__tenant"):
+            services.winner_forfeit(winner=winner, actor=self.actor(request))
+            done += 1
+        self.message_user(request, f"Forfeited {done} prize(s).", messages.SUCCESS)

@@ -1,0 +1,63 @@
+"""Winners to XLSX (write-only workbook: rows go to disk as they are read, memory stays flat)."""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from draws.models import Draw, DrawWinner
+
+HEADER = ["draw", "draw name", "round", "tier", "tier name", "rank", "member_id", "coupon", "grant error",
+          "forfeited_at"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (= + - @) is stored with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def winner_rows(draws: Iterable[Draw]) -> Iterable[list[Any]]:
+    for draw in draws:
+        rows = (DrawWinner.objects.filter(draw=draw).order_by("tier__position", "rank")
+                .values_list("tier__position", "tier__name", "rank", "member_id", "coupon__code", "grant_error",
+                             "forfeited_at"))
+        for position, tier_name, rank, member_id, code, grant_error, forfeited_at in rows.iterator(chunk_size=2000):
+            yield [draw.public_id, draw.name, draw.round, position, tier_name, rank, member_id, code or "",
+                   grant_error, forfeited_at.isoformat() if forfeited_at else ""]
+
+
+def winners_xlsx(draws: Iterable[Draw], directory: Path | None = None) -> Path:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title="winners")
+    sheet.append(HEADER)
+    for row in winner_rows(draws):
+        sheet.append([safe_cell(value) for value in row])
+    target_dir = directory or Path(settings.MEDIA_ROOT) / "exports"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(prefix="winners-", suffix=".xlsx", dir=target_dir, delete=False)
+    handle.close()
+    workbook.save(handle.name)
+    return Path(handle.name)
+
+
+class DeleteOnClose:
+    """A file object that removes its file once the response has streamed it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by the response
+
+    def read(self, *args: Any) -> bytes:
+        return self.file.read(*args)
+
+    def close(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
