@@ -63,6 +63,13 @@ def b_objects(other_tenant):
     draw_run(draw_id=draw.pk, actor=factories.TEST_ACTOR)
     with transaction.atomic():
         audit_record(tenant=other_tenant, actor=Actor.system(f"{SECRET} actor"), action="test.secret", obj=event)
+    from rewards.models import RewardRule
+    from rewards.services import birthdays_import, reward_rule_save, reward_trigger
+
+    reward_rule_save(rule=RewardRule(tenant=other_tenant, name=f"{SECRET} rule", trigger="signup", points=100),
+                     actor=factories.TEST_ACTOR)
+    reward_trigger(tenant=other_tenant, member_id=f"{SECRET}-rewarded", trigger="signup", reference="signup")
+    birthdays_import(tenant=other_tenant, text=f"{SECRET}-birthday,03-15\n", actor=factories.TEST_ACTOR)
     objects = {}
     for model_admin in tenant_admins():
         obj = model_admin.model._default_manager.filter(tenant=other_tenant).first()
