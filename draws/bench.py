@@ -1,0 +1,137 @@
+"""``manage.py bench draw --participants 1000000 --winners 1000``: one draw over N participants (R-DRAW, target
+≤ 10 s for 1M participants / 1,000 winners).
+
+Runs in a scratch database (``<database>_benchdraw``: created, migrated, dropped). The participants are inserted
+by SQL (``generate_series``, a tenth of them cancelled entries and 1,000 staff members to exclude), so the process's
+peak RSS is the draw's, not the setup's. Measured: ``draw_run`` end to end (read of the eligible list, shuffle,
+winner inserts, audit, DONE) and ``draw_verify`` (the full recomputation), wall seconds and peak RSS (``VmHWM``).
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+
+from core.management.commands.bench import register
+
+
+def _arguments(parser: Any) -> None:
+    parser.add_argument("--participants", type=int, default=1_000_000)
+    parser.add_argument("--winners", type=int, default=1000, help="Split over three tiers (1%%, 9%%, 90%%).")
+    parser.add_argument("--database", default="", help="Scratch database name (default: <current>_benchdraw).")
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
+
+
+def _admin_connection() -> psycopg.Connection:
+    s = connection.settings_dict
+    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
+                           password=s["PASSWORD"] or None, dbname="postgres", autocommit=True)
+
+
+def _vm_hwm_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _reset_hwm() -> None:
+    try:  # writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0)
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+def _setup(participants: int, winners: int) -> Any:
+    from core.audit import Actor
+    from core.models import Tenant
+    from draws.services import TierSpec, draw_create
+    from events.models import Event
+    from events.services import event_create
+
+    actor = Actor.system("bench")
+    tenant = Tenant.objects.create(name="Bench draw", slug="bench-draw")
+    now = timezone.now()
+    event = event_create(tenant=tenant, name="Bench event", starts_at=now - timedelta(days=2),
+                         ends_at=now - timedelta(days=1), status=Event.Status.CLOSED, actor=actor)
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            INSERT INTO events_eventparticipant (tenant_id, event_id, member_id, channel, entry_no, joined_at,
+                                                 cancelled_at)
+            SELECT %(tenant)s, %(event)s, 'member-' || md5(i::text), 'ios', 1, %(joined)s,
+                   CASE WHEN i %% 10 = 0 THEN %(joined)s END
+              FROM generate_series(1, %(n)s) AS i""",
+                       {"tenant": tenant.pk, "event": event.pk, "joined": now - timedelta(days=1, hours=12),
+                        "n": participants})
+        cursor.execute("""
+            INSERT INTO events_eventstaffmember (tenant_id, member_id, note, created_at)
+            SELECT %(tenant)s, 'member-' || md5(i::text), '', now() FROM generate_series(1, 20000, 20) AS i""",
+                       {"tenant": tenant.pk})
+        cursor.execute("ANALYZE events_eventparticipant")
+    first, second = max(1, winners // 100), max(1, winners * 9 // 100)
+    tiers = [TierSpec("first", first), TierSpec("second", second), TierSpec("third", max(1, winners - first - second))]
+    return draw_create(event=event, name="Bench draw", draw_at=now - timedelta(minutes=1), tiers=tiers, actor=actor)
+
+
+@register("draw", help="Run one draw over N participants in a scratch database; seconds and peak RSS.",
+          arguments=_arguments)
+def bench_draw(options: dict[str, Any]) -> dict[str, Any]:
+    from core.audit import Actor
+    from draws.models import DrawWinner
+    from draws.services import draw_run, draw_verify
+
+    original = connection.settings_dict["NAME"]
+    database = options["database"] or f"{original}_benchdraw"
+    load_before = os.getloadavg()
+    with _admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    connections["default"].close()
+    connection.settings_dict["NAME"] = database
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        started = time.monotonic()
+        draw = _setup(options["participants"], options["winners"])
+        setup_seconds = time.monotonic() - started
+        _reset_hwm()
+        rss_before = _vm_hwm_mb()
+        started = time.monotonic()
+        draw = draw_run(draw_id=draw.pk, actor=Actor.system("bench"))
+        draw_seconds = time.monotonic() - started
+        draw_peak = _vm_hwm_mb()
+        started = time.monotonic()
+        verification = draw_verify(draw=draw)
+        verify_seconds = time.monotonic() - started
+        winners = DrawWinner.objects.filter(draw=draw).count()
+        status = draw.status
+        participants_count = draw.participants_count
+    finally:
+        connections["default"].close()
+        connection.settings_dict["NAME"] = original
+        if not options["keep"]:
+            with _admin_connection() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return {
+        "benchmark": "draw",
+        "date": timezone.now().isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+                    "load_after": [round(x, 2) for x in os.getloadavg()]},
+        "participant_rows": options["participants"],
+        "eligible_participants": participants_count,
+        "winners": winners,
+        "status": status,
+        "setup_seconds": round(setup_seconds, 2),
+        "seconds": round(draw_seconds, 2),
+        "verify_seconds": round(verify_seconds, 2),
+        "verified": verification.ok,
+        "rss_mb_before_draw": rss_before,
+        "peak_rss_mb": draw_peak,
+    }
