@@ -23,9 +23,9 @@ class RewardTriggerView(TenantAPIView):
         operation_id="reward_trigger", request=s.TriggerSerializer, parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: GRANT_RESPONSE, 200: GRANT_RESPONSE,
                    **{code: OpenApiResponse(ERROR) for code in (400, 409, 422)}},
-        description="Report a reward trigger (R-REW-1/2). 201 with what was granted; 200 with the earlier grant when "
-                    "(member_id, trigger, reference) was already granted — nothing is granted twice. 400 unknown_trigger "
-                    "or invalid input (amount is required for purchase_confirmed and only allowed there; has_image "
+        description="Report a reward trigger (R-REW-1/2). 201 with what was granted; 200 with the earlier grant "
+                    "when (member_id, trigger, reference) was already granted — nothing is granted twice. 400 "
+                    "unknown_trigger or invalid input (amount is required for purchase_confirmed and only allowed there; has_image "
                     "only for review); 422 no_active_rule. If the rule's coupon cannot be issued (e.g. sold_out) the "
                     "points are still granted and coupon_error names the reason; a rule without points then answers "
                     "that error (e.g. 422 sold_out) and records nothing, so the trigger can be sent again.")
