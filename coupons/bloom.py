@@ -210,12 +210,8 @@ class BitArray:
             self._set(p >> np.uint64(3), np.left_shift(np.uint8(1), (p & np.uint64(7)).astype(np.uint8)))
 
     def _set(self, byte: np.ndarray, mask: np.ndarray) -> None:
-        # ``a[i] |= v`` with a repeated index keeps only the last write; repeat for the few bits that were lost.
-        bits = self.bits
-        while len(byte):
-            bits[byte] |= mask
-            lost = (bits[byte] & mask) == 0
-            byte, mask = byte[lost], mask[lost]
+        # Not ``bits[byte] |= mask``: with a repeated index that keeps only the last write and loses bits.
+        np.bitwise_or.at(self.bits, byte, mask)
 
 
 def _bit_is_set(data: bytes | memoryview, offset_in_data: int, bit: int) -> bool:
