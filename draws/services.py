@@ -181,9 +181,11 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
         _fail(draw, actor, "Stored winner rows differ from the recomputed result.")
         raise DrawNotReady("Stored winner rows differ from the recomputed result; the draw is marked FAILED.")
     with transaction.atomic():
-        Draw.objects.filter(pk=draw.pk, status=Draw.Status.RUNNING).update(status=Draw.Status.DONE,
-                                                                         finished_at=timezone.now())
+        finished = Draw.objects.filter(pk=draw.pk, status=Draw.Status.RUNNING).update(status=Draw.Status.DONE,
+                                                                                    finished_at=timezone.now())
         draw.refresh_from_db()
+        if not finished:
+            return draw  # a concurrent run of the same draw finished first, with the same winners
         audit_record(tenant=draw.tenant, actor=actor, action="draw.done", obj=draw,
                      after={"participants": draw.participants_count, "participants_digest": digest,
                             "winners": len(picks), "seed_hash": draw.seed_hash, "seed": draw.seed})
@@ -284,6 +286,7 @@ class DueSummary:
     started: int = 0
     resumed: int = 0
     waiting: int = 0
+    grants: int = 0
     ids: list[int] = field(default_factory=list)
 
 
@@ -292,7 +295,7 @@ def draws_run_due(*, now: datetime | None = None, dry_run: bool = False, actor: 
     """Cron: commit the seeds of scheduled draws, then hand each due draw (draw_at passed, event ended) to a job;
     a RUNNING draw idle for STALE_RUNNING is handed over again (it resumes). None if another run holds the lock."""
     from core.jobs import enqueue
-    from draws.jobs import run_draw
+    from draws.jobs import grant_prizes, run_draw
 
     now = now or timezone.now()
     actor = actor or Actor.job("run_due_draws")
@@ -322,9 +325,18 @@ def draws_run_due(*, now: datetime | None = None, dry_run: bool = False, actor: 
             else:
                 summary.started += 1
             summary.ids.append(draw.pk)
+        # Prize grants whose job never ran (or died): each grant is idempotent, so handing them over again is safe.
+        ungranted = list(Draw.objects.filter(status=Draw.Status.DONE, winners__coupon__isnull=True,
+                                             winners__forfeited_at__isnull=True, winners__grant_error="",
+                                             winners__tier__inventory__isnull=False,
+                                             finished_at__lte=now - STALE_RUNNING)
+                         .values_list("pk", flat=True).distinct())
+        summary.grants = len(ungranted)
         if not dry_run:
             for draw_id in summary.ids:
                 enqueue("draws", run_draw, draw_id)
+            for draw_id in ungranted:
+                enqueue("draws", grant_prizes, draw_id)
     return summary
 
 

@@ -218,8 +218,9 @@ def test_run_due_draws_commits_scheduled_seeds_and_runs_due_draws_once(tenant):
     out = StringIO()
     call_command("run_due_draws", "--dry-run", stdout=out)
     assert out.getvalue().strip() == ("run_due_draws: 1 seed(s) would be committed, 0 draw(s) would be started, 0 "
-                                      "crashed draw(s) would be resumed, 1 due draw(s) wait for their event to end "
-                                      "(dry run, nothing changed).")
+                                      "crashed draw(s) would be resumed, 1 due draw(s) wait for their event to end, "
+                                      "0 draw(s) with prizes to grant would be handed over (dry run, nothing "
+                                      "changed).")
     assert Draw.objects.get(pk=scheduled.pk).status == Draw.Status.SCHEDULED
     call_command("run_due_draws", stdout=StringIO())
     assert Draw.objects.get(pk=scheduled.pk).status == Draw.Status.COMMITTED  # hash published; drawn next pass
@@ -254,3 +255,21 @@ def test_an_unrelated_participant_row_does_not_leak_into_another_event(tenant, o
                                     joined_at=timezone.now())
     draw = run(committed_draw(event, [("all", 10)]))
     assert sorted(m for _, _, m in winners_of(draw)) == MEMBERS[:3]
+
+
+def test_run_due_draws_hands_over_prize_grants_whose_job_never_ran(tenant, monkeypatch):
+    from coupons.models import CouponCode
+
+    prize_event = factories.make_event(tenant)
+    inventory, _ = factories.make_pool(tenant, size=5, event=prize_event)
+    event = ended_event_with(tenant, MEMBERS[:20])
+    draw = committed_draw(event, [("coupon", 2)], inventories={"coupon": inventory})
+    run(draw)  # on_commit callbacks are not run here: the grant job "never ran"
+    assert DrawWinner.objects.filter(draw=draw, coupon__isnull=False).count() == 0
+    call_command("run_due_draws")  # finished just now: its own job may still be on its way
+    assert DrawWinner.objects.filter(draw=draw, coupon__isnull=False).count() == 0
+    Draw.objects.filter(pk=draw.pk).update(finished_at=timezone.now() - timedelta(minutes=11))
+    call_command("run_due_draws")
+    call_command("run_due_draws")
+    assert DrawWinner.objects.filter(draw=draw, coupon__isnull=False).count() == 2
+    assert CouponCode.objects.filter(inventory=inventory, status="ISSUED").count() == 2

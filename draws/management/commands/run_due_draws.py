@@ -19,5 +19,5 @@ class Command(BaseCommand):
         verb = "would be" if opts["dry_run"] else "were"
         self.stdout.write(f"run_due_draws: {summary.committed} seed(s) {verb} committed, {summary.started} draw(s) "
                           f"{verb} started, {summary.resumed} crashed draw(s) {verb} resumed, {summary.waiting} due "
-                          f"draw(s) wait for their event to end" + (" (dry run, nothing changed)."
-                                                                      if opts["dry_run"] else "."))
+                          f"draw(s) wait for their event to end, {summary.grants} draw(s) with prizes to grant "
+                          f"{verb} handed over" + (" (dry run, nothing changed)." if opts["dry_run"] else "."))
