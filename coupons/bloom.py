@@ -309,6 +309,7 @@ class RedisBloomStore:
         meta = {**params.as_strings(), "count": str(count), "version": "1", "built_at": str(int(time.time()))}
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.rename(tmp, self.bits_key)
+            pipe.persist(self.bits_key)  # RENAME keeps the build key's safety TTL
             pipe.delete(self.meta_key)
             pipe.hset(self.meta_key, mapping=meta)
             pipe.execute()

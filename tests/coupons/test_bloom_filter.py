@@ -152,6 +152,16 @@ def test_rebuild_takes_every_code_of_the_database(pool):
     assert bloom_verify()["missing"] == 0
 
 
+def test_a_rebuilt_redis_filter_never_expires(settings):
+    if settings.BLOOM_BACKEND != "redis":
+        pytest.skip("Redis backend only")
+    bloom_rebuild()
+    store = get_store()
+
+    assert store.redis.ttl(store.bits_key) == -1
+    assert store.redis.ttl(store.meta_key) == -1
+
+
 def test_verify_reports_codes_written_behind_the_filters_back(pool):
     bloom_rebuild()
     batch = factories.make_batch(pool, quantity=50)
