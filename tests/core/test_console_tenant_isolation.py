@@ -13,12 +13,13 @@ from django.urls import reverse
 
 from core.audit import Actor, audit_record
 from coupons import lifecycle
+from coupons.discounts import validate_order_payload
 from coupons.issuing import RequestContext, grant_create, issue_from_pool
 from coupons.models import AudienceEntry, CouponCode
 from tests import factories
 
 SECRET = "SECRETB"
-OUR_APPS = {"core", "events", "coupons", "partners", "draws"}
+OUR_APPS = {"core", "events", "coupons", "partners", "draws", "rewards"}
 
 
 def tenant_admins():
@@ -39,7 +40,7 @@ def b_objects(other_tenant):
     ctx = RequestContext()
     issued = issue_from_pool(inventory=inventory, member_id=f"{SECRET}-member", via="grant", ctx=ctx)
     lifecycle.coupon_redeem(tenant=other_tenant, code=issued.code, member_id=f"{SECRET}-member",
-                            order_id=f"{SECRET}-order", order=factories.order(), ctx=ctx)
+                            order_id=f"{SECRET}-order", order=validate_order_payload(factories.order()), ctx=ctx)
     CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE2")
     grant_create(tenant=other_tenant, inventory_public_id=inventory.public_id, member_ids=[f"{SECRET}-granted"],
                  ctx=ctx, force_async=True)

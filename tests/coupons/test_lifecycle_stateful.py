@@ -14,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from core.exceptions import DomainError
 from coupons import lifecycle
+from coupons.discounts import validate_order_payload
 from coupons.issuing import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponUsage
 from tests import factories
@@ -57,7 +58,7 @@ def test_lifecycle_matches_the_model(tenant):
         def lock(self, order):
             expected = self.usable_refusal(order) or "ok"
             got = outcome(lifecycle.coupon_lock, tenant=tenant, code=self.code, member_id=self.member,
-                          order_id=order, order=factories.order(order_id=order), ctx=ctx)
+                          order_id=order, order=validate_order_payload(factories.order(order_id=order)), ctx=ctx)
             assert got == expected
             if got == "ok":
                 self.status, self.order = "LOCKED", order
@@ -74,7 +75,7 @@ def test_lifecycle_matches_the_model(tenant):
         def redeem(self, order):
             expected = self.usable_refusal(order) or "ok"
             got = outcome(lifecycle.coupon_redeem, tenant=tenant, code=self.code, member_id=self.member,
-                          order_id=order, order=factories.order(order_id=order), ctx=ctx)
+                          order_id=order, order=validate_order_payload(factories.order(order_id=order)), ctx=ctx)
             assert got == expected
             if got == "ok":
                 self.status, self.order = "USED", order
