@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
-from events.services import event_save, staff_member_add
+from events.services import allow_list_changed, event_save, staff_member_add, staff_member_remove
 
 
 class AllowedMemberInline(admin.TabularInline):
@@ -41,12 +43,17 @@ class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
         event_save(event=obj, actor=self.actor(request))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        for row in formset.save(commit=False):
-            row.tenant_id = form.instance.tenant_id
-            row.member_id = row.member_id.strip()
-            row.save()
-        for row in formset.deleted_objects:
-            row.delete()
+        with transaction.atomic():
+            added = []
+            for row in formset.save(commit=False):
+                row.tenant_id = form.instance.tenant_id
+                row.member_id = row.member_id.strip()
+                row.save()
+                added.append(row.member_id)
+            removed = [row.member_id for row in formset.deleted_objects]
+            for row in formset.deleted_objects:
+                row.delete()
+            allow_list_changed(event=form.instance, added=added, removed=removed, actor=self.actor(request))
 
 
 @admin.register(EventParticipant)
@@ -77,6 +84,16 @@ class EventStaffMemberAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
+
+    actions = ["remove"]
+
+    @admin.action(description="Remove the selected members from the staff list", permissions=["add"])
+    def remove(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for staff in queryset.select_related("tenant"):
+            staff_member_remove(staff=staff, actor=self.actor(request))
+            done += 1
+        self.message_user(request, f"Removed {done} member(s) from the staff list.", messages.SUCCESS)
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         staff = staff_member_add(tenant=obj.tenant, member_id=obj.member_id, note=obj.note, actor=self.actor(request))

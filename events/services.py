@@ -160,6 +160,24 @@ def staff_member_add(*, tenant: Tenant, member_id: str, actor: Actor, note: str 
     return staff
 
 
+def staff_member_remove(*, staff: EventStaffMember, actor: Actor) -> None:
+    """Off the staff list: drawn again from the next draw on (a finished draw's verification then reports that its
+    participant list differs — the list it was drawn from is what its digest records)."""
+    with transaction.atomic():
+        audit_record(tenant=staff.tenant, actor=actor, action="event.staff_remove", obj=staff,
+                     before={"member_id": staff.member_id})
+        staff.delete()
+
+
+def allow_list_changed(*, event: Event, added: list[str], removed: list[str], actor: Actor) -> None:
+    """The audit row of a console edit of an event's allow-list (rows are saved by the admin formset)."""
+    if added or removed:
+        with transaction.atomic():
+            audit_record(tenant=event.tenant, actor=actor, action="event.allow_list", obj=event,
+                         after={"added": added[:100], "removed": removed[:100], "added_count": len(added),
+                                "removed_count": len(removed)})
+
+
 # Repeatable events ---------------------------------------------------------------------------------------------
 
 ROLL_LOCK = "events:roll_recurring"

@@ -110,3 +110,34 @@ def test_an_operator_adds_a_staff_member_through_the_service(client, tenant, ope
     staff = EventStaffMember.objects.get(tenant=tenant)
     assert (staff.member_id, staff.note) == ("emp-1", "HQ")
     assert AuditLog.objects.filter(action="event.staff_add", object_id=str(staff.pk)).count() == 1
+
+
+def test_an_operator_removes_a_staff_member_who_is_then_drawn_again(client, tenant, operator_user):
+    staff = EventStaffMember.objects.create(tenant=tenant, member_id="emp-2")
+    client.force_login(operator_user)
+    response = client.post(reverse("admin:events_eventstaffmember_changelist"),
+                           {"action": "remove", "_selected_action": [str(staff.pk)]})
+    assert response.status_code == 302
+    assert not EventStaffMember.objects.filter(tenant=tenant).exists()
+    assert AuditLog.objects.filter(action="event.staff_remove", object_id=str(staff.pk)).count() == 1
+    event = ended_event_with(tenant, ["emp-2"])
+    _action(client, "draw", "run_now", [committed_draw(event, [("all", 1)]).pk])
+    assert list(DrawWinner.objects.filter(draw__event=event).values_list("member_id", flat=True)) == ["emp-2"]
+
+
+def test_an_allow_list_edit_in_the_console_is_audited(client, tenant, operator_user):
+    from events.models import EventAllowedMember
+
+    event = factories.make_event(tenant, allow_list_only=True)
+    client.force_login(operator_user)
+    data = {"name": event.name, "description": "", "status": "OPEN", "starts_at_0": event.starts_at.date(),
+            "starts_at_1": "00:00:00", "ends_at_0": event.ends_at.date(), "ends_at_1": "00:00:00",
+            "recurrence": "none", "max_participants": "", "entries_per_member": "1", "allow_list_only": "on",
+            "allowed_members-TOTAL_FORMS": "1", "allowed_members-INITIAL_FORMS": "0",
+            "allowed_members-MIN_NUM_FORMS": "0", "allowed_members-MAX_NUM_FORMS": "1000",
+            "allowed_members-0-member_id": " vip-1 "}
+    response = client.post(reverse("admin:events_event_change", args=[event.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(EventAllowedMember.objects.filter(event=event).values_list("member_id", flat=True)) == ["vip-1"]
+    row = AuditLog.objects.get(action="event.allow_list", object_id=str(event.pk))
+    assert (row.after["added"], row.after["removed"]) == (["vip-1"], [])
