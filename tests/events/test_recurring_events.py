@@ -93,3 +93,20 @@ def test_a_second_roller_waits_for_the_lock_and_exits(tenant):
 
             key = int.from_bytes(hashlib.blake2b(ROLL_LOCK.encode(), digest_size=8).digest(), "big", signed=True)
             assert other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0] is False
+
+
+def test_saving_a_stale_event_keeps_the_participant_counter_and_refuses_a_limit_below_it(tenant):
+    from core.exceptions import InvalidInput
+    from events.services import event_save, participant_join
+
+    event = factories.make_event(tenant)
+    stale = Event.objects.get(pk=event.pk)  # loaded before anyone joined, as a console form would be
+    for member in ("a", "b", "c"):
+        participant_join(tenant=tenant, event_public_id=event.public_id, member_id=member, actor=factories.TEST_ACTOR)
+    stale.name = "Renamed"
+    event_save(event=stale, actor=factories.TEST_ACTOR)
+    assert Event.objects.values_list("name", "participant_count").get(pk=event.pk) == ("Renamed", 3)
+    stale.max_participants = 2
+    with pytest.raises(InvalidInput):
+        event_save(event=stale, actor=factories.TEST_ACTOR)
+    assert Event.objects.get(pk=event.pk).max_participants is None
