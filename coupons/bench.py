@@ -277,3 +277,7 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
         "batches": results,
         "bench_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+# The API benchmarks live in their own module; importing it here registers `bench claim`, `redeem` and `best`.
+from coupons import bench_api  # noqa: E402,F401
