@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("events.api.urls")),
     path("api/v1/", include("draws.api.urls")),
     path("api/v1/", include("rewards.api.urls")),
+    path("api/v1/", include("partners.api.urls")),
 ]
 
 handler404 = "core.api.errors.not_found_view"

@@ -1,0 +1,403 @@
+"""Partner uploads: create, process (resumable, in chunks), reprocess failed rows (R-PART-1…3, R-PART-5).
+
+Processing commits one chunk of ``CHUNK_ROWS`` rows per transaction: it locks the upload row and checks that
+``processed_rows`` is where this worker expects it (compare-and-set — a second worker on the same upload stops),
+takes that many AVAILABLE codes of the inventory with one ``FOR UPDATE SKIP LOCKED`` statement, sets them MAPPED,
+inserts the mappings and failures, and advances ``processed_rows``/``mapped``/``failed`` together. A job killed at any
+point resumes from ``processed_rows``; UNIQUE(tenant, partner_code), UNIQUE(coupon) and UNIQUE(upload, line) are the
+last guard against a row landing twice, and a CHECK keeps ``processed_rows = mapped + failed``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.audit import Actor, audit_record
+from core.exceptions import InvalidInput
+from core.models import Tenant
+from coupons.exceptions import InventoryNotFound
+from coupons.issuing import normalise_code
+from coupons.models import CouponInventory
+from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, UploadTooLarge
+from partners.models import PARTNER_CODE_MAX, CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
+from partners.reader import FileRejected, Row, check_file, detect_format, open_rows
+
+CHUNK_ROWS = 2000
+MAX_FILE_BYTES = 100 * 1024 * 1024
+VALUE_KEEP = 200
+MAX_CORRECTIONS = 10_000
+_FORMAT = re.compile(r"[A-Z0-9]+")
+Reason = PartnerUploadFailure.Reason
+# Failures a plain retry cannot change: only a corrected value can.
+_NEEDS_CORRECTION = {Reason.EXTRA_COLUMNS.value, Reason.LINE_TOO_LONG.value}
+
+def _after_commit(fn: Callable[[], None]) -> None:
+    """Start a job once the rows it reads are committed (tests run it at once: their transaction never commits)."""
+    transaction.on_commit(fn)
+
+
+# Called after every committed chunk with the number of chunks this run committed; tests use it to kill a job.
+_after_chunk: Callable[[int], None] = lambda n: None
+
+
+@dataclass
+class Failure:
+    line: int
+    value: str
+    reason: str
+    message: str
+    id: int | None = None
+
+
+def _clean(value: str) -> str:
+    return value.replace("\x00", "\ufffd")[:VALUE_KEEP]
+
+
+def partner_code_check(value: str) -> tuple[str, str, str]:
+    """(normalised code, reason, message); reason "" when the value is a valid partner code."""
+    code = normalise_code(value)
+    if not code:
+        return "", Reason.EMPTY, "The row holds no partner code."
+    if len(code) > PARTNER_CODE_MAX:
+        return "", Reason.TOO_LONG, f"The code has {len(code)} characters; at most {PARTNER_CODE_MAX} are allowed."
+    if not _FORMAT.fullmatch(code):
+        return "", Reason.BAD_FORMAT, "Only letters A–Z and digits 0–9 are allowed (spaces and '-' are ignored)."
+    return code, "", ""
+
+
+def partner_create(*, tenant: Tenant, name: str, code: str, actor: Actor) -> Partner:
+    name, code = (name or "").strip(), (code or "").strip().upper()
+    if not name or not code:
+        raise InvalidInput("A partner needs a name and a code.")
+    with transaction.atomic():
+        partner = Partner.objects.create(tenant=tenant, name=name[:200], code=code[:32])
+        audit_record(tenant=tenant, actor=actor, action="partner.create", obj=partner, after={"code": code})
+    return partner
+
+
+# --- create ---------------------------------------------------------------------------------------------------
+
+def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public_id: str, uploaded: Any,
+                          actor: Actor, user: Any = None, client: Any = None) -> tuple[PartnerUpload, bool]:
+    """Store the file and start processing; the same file for the same inventory again → (the earlier upload, False)."""
+    from core.jobs import enqueue
+    from partners.jobs import process_upload
+
+    partner = Partner.objects.filter(tenant=tenant, code=(partner_code or "").strip().upper()).first()
+    if partner is None:
+        raise PartnerNotFound()
+    inventory = CouponInventory.objects.filter(tenant=tenant, public_id=(inventory_public_id or "").strip().upper()
+                                               ).first()
+    if inventory is None:
+        raise InventoryNotFound()
+    if uploaded is None:
+        raise InvalidInput("Attach the file of partner codes.", details={"field": "file"})
+    if uploaded.size > MAX_FILE_BYTES:
+        raise UploadTooLarge(f"The file has {uploaded.size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted.")
+    digest = hashlib.sha256()
+    for block in uploaded.chunks():
+        digest.update(block)
+    sha256 = digest.hexdigest()
+    earlier = PartnerUpload.objects.filter(tenant=tenant, inventory=inventory, sha256=sha256).first()
+    if earlier is not None:
+        return earlier, False
+    name = Path(getattr(uploaded, "name", "") or "upload").name[:255]
+    upload = PartnerUpload(tenant=tenant, partner=partner, inventory=inventory, sha256=sha256, size=uploaded.size,
+                           original_name=name, created_by=user if getattr(user, "pk", None) else None, client=client)
+    suffix = ".xlsx" if name.lower().endswith(".xlsx") else ".csv"
+    upload.file.save(f"{upload.public_id}{suffix}", uploaded, save=False)
+    try:
+        with transaction.atomic():
+            upload.save()
+            audit_record(tenant=tenant, actor=actor, action="partner_upload.create", obj=upload,
+                         after={"partner": partner.code, "inventory": inventory.public_id, "file": name,
+                                "sha256": sha256, "size": uploaded.size})
+            _after_commit(lambda: enqueue("uploads", process_upload, upload.pk))
+    except IntegrityError:
+        upload.file.delete(save=False)  # the same file arrived concurrently: that one wins
+        return PartnerUpload.objects.get(tenant=tenant, inventory=inventory, sha256=sha256), False
+    return upload, True
+
+
+# --- processing -----------------------------------------------------------------------------------------------
+
+def _fail(upload: PartnerUpload, message: str) -> None:
+    with transaction.atomic():
+        changed = PartnerUpload.objects.filter(pk=upload.pk, status=PartnerUpload.Status.PENDING).update(
+            status=PartnerUpload.Status.FAILED, error=message[:2000], finished_at=timezone.now())
+        if changed:
+            audit_record(tenant=upload.tenant, actor=Actor.job("partner_upload"), action="partner_upload.failed",
+                         obj=upload, after={"error": message[:500]})
+
+
+def _take_codes(inventory_id: int, n: int) -> list[int]:
+    if n == 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            UPDATE coupons_couponcode c SET status = 'MAPPED'
+              FROM (SELECT id FROM coupons_couponcode
+                     WHERE inventory_id = %s AND status = 'AVAILABLE'
+                     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) picked
+             WHERE c.id = picked.id
+            RETURNING c.id""", [inventory_id, n])
+        return sorted(r[0] for r in cursor.fetchall())
+
+
+def _classify(items: Iterable[tuple[int, str, str, str, int | None]]) -> tuple[list[tuple[int, str, int | None]],
+                                                                             list[Failure]]:
+    """Rows → (candidates (line, code, failure id), failures) by format and duplicates within the chunk."""
+    candidates: list[tuple[int, str, int | None]] = []
+    failures: list[Failure] = []
+    seen: dict[str, int] = {}
+    for line, value, problem, detail, failure_id in items:
+        if problem:
+            failures.append(Failure(line, _clean(value), problem, detail[:300], failure_id))
+            continue
+        code, reason, message = partner_code_check(value)
+        if reason:
+            failures.append(Failure(line, _clean(value), reason, message, failure_id))
+        elif code in seen:
+            failures.append(Failure(line, _clean(value), Reason.DUPLICATE_IN_FILE,
+                                    f"The same code is on line {seen[code]}.", failure_id))
+        else:
+            seen[code] = line
+            candidates.append((line, code, failure_id))
+    return candidates, failures
+
+
+def _map(upload: PartnerUpload, candidates: list[tuple[int, str, int | None]], values: dict[int, str],
+         now: Any) -> tuple[list[tuple[int, str, int | None]], list[Failure]]:
+    """Inside the chunk's transaction: refuse codes mapped before, take codes, insert the mappings."""
+    failures: list[Failure] = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT partner_code, upload_id, line FROM partners_couponmapping "
+                       "WHERE tenant_id = %s AND partner_code = ANY(%s)", [upload.tenant_id, [c[1] for c in candidates]])
+        earlier = {code: (upload_id, line) for code, upload_id, line in cursor.fetchall()}
+    fresh = []
+    for line, code, failure_id in candidates:
+        hit = earlier.get(code)
+        if hit is None:
+            fresh.append((line, code, failure_id))
+        elif hit[0] == upload.pk:
+            failures.append(Failure(line, _clean(values[line]), Reason.DUPLICATE_IN_FILE,
+                                    f"The same code is on line {hit[1]}.", failure_id))
+        else:
+            failures.append(Failure(line, _clean(values[line]), Reason.ALREADY_UPLOADED,
+                                    "This partner code was mapped by an earlier upload.", failure_id))
+    ids = _take_codes(upload.inventory_id, len(fresh))
+    mapped = fresh[:len(ids)]
+    for line, _code, failure_id in fresh[len(ids):]:
+        failures.append(Failure(line, _clean(values[line]), Reason.POOL_EXHAUSTED,
+                                "The inventory has no AVAILABLE code left to map.", failure_id))
+    if mapped:
+        with connection.cursor() as cursor:
+            cursor.execute("""
+                INSERT INTO partners_couponmapping (tenant_id, partner_id, upload_id, line, partner_code, coupon_id,
+                                                    created_at)
+                SELECT %s, %s, %s, t.line, t.code, t.coupon, %s
+                  FROM unnest(%s::int[], %s::text[], %s::bigint[]) AS t(line, code, coupon)""",
+                           [upload.tenant_id, upload.partner_id, upload.pk, now, [m[0] for m in mapped],
+                            [m[1] for m in mapped], ids])
+    return mapped, failures
+
+
+def _insert_failures(upload: PartnerUpload, failures: list[Failure]) -> None:
+    if not failures:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            INSERT INTO partners_partneruploadfailure (tenant_id, upload_id, line, value, reason, message, corrected)
+            SELECT %s, %s, t.line, t.value, t.reason, t.message, false
+              FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[]) AS t(line, value, reason, message)""",
+                       [upload.tenant_id, upload.pk, [f.line for f in failures], [f.value for f in failures],
+                        [str(f.reason) for f in failures], [f.message for f in failures]])
+
+
+def _commit_chunk(upload: PartnerUpload, rows: list[Row], expected: int) -> bool:
+    """One chunk, one transaction. False when the upload is no longer where this worker expects it."""
+    values = {row.line: row.value for row in rows}
+    for attempt in range(2):
+        candidates, failures = _classify((r.line, r.value, r.problem, r.detail, None) for r in rows)
+        try:
+            with transaction.atomic():
+                state = PartnerUpload.objects.select_for_update().filter(pk=upload.pk).values_list(
+                    "status", "processed_rows").first()
+                if state != (PartnerUpload.Status.RUNNING, expected):
+                    return False
+                mapped, more = _map(upload, candidates, values, timezone.now())
+                failures += more
+                _insert_failures(upload, failures)
+                PartnerUpload.objects.filter(pk=upload.pk).update(
+                    processed_rows=F("processed_rows") + len(rows), mapped=F("mapped") + len(mapped),
+                    failed=F("failed") + len(failures), error="")
+            return True
+        except IntegrityError:
+            # A concurrent upload mapped one of these codes between our check and insert: retry, it now shows.
+            if attempt:
+                raise
+    return False
+
+
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    while True:
+        chunk = list(itertools.islice(rows, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _finish(upload: PartnerUpload, action: str) -> None:
+    with transaction.atomic():
+        done = PartnerUpload.objects.filter(pk=upload.pk, status=PartnerUpload.Status.RUNNING,
+                                            processed_rows=F("rows")).update(status=PartnerUpload.Status.DONE,
+                                                                             finished_at=timezone.now())
+        if done:
+            upload.refresh_from_db()
+            audit_record(tenant=upload.tenant, actor=Actor.job("partner_upload"), action=action, obj=upload,
+                         after={"rows": upload.rows, "mapped": upload.mapped, "failed": upload.failed})
+
+
+def partner_upload_process(*, upload_id: int) -> PartnerUpload:
+    """Check the file, then map it chunk by chunk from ``processed_rows`` (resumes after a kill)."""
+    upload = PartnerUpload.objects.select_related("tenant", "partner").get(pk=upload_id)
+    path = Path(upload.file.path)
+    fmt = detect_format(path, upload.original_name)
+    if upload.status == PartnerUpload.Status.PENDING:
+        try:
+            rows = check_file(path, fmt)
+        except FileRejected as exc:
+            _fail(upload, str(exc))
+            return PartnerUpload.objects.get(pk=upload_id)
+        if rows == 0:
+            _fail(upload, "The file holds no partner codes (it is empty or has only a header).")
+            return PartnerUpload.objects.get(pk=upload_id)
+        PartnerUpload.objects.filter(pk=upload_id, status=PartnerUpload.Status.PENDING).update(
+            status=PartnerUpload.Status.RUNNING, rows=rows, started_at=timezone.now())
+        upload.refresh_from_db()
+    if upload.status != PartnerUpload.Status.RUNNING or upload.processed_rows >= upload.rows:
+        _finish(upload, "partner_upload.done")
+        return PartnerUpload.objects.get(pk=upload_id)
+    expected = upload.processed_rows
+    committed = 0
+    try:
+        rows_iter = itertools.islice(open_rows(path, fmt), expected, None)
+        for chunk in _chunks(rows_iter, CHUNK_ROWS):
+            if not _commit_chunk(upload, chunk, expected):
+                return PartnerUpload.objects.get(pk=upload_id)  # another worker has this upload
+            expected += len(chunk)
+            committed += 1
+            _after_chunk(committed)
+    except Exception as exc:
+        PartnerUpload.objects.filter(pk=upload_id).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    _finish(upload, "partner_upload.done")
+    return PartnerUpload.objects.get(pk=upload_id)
+
+
+# --- reprocess ------------------------------------------------------------------------------------------------
+
+def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections: list[dict] | None = None
+                             ) -> PartnerUpload:
+    """Retry the failed rows of a finished upload; a corrected value replaces the original of its line."""
+    from core.jobs import enqueue
+    from partners.jobs import reprocess_upload
+
+    fixes: dict[int, str] = {}
+    for item in corrections or []:
+        line, value = item.get("line"), item.get("value")
+        if not isinstance(line, int) or isinstance(line, bool) or line < 1 or not isinstance(value, str):
+            raise InvalidInput("Each corrected row is {\"line\": positive integer, \"value\": string}.")
+        fixes[line] = value
+    if len(fixes) > MAX_CORRECTIONS:
+        raise InvalidInput(f"At most {MAX_CORRECTIONS:,} corrected rows per request.")
+    with transaction.atomic():
+        locked = PartnerUpload.objects.select_for_update().select_related("tenant").get(pk=upload.pk)
+        if locked.status != PartnerUpload.Status.DONE:
+            raise UploadBusy(f"The upload is {locked.get_status_display()}; only a finished upload can be "
+                             "reprocessed.")
+        if fixes:
+            known = set(PartnerUploadFailure.objects.filter(upload=locked, line__in=list(fixes)).values_list(
+                "line", flat=True))
+            missing = sorted(set(fixes) - known)
+            if missing:
+                raise BadCorrection(details={"lines": missing[:20]})
+            for line, value in fixes.items():
+                PartnerUploadFailure.objects.filter(upload=locked, line=line).update(value=_clean(value),
+                                                                                     corrected=True)
+        if not locked.failed:
+            return locked
+        PartnerUpload.objects.filter(pk=locked.pk).update(status=PartnerUpload.Status.RUNNING, finished_at=None)
+        audit_record(tenant=locked.tenant, actor=actor, action="partner_upload.reprocess", obj=locked,
+                     after={"failed": locked.failed, "corrections": len(fixes)})
+        _after_commit(lambda: enqueue("uploads", reprocess_upload, locked.pk))
+    locked.refresh_from_db()
+    return locked
+
+
+def _retry_chunk(upload: PartnerUpload, batch: list[dict[str, Any]]) -> None:
+    retry = [f for f in batch if f["corrected"] or f["reason"] not in _NEEDS_CORRECTION]
+    if not retry:
+        return
+    values = {f["line"]: f["value"] for f in retry}
+    by_line = {f["line"]: f for f in retry}
+    candidates, failures = _classify((f["line"], f["value"], "", "", f["id"]) for f in retry)
+    with transaction.atomic():
+        state = PartnerUpload.objects.select_for_update().filter(pk=upload.pk).values_list("status", flat=True).first()
+        if state != PartnerUpload.Status.RUNNING:
+            return
+        mapped, more = _map(upload, candidates, values, timezone.now())
+        failures += more
+        gone = [m[2] for m in mapped]
+        with connection.cursor() as cursor:
+            if gone:
+                cursor.execute("DELETE FROM partners_partneruploadfailure WHERE upload_id = %s AND id = ANY(%s)",
+                               [upload.pk, gone])
+                if cursor.rowcount != len(gone):
+                    raise IntegrityError("failure rows changed during reprocess")
+            changed = [f for f in failures if (f.reason, f.message) != (by_line[f.line]["reason"],
+                                                                       by_line[f.line]["message"])]
+            if changed:
+                cursor.execute("""
+                    UPDATE partners_partneruploadfailure f SET reason = t.reason, message = t.message
+                      FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(id, reason, message)
+                     WHERE f.id = t.id AND f.upload_id = %s""",
+                               [[f.id for f in changed], [str(f.reason) for f in changed],
+                                [f.message for f in changed], upload.pk])
+        PartnerUpload.objects.filter(pk=upload.pk).update(mapped=F("mapped") + len(mapped),
+                                                          failed=F("failed") - len(mapped))
+
+
+def partner_upload_retry_failures(*, upload_id: int) -> PartnerUpload:
+    """The job behind reprocess: failures in line order, one chunk per transaction; mapped ones leave the list."""
+    upload = PartnerUpload.objects.select_related("tenant").get(pk=upload_id)
+    if upload.status != PartnerUpload.Status.RUNNING or upload.processed_rows != upload.rows:
+        return upload
+    last_line = 0
+    while True:
+        batch = list(PartnerUploadFailure.objects.filter(upload=upload, line__gt=last_line).order_by("line")
+                     .values("id", "line", "value", "reason", "message", "corrected")[:CHUNK_ROWS])
+        if not batch:
+            break
+        last_line = batch[-1]["line"]
+        _retry_chunk(upload, batch)
+    _finish(upload, "partner_upload.reprocessed")
+    return PartnerUpload.objects.get(pk=upload_id)
+
+
+def csv_template() -> bytes:
+    return b"partner_code\nPARTNER0001\nPARTNER0002\n"
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (CSV/XLSX injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
