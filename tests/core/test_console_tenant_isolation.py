@@ -71,6 +71,18 @@ def b_objects(other_tenant):
                      actor=factories.TEST_ACTOR)
     reward_trigger(tenant=other_tenant, member_id=f"{SECRET}-rewarded", trigger="signup", reference="signup")
     birthdays_import(tenant=other_tenant, text=f"{SECRET}-birthday,03-15\n", actor=factories.TEST_ACTOR)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from partners.models import Partner
+    from partners.services import partner_upload_create, partner_upload_process
+
+    Partner.objects.create(tenant=other_tenant, name=f"{SECRET} partner", code="SECRETB")
+    partner_inventory, _codes = factories.make_pool(other_tenant, size=2, policy=policy, event=event,
+                                                    name=f"{SECRET} partner pool")
+    partner_upload, _created = partner_upload_create(
+        tenant=other_tenant, partner_code="SECRETB", inventory_public_id=partner_inventory.public_id,
+        uploaded=SimpleUploadedFile(f"{SECRET}.csv", b"SECRETBMAPPED\nSECRETB$BAD\n"), actor=factories.TEST_ACTOR)
+    partner_upload_process(upload_id=partner_upload.pk)
     objects = {}
     for model_admin in tenant_admins():
         obj = model_admin.model._default_manager.filter(tenant=other_tenant).first()
