@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.models import Tenant
-from coupons.counters import counter_add
+from coupons.counters import counter_add, shard_of
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
 from coupons.issuing import RequestContext, normalise_code
 from coupons.models import CouponCode, CouponUsage
@@ -106,17 +106,57 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
         _check_owner(coupon, member_id)
         priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
         before = coupon.status
+        usage = CouponUsage(tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id,
+                            order_id=order_id, order_amount=priced.order_amount, discount=priced.discount,
+                            channel=order.channel or ctx.channel, payment_method=order.payment_method or "",
+                            client=ctx.client, ip=ctx.ip, device_id=ctx.device_id, used_at=now)
+        actor = ctx.actor
+        with connection.cursor() as cursor:
+            cursor.execute(_REDEEM_WRITES, {
+                "coupon": coupon.pk, "tenant": tenant.pk, "inventory": coupon.inventory_id, "member": member_id,
+                "order": order_id, "order_amount": priced.order_amount, "discount": priced.discount,
+                "channel": usage.channel, "payment_method": usage.payment_method,
+                "client": ctx.client.pk if ctx.client else None, "ip": ctx.ip, "device": ctx.device_id, "now": now,
+                "shard": shard_of(member_id), "actor_type": actor.type, "actor_id": actor.id,
+                "actor_label": actor.label[:200], "code": coupon.code, "before": before})
+            usage.pk = cursor.fetchone()[0]
         coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
-        coupon.save(update_fields=["status", "used_at", "locked_order_id", "locked_at"])
-        usage = CouponUsage.objects.create(
-            tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id, order_id=order_id,
-            order_amount=priced.order_amount, discount=priced.discount, channel=order.channel or ctx.channel,
-            payment_method=order.payment_method or "", client=ctx.client, ip=ctx.ip,
-            device_id=ctx.device_id, used_at=now)
-        counter_add(inventory_id=coupon.inventory_id, member_id=member_id, used=1, used_discount=priced.discount)
-        _audit(coupon, ctx, "coupon.redeem", before, order_id=order_id, discount=priced.discount,
-               order_amount=priced.order_amount)
     return coupon, usage
+
+
+# The writes of a redemption in one round trip, after the row lock and every check above: the code → USED, its
+# accounting row (UNIQUE(coupon) WHERE refunded_at IS NULL is the last guard against a double redemption), the
+# member's counter shard and the audit row (the columns core.audit.audit_record fills).
+_REDEEM_WRITES = """
+WITH used AS (
+    UPDATE coupons_couponcode SET status = 'USED', used_at = %(now)s, locked_order_id = NULL, locked_at = NULL
+     WHERE id = %(coupon)s
+    RETURNING id
+), usage AS (
+    INSERT INTO coupons_couponusage (tenant_id, inventory_id, coupon_id, member_id, order_id, order_amount, discount,
+                                     channel, payment_method, client_id, ip, device_id, used_at)
+    SELECT %(tenant)s, %(inventory)s, id, %(member)s, %(order)s, %(order_amount)s, %(discount)s, %(channel)s,
+           %(payment_method)s, %(client)s, %(ip)s, %(device)s, %(now)s FROM used
+    RETURNING id
+), counter AS (
+    INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount)
+    SELECT %(inventory)s, %(shard)s, 0, 1, %(discount)s FROM used
+    ON CONFLICT (inventory_id, shard) DO UPDATE SET used = coupons_inventorycounter.used + 1,
+        used_discount = coupons_inventorycounter.used_discount + EXCLUDED.used_discount
+    RETURNING id
+), audit AS (
+    INSERT INTO core_auditlog (tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id,
+                               object_repr, before, after, created_at)
+    SELECT %(tenant)s, %(actor_type)s, %(actor_id)s, %(actor_label)s, 'coupon.redeem', 'coupons.CouponCode',
+           id::text, %(code)s, jsonb_build_object('status', %(before)s::text),
+           jsonb_build_object('status', 'USED', 'order_id', %(order)s::text, 'discount', %(discount)s::bigint,
+                              'order_amount', %(order_amount)s::bigint),
+           %(now)s
+      FROM used
+    RETURNING id
+)
+SELECT (SELECT id FROM usage), (SELECT count(*) FROM counter), (SELECT count(*) FROM audit)
+"""
 
 
 def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestContext,
