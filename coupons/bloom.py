@@ -614,13 +614,17 @@ class BloomWriter:
         return self._generation
 
     def admit(self, codes: np.ndarray, *, verify: Callable[[np.ndarray], np.ndarray] | None = None,
-              limit: int | None = None) -> np.ndarray:
+              limit: int | None = None, verify_all: bool = False) -> np.ndarray:
         """Indices (in ``codes`` order) of the candidates admitted: certainly not present, or — when ``verify`` is
-        given — reported absent by ``verify`` for the ones the filter cannot rule out. At most ``limit``, taken in
-        order (so a random draw stays a uniform sample). Admitted codes are added to the working copy at once."""
+        given — reported absent by ``verify`` for the ones the filter cannot rule out (for every candidate with
+        ``verify_all``: once the filter has been caught missing codes, its "absent" is not trusted either). At most
+        ``limit``, taken in order (so a random draw stays a uniform sample). Admitted codes are added to the working
+        copy at once."""
         with self.lock:
             absent = self.local.absent(codes)
-            if verify is not None and not absent.all():
+            if verify is not None and verify_all:
+                absent = ~verify(codes)
+            elif verify is not None and not absent.all():
                 maybe = np.flatnonzero(~absent)
                 exists = verify(codes[maybe])
                 absent[maybe[~exists]] = True

@@ -268,6 +268,7 @@ class _Run:
         self.last_commit = time.monotonic()
         self.inflight_lock = threading.Lock()
         self.inflight: dict[int, np.ndarray] = {}  # dense spaces: codes admitted but not yet committed
+        self.filter_missed_codes = False  # set when the unique index refused codes the filter called absent
         self.stats = {"chunks": 0, "codes": 0, "rejected": 0, "retried_chunks": 0, "replaced_after_conflict": 0}
 
     # chunk plan ----------------------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ class _Run:
             drawn = self.drawer.draw(n_draw, lead)
             bodies = _distinct_in_draw_order(drawn)
             full = self._full(bodies)
-            admitted = self.bloom.admit(full, verify=verify, limit=want)
+            admitted = self.bloom.admit(full, verify=verify, limit=want, verify_all=self.filter_missed_codes)
             considered = (int(admitted[-1]) + 1) if len(admitted) == want else len(bodies)
             rejected += (n_draw - len(bodies)) + (considered - len(admitted))
             if len(admitted):
@@ -429,6 +430,10 @@ class _Run:
         logger.info("batch %s chunk %s: %s codes exist already (attempt %s); replacing them",
                     self.batch.batch_code, chunk.no, len(existing), chunk.attempts)
         if len(existing):
+            # The filter said these were absent: codes were written without their bits (a lost Redis, a writer that
+            # bypassed bloom_adding). In a dense space, from now on every candidate is checked in the database, so
+            # the next attempt cannot hit another hidden code; a sparse space makes such hits vanishingly rare.
+            self.filter_missed_codes = not self.plan.sparse
             self.bloom.sync()  # whoever wrote them published their bits: see those before drawing again
             keep = chunk.codes[~np.isin(chunk.codes, existing)]
             fresh, rejected = self.draw_admitted(len(existing), chunk.lead, chunk.no)
