@@ -253,13 +253,18 @@ class CouponCode(models.Model):
         EXPIRED = "EXPIRED", "expired"
         REVOKED = "REVOKED", "revoked"
 
-    # tenant and inventory repeat the batch's; they carry no FK trigger so a 10M-row COPY pays only for the batch's.
+    # No per-row foreign-key triggers: codes are written only by coupons.generation, for a batch it holds locked,
+    # and batches are never deleted; the RI check alone cost ~48 s per 10M-code COPY (bench/RESULTS.md). The
+    # code_batch and code_pool_available indexes serve every lookup by batch and inventory.
     tenant = models.ForeignKey(Tenant, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
                                related_name="+")
     inventory = models.ForeignKey(CouponInventory, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
                                   related_name="codes")
-    batch = models.ForeignKey(CouponBatch, on_delete=models.PROTECT, related_name="codes")
-    code = models.CharField(max_length=48, unique=True)
+    batch = models.ForeignKey(CouponBatch, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                              related_name="codes")
+    # Unique through Meta.constraints, not unique=True: that would add a second, varchar_pattern_ops index that the
+    # C-collation unique index makes redundant — and every COPY would maintain both.
+    code = models.CharField(max_length=48)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
     member_id = models.CharField(max_length=64, null=True, blank=True)
     issued_at = models.DateTimeField(null=True, blank=True)
@@ -271,6 +276,7 @@ class CouponCode(models.Model):
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["code"], name="code_unique"),
             models.CheckConstraint(
                 condition=Q(status__in=["AVAILABLE", "MAPPED", "ISSUED", "LOCKED", "USED", "EXPIRED", "REVOKED"]),
                 name="code_status_valid",
@@ -291,7 +297,8 @@ class CouponCode(models.Model):
             models.Index(fields=["inventory", "id"], condition=Q(status="AVAILABLE"), name="code_pool_available"),
             models.Index(fields=["tenant", "member_id", "status"], condition=Q(member_id__isnull=False),
                          name="code_member"),
-            models.Index(fields=["valid_until"], condition=Q(status__in=["AVAILABLE", "MAPPED", "ISSUED"]),
+            models.Index(fields=["valid_until"], condition=Q(valid_until__isnull=False,
+                                                             status__in=["AVAILABLE", "MAPPED", "ISSUED"]),
                          name="code_expiry"),
             models.Index(fields=["batch", "id"], name="code_batch"),
         ]
