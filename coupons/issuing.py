@@ -223,6 +223,37 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
     return coupon
 
 
+def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via: str, ctx: RequestContext,
+                    taken_message: str) -> CouponCode:
+    """Issue one given code (registered by the member) to them: ``from_status`` → ISSUED, under the member's lock,
+    with the same slot guard as a pool claim. A code already handed out is ``already_claimed``; one in any other
+    state answers like an unknown code."""
+    if coupon.status != from_status:
+        if coupon.status in (CouponCode.Status.ISSUED, CouponCode.Status.LOCKED, CouponCode.Status.USED):
+            raise AlreadyClaimed(taken_message)
+        raise CouponNotFound()  # not registrable here (another flow's, expired, revoked): say nothing more
+    inventory = coupon.inventory
+    now = timezone.now()
+    _check_claimable(inventory, member_id, now)
+    valid_from, valid_until = validity_at_issue(inventory.policy, now)
+    lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
+    try:
+        with member_lock(lock_key), transaction.atomic():
+            advisory_lock(lock_key)
+            slot = _next_slot(inventory, member_id)
+            taken = CouponCode.objects.filter(pk=coupon.pk, status=from_status).update(
+                status=CouponCode.Status.ISSUED, member_id=member_id, issued_at=now, valid_from=valid_from,
+                valid_until=valid_until)
+            if not taken:
+                raise AlreadyClaimed(taken_message)
+            return _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot, via=via,
+                                 ctx=ctx, now=now)
+    except IntegrityError as exc:
+        if "issue_unique_member_slot" in str(exc):
+            raise _limit_error(inventory) from exc
+        raise
+
+
 def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: RequestContext) -> CouponCode:
     """Flow 1: a member registers a unique code received offline (printed, handed out by a partner)."""
     from coupons.bloom_check import might_exist
@@ -234,30 +265,9 @@ def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: R
         tenant=tenant, code=code).first()
     if coupon is None:
         raise CouponNotFound()
-    if coupon.status != CouponCode.Status.AVAILABLE:
-        if coupon.status in (CouponCode.Status.ISSUED, CouponCode.Status.LOCKED, CouponCode.Status.USED):
-            raise AlreadyClaimed("This code has already been registered.")
-        raise CouponNotFound()  # MAPPED (a partner's), EXPIRED, REVOKED: not registrable, say nothing more
-    inventory = coupon.inventory
-    now = timezone.now()
-    _check_claimable(inventory, member_id, now)
-    valid_from, valid_until = validity_at_issue(inventory.policy, now)
-    lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
-    try:
-        with member_lock(lock_key), transaction.atomic():
-            advisory_lock(lock_key)
-            slot = _next_slot(inventory, member_id)
-            taken = CouponCode.objects.filter(pk=coupon.pk, status=CouponCode.Status.AVAILABLE).update(
-                status=CouponCode.Status.ISSUED, member_id=member_id, issued_at=now, valid_from=valid_from,
-                valid_until=valid_until)
-            if not taken:
-                raise AlreadyClaimed("This code has already been registered.")
-            return _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot,
-                                 via=CouponIssue.Via.CODE, ctx=ctx, now=now)
-    except IntegrityError as exc:
-        if "issue_unique_member_slot" in str(exc):
-            raise _limit_error(inventory) from exc
-        raise
+    # MAPPED codes belong to partner codes (flow 2) and are claimed only through them.
+    return issue_this_code(coupon=coupon, from_status=CouponCode.Status.AVAILABLE, member_id=member_id,
+                           via=CouponIssue.Via.CODE, ctx=ctx, taken_message="This code has already been registered.")
 
 
 def coupon_claim(*, tenant: Tenant, member_id: str, ctx: RequestContext, inventory: str | None = None,
