@@ -31,7 +31,7 @@ from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, Uplo
 from partners.models import PARTNER_CODE_MAX, CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
 from partners.reader import FileRejected, Row, check_file, detect_format, open_rows
 
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 10000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 VALUE_KEEP = 200
 MAX_CORRECTIONS = 10_000

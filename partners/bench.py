@@ -1,0 +1,148 @@
+"""``manage.py bench partner_upload --n 1000000``: one partner file of N rows (1 % bad) mapped end to end (R-PART-5).
+
+In a scratch database (``<database>_benchpartners``, created, migrated, dropped): an inventory with N generated codes,
+a CSV of N partner codes of which 1 % are bad (empty, too long, a formula, a duplicate in the file, bad characters),
+stored as an upload; then ``partner_upload_process`` runs in a child process — the file check, the streaming read and
+every 2,000-row chunk transaction — and reports its seconds and its own peak RSS.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.core.files import File
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+
+from core.management.commands.bench import register
+from coupons.bench import _admin_connection, _database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+CHILD = """
+import json, os, resource, time
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coupon_project.settings")
+django.setup()
+from partners.services import partner_upload_process
+started = time.monotonic()
+upload = partner_upload_process(upload_id={upload_id})
+print(json.dumps({{"seconds": round(time.monotonic() - started, 2), "status": upload.status, "rows": upload.rows,
+                   "mapped": upload.mapped, "failed": upload.failed,
+                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}}))
+"""
+
+
+def _arguments(parser: Any) -> None:
+    parser.add_argument("--n", type=int, default=1_000_000, help="Rows in the partner file (default 1,000,000).")
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
+
+
+def _write_file(path: Path, n: int) -> dict[str, int]:
+    """N rows, 1 % bad in five kinds, spread through the file."""
+    kinds = {"empty": 0, "too_long": 0, "formula": 0, "duplicate": 0, "bad_format": 0}
+    previous = ""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("partner_code\n")
+        for i in range(n):
+            if i % 100 == 50:
+                kind = list(kinds)[(i // 100) % len(kinds)]
+                kinds[kind] += 1
+                value = {"empty": "", "too_long": "X" * 80, "formula": '"=HYPERLINK(""http://x"")"',
+                         "duplicate": previous, "bad_format": "ab_c%d" % i}[kind]
+            else:
+                value = f"P{i:09d}{secrets.token_hex(2).upper()}"
+                previous = value
+            out.write(value + "\n")
+    return kinds
+
+
+def _seed(n: int) -> tuple[int, str]:
+    from core.audit import Actor
+    from core.models import User
+    from core.services import tenant_create
+    from coupons import services
+    from coupons.generation import batch_generate
+    from coupons.models import CouponPolicy
+    from events.services import event_create
+    from partners.services import partner_create
+
+    actor = Actor.system("bench")
+    now = timezone.now()
+    tenant = tenant_create(name="bench", slug="bench", currency="KRW", rounding_unit=10, actor=actor)
+    author = User.objects.create_user("bench-author", tenant=tenant, is_staff=True)
+    approver = User.objects.create_user("bench-approver", tenant=tenant, is_staff=True, is_superuser=True)
+    policy = services.policy_save_draft(policy=CouponPolicy(
+        tenant=tenant, name="bench", kind="amount", amount=1000, validity_type="fixed",
+        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)), actor_user=author)
+    services.policy_submit(policy=policy, actor_user=author)
+    policy = services.policy_approve(policy=policy, actor_user=approver)
+    event = event_create(tenant=tenant, name="bench", starts_at=now - timedelta(days=1),
+                         ends_at=now + timedelta(days=30), status="OPEN", actor=actor)
+    inventory = services.inventory_create(tenant=tenant, event=event, policy=policy, name="bench", total_quantity=n,
+                                          actor=actor)
+    batch = services.batch_create(inventory=inventory, batch_code="BENCH-PARTNER", quantity=n, actor=actor)
+    batch_generate(batch_id=batch.pk, actor=actor)
+    partner_create(tenant=tenant, name="Bench partner", code="BENCHP", actor=actor)
+    return tenant.pk, inventory.public_id
+
+
+@register("partner_upload", help="Map a partner file of N rows (1 % bad) in a scratch database; seconds and RSS.",
+          arguments=_arguments)
+def bench_partner_upload(options: dict[str, Any]) -> dict[str, Any]:
+    from core.audit import Actor
+    from core.models import Tenant
+    from partners import services as partner_services
+
+    n = options["n"]
+    original = connection.settings_dict["NAME"]
+    database = f"{original}_benchpartners"
+    with _admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    connections.close_all()
+    connection.settings_dict["NAME"] = database
+    workdir = Path(tempfile.mkdtemp(prefix="bench-partners-"))
+    try:
+        call_command("migrate", verbosity=0)
+        tenant_id, inventory = _seed(n)
+        path = workdir / "partner_codes.csv"
+        kinds = _write_file(path, n)
+        real_after_commit = partner_services._after_commit
+        partner_services._after_commit = lambda fn: None  # processed below, in its own process
+        try:
+            with path.open("rb") as handle:
+                upload, _ = partner_services.partner_upload_create(
+                    tenant=Tenant.objects.get(pk=tenant_id), partner_code="BENCHP", inventory_public_id=inventory,
+                    uploaded=File(handle, name="partner_codes.csv"), actor=Actor.system("bench"))
+        finally:
+            partner_services._after_commit = real_after_commit
+        connections.close_all()
+        env = {**os.environ, "DATABASE_URL": _database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-c", CHILD.format(upload_id=upload.pk)], cwd=BASE_DIR, env=env,
+                             capture_output=True, text=True, check=True).stdout
+        wall = time.monotonic() - started
+        result = json.loads(out.strip().splitlines()[-1])
+        return {"benchmark": "partner_upload", "n": n, "bad_rows_by_kind": kinds,
+                "file_mb": round(path.stat().st_size / 1e6, 1), **result,
+                "rows_per_s": round(n / result["seconds"]), "child_wall_seconds": round(wall, 2),
+                "date": timezone.now().isoformat(timespec="seconds"), "load": os.getloadavg(), "cpus": os.cpu_count()}
+    finally:
+        connections.close_all()
+        connection.settings_dict["NAME"] = original
+        for file in workdir.glob("*"):
+            file.unlink()
+        workdir.rmdir()
+        if not options.get("keep"):
+            with _admin_connection() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
