@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 from django.conf import settings
-from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
+from core.benchdb import database_url, scratch_database
 from core.management.commands.bench import register
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,18 +48,6 @@ def _arguments(parser: Any) -> None:
                         help="Experiment: first apply the coupons_couponcode changes proposed in bench/RESULTS.md "
                              "(no batch FK trigger, no duplicate indexes) to the scratch database.")
 
-
-def _admin_connection() -> psycopg.Connection:
-    s = connection.settings_dict
-    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
-                           password=s["PASSWORD"] or None, dbname="postgres", autocommit=True)
-
-
-def _database_url(name: str) -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    host = s["HOST"] or "localhost"
-    return f"postgres://{auth}@{host}:{s['PORT'] or 5432}/{name}"
 
 
 def _random_sorted_codes(n: int) -> np.ndarray:
@@ -191,7 +178,7 @@ def _proposed_schema() -> list[str]:
 def _generate(batch: Any, database: str) -> dict[str, Any]:
     from coupons.models import CouponBatch, CouponBatchChunk
 
-    env = {**os.environ, "DATABASE_URL": _database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "manage.py", "generate_codes", batch.batch_code, "--tenant", "bench", "--sync",
                "--no-progress"]
     with tempfile.TemporaryFile() as output:
@@ -236,16 +223,9 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
     from coupons.bloom import bloom_drop
 
     n, count = options["n"], options["batches"]
-    original = connection.settings_dict["NAME"]
-    database = options["database"] or f"{original}_bench"
+    database = options["database"] or f"{connection.settings_dict['NAME']}_bench"
     load_before = os.getloadavg()
-    with _admin_connection() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database}"')
-    connections["default"].close()
-    connection.settings_dict["NAME"] = database
-    try:
-        call_command("migrate", verbosity=0, interactive=False)
+    with scratch_database(database, keep=options["keep"]):
         batches = _setup_batches(n, count)
         schema_changes = _proposed_schema() if options["proposed_schema"] else []
         reference = _references(n, not options["no_schema_reference"] and not schema_changes, batches[0])
@@ -257,12 +237,6 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
             if "same_schema_copy_seconds" in reference:
                 result["ratio_to_same_schema"] = round(result["seconds"] / reference["same_schema_copy_seconds"], 2)
         bloom_drop()
-    finally:
-        connections["default"].close()
-        connection.settings_dict["NAME"] = original
-        if not options["keep"]:
-            with _admin_connection() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return {
         "benchmark": "generate",
         "n": n,

@@ -23,10 +23,10 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
+from core.benchdb import database_url, scratch_database
 from core.management.commands.bench import register
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -66,22 +66,10 @@ def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[s
     return result
 
 
-def _admin() -> psycopg.Connection:
-    s = connection.settings_dict
-    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
-                           password=s["PASSWORD"] or None, dbname="postgres", autocommit=True)
-
-
 def _dsn(name: str) -> dict[str, Any]:
     s = connection.settings_dict
     return {"host": s["HOST"] or None, "port": s["PORT"] or None, "user": s["USER"] or None,
             "password": s["PASSWORD"] or None, "dbname": name}
-
-
-def _url(name: str) -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{name}"
 
 
 def _seed(n: int, *, issued: bool) -> dict[str, Any]:
@@ -130,7 +118,7 @@ def _seed(n: int, *, issued: bool) -> dict[str, Any]:
 
 
 def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": _url(database), "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
+    env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
            "REDIS_URL": settings.REDIS_URL}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "coupon_project.wsgi", "--bind", f"127.0.0.1:{port}",
                              "--workers", str(workers), "--worker-class", "sync", "--keep-alive", "30",
@@ -215,17 +203,15 @@ def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would load the generator
+    database = options["database"] or f"{connection.settings_dict['NAME']}_benchapi"
+    with scratch_database(database, keep=options["keep"]):
+        return _measure(options, kind, database)
+
+
+def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any]:
     n, clients = options["requests"], options["clients"]
-    original = connection.settings_dict["NAME"]
-    database = options["database"] or f"{original}_benchapi"
-    with _admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database}"')
-    connections.close_all()
-    connection.settings_dict["NAME"] = database
     server = None
     try:
-        call_command("migrate", verbosity=0)
         api = _seed(n + 200, issued=kind == "redeem")
         floor_pool = _seed(n, issued=kind == "redeem")
         connections.close_all()
@@ -282,10 +268,6 @@ def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
         if server is not None:
             server.kill()
         connections.close_all()
-        connection.settings_dict["NAME"] = original
-        if not options["keep"]:
-            with _admin() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @register("claim", help="Claims over HTTP (gunicorn, N keep-alive clients) against the same SQL from N connections.",

@@ -13,11 +13,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
+from core.benchdb import scratch_database
 from core.management.commands.bench import register
 
 
@@ -26,12 +25,6 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--winners", type=int, default=1000, help="Split over three tiers (1%%, 9%%, 90%%).")
     parser.add_argument("--database", default="", help="Scratch database name (default: <current>_benchdraw).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
-
-
-def _admin_connection() -> psycopg.Connection:
-    s = connection.settings_dict
-    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
-                           password=s["PASSWORD"] or None, dbname="postgres", autocommit=True)
 
 
 def _vm_hwm_mb() -> float:
@@ -88,16 +81,9 @@ def bench_draw(options: dict[str, Any]) -> dict[str, Any]:
     from draws.models import DrawWinner
     from draws.services import draw_run, draw_verify
 
-    original = connection.settings_dict["NAME"]
-    database = options["database"] or f"{original}_benchdraw"
+    database = options["database"] or f"{connection.settings_dict['NAME']}_benchdraw"
     load_before = os.getloadavg()
-    with _admin_connection() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database}"')
-    connections["default"].close()
-    connection.settings_dict["NAME"] = database
-    try:
-        call_command("migrate", verbosity=0, interactive=False)
+    with scratch_database(database, keep=options["keep"]):
         started = time.monotonic()
         draw = _setup(options["participants"], options["winners"])
         setup_seconds = time.monotonic() - started
@@ -113,12 +99,6 @@ def bench_draw(options: dict[str, Any]) -> dict[str, Any]:
         winners = DrawWinner.objects.filter(draw=draw).count()
         status = draw.status
         participants_count = draw.participants_count
-    finally:
-        connections["default"].close()
-        connection.settings_dict["NAME"] = original
-        if not options["keep"]:
-            with _admin_connection() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return {
         "benchmark": "draw",
         "date": timezone.now().isoformat(timespec="seconds"),

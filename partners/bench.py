@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.files import File
-from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
+from core.benchdb import database_url, scratch_database
 from core.management.commands.bench import register
-from coupons.bench import _admin_connection, _database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -104,45 +103,35 @@ def bench_partner_upload(options: dict[str, Any]) -> dict[str, Any]:
     from partners import services as partner_services
 
     n = options["n"]
-    original = connection.settings_dict["NAME"]
-    database = f"{original}_benchpartners"
-    with _admin_connection() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database}"')
-    connections.close_all()
-    connection.settings_dict["NAME"] = database
+    database = f"{connection.settings_dict['NAME']}_benchpartners"
     workdir = Path(tempfile.mkdtemp(prefix="bench-partners-"))
     try:
-        call_command("migrate", verbosity=0)
-        tenant_id, inventory = _seed(n)
-        path = workdir / "partner_codes.csv"
-        kinds = _write_file(path, n)
-        real_after_commit = partner_services._after_commit
-        partner_services._after_commit = lambda fn: None  # processed below, in its own process
-        try:
-            with path.open("rb") as handle:
-                upload, _ = partner_services.partner_upload_create(
-                    tenant=Tenant.objects.get(pk=tenant_id), partner_code="BENCHP", inventory_public_id=inventory,
-                    uploaded=File(handle, name="partner_codes.csv"), actor=Actor.system("bench"))
-        finally:
-            partner_services._after_commit = real_after_commit
-        connections.close_all()
-        env = {**os.environ, "DATABASE_URL": _database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
-        started = time.monotonic()
-        out = subprocess.run([sys.executable, "-c", CHILD.format(upload_id=upload.pk)], cwd=BASE_DIR, env=env,
-                             capture_output=True, text=True, check=True).stdout
-        wall = time.monotonic() - started
-        result = json.loads(out.strip().splitlines()[-1])
-        return {"benchmark": "partner_upload", "n": n, "bad_rows_by_kind": kinds,
-                "file_mb": round(path.stat().st_size / 1e6, 1), **result,
-                "rows_per_s": round(n / result["seconds"]), "child_wall_seconds": round(wall, 2),
-                "date": timezone.now().isoformat(timespec="seconds"), "load": os.getloadavg(), "cpus": os.cpu_count()}
+        with scratch_database(database, keep=options.get("keep", False)):
+            tenant_id, inventory = _seed(n)
+            path = workdir / "partner_codes.csv"
+            kinds = _write_file(path, n)
+            real_after_commit = partner_services._after_commit
+            partner_services._after_commit = lambda fn: None  # processed below, in its own process
+            try:
+                with path.open("rb") as handle:
+                    upload, _ = partner_services.partner_upload_create(
+                        tenant=Tenant.objects.get(pk=tenant_id), partner_code="BENCHP",
+                        inventory_public_id=inventory, uploaded=File(handle, name="partner_codes.csv"),
+                        actor=Actor.system("bench"))
+            finally:
+                partner_services._after_commit = real_after_commit
+            connections.close_all()
+            env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
+            started = time.monotonic()
+            out = subprocess.run([sys.executable, "-c", CHILD.format(upload_id=upload.pk)], cwd=BASE_DIR, env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            wall = time.monotonic() - started
+            result = json.loads(out.strip().splitlines()[-1])
+            file_mb = round(path.stat().st_size / 1e6, 1)
     finally:
-        connections.close_all()
-        connection.settings_dict["NAME"] = original
         for file in workdir.glob("*"):
             file.unlink()
         workdir.rmdir()
-        if not options.get("keep"):
-            with _admin_connection() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return {"benchmark": "partner_upload", "n": n, "bad_rows_by_kind": kinds, "file_mb": file_mb, **result,
+            "rows_per_s": round(n / result["seconds"]), "child_wall_seconds": round(wall, 2),
+            "date": timezone.now().isoformat(timespec="seconds"), "load": os.getloadavg(), "cpus": os.cpu_count()}

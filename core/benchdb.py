@@ -1,0 +1,44 @@
+"""The scratch database every ``manage.py bench`` run works in, so benchmarks never touch dev data."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from django.core.management import call_command
+from django.db import connection, connections
+
+
+def admin_connection() -> psycopg.Connection:
+    """An autocommit connection to the server's maintenance database (to create and drop databases)."""
+    s = connection.settings_dict
+    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
+                           password=s["PASSWORD"] or None, dbname="postgres", autocommit=True)
+
+
+def database_url(name: str) -> str:
+    """DATABASE_URL of database ``name`` on the current server, for child processes (gunicorn, commands)."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{name}"
+
+
+@contextmanager
+def scratch_database(name: str, *, keep: bool = False) -> Iterator[str]:
+    """Create ``name`` afresh, point this process's connection at it and migrate it; afterwards point back and drop
+    it (unless ``keep``)."""
+    original = connection.settings_dict["NAME"]
+    with admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    connections.close_all()
+    connection.settings_dict["NAME"] = name
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield name
+    finally:
+        connections.close_all()
+        connection.settings_dict["NAME"] = original
+        if not keep:
+            with admin_connection() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
