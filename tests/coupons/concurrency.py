@@ -1,8 +1,10 @@
 """Helpers for tests that race real requests over real database connections."""
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +49,36 @@ def race(fn: Callable[[Any], Any], args: Iterable[Any], *, threads: int = 32) ->
         for wrapper in wrappers:  # the threads are gone; close their connections from here
             if wrapper.connection is not None:
                 wrapper.connection.close()
+
+
+def rendezvous(fn: Callable[..., Any], *, parties: int = 2, key: Callable[..., Hashable] | None = None,
+               timeout: float = 10.0) -> Callable[..., Any]:
+    """Wrap fn so that its first `parties` calls (per `key(*args)`, if given), each once fn has returned, wait for
+    one another before going on: all of them have read before any of them writes.
+
+    The twin tests remove a guard and show the violation appear. Without this, whether it appears depends on the
+    scheduler: on a loaded machine the racing requests can run one after another and the read-then-write window
+    the guard closes never opens (a CI run once saw exactly that). With it the window is certain to be open.
+    Later calls do not wait; a party that never comes frees the others after `timeout` seconds."""
+    lock = threading.Lock()
+    calls: Counter = Counter()
+    barriers: dict[Hashable, threading.Barrier] = {}
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        k = key(*args, **kwargs) if key is not None else None
+        with lock:
+            calls[k] += 1
+            barrier = barriers.setdefault(k, threading.Barrier(parties)) if calls[k] <= parties else None
+        if barrier is not None:
+            try:
+                barrier.wait(timeout=timeout)
+            except threading.BrokenBarrierError:
+                pass
+        return result
+
+    return wrapped
 
 
 @contextmanager

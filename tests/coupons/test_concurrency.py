@@ -13,7 +13,7 @@ from coupons import issuing, lifecycle
 from coupons.counters import inventory_counts
 from coupons.models import CouponCode, CouponIssue, CouponUsage
 from tests import factories
-from tests.coupons.concurrency import api_for, constraint_dropped, race, race_rounds
+from tests.coupons.concurrency import api_for, constraint_dropped, race, race_rounds, rendezvous
 
 # One xdist worker runs all racing tests, one after another: together they would exceed the server's connections.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
@@ -51,12 +51,29 @@ _TAKE_NEXT_UNGUARDED = issuing._TAKE_NEXT.replace("FOR UPDATE SKIP LOCKED", "")
 
 def test_without_skip_locked_and_the_unique_issue_the_pool_hands_a_code_to_two_members(monkeypatch):
     monkeypatch.setattr(issuing, "_TAKE_NEXT", _TAKE_NEXT_UNGUARDED)
+    monkeypatch.setattr(issuing, "budget_consume", _first_call_held(issuing.budget_consume))
     with constraint_dropped("coupons_couponissue", "coupons_couponissue_coupon_id_key",
                             "ALTER TABLE coupons_couponissue ADD CONSTRAINT coupons_couponissue_coupon_id_key "
                             "UNIQUE (coupon_id)"):
         inventory, responses = claim_burst(claims=200, pool=100)
         owners_per_code = Counter(CouponIssue.objects.filter(inventory=inventory).values_list("coupon_id", flat=True))
         assert max(owners_per_code.values()) > 1  # the violation the guards prevent
+
+
+def _first_call_held(fn, seconds: float = 1.0):
+    """fn, except that its first call waits `seconds` first. budget_consume runs right after the claim has taken
+    its code, so the first claim keeps its transaction open while the others read the pool: the window SKIP LOCKED
+    closes is then certain to be open, whatever the scheduler does."""
+    import time
+
+    calls = iter(range(1_000_000))
+
+    def held(*args, **kwargs):
+        if next(calls) == 0:
+            time.sleep(seconds)
+        return fn(*args, **kwargs)
+
+    return held
 
 
 # --- one member, 50 parallel claims, limit 1 ---------------------------------------------------------------------
@@ -85,6 +102,7 @@ def test_without_the_member_lock_the_unique_slot_still_holds_the_limit(monkeypat
 
     monkeypatch.setattr(issuing, "member_lock", lambda key: nullcontext())
     monkeypatch.setattr(issuing, "advisory_lock", lambda key: None)
+    monkeypatch.setattr(issuing, "_next_slot", rendezvous(issuing._next_slot))  # two claims read the slot count
     inventory, responses = member_burst()
     assert Counter(r.status_code for r in responses)[201] == 1
     assert CouponIssue.objects.filter(member_id="same-member").count() == 1
@@ -95,6 +113,7 @@ def test_without_the_member_lock_and_the_unique_slot_a_member_gets_more_than_the
 
     monkeypatch.setattr(issuing, "member_lock", lambda key: nullcontext())
     monkeypatch.setattr(issuing, "advisory_lock", lambda key: None)
+    monkeypatch.setattr(issuing, "_next_slot", rendezvous(issuing._next_slot))  # two claims read the slot count
     with constraint_dropped("coupons_couponissue", "issue_unique_member_slot",
                             "ALTER TABLE coupons_couponissue ADD CONSTRAINT issue_unique_member_slot "
                             "UNIQUE (inventory_id, member_id, slot)"):
@@ -135,14 +154,14 @@ def test_a_hundred_parallel_redeems_of_one_code_succeed_exactly_once_per_round()
 
 
 def test_without_the_row_lock_the_one_active_usage_constraint_still_refuses_a_double_redeem(monkeypatch):
-    monkeypatch.setattr(lifecycle, "_locked_coupon", _unlocked_coupon)
+    monkeypatch.setattr(lifecycle, "_locked_coupon", _unlocked_coupon())
     inventory, codes, rounds = redeem_rounds(5, parallel=50)
     assert all(Counter(CouponUsage.objects.filter(coupon__code=c).values_list("refunded_at", flat=True))[None] == 1
                for c in codes)
 
 
 def test_without_the_row_lock_and_the_constraint_a_code_is_redeemed_twice(monkeypatch):
-    monkeypatch.setattr(lifecycle, "_locked_coupon", _unlocked_coupon)
+    monkeypatch.setattr(lifecycle, "_locked_coupon", _unlocked_coupon())
     with constraint_dropped("coupons_couponusage", "usage_one_active_per_coupon",
                             'CREATE UNIQUE INDEX "usage_one_active_per_coupon" ON coupons_couponusage (coupon_id) '
                             "WHERE refunded_at IS NULL"):
@@ -150,14 +169,14 @@ def test_without_the_row_lock_and_the_constraint_a_code_is_redeemed_twice(monkey
         assert max(Counter(CouponUsage.objects.values_list("coupon_id", flat=True)).values()) > 1
 
 
-def _unlocked_coupon(tenant, raw_code):
-    """lifecycle._locked_coupon without SELECT … FOR UPDATE: the guard removed."""
-    import time
+def _unlocked_coupon():
+    """lifecycle._locked_coupon without SELECT … FOR UPDATE: the guard removed. Two redeems of each code have read
+    it before either writes: the window the row lock normally closes."""
+    def unlocked(tenant, raw_code):
+        return (CouponCode.objects.select_related("inventory__policy", "inventory__tenant", "batch")
+                .filter(tenant=tenant, code=issuing.normalise_code(raw_code)).first())
 
-    coupon = (CouponCode.objects.select_related("inventory__policy", "inventory__tenant", "batch")
-              .filter(tenant=tenant, code=issuing.normalise_code(raw_code)).first())
-    time.sleep(0.02)  # widen the read-then-write window the lock normally closes
-    return coupon
+    return rendezvous(unlocked, key=lambda tenant, raw_code: raw_code)
 
 
 # --- every transition raced against the others and against expiry ------------------------------------------------
