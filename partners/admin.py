@@ -8,10 +8,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from import_export import resources
 from import_export.admin import ImportMixin
 
@@ -34,7 +37,7 @@ class PartnerResource(resources.ModelResource):
 
     def before_save_instance(self, instance: Partner, row: Any, **kwargs: Any) -> None:
         if self.tenant_id is None:
-            raise ValueError("Import partners as a user attached to a tenant.")
+            raise ValueError(gettext("Import partners as a user attached to a tenant."))
         instance.tenant_id = self.tenant_id
         instance.code = (instance.code or "").strip().upper()
 
@@ -44,22 +47,81 @@ class PartnerResource(resources.ModelResource):
         import_id_fields = ["code"]
 
 
+def _upload_total(field: str) -> Coalesce:
+    sums = (PartnerUpload.objects.filter(partner=OuterRef("pk")).order_by().values("partner")
+            .annotate(total=Sum(field)).values("total"))
+    return Coalesce(Subquery(sums, output_field=IntegerField()), Value(0))
+
+
 @admin.register(Partner)
 class PartnerAdmin(TenantExportActionMixin, ImportMixin, TenantScopedAdmin):
+    """The partner list is also the per-partner summary: uploads, rows, mapped, failed, and how many of the mapped
+    codes members have claimed (R-PART)."""
+
     resource_classes = [PartnerResource]
-    list_display = ["name", "code", "tenant", "created_at"]
+    list_display = ["name", "code", "uploads_count", "rows_total", "mapped_total", "failed_total", "claimed_total",
+                    "tenant", "created_at"]
     search_fields = ["name", "code"]
     list_filter = ["tenant"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        uploads = (PartnerUpload.objects.filter(partner=OuterRef("pk")).order_by().values("partner")
+                   .annotate(n=Count("pk")).values("n"))
+        claimed = (CouponMapping.objects.filter(partner=OuterRef("pk")).exclude(coupon__status="MAPPED").order_by()
+                   .values("partner").annotate(n=Count("pk")).values("n"))
+        return super().get_queryset(request).annotate(
+            uploads_n=Coalesce(Subquery(uploads, output_field=IntegerField()), Value(0)),
+            rows_n=_upload_total("rows"), mapped_n=_upload_total("mapped"), failed_n=_upload_total("failed"),
+            claimed_n=Coalesce(Subquery(claimed, output_field=IntegerField()), Value(0)))
+
+    @admin.display(description=_("uploads"), ordering="uploads_n")
+    def uploads_count(self, obj: Partner) -> int:
+        return obj.uploads_n
+
+    @admin.display(description=_("rows"), ordering="rows_n")
+    def rows_total(self, obj: Partner) -> int:
+        return obj.rows_n
+
+    @admin.display(description=_("mapped"), ordering="mapped_n")
+    def mapped_total(self, obj: Partner) -> int:
+        return obj.mapped_n
+
+    @admin.display(description=_("failed"), ordering="failed_n")
+    def failed_total(self, obj: Partner) -> int:
+        return obj.failed_n
+
+    @admin.display(description=_("claimed by members"), ordering="claimed_n")
+    def claimed_total(self, obj: Partner) -> int:
+        return obj.claimed_n
 
     def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_import_resource_kwargs(request, **kwargs), "tenant_id": user_tenant_id(request)}
 
 
+class CorrectionsForm(forms.Form):
+    corrections = forms.CharField(
+        required=False, label=_("Corrections"), widget=forms.Textarea(attrs={"rows": 8, "cols": 60}),
+        help_text=_("Optional: one corrected row per line as LINE,VALUE (e.g. 14,AB12CD). Without corrections every "
+                    "failed row is retried as it is."))
+
+    def clean_corrections(self) -> list[dict[str, Any]]:
+        rows = []
+        for number, text in enumerate(self.cleaned_data["corrections"].splitlines(), start=1):
+            if not text.strip():
+                continue
+            line, sep, value = text.partition(",")
+            if not sep or not line.strip().isdigit() or int(line) < 1:
+                raise forms.ValidationError(gettext("Line %(number)s of the corrections is not LINE,VALUE: %(text)r.")
+                                            % {"number": number, "text": text[:60]})
+            rows.append({"line": int(line), "value": value.strip()})
+        return rows
+
+
 class UploadForm(forms.Form):
-    partner = forms.ModelChoiceField(queryset=Partner.objects.none())
-    inventory = forms.ModelChoiceField(queryset=CouponInventory.objects.none())
-    file = forms.FileField(help_text="CSV (UTF-8) or XLSX; first column = partner code, optional header "
-                                     "partner_code.")
+    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), label=_("Partner"))
+    inventory = forms.ModelChoiceField(queryset=CouponInventory.objects.none(), label=_("Inventory"))
+    file = forms.FileField(label=_("File"), help_text=_("CSV (UTF-8) or XLSX; first column = partner code, optional "
+                                                        "header partner_code."))
 
     def __init__(self, *args: Any, tenant_id: int | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,7 +134,7 @@ class UploadForm(forms.Form):
 
 @admin.register(PartnerUpload)
 class PartnerUploadAdmin(TenantScopedAdmin):
-    list_display = ["__str__", "tenant", "partner", "inventory", "status", "rows", "mapped", "failed",
+    list_display = ["upload_display", "tenant", "partner", "inventory", "status", "rows", "mapped", "failed",
                     "progress_display", "created_at"]
     list_filter = ["status", "partner", "tenant"]
     list_select_related = ["partner", "inventory", "tenant"]
@@ -80,8 +142,13 @@ class PartnerUploadAdmin(TenantScopedAdmin):
     readonly_fields = [f.name for f in PartnerUpload._meta.fields if f.name != "tenant"] + ["progress_display"]
     actions = ["reprocess_failed_rows"]
     change_list_template = "admin/partners/partnerupload/change_list.html"
+    change_form_template = "admin/partners/partnerupload/change_form.html"
 
-    @admin.display(description="progress")
+    @admin.display(description=_("partner upload"))
+    def upload_display(self, obj: PartnerUpload) -> str:
+        return str(obj)
+
+    @admin.display(description=_("progress"))
     def progress_display(self, obj: PartnerUpload) -> str:
         return f"{obj.progress:.0%} ({obj.processed_rows:,}/{obj.rows:,})"
 
@@ -95,7 +162,41 @@ class PartnerUploadAdmin(TenantScopedAdmin):
         return [path("upload/", self.admin_site.admin_view(self.upload_view), name="partners_partnerupload_upload"),
                 path("template.csv", self.admin_site.admin_view(self.template_view),
                      name="partners_partnerupload_template"),
+                path("<path:object_id>/reprocess/", self.admin_site.admin_view(self.reprocess_view),
+                     name="partners_partnerupload_reprocess"),
                 *super().get_urls()]
+
+    def reprocess_view(self, request: HttpRequest, object_id: str) -> Any:
+        """Retry the failed rows of one upload, optionally with corrected values (R-PART-3)."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        upload = self.get_object(request, object_id)  # tenant-scoped: another tenant's upload is a 404
+        if upload is None:
+            raise Http404(gettext("No such partner upload."))
+        form = CorrectionsForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                upload = services.partner_upload_reprocess(upload=upload, actor=self.actor(request),
+                                                           corrections=form.cleaned_data["corrections"])
+            except DomainError as exc:
+                lines = exc.details.get("lines")
+                lines_text = ""
+                if lines:
+                    lines_text = " " + gettext("Lines: %(lines)s.") % {"lines": ", ".join(map(str, lines))}
+                form.add_error("corrections", exc.message + lines_text)
+            else:
+                self.message_user(request, gettext("Reprocessing the failed rows of %(upload)s.") % {"upload": upload},
+                                  messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:partners_partnerupload_change", args=[upload.pk]))
+        return TemplateResponse(request, "admin/partners/partnerupload/reprocess.html", {
+            **self.admin_site.each_context(request), "form": form, "opts": self.model._meta, "upload": upload,
+            "failures": upload.failures.order_by("line")[:50],
+            "title": gettext("Reprocess %(upload)s") % {"upload": upload}})
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> Any:
+        return super().change_view(request, object_id, form_url, {
+            **(extra_context or {}), "can_reprocess": self.has_change_permission(request)})
 
     def upload_view(self, request: HttpRequest) -> Any:
         if not request.user.has_perm("partners.add_partnerupload"):
@@ -112,20 +213,21 @@ class PartnerUploadAdmin(TenantScopedAdmin):
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
-                self.message_user(request, "Upload started." if created else
-                                  "This file was already uploaded for this inventory: showing the earlier upload.",
+                self.message_user(request, gettext("Upload started.") if created else
+                                  gettext("This file was already uploaded for this inventory: showing the earlier "
+                                          "upload."),
                                   messages.SUCCESS if created else messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:partners_partnerupload_change", args=[upload.pk]))
         return TemplateResponse(request, "admin/partners/partnerupload/upload.html", {
             **self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
-            "title": "Upload partner codes"})
+            "title": gettext("Upload partner codes")})
 
     def template_view(self, request: HttpRequest) -> HttpResponse:
         response = HttpResponse(services.csv_template(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="partner_codes_template.csv"'
         return response
 
-    @admin.action(description="Reprocess failed rows", permissions=["change"])
+    @admin.action(description=_("Reprocess failed rows"), permissions=["change"])
     def reprocess_failed_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         for upload in queryset:
             try:
@@ -133,14 +235,18 @@ class PartnerUploadAdmin(TenantScopedAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{upload}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, f"{upload}: reprocessing {upload.failed:,} failed row(s).",
-                                  messages.SUCCESS)
+                self.message_user(request, ngettext("%(upload)s: reprocessing %(count)s failed row.",
+                                                    "%(upload)s: reprocessing %(count)s failed rows.", upload.failed)
+                                  % {"upload": upload, "count": f"{upload.failed:,}"}, messages.SUCCESS)
 
 
 @admin.register(PartnerUploadFailure)
 class PartnerUploadFailureAdmin(TenantScopedAdmin):
     list_display = ["upload", "line", "value", "reason", "message", "tenant"]
     list_filter = ["reason", "tenant"]
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup == "upload__id__exact" or super().lookup_allowed(lookup, value, request)
     list_select_related = ["upload__partner"]
     search_fields = ["value", "upload__public_id"]
     actions = ["download_xlsx"]
@@ -151,7 +257,7 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Download the selected failures as XLSX", permissions=["view"])
+    @admin.action(description=_("Download the selected failures as XLSX"), permissions=["view"])
     def download_xlsx(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         from openpyxl import Workbook
 
@@ -173,6 +279,9 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
 class CouponMappingAdmin(TenantScopedAdmin):
     list_display = ["partner_code", "partner", "upload", "line", "coupon", "created_at", "tenant"]
     list_filter = ["partner", "tenant"]
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup == "upload__id__exact" or super().lookup_allowed(lookup, value, request)
     list_select_related = ["partner", "upload__partner", "coupon"]
     search_fields = ["partner_code"]
     raw_id_fields = ["coupon", "upload"]

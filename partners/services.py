@@ -20,6 +20,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
@@ -36,6 +37,7 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 VALUE_KEEP = 200
 MAX_CORRECTIONS = 10_000
 _FORMAT = re.compile(r"[A-Z0-9]+")
+_NORMAL = re.compile(rf"[A-Z0-9]{{1,{PARTNER_CODE_MAX}}}")
 Reason = PartnerUploadFailure.Reason
 # Failures a plain retry cannot change: only a corrected value can.
 _NEEDS_CORRECTION = {Reason.EXTRA_COLUMNS.value, Reason.LINE_TOO_LONG.value}
@@ -64,20 +66,23 @@ def _clean(value: str) -> str:
 
 def partner_code_check(value: str) -> tuple[str, str, str]:
     """(normalised code, reason, message); reason "" when the value is a valid partner code."""
+    if _NORMAL.fullmatch(value):  # already normal (almost every row of a real file): nothing to strip
+        return value, "", ""
     code = normalise_code(value)
     if not code:
-        return "", Reason.EMPTY, "The row holds no partner code."
+        return "", Reason.EMPTY, _("The row holds no partner code.")
     if len(code) > PARTNER_CODE_MAX:
-        return "", Reason.TOO_LONG, f"The code has {len(code)} characters; at most {PARTNER_CODE_MAX} are allowed."
+        return "", Reason.TOO_LONG, _("The code has %(length)s characters; at most %(max)s are allowed.") % {
+            "length": len(code), "max": PARTNER_CODE_MAX}
     if not _FORMAT.fullmatch(code):
-        return "", Reason.BAD_FORMAT, "Only letters A–Z and digits 0–9 are allowed (spaces and '-' are ignored)."
+        return "", Reason.BAD_FORMAT, _("Only letters A–Z and digits 0–9 are allowed (spaces and '-' are ignored).")
     return code, "", ""
 
 
 def partner_create(*, tenant: Tenant, name: str, code: str, actor: Actor) -> Partner:
     name, code = (name or "").strip(), (code or "").strip().upper()
     if not name or not code:
-        raise InvalidInput("A partner needs a name and a code.")
+        raise InvalidInput(_("A partner needs a name and a code."))
     with transaction.atomic():
         partner = Partner.objects.create(tenant=tenant, name=name[:200], code=code[:32])
         audit_record(tenant=tenant, actor=actor, action="partner.create", obj=partner, after={"code": code})
@@ -100,9 +105,10 @@ def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public
     if inventory is None:
         raise InventoryNotFound()
     if uploaded is None:
-        raise InvalidInput("Attach the file of partner codes.", details={"field": "file"})
+        raise InvalidInput(_("Attach the file of partner codes."), details={"field": "file"})
     if uploaded.size > MAX_FILE_BYTES:
-        raise UploadTooLarge(f"The file has {uploaded.size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted.")
+        raise UploadTooLarge(_("The file has %(size)s bytes; at most %(max)s are accepted.")
+                             % {"size": f"{uploaded.size:,}", "max": f"{MAX_FILE_BYTES:,}"})
     digest = hashlib.sha256()
     for block in uploaded.chunks():
         digest.update(block)
@@ -139,20 +145,6 @@ def _fail(upload: PartnerUpload, message: str) -> None:
                          obj=upload, after={"error": message[:500]})
 
 
-def _take_codes(inventory_id: int, n: int) -> list[int]:
-    if n == 0:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute("""
-            UPDATE coupons_couponcode c SET status = 'MAPPED'
-              FROM (SELECT id FROM coupons_couponcode
-                     WHERE inventory_id = %s AND status = 'AVAILABLE'
-                     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) picked
-             WHERE c.id = picked.id
-            RETURNING c.id""", [inventory_id, n])
-        return sorted(r[0] for r in cursor.fetchall())
-
-
 def _classify(items: Iterable[tuple[int, str, str, str, int | None]]) -> tuple[list[tuple[int, str, int | None]],
                                                                              list[Failure]]:
     """Rows → (candidates (line, code, failure id), failures) by format and duplicates within the chunk."""
@@ -168,47 +160,101 @@ def _classify(items: Iterable[tuple[int, str, str, str, int | None]]) -> tuple[l
             failures.append(Failure(line, _clean(value), reason, message, failure_id))
         elif code in seen:
             failures.append(Failure(line, _clean(value), Reason.DUPLICATE_IN_FILE,
-                                    f"The same code is on line {seen[code]}.", failure_id))
+                                    _("The same code is on line %(line)s.") % {"line": seen[code]}, failure_id))
         else:
             seen[code] = line
             candidates.append((line, code, failure_id))
     return candidates, failures
 
 
+_CHUNK_TABLE = """CREATE TEMP TABLE IF NOT EXISTS partner_chunk (line integer NOT NULL, code text NOT NULL)
+                   ON COMMIT DELETE ROWS"""
+
+# Codes of the chunk a mapping already holds. LATERAL … LIMIT 1 keeps it one index probe per row of the chunk: the
+# temporary table has no statistics, and a hash join would read every mapping of the tenant for every chunk.
+_EARLIER = """
+SELECT c.line, m.upload_id, m.line
+  FROM partner_chunk c
+  JOIN LATERAL (SELECT upload_id, line FROM partners_couponmapping
+                 WHERE tenant_id = %(tenant)s AND partner_code = c.code LIMIT 1) m ON true
+"""
+
+# The fresh rows (all but the lines listed) take as many AVAILABLE codes of the inventory — FOR UPDATE SKIP LOCKED,
+# so claims and other workers on the same inventory are neither blocked nor given the same code — paired in line
+# order with code id order, and become mappings; set-based, in one statement. ``id > after`` starts the scan past
+# the codes this job already took (a plain ORDER BY id walked the primary key over every code mapped by earlier
+# chunks: quadratic in the file); ``id = ANY(ARRAY(…))`` keeps the update an index probe per code. Answers how many
+# were mapped (the first that many fresh lines) and the highest code id taken.
+_MAP_FRESH = """
+WITH picked AS (
+    UPDATE coupons_couponcode SET status = 'MAPPED'
+     WHERE id = ANY(ARRAY(SELECT id FROM coupons_couponcode
+                           WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE' AND id > %(after)s
+                           ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
+    RETURNING id
+), fresh AS (
+    SELECT line, code, row_number() OVER (ORDER BY line) AS rn
+      FROM partner_chunk WHERE NOT (line = ANY(%(skip)s::int[]))
+), inserted AS (
+    INSERT INTO partners_couponmapping (tenant_id, partner_id, upload_id, line, partner_code, coupon_id, created_at)
+    SELECT %(tenant)s, %(partner)s, %(upload)s, f.line, f.code, n.id, %(now)s
+      FROM fresh f JOIN (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM picked) n ON n.rn = f.rn
+    RETURNING coupon_id
+)
+SELECT count(*), max(coupon_id) FROM inserted
+"""
+
+
+@dataclass
+class _Pool:
+    """Where this job's scan of the inventory's AVAILABLE codes goes on from (see ``_MAP_FRESH``)."""
+    after: int = 0
+
+
 def _map(upload: PartnerUpload, candidates: list[tuple[int, str, int | None]], values: dict[int, str],
-         now: Any) -> tuple[list[tuple[int, str, int | None]], list[Failure]]:
-    """Inside the chunk's transaction: refuse codes mapped before, take codes, insert the mappings."""
-    failures: list[Failure] = []
+         now: Any, pool: _Pool) -> tuple[list[tuple[int, str, int | None]], list[Failure]]:
+    """Inside the chunk's transaction: COPY the candidates (line order) into a temporary table, find the codes mapped
+    before (``_EARLIER``), map the rest set-based (``_MAP_FRESH``); the rows that did not map come back as failures
+    (already uploaded, a duplicate of an earlier chunk of this file, pool exhausted)."""
+    if not candidates:
+        return [], []
+    params = {"tenant": upload.tenant_id, "partner": upload.partner_id, "upload": upload.pk,
+              "inventory": upload.inventory_id, "now": now}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT partner_code, upload_id, line FROM partners_couponmapping "
-                       "WHERE tenant_id = %s AND partner_code = ANY(%s)", [upload.tenant_id, [c[1] for c in candidates]])
-        earlier = {code: (upload_id, line) for code, upload_id, line in cursor.fetchall()}
-    fresh = []
-    for line, code, failure_id in candidates:
-        hit = earlier.get(code)
-        if hit is None:
-            fresh.append((line, code, failure_id))
-        elif hit[0] == upload.pk:
-            failures.append(Failure(line, _clean(values[line]), Reason.DUPLICATE_IN_FILE,
-                                    f"The same code is on line {hit[1]}.", failure_id))
-        else:
-            failures.append(Failure(line, _clean(values[line]), Reason.ALREADY_UPLOADED,
-                                    "This partner code was mapped by an earlier upload.", failure_id))
-    ids = _take_codes(upload.inventory_id, len(fresh))
-    mapped = fresh[:len(ids)]
-    for line, _code, failure_id in fresh[len(ids):]:
+        cursor.execute(_CHUNK_TABLE)
+        cursor.execute("DELETE FROM partner_chunk")  # empty in production (ON COMMIT); tests never commit
+        # Candidates passed partner_code_check: [A-Z0-9]{1,64}, nothing to escape in COPY text format.
+        with cursor.copy("COPY partner_chunk (line, code) FROM STDIN") as copy:
+            copy.write("".join(f"{line}\t{code}\n" for line, code, _id in candidates))
+        cursor.execute(_EARLIER, params)
+        earlier = {line: (upload_id, first_line) for line, upload_id, first_line in cursor.fetchall()}
+        fresh = [c for c in candidates if c[0] not in earlier]
+        taken = 0
+        while taken < len(fresh):
+            skip = list(earlier) + [c[0] for c in fresh[:taken]]
+            cursor.execute(_MAP_FRESH, {**params, "n": len(fresh) - taken, "skip": skip, "after": pool.after})
+            count, highest = cursor.fetchone()
+            taken += count
+            if count:
+                pool.after = max(pool.after, highest)
+            elif pool.after == 0:
+                break  # the pool is exhausted
+            else:
+                pool.after = 0  # codes behind the scan (skipped while locked, or released since): look once more
+    failures = []
+    for line, _code, failure_id in candidates:
+        if line in earlier:
+            upload_id, first_line = earlier[line]
+            if upload_id == upload.pk:
+                failures.append(Failure(line, _clean(values[line]), Reason.DUPLICATE_IN_FILE,
+                                        _("The same code is on line %(line)s.") % {"line": first_line}, failure_id))
+            else:
+                failures.append(Failure(line, _clean(values[line]), Reason.ALREADY_UPLOADED,
+                                        _("This partner code was mapped by an earlier upload."), failure_id))
+    for line, _code, failure_id in fresh[taken:]:
         failures.append(Failure(line, _clean(values[line]), Reason.POOL_EXHAUSTED,
-                                "The inventory has no AVAILABLE code left to map.", failure_id))
-    if mapped:
-        with connection.cursor() as cursor:
-            cursor.execute("""
-                INSERT INTO partners_couponmapping (tenant_id, partner_id, upload_id, line, partner_code, coupon_id,
-                                                    created_at)
-                SELECT %s, %s, %s, t.line, t.code, t.coupon, %s
-                  FROM unnest(%s::int[], %s::text[], %s::bigint[]) AS t(line, code, coupon)""",
-                           [upload.tenant_id, upload.partner_id, upload.pk, now, [m[0] for m in mapped],
-                            [m[1] for m in mapped], ids])
-    return mapped, failures
+                                _("The inventory has no AVAILABLE code left to map."), failure_id))
+    return fresh[:taken], failures
 
 
 def _insert_failures(upload: PartnerUpload, failures: list[Failure]) -> None:
@@ -223,7 +269,7 @@ def _insert_failures(upload: PartnerUpload, failures: list[Failure]) -> None:
                         [str(f.reason) for f in failures], [f.message for f in failures]])
 
 
-def _commit_chunk(upload: PartnerUpload, rows: list[Row], expected: int) -> bool:
+def _commit_chunk(upload: PartnerUpload, rows: list[Row], expected: int, pool: _Pool) -> bool:
     """One chunk, one transaction. False when the upload is no longer where this worker expects it."""
     values = {row.line: row.value for row in rows}
     for attempt in range(2):
@@ -234,7 +280,7 @@ def _commit_chunk(upload: PartnerUpload, rows: list[Row], expected: int) -> bool
                     "status", "processed_rows").first()
                 if state != (PartnerUpload.Status.RUNNING, expected):
                     return False
-                mapped, more = _map(upload, candidates, values, timezone.now())
+                mapped, more = _map(upload, candidates, values, timezone.now(), pool)
                 failures += more
                 _insert_failures(upload, failures)
                 PartnerUpload.objects.filter(pk=upload.pk).update(
@@ -279,7 +325,7 @@ def partner_upload_process(*, upload_id: int) -> PartnerUpload:
             _fail(upload, str(exc))
             return PartnerUpload.objects.get(pk=upload_id)
         if rows == 0:
-            _fail(upload, "The file holds no partner codes (it is empty or has only a header).")
+            _fail(upload, _("The file holds no partner codes (it is empty or has only a header)."))
             return PartnerUpload.objects.get(pk=upload_id)
         PartnerUpload.objects.filter(pk=upload_id, status=PartnerUpload.Status.PENDING).update(
             status=PartnerUpload.Status.RUNNING, rows=rows, started_at=timezone.now())
@@ -289,10 +335,11 @@ def partner_upload_process(*, upload_id: int) -> PartnerUpload:
         return PartnerUpload.objects.get(pk=upload_id)
     expected = upload.processed_rows
     committed = 0
+    pool = _Pool()
     try:
         rows_iter = itertools.islice(open_rows(path, fmt), expected, None)
         for chunk in _chunks(rows_iter, CHUNK_ROWS):
-            if not _commit_chunk(upload, chunk, expected):
+            if not _commit_chunk(upload, chunk, expected, pool):
                 return PartnerUpload.objects.get(pk=upload_id)  # another worker has this upload
             expected += len(chunk)
             committed += 1
@@ -316,15 +363,15 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
     for item in corrections or []:
         line, value = item.get("line"), item.get("value")
         if not isinstance(line, int) or isinstance(line, bool) or line < 1 or not isinstance(value, str):
-            raise InvalidInput("Each corrected row is {\"line\": positive integer, \"value\": string}.")
+            raise InvalidInput(_("Each corrected row is {\"line\": positive integer, \"value\": string}."))
         fixes[line] = value
     if len(fixes) > MAX_CORRECTIONS:
-        raise InvalidInput(f"At most {MAX_CORRECTIONS:,} corrected rows per request.")
+        raise InvalidInput(_("At most %(max)s corrected rows per request.") % {"max": f"{MAX_CORRECTIONS:,}"})
     with transaction.atomic():
         locked = PartnerUpload.objects.select_for_update().select_related("tenant").get(pk=upload.pk)
         if locked.status != PartnerUpload.Status.DONE:
-            raise UploadBusy(f"The upload is {locked.get_status_display()}; only a finished upload can be "
-                             "reprocessed.")
+            raise UploadBusy(_("The upload is %(status)s; only a finished upload can be reprocessed.")
+                             % {"status": locked.get_status_display()})
         if fixes:
             known = set(PartnerUploadFailure.objects.filter(upload=locked, line__in=list(fixes)).values_list(
                 "line", flat=True))
@@ -344,7 +391,7 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
     return locked
 
 
-def _retry_chunk(upload: PartnerUpload, batch: list[dict[str, Any]]) -> None:
+def _retry_chunk(upload: PartnerUpload, batch: list[dict[str, Any]], pool: _Pool) -> None:
     retry = [f for f in batch if f["corrected"] or f["reason"] not in _NEEDS_CORRECTION]
     if not retry:
         return
@@ -355,7 +402,7 @@ def _retry_chunk(upload: PartnerUpload, batch: list[dict[str, Any]]) -> None:
         state = PartnerUpload.objects.select_for_update().filter(pk=upload.pk).values_list("status", flat=True).first()
         if state != PartnerUpload.Status.RUNNING:
             return
-        mapped, more = _map(upload, candidates, values, timezone.now())
+        mapped, more = _map(upload, candidates, values, timezone.now(), pool)
         failures += more
         gone = [m[2] for m in mapped]
         with connection.cursor() as cursor:
@@ -383,13 +430,14 @@ def partner_upload_retry_failures(*, upload_id: int) -> PartnerUpload:
     if upload.status != PartnerUpload.Status.RUNNING or upload.processed_rows != upload.rows:
         return upload
     last_line = 0
+    pool = _Pool()
     while True:
         batch = list(PartnerUploadFailure.objects.filter(upload=upload, line__gt=last_line).order_by("line")
                      .values("id", "line", "value", "reason", "message", "corrected")[:CHUNK_ROWS])
         if not batch:
             break
         last_line = batch[-1]["line"]
-        _retry_chunk(upload, batch)
+        _retry_chunk(upload, batch, pool)
     _finish(upload, "partner_upload.reprocessed")
     return PartnerUpload.objects.get(pk=upload_id)
 

@@ -48,15 +48,19 @@ def good_code(i: int) -> str:
 
 
 def mixed_file() -> tuple[bytes, dict[int, str], list[str]]:
-    """10,000 rows after a header, 1,000 of them bad in 8 kinds; the file, the reason per bad line and the codes an
-    earlier upload must hold."""
-    lines, bad, earlier = ["partner_code"], {}, []
+    """10,000 rows after a header, 1,000 of them bad in 8 reason kinds; the file, the reason per bad line and the
+    codes an earlier upload must hold.
+
+    Every 10th row is bad: up to row 9,000 cycling through nine kinds of bad input (100 each; a formula and non-ASCII
+    text are bad formats too), after it 100 extra valid codes, so that with a pool of exactly 9,000 free codes the
+    last 100 valid rows find it exhausted."""
+    lines, bad, earlier, valid = ["partner_code"], {}, [], []
     kinds = [("", "empty"), ("X" * 65, "too_long"), ("AB$12", "bad_format"), ('=HYPERLINK("http://x")', "bad_format"),
              ("DUP", "duplicate_in_file"), ("EARLIER", "already_uploaded"), ("ZZ,extra", "extra_columns"),
              ("L" * 2000, "line_too_long"), ("한글코드", "bad_format")]
     for i in range(10_000):
         line = i + 2
-        if i % 10 == 9:
+        if i % 10 == 9 and i < 9_000:
             value, reason = kinds[(i // 10) % len(kinds)]
             if reason == "duplicate_in_file":
                 value = good_code(i - 1)  # the row above, which maps
@@ -67,16 +71,21 @@ def mixed_file() -> tuple[bytes, dict[int, str], list[str]]:
                          .replace('x")"', 'x"")"'))
             bad[line] = reason
         else:
-            lines.append(good_code(i))
+            lines.append(good_code(i) if i % 10 != 9 else f"LATE{i}")
+            valid.append(line)
+    for line in valid[-100:]:
+        bad[line] = "pool_exhausted"
     return ("\n".join(lines) + "\n").encode(), bad, earlier
 
 
-def test_ten_thousand_rows_with_a_thousand_bad_ones_map_nine_thousand_and_list_each_failure(
+def test_ten_thousand_rows_with_a_thousand_bad_ones_map_nine_thousand_reprocess_maps_the_fixed_ones_and_a_reupload_adds_nothing(  # noqa: E501
         tenant, partner, operator_api):
-    inventory, codes = factories.make_pool(tenant, size=9_500)
+    """Must show of #6 (R-PART-1…3): 10,000 rows with 1,000 bad ones of 8 reasons → 9,000 mapped and 1,000 failures
+    with line and reason; reprocessing the fixed rows maps exactly those; uploading the file again adds nothing."""
+    inventory, _codes = factories.make_pool(tenant, size=9_100)
     content, bad, earlier = mixed_file()
     first = upload(operator_api, inventory, "\n".join(earlier).encode(), name="first.csv")
-    assert status_of(operator_api, first.json()["id"])["mapped"] == len(earlier) == 111
+    assert status_of(operator_api, first.json()["id"])["mapped"] == len(earlier) == 100
     response = upload(operator_api, inventory, content)
     assert response.status_code == 202
     upload_id = response.json()["id"]
@@ -85,18 +94,45 @@ def test_ten_thousand_rows_with_a_thousand_bad_ones_map_nine_thousand_and_list_e
         ("DONE", 10_000, 9_000, 1_000, 1.0)
     failures = all_failures(operator_api, upload_id)
     assert {f["line"]: f["reason"] for f in failures} == bad
-    # nine kinds of bad input (a formula and non-ASCII text are bad formats too); pool_exhausted has its own test
     assert {f["reason"] for f in failures} == {"empty", "too_long", "bad_format", "duplicate_in_file",
-                                               "already_uploaded", "extra_columns", "line_too_long"}
-    assert CouponCode.objects.filter(inventory=inventory, status="MAPPED").count() == 9_111
+                                               "already_uploaded", "extra_columns", "line_too_long", "pool_exhausted"}
+    assert all(f["message"] for f in failures)
+    assert CouponCode.objects.filter(inventory=inventory, status="AVAILABLE").count() == 0
     assert CouponMapping.objects.filter(upload__public_id=upload_id).count() == 9_000
     formula = next(f for f in failures if f["value"].startswith("=HYPERLINK"))
     assert formula["reason"] == "bad_format"
-    # the same file again: the earlier upload, nothing twice
+
+    # fix 200 rows (the empty and the "AB$12" ones), add 300 codes to the pool (for them and the 100 exhausted rows)
+    fixes = {line: f"FIX{line}" for line, reason in bad.items() if reason == "empty"}
+    fixes.update({f["line"]: "AB12" + str(f["line"]) for f in failures if f["value"] == "AB$12"})
+    assert len(fixes) == 200
+    factories.make_codes(inventory.batches.first(), 300)
+    mapped_before = set(CouponMapping.objects.filter(upload__public_id=upload_id).values_list("line", flat=True))
+    response = operator_api.post(f"/api/v1/partner-uploads/{upload_id}/reprocess",
+                                 {"rows": [{"line": k, "value": v} for k, v in fixes.items()]}, format="json")
+    assert response.status_code == 202
+    state = status_of(operator_api, upload_id)
+    assert (state["status"], state["rows"], state["mapped"], state["failed"]) == ("DONE", 10_000, 9_300, 700)
+    exhausted = {line for line, reason in bad.items() if reason == "pool_exhausted"}
+    newly = set(CouponMapping.objects.filter(upload__public_id=upload_id).values_list("line", flat=True)) - mapped_before
+    assert newly == set(fixes) | exhausted
+    assert {m.line: m.partner_code for m in CouponMapping.objects.filter(line__in=list(fixes),
+                                                                         upload__public_id=upload_id)} == fixes
+    still = {line: reason for line, reason in bad.items() if line not in newly}
+    assert {f["line"]: f["reason"] for f in all_failures(operator_api, upload_id)} == still
+    assert CouponCode.objects.filter(inventory=inventory, status="MAPPED").count() == 9_400
+
+    # the same file again: the earlier upload, nothing twice; the same codes in a new file map nothing either
     again = upload(operator_api, inventory, content, name="renamed.csv")
     assert again.status_code == 202 and again.json()["id"] == upload_id
     assert PartnerUpload.objects.filter(tenant=tenant).count() == 2
-    assert CouponMapping.objects.filter(tenant=tenant).count() == 9_111
+    factories.make_codes(inventory.batches.first(), 10)
+    copy_id = upload(operator_api, inventory, content.replace(b"\n", b"\r\n"), name="crlf.csv").json()["id"]
+    copy_state = status_of(operator_api, copy_id)
+    assert (copy_state["status"], copy_state["mapped"], copy_state["failed"]) == ("DONE", 0, 10_000)
+    assert {f["reason"] for f in all_failures(operator_api, copy_id)} >= {"already_uploaded"}
+    assert CouponMapping.objects.filter(tenant=tenant).count() == 9_400
+    assert CouponCode.objects.filter(inventory=inventory, status="AVAILABLE").count() == 10
 
 
 def test_reprocessing_corrected_rows_maps_exactly_those_and_keeps_counts_consistent(tenant, partner, operator_api):
@@ -153,11 +189,20 @@ HOSTILE = [
     ("header.csv", b"partner_code\n", "empty or has only a header"),
     ("bom-header.csv", b"\xef\xbb\xbfpartner_code\r\n", "empty or has only a header"),
     ("columns.csv", b"partner_code,amount\nA1,100\n", "2 columns (partner_code, amount)"),
-    ("latin1.csv", "partner_code\nCAFÉ1\n".encode("latin-1"), "not UTF-8 text (line 2"),
+    ("latin1.csv", "partner_code\nCAFÉ1\n".encode("latin-1"), "not UTF-8 text (line 2, byte 4)"),
+    ("utf16.csv", "partner_code\r\nA1\r\n".encode("utf-16"), "not UTF-8 text (line 1, byte 1)"),
+    ("cp949.csv", "partner_code\n한글1\n".encode("cp949"), "not UTF-8 text (line 2, byte 1)"),
+    # a bad byte deep in the file: the whole file is refused before any of the 5,000 good rows above it maps
+    ("deep.csv", b"partner_code\n" + b"".join(b"G%d\n" % i for i in range(5_000)) + b"AB\xe9\n",
+     "not UTF-8 text (line 5002, byte 3)"),
     ("fake.xlsx", b"this is not a workbook", "not a valid XLSX workbook"),
     ("bomb.xlsx", zip_bytes({"[Content_Types].xml": b"<x/>", "xl/big.xml": b"\0" * (210 * 1024 * 1024)}),
      "more than the 200 MB allowed"),
     ("zip.xlsx", zip_bytes({"hello.txt": b"hi"}), "not an XLSX workbook"),
+    ("ratio-bomb.xlsx", zip_bytes({"[Content_Types].xml": b"<x/>", "xl/worksheets/sheet1.xml": b"\0" * (50 << 20)}),
+     "it looks like a zip bomb"),
+    ("truncated.xlsx", zip_bytes({"[Content_Types].xml": b"<x/>", "xl/a.xml": b"a" * 5000})[:-40],
+     "not a valid XLSX workbook"),
 ]
 
 
@@ -172,6 +217,18 @@ def test_a_hostile_file_fails_the_upload_clearly_and_changes_nothing_else(tenant
     assert message in state["error"]
     assert CouponCode.objects.filter(inventory=inventory, status="AVAILABLE").count() == 3
     assert not CouponMapping.objects.exists() and not PartnerUploadFailure.objects.exists()
+
+
+def test_a_file_of_one_50_mb_line_fails_that_row_only_and_maps_nothing(tenant, partner, operator_api):
+    """R-PART-5: the line is skipped in 64 KB reads (never held whole); its row fails as too long, nothing maps."""
+    inventory, _codes = factories.make_pool(tenant, size=3)
+    upload_id = upload(operator_api, inventory, b"A" * (50 << 20)).json()["id"]
+    state = status_of(operator_api, upload_id)
+    assert (state["status"], state["rows"], state["mapped"], state["failed"]) == ("DONE", 1, 0, 1)
+    assert [(f["line"], f["reason"], f["value"]) for f in all_failures(operator_api, upload_id)] == [
+        (1, "line_too_long", "")]
+    assert CouponCode.objects.filter(inventory=inventory, status="AVAILABLE").count() == 3
+    assert not CouponMapping.objects.exists()
 
 
 def test_a_bom_and_a_very_long_line_fail_only_their_row(tenant, partner, operator_api):
@@ -245,3 +302,20 @@ def test_another_tenants_upload_answers_404_like_an_unknown_one(tenant, other_te
 def test_a_member_scope_client_cannot_upload(tenant, partner, api):
     inventory, _codes = factories.make_pool(tenant, size=1)
     assert upload(api, inventory, b"A1\n").status_code == 403
+
+
+@pytest.mark.parametrize("language, empty, exhausted", [
+    ("ko", "행에 제휴사 코드가 없습니다.", "쿠폰 풀에 매핑할 수 있는 사용 가능(AVAILABLE) 코드가 남아 있지 않습니다."),
+    ("en", "The row holds no partner code.", "The inventory has no AVAILABLE code left to map."),
+])
+def test_failure_messages_are_stored_in_the_tenants_language_and_reasons_never_change(
+        tenant, partner, operator_api, language, empty, exhausted):
+    """Issue #11: the upload job writes a failure's message in the tenant's language, whatever language the request
+    had; the reason code is the same in every language."""
+    tenant.language = language
+    tenant.save(update_fields=["language"])
+    inventory, _codes = factories.make_pool(tenant, size=1)
+    response = upload(operator_api, inventory, b"partner_code\n\nP00000001\nP00000002\n", name="lang.csv")
+    failures = all_failures(operator_api, response.json()["id"])
+    assert [(f["line"], f["reason"], f["message"]) for f in failures] == [
+        (2, "empty", empty), (4, "pool_exhausted", exhausted)]
