@@ -1,25 +1,42 @@
 """``Authorization: Bearer <token>`` → (ApiClient, token). The client fixes the tenant for the whole request."""
 from __future__ import annotations
 
-from datetime import timedelta
+import ipaddress
+from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from core.api.limits import connection_ip
 from core.models import ApiClient
-from core.tokens import split_token, token_matches
+from core.tokens import hash_token, split_token, token_matches
 
 # last_used_at is written at most this often per client, so busy clients do not turn it into a hot row.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 # Verified clients are kept per process for a few seconds (a query per request otherwise). Revoking or rotating
-# drops the entry in the process that did it; other processes notice within COUPON_TOKEN_CACHE_SECONDS.
+# drops the entry in the process that did it; other processes notice within COUPON_TOKEN_CACHE_SECONDS. An entry for
+# a previous token (rotation grace) never outlives that token's end of validity.
 _verified: dict[str, tuple[ApiClient, str, float]] = {}
 
 
-def forget_client(key_prefix: str) -> None:
-    _verified.pop(key_prefix, None)
+def forget_client(key_prefix: str | None) -> None:
+    if key_prefix:
+        _verified.pop(key_prefix, None)
+
+
+def _match(client: ApiClient, prefix: str, token: str, now: datetime) -> float | None:
+    """Seconds this token stays valid for this client (inf for the current token), or None if it does not match."""
+    if client.key_prefix == prefix and token_matches(token, client.token_hash):
+        return float("inf")
+    if (client.previous_key_prefix == prefix and client.previous_valid_until is not None
+            and client.previous_token_hash and token_matches(token, client.previous_token_hash)):
+        left = (client.previous_valid_until - now).total_seconds()
+        return left if left > 0 else None
+    return None
 
 
 def _lookup(prefix: str, token: str) -> ApiClient | None:
@@ -28,16 +45,37 @@ def _lookup(prefix: str, token: str) -> ApiClient | None:
     from django.conf import settings
 
     cached = _verified.get(prefix)
-    now = time.monotonic()
-    if cached is not None and cached[2] > now and token_matches(token, cached[1]):
+    mono = time.monotonic()
+    if cached is not None and cached[2] > mono and token_matches(token, cached[1]):
         return cached[0]
-    client = ApiClient.objects.select_related("tenant").filter(key_prefix=prefix).first()
-    if client is not None and token_matches(token, client.token_hash):
-        ttl = getattr(settings, "COUPON_TOKEN_CACHE_SECONDS", 5)
+    now = timezone.now()
+    for client in ApiClient.objects.select_related("tenant").filter(Q(key_prefix=prefix) |
+                                                                    Q(previous_key_prefix=prefix)):
+        left = _match(client, prefix, token, now)
+        if left is None:
+            continue
+        ttl = min(getattr(settings, "COUPON_TOKEN_CACHE_SECONDS", 5), left)
         if ttl > 0:
-            _verified[prefix] = (client, client.token_hash, now + ttl)
+            _verified[prefix] = (client, hash_token(token), mono + ttl)
         return client
     return None
+
+
+def _address_allowed(client: ApiClient, request) -> bool:
+    networks = client.networks()
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(connection_ip(request))
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in networks)
+
+
+class AddressNotAllowed(exceptions.PermissionDenied):
+    default_detail = gettext_lazy("This API client is not allowed to connect from this IP address.")
+    default_code = "ip_not_allowed"
+    api_code = "ip_not_allowed"
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -49,16 +87,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not token.strip():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api token>'.")
+            raise exceptions.AuthenticationFailed(gettext("Use 'Authorization: Bearer <api token>'."))
         token = token.strip()
         prefix = split_token(token)
         client = _lookup(prefix, token) if prefix is not None else None
         if client is None:
-            raise exceptions.AuthenticationFailed("The API token is not valid.")
+            raise exceptions.AuthenticationFailed(gettext("The API token is not valid."))
         if client.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("The API token has been revoked.")
+            raise exceptions.AuthenticationFailed(gettext("The API token has been revoked."))
         if not client.tenant.is_active:
-            raise exceptions.AuthenticationFailed("The tenant of this API token is not active.")
+            raise exceptions.AuthenticationFailed(gettext("The tenant of this API token is not active."))
+        if not _address_allowed(client, request):
+            raise AddressNotAllowed()
         now = timezone.now()
         if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)

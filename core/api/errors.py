@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -51,11 +52,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.APIException):
-        code = _CODES.get(type(exc), "error")
+        code = getattr(exc, "api_code", None) or _CODES.get(type(exc), "error")
         headers: dict[str, str] = {}
         if isinstance(exc, exceptions.ValidationError):
             details = {"fields": exc.detail} if isinstance(exc.detail, dict) else {"errors": exc.detail}
-            message = f"The request is not valid — {_first_message(exc.detail)}"
+            # Message in the request's language (Accept-Language, issue #11); ``code`` never changes with it.
+            message = _("The request is not valid — %(error)s") % {"error": _first_message(exc.detail)}
         else:
             details = {}
             message = str(exc.detail)
@@ -67,7 +69,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response(code, message, exc.status_code, details, headers or None)
     # Unexpected: log with the traceback, answer in the same shape rather than an HTML page.
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__ if context.get("view") else "?")
-    return error_response("server_error", "An internal error occurred. It has been logged.",
+    return error_response("server_error", _("An internal error occurred. It has been logged."),
                           status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
@@ -77,5 +79,5 @@ def not_found_view(request, exception=None):
     from django.views.defaults import page_not_found
 
     if request.path.startswith("/api/"):
-        return JsonResponse({"code": "not_found", "message": "No such API endpoint.", "details": {}}, status=404)
+        return JsonResponse({"code": "not_found", "message": _("No such API endpoint."), "details": {}}, status=404)
     return page_not_found(request, exception)

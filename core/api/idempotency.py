@@ -22,6 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy as _
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,13 +37,13 @@ MAX_KEY_LENGTH = 255
 class KeyReused(DomainError):
     code = "idempotency_key_reused"
     status = 422
-    default_message = "This Idempotency-Key was already used with a different request body."
+    default_message = _("This Idempotency-Key was already used with a different request body.")
 
 
 class RequestInProgress(DomainError):
     code = "request_in_progress"
     status = 409
-    default_message = "A request with this Idempotency-Key is still being processed; retry later."
+    default_message = _("A request with this Idempotency-Key is still being processed; retry later.")
 
 
 def request_fingerprint(request: Request) -> str:
@@ -69,7 +70,8 @@ def request_fingerprint(request: Request) -> str:
 def run_idempotent(request: Request, client: ApiClient, handler: Callable[[], Response]) -> Response:
     key = request.headers.get(HEADER, "")
     if len(key) > MAX_KEY_LENGTH or not key.strip():
-        raise InvalidInput(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid_idempotency_key")
+        message = gettext("%(header)s must be 1 to %(max)d characters.") % {"header": HEADER, "max": MAX_KEY_LENGTH}
+        raise InvalidInput(message, code="invalid_idempotency_key")
     fingerprint = request_fingerprint(request)
     now = timezone.now()
     IdempotencyRecord.objects.bulk_create(

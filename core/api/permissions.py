@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 from core.models import ApiClient
@@ -8,7 +9,7 @@ from core.models import ApiClient
 class IsApiClient(BasePermission):
     """Any active API client (member or operator scope)."""
 
-    message = "An API token is required."
+    message = _("An API token is required.")
 
     def has_permission(self, request, view) -> bool:  # type: ignore[override]
         return isinstance(request.user, ApiClient)
@@ -17,7 +18,7 @@ class IsApiClient(BasePermission):
 class IsOperatorClient(BasePermission):
     """Operator endpoints (API.md): a member-scope client gets 403."""
 
-    message = "This endpoint needs an API client with the operator scope."
+    message = _("This endpoint needs an API client with the operator scope.")
 
     def has_permission(self, request, view) -> bool:  # type: ignore[override]
         return isinstance(request.user, ApiClient) and request.user.scope == ApiClient.Scope.OPERATOR

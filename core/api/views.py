@@ -1,23 +1,60 @@
 """Base API view: tenant-scoped principal and Idempotency-Key handling for every POST."""
 from __future__ import annotations
 
+from django.utils.translation import gettext
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import limits
 from core.api.idempotency import HEADER, run_idempotent
+from core.exceptions import InvalidInput
 from core.models import ApiClient, Tenant
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    HEADER, str, OpenApiParameter.HEADER, required=False,
+    HEADER, {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"}, OpenApiParameter.HEADER,
+    required=False,
     description="Same key + same body within 24 h → the stored response, no second effect (≤ 255 chars).",
 )
 
 
+API_ERROR = inline_serializer("ApiError", {"code": serializers.CharField(), "message": serializers.CharField(),
+                                           "details": serializers.DictField()})
+
+
+class TenantAutoSchema(AutoSchema):
+    """Documents the answers every tenant API operation can give besides its own — all in the API error shape — so
+    the schema matches what the code answers: 400 (bad input), 401 (no or bad token), 403 (a client IP outside the
+    allow-list, or a member-scope client on an operator endpoint), 404, for POST 409/422 (Idempotency-Key in
+    progress / reused with another body), and 429 for code lookups (R-RISK-4)."""
+
+    def _get_response_bodies(self, direction="response"):  # type: ignore[no-untyped-def,override]
+        responses = super()._get_response_bodies(direction)
+        extra = ["400", "401", "403", "404"]
+        if self.method == "POST":  # Idempotency-Key: 409 request_in_progress, 422 idempotency_key_reused
+            extra += ["409", "422"]
+        if getattr(self.view, "code_fields", ()):
+            extra.append("429")
+        for status_code in extra:
+            if status_code not in responses:
+                responses[status_code] = self._get_response_for_code(API_ERROR, status_code, direction=direction)
+        return responses
+
+
 class TenantAPIView(APIView):
-    """Every API view derives from this: ``self.tenant`` and ``self.client`` come from the token, never the body."""
+    """Every API view derives from this: ``self.tenant`` and ``self.client`` come from the token, never the body.
+
+    ``code_fields``: the body/query fields or URL kwargs that carry a code to look up. A request carrying one is a code
+    lookup (R-RISK-4): it is counted against the per-client and per-IP rates, refused while its member or device has
+    no failed guesses left, and an answer "no such code" (404 ``not_found``, or a ``not_found`` rejection in a
+    checkout result) counts as a failed guess (``core.api.limits``).
+    """
+
+    code_fields: tuple[str, ...] = ()
+    schema = TenantAutoSchema()
 
     @property
     def client(self) -> ApiClient:
@@ -34,25 +71,76 @@ class TenantAPIView(APIView):
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request
         self.headers = self.default_response_headers
+        lookup = False
         try:
             self.initial(request, *args, **kwargs)
             handler = getattr(self, request.method.lower(), None) if request.method.lower() in self.http_method_names \
                 else None
             handler = handler or self.http_method_not_allowed
+            _refuse_nul(request, kwargs)
+            lookup = self._is_code_lookup(request, kwargs)
+            if lookup:
+                limits.check_request_rates(request, client_id=self.client.pk, tenant_id=self.client.tenant_id)
+                limits.check_failed_guesses(request, tenant_id=self.client.tenant_id)
             if request.method == "POST" and HEADER in request.headers:
                 response = run_idempotent(request, self.client, lambda: self._call(handler, request, *args, **kwargs))
             else:
                 response = handler(request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
+        if lookup:
+            limits.record_failed_guesses(request, tenant_id=self.client.tenant_id, failures=_unknown_codes(response))
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+    def _is_code_lookup(self, request: Request, kwargs: dict) -> bool:
+        if not self.code_fields or not isinstance(request.user, ApiClient):
+            return False
+        request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
+        data = request.data if isinstance(request.data, dict) else {}
+        return any(kwargs.get(f) or data.get(f) or request.query_params.get(f) for f in self.code_fields)
 
     def _call(self, handler, request: Request, *args, **kwargs) -> Response:
         try:
             return handler(request, *args, **kwargs)
         except Exception as exc:
             return self.handle_exception(exc)
+
+
+def _has_nul(value: object, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 20:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
+
+
+def _refuse_nul(request: Request, kwargs: dict) -> None:
+    """PostgreSQL cannot store or compare text with NUL bytes: refuse them as bad input (400), never a 500."""
+    query = {k: request.query_params.getlist(k) for k in request.query_params}
+    data: object = {}
+    if request.content_type.startswith("application/json"):
+        request._request.body  # read once and kept, so the Idempotency-Key fingerprint can still hash it
+        data = request.data
+    if _has_nul(kwargs) or _has_nul(query) or _has_nul(data):
+        raise InvalidInput(gettext("Text may not contain NUL (\\x00) characters."), code="invalid")
+
+
+def _unknown_codes(response: Response) -> int:
+    """How many codes this answer said do not exist (for this tenant)."""
+    data = getattr(response, "data", None)
+    if not isinstance(data, dict):
+        return 0
+    if response.status_code == 404:
+        return 1 if data.get("code") == "not_found" else 0
+    rejected = data.get("rejected") if response.status_code == 200 else None
+    if isinstance(rejected, list):
+        return sum(1 for r in rejected if isinstance(r, dict) and r.get("reason") == "not_found")
+    return 0
 
 
 class ClientInfoView(TenantAPIView):

@@ -1,0 +1,216 @@
+"""Issue and use budgets of an inventory, by count and by amount, with threshold alarms (R-RISK-3).
+
+The limits are the inventory's ``issue_budget_count/amount`` and ``use_budget_count/amount``. What has been spent is
+one ``InventoryBudget`` row per inventory, changed by ``consume`` inside the claim's or redemption's transaction,
+as its last statement before commit::
+
+    UPDATE risk_inventorybudget SET issued_count = issued_count + 1, issued_amount = issued_amount + face …
+     WHERE inventory_id = … AND issued_count + 1 <= issue_budget_count AND issued_amount + face <= issue_budget_amount
+
+Concurrent requests queue on that row lock and PostgreSQL re-checks the condition against the committed value, so
+the budget is never exceeded; a request that finds it full raises ``BudgetExhausted`` and its transaction — the
+code, the issue row, everything — rolls back. The row is only touched when the inventory has a budget of that kind.
+
+Amounts: an issue spends the coupon's face value (``face_value``); a use spends the redemption's actual discount. A
+full refund gives the use budget back; revoking or expiring an issued coupon does not give the issue budget back
+(the budget counts coupons handed out).
+
+Each threshold (``alarm_thresholds``, percent) raises one ``Alarm`` when a request crosses it; a request refused for
+an exhausted budget raises the 100 % alarm if nothing had (an amount budget may stop short of exactly 100 %).
+``UNIQUE(inventory, budget, threshold)`` makes each alarm once, however many requests race.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from core.audit import Actor, audit_record
+from coupons.models import CouponInventory, CouponPolicy
+from risk.exceptions import BudgetExhausted
+from risk.models import Alarm, InventoryBudget, default_thresholds
+
+logger = logging.getLogger("coupons.risk")
+
+# kind → (spent count column, spent amount column, budget count column, budget amount column)
+_COLUMNS = {
+    "issue": ("issued_count", "issued_amount", "issue_budget_count", "issue_budget_amount"),
+    "use": ("used_count", "used_amount", "use_budget_count", "use_budget_amount"),
+}
+
+
+def face_value(policy: CouponPolicy) -> int:
+    """What one issued coupon may cost at most: the amount of a cash or threshold voucher, the cap of a percentage,
+    the maximum deduction of a shipping coupon (0 when it is the whole fee, unknown in advance); 0 for a SKU
+    deduction, whose value depends on the order."""
+    if policy.kind == CouponPolicy.Kind.PERCENTAGE:
+        return policy.cap or 0
+    if policy.kind in (CouponPolicy.Kind.AMOUNT, CouponPolicy.Kind.THRESHOLD, CouponPolicy.Kind.SHIPPING):
+        return policy.amount or 0
+    return 0
+
+
+def has_budget(inventory: CouponInventory, kind: str) -> bool:
+    _, _, count_col, amount_col = _COLUMNS[kind]
+    return getattr(inventory, count_col) is not None or getattr(inventory, amount_col) is not None
+
+
+def _consume_sql(kind: str) -> str:
+    spent_count, spent_amount, budget_count, budget_amount = _COLUMNS[kind]
+    return f"""
+UPDATE risk_inventorybudget b
+   SET {spent_count} = b.{spent_count} + 1, {spent_amount} = b.{spent_amount} + %(amount)s, updated_at = %(now)s
+  FROM coupons_couponinventory i
+ WHERE b.inventory_id = %(inventory)s AND i.id = b.inventory_id
+   AND (i.{budget_count} IS NULL OR b.{spent_count} + 1 <= i.{budget_count})
+   AND (i.{budget_amount} IS NULL OR b.{spent_amount} + %(amount)s <= i.{budget_amount})
+RETURNING b.{spent_count}, b.{spent_amount}, i.{budget_count}, i.{budget_amount}, b.alarm_thresholds
+"""
+
+
+# A missing row starts from the inventory's history (its counter shards), less what the calling transaction has
+# already counted there for the request being guarded. All coupons of an inventory share one policy, so the issued
+# amount is the issued count times the face value.
+_CREATE_FROM_HISTORY = """
+INSERT INTO risk_inventorybudget (tenant_id, inventory_id, issued_count, issued_amount, used_count, used_amount,
+                                  alarm_thresholds, updated_at)
+SELECT %(tenant)s, %(inventory)s, GREATEST(COALESCE(SUM(issued), 0) - %(issued_now)s, 0),
+       GREATEST(COALESCE(SUM(issued), 0) - %(issued_now)s, 0) * %(face)s,
+       GREATEST(COALESCE(SUM(used), 0) - %(used_now)s, 0),
+       GREATEST(COALESCE(SUM(used_discount), 0) - %(discount_now)s, 0), %(thresholds)s, %(now)s
+  FROM coupons_inventorycounter WHERE inventory_id = %(inventory)s
+ON CONFLICT (inventory_id) DO NOTHING
+"""
+
+
+def _create_row(inventory: CouponInventory, *, kind: str | None, amount: int, now: datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_FROM_HISTORY, {
+            "tenant": inventory.tenant_id, "inventory": inventory.pk, "face": face_value(inventory.policy),
+            "issued_now": 1 if kind == "issue" else 0, "used_now": 1 if kind == "use" else 0,
+            "discount_now": amount if kind == "use" else 0, "thresholds": default_thresholds(), "now": now})
+
+
+def consume(*, inventory: CouponInventory, kind: str, amount: int | None = None, now: datetime | None = None) -> None:
+    """Spend one coupon's worth of the inventory's ``kind`` ("issue" or "use") budget, or raise ``BudgetExhausted``.
+
+    Call it inside the transaction of the issue/redemption, after that transaction has written its counter shard,
+    and as late as possible: the budget row stays locked until commit."""
+    if not has_budget(inventory, kind):
+        return
+    now = now or timezone.now()
+    amount = face_value(inventory.policy) if kind == "issue" else int(amount or 0)
+    params = {"amount": amount, "now": now, "inventory": inventory.pk}
+    sql = _consume_sql(kind)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            # No row yet, or one another transaction is creating right now (invisible to the UPDATE, which does
+            # not wait for it), or a full budget. The INSERT waits for a concurrent creator; only a second miss
+            # means the budget is full.
+            _create_row(inventory, kind=kind, amount=amount, now=now)
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    if row is None:
+        raise _exhausted(inventory, kind, amount)
+    spent_count, spent_amount, budget_count, budget_amount, thresholds = row
+    for budget, spent, limit, delta in ((f"{kind}_count", spent_count, budget_count, 1),
+                                        (f"{kind}_amount", spent_amount, budget_amount, amount)):
+        if limit is None or limit <= 0 or delta <= 0:
+            continue
+        for threshold in sorted(set(thresholds or [])):
+            if (spent - delta) * 100 < threshold * limit <= spent * 100:
+                raise_alarm(inventory=inventory, budget=budget, threshold=threshold, spent=spent, limit=limit,
+                            now=now)
+
+
+def _exhausted(inventory: CouponInventory, kind: str, amount: int) -> BudgetExhausted:
+    spent_count_col, spent_amount_col, budget_count_col, budget_amount_col = _COLUMNS[kind]
+    spend = InventoryBudget.objects.filter(inventory_id=inventory.pk).values(spent_count_col, spent_amount_col).first()
+    limits = CouponInventory.objects.filter(pk=inventory.pk).values(budget_count_col, budget_amount_col).first()
+    spend, limits = spend or {}, limits or {}
+    count_limit = limits.get(budget_count_col)
+    if count_limit is not None and spend.get(spent_count_col, 0) + 1 > count_limit:
+        budget, spent, limit = f"{kind}_count", spend.get(spent_count_col, 0), count_limit
+    else:
+        budget, spent, limit = f"{kind}_amount", spend.get(spent_amount_col, 0), limits.get(budget_amount_col) or 0
+    message = (gettext("The issue budget of this coupon is exhausted.") if kind == "issue" else
+               gettext("The use budget of this coupon is exhausted."))
+    exc = BudgetExhausted(message,
+                          details={"budget": budget, "spent": spent, "limit": limit})
+    exc.inventory_pk = inventory.pk  # type: ignore[attr-defined]  # for alarm_exhausted, not for the client
+    return exc
+
+
+def release_use(*, inventory_id: int, discount: int, now: datetime | None = None) -> None:
+    """A full refund gives one use and its discount back. Inside the refund's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE risk_inventorybudget SET used_count = GREATEST(used_count - 1, 0), "
+                       "used_amount = GREATEST(used_amount - %s, 0), updated_at = %s WHERE inventory_id = %s",
+                       [discount, now or timezone.now(), inventory_id])
+
+
+def raise_alarm(*, inventory: CouponInventory, budget: str, threshold: int, spent: int, limit: int,
+                now: datetime) -> Alarm | None:
+    """Write the alarm once (None when it exists already), its audit row and its webhook deliveries, in the caller's
+    transaction; the log line is written when that transaction commits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO risk_alarm (tenant_id, inventory_id, budget, threshold, spent, \"limit\", raised_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (inventory_id, budget, threshold) DO NOTHING "
+            "RETURNING id",
+            [inventory.tenant_id, inventory.pk, budget, threshold, spent, limit, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    alarm = Alarm(id=row[0], tenant_id=inventory.tenant_id, inventory=inventory, budget=budget, threshold=threshold,
+                  spent=spent, limit=limit, raised_at=now)
+    audit_record(tenant=inventory.tenant, actor=Actor.system("risk"), action="risk.alarm", obj=alarm,
+                 after={"budget": budget, "threshold": threshold, "spent": spent, "limit": limit})
+    from risk.webhooks import outbox_add_alarm
+
+    outbox_add_alarm(alarm)
+    message = (f"budget alarm: inventory {inventory.public_id} ({inventory.name}) {budget} reached {threshold} % "
+               f"({spent} of {limit})")
+    transaction.on_commit(lambda: logger.warning(message))
+    return alarm
+
+
+def alarm_exhausted(exc: BudgetExhausted) -> None:
+    """After a request was refused for an exhausted budget (its transaction rolled back): raise the 100 % alarm of
+    that budget if no request has. Own transaction (a savepoint when nested)."""
+    details = exc.details
+    inventory = CouponInventory.objects.select_related("tenant").filter(
+        pk=getattr(exc, "inventory_pk", None)).first()
+    if inventory is None:
+        return
+    with transaction.atomic():
+        raise_alarm(inventory=inventory, budget=details["budget"], threshold=100, spent=details["spent"],
+                    limit=details["limit"], now=timezone.now())
+
+
+def budget_recount(*, inventory: CouponInventory, actor: Actor) -> InventoryBudget:
+    """Set the spend from the inventory's history (its counter shards): after a budget was switched off and on again,
+    the spend row was not kept up to date meanwhile."""
+    now = timezone.now()
+    with transaction.atomic():
+        _create_row(inventory, kind=None, amount=0, now=now)
+        spend = InventoryBudget.objects.select_for_update().get(inventory_id=inventory.pk)
+        before = {"issued_count": spend.issued_count, "issued_amount": spend.issued_amount,
+                  "used_count": spend.used_count, "used_amount": spend.used_amount}
+        from coupons.counters import inventory_counts
+
+        counts = inventory_counts(inventory.pk)
+        spend.issued_count = counts["issued"]
+        spend.issued_amount = counts["issued"] * face_value(inventory.policy)
+        spend.used_count = counts["used"]
+        spend.used_amount = counts["used_discount"]
+        spend.save()
+        audit_record(tenant=inventory.tenant, actor=actor, action="risk.budget_recount", obj=spend, before=before,
+                     after={"issued_count": spend.issued_count, "issued_amount": spend.issued_amount,
+                            "used_count": spend.used_count, "used_amount": spend.used_amount})
+    return spend

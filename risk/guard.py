@@ -1,0 +1,150 @@
+"""The risk checks of the claim and use paths (R-RISK-1/2/3), called by coupons.issuing and coupons.lifecycle::
+
+    guard = RiskGuard(action="claim", member_id=…, ctx=ctx)
+    with guard, transaction.atomic():
+        …                                  # load and lock what the request changes
+        guard.check(inventory)             # blocked member → 403; daily frequency counters taken (429 when full)
+        …                                  # the writes
+        budgets.consume(inventory=…, …)    # last: the budget row (422 budget_exhausted)
+
+``check`` runs inside the transaction it guards. When that transaction fails, frequency counters kept in PostgreSQL
+roll back with it, and the guard gives Redis counters back when the exception leaves the block — after the rollback,
+so no slot is ever free while the work that took it may still commit. Limits therefore count successes.
+A request refused for an exhausted budget also raises the 100 % alarm (in its own transaction).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+
+from coupons.models import CouponInventory
+from risk import limits
+from risk.exceptions import BudgetExhausted, MemberBlocked, RiskContextRequired
+from risk.models import FrequencyLimit, MemberRisk
+
+logger = logging.getLogger("coupons.risk")
+
+_rules: dict[tuple[int, int, str], tuple[list[tuple[str, str, int]], float]] = {}
+
+
+def frequency_rules(inventory: CouponInventory, action: str) -> list[tuple[str, str, int]]:
+    """(scope, dimension, max_per_day) of the active limits on the inventory and on its policy, kept per process for
+    COUPON_CONFIG_CACHE_SECONDS like the rest of the claim path's configuration."""
+    key = (inventory.pk, inventory.policy_id, action)
+    now = time.monotonic()
+    cached = _rules.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    rows = FrequencyLimit.objects.filter(tenant_id=inventory.tenant_id, action=action, is_active=True).filter(
+        Q(inventory_id=inventory.pk) | Q(policy_id=inventory.policy_id)).values_list(
+        "inventory_id", "policy_id", "dimension", "max_per_day")
+    rules = [(f"i{inv}" if inv else f"p{pol}", dimension, limit) for inv, pol, dimension, limit in rows]
+    ttl = settings.COUPON_CONFIG_CACHE_SECONDS
+    if ttl > 0:
+        if len(_rules) > 10_000:
+            _rules.clear()
+        _rules[key] = (rules, now + ttl)
+    return rules
+
+
+def member_level(*, tenant_id: int, member_id: str, now: datetime | None = None) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT level FROM risk_memberrisk WHERE tenant_id = %s AND member_id = %s "
+                       "AND (expires_at IS NULL OR expires_at > %s)", [tenant_id, member_id, now or timezone.now()])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def dimension_value(dimension: str, *, member_id: str, ctx: Any) -> str:
+    """The request's value for a dimension, normalised so trivial variations count as one ('' = not given)."""
+    if dimension == FrequencyLimit.Dimension.MEMBER:
+        return member_id
+    if dimension == FrequencyLimit.Dimension.DEVICE:
+        return (ctx.device_id or "").strip()
+    if dimension == FrequencyLimit.Dimension.IP:
+        return str(ctx.ip or "").strip().lower()
+    if dimension == FrequencyLimit.Dimension.PHONE:
+        raw = (ctx.phone or "").strip()
+        digits = re.sub(r"\D", "", raw)
+        return ("+" + digits if raw.startswith("+") else digits) if digits else ""
+    if dimension == FrequencyLimit.Dimension.POSTCODE:
+        return re.sub(r"[\s-]", "", (ctx.postcode or "")).upper()
+    raise ValueError(f"unknown dimension {dimension!r}")
+
+
+class RiskGuard:
+    def __init__(self, *, action: str, member_id: str, ctx: Any, count_limits: bool = True) -> None:
+        self.action = action
+        self.member_id = member_id
+        self.ctx = ctx
+        self.count_limits = count_limits
+        self.taken: limits.Taken | None = None
+
+    def __enter__(self) -> "RiskGuard":
+        return self
+
+    def check(self, inventory: CouponInventory, now: datetime | None = None) -> None:
+        now = now or timezone.now()
+        level = member_level(tenant_id=inventory.tenant_id, member_id=self.member_id, now=now)
+        if level == MemberRisk.Level.BLOCK:
+            raise MemberBlocked()
+        if level == MemberRisk.Level.WATCH:
+            logger.info("watched member %s: %s of inventory %s", self.member_id, self.action, inventory.public_id)
+        if not self.count_limits or level == MemberRisk.Level.ALLOW:
+            return  # allow-listed (trusted) members skip the daily frequency limits, never the budgets
+        rules = frequency_rules(inventory, self.action)
+        if not rules:
+            return
+        day, seconds_left = limits.local_day(inventory.tenant.time_zone, now)
+        counters, missing = [], []
+        for scope, dimension, limit in rules:
+            value = dimension_value(dimension, member_id=self.member_id, ctx=self.ctx)
+            if not value:  # leaving the field out must not dodge the limit: refuse, take nothing
+                if dimension not in missing:
+                    missing.append(dimension)
+                continue
+            counters.append(limits.Counter(
+                key=limits.counter_key(tenant_id=inventory.tenant_id, scope=scope, action=self.action,
+                                       dimension=dimension, value=value, day=day),
+                limit=limit, dimension=dimension))
+        if missing:
+            names = ", ".join(sorted(missing))
+            if self.action == "claim":
+                message = ngettext("This claim needs %(fields)s: a daily limit of this coupon counts it.",
+                                   "This claim needs %(fields)s: a daily limit of this coupon counts them.", len(missing))
+            else:
+                message = ngettext("This use needs %(fields)s: a daily limit of this coupon counts it.",
+                                   "This use needs %(fields)s: a daily limit of this coupon counts them.", len(missing))
+            required = gettext("Required: a daily limit counts this field.")
+            raise RiskContextRequired(message % {"fields": names},
+                                      details={"fields": {name: [required] for name in sorted(missing)}})
+        self.taken = limits.take(counters, day=day, seconds_left=seconds_left)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if exc is None:
+            return False
+        if self.taken is not None and settings.USE_REDIS:
+            try:
+                limits.release(self.taken)
+            except Exception:  # Redis gone: the slot stays taken until the day ends — the safe side
+                logger.exception("could not give back frequency counters")
+            self.taken = None
+        if isinstance(exc, BudgetExhausted):
+            try:
+                from risk.budgets import alarm_exhausted
+
+                alarm_exhausted(exc)
+            except Exception:
+                logger.exception("could not record the budget-exhausted alarm")
+        return False

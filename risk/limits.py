@@ -1,0 +1,157 @@
+"""Daily frequency limits (R-RISK-1): check-and-increment counters per (tenant, scope, action, dimension, value, day).
+
+With Redis, one Lua script (registered with redis-py, run atomically by the server) checks every counter a request
+touches and increments them all only if none is at its limit — so a burst never overshoots, and a request refused
+by one dimension consumes none of the others. Keys expire at the end of the tenant's local day. Without Redis
+(``USE_REDIS`` false, the embedded quick start) the same semantics come from PostgreSQL rows:
+``INSERT … ON CONFLICT DO UPDATE SET count = count + 1 WHERE count < limit RETURNING``, taken in a fixed key order.
+
+Callers take the counters *before* the work they limit and give them back (``release``) when the work fails, so the
+limits count successes: a refused or failed attempt costs nothing, and no attempt can slip past a full counter.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from risk.exceptions import FrequencyLimited
+
+# KEYS = counter keys, ARGV[1] = expiry (unix seconds), ARGV[1 + i] = limit of KEYS[i].
+# Returns 0 when every counter was incremented, else the (1-based) index of the first counter at its limit.
+_TAKE_LUA = """
+for i, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0')
+  if current >= tonumber(ARGV[i + 1]) then
+    return i
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIREAT', key, ARGV[1])
+end
+return 0
+"""
+
+# Give taken counters back; never below zero, never re-creating an expired key.
+_RELEASE_LUA = """
+for i, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0')
+  if current > 0 then
+    redis.call('DECR', key)
+  end
+end
+return 0
+"""
+
+_scripts: dict[str, object] = {}
+
+
+def _script(name: str):
+    script = _scripts.get(name)
+    if script is None:
+        from coupons.locks import redis_client
+
+        script = _scripts[name] = redis_client().register_script(_TAKE_LUA if name == "take" else _RELEASE_LUA)
+    return script
+
+
+@dataclass(frozen=True)
+class Counter:
+    key: str
+    limit: int
+    dimension: str
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Counters taken by one request, for ``release``."""
+
+    counters: tuple[Counter, ...]
+    day: date
+
+
+def local_day(tz_name: str, now: datetime | None = None) -> tuple[date, int]:
+    """The tenant's calendar day and the whole seconds until it ends (at least 1)."""
+    local = (now or timezone.now()).astimezone(ZoneInfo(tz_name))
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=local.tzinfo)
+    return local.date(), max(1, math.ceil((midnight - local).total_seconds()))
+
+
+def counter_key(*, tenant_id: int, scope: str, action: str, dimension: str, value: str, day: date) -> str:
+    """Values are hashed: phone numbers and IPs never appear in Redis or in the fallback table. The hash tag keeps
+    one tenant's counters in one cluster slot, so the script may touch several of them."""
+    digest = hashlib.sha256(value.encode()).hexdigest()[:24]
+    return f"risk:{{t{tenant_id}}}:{scope}:{action}:{dimension}:{digest}:{day:%Y%m%d}"
+
+
+def take(counters: list[Counter], *, day: date, seconds_left: int) -> Taken:
+    """Increment every counter, or none of them and raise ``FrequencyLimited`` naming the first one at its limit."""
+    if not counters:
+        return Taken((), day)
+    ordered = sorted(counters, key=lambda c: c.key)  # a fixed order: no deadlock between PostgreSQL fallbacks
+    if settings.USE_REDIS:
+        expire_at = int(timezone.now().timestamp()) + seconds_left + 60  # a minute of slack for clock skew
+        refused = int(_script("take")(keys=[c.key for c in ordered], args=[expire_at, *[c.limit for c in ordered]]))
+        if refused:
+            _refuse(ordered[refused - 1], seconds_left)
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for counter in ordered:
+                cursor.execute(
+                    "INSERT INTO risk_frequencycounter (key, day, count) VALUES (%s, %s, 1) "
+                    "ON CONFLICT (key, day) DO UPDATE SET count = risk_frequencycounter.count + 1 "
+                    "WHERE risk_frequencycounter.count < %s RETURNING count",
+                    [counter.key, day, counter.limit])
+                if cursor.fetchone() is None:
+                    _refuse(counter, seconds_left)  # raising rolls back the counters taken before this one
+    return Taken(tuple(ordered), day)
+
+
+def release(taken: Taken) -> None:
+    """Give back the counters of a request whose work failed."""
+    if not taken.counters:
+        return
+    if settings.USE_REDIS:
+        _script("release")(keys=[c.key for c in taken.counters], args=[])
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        for counter in taken.counters:
+            cursor.execute("UPDATE risk_frequencycounter SET count = count - 1 WHERE key = %s AND day = %s "
+                           "AND count > 0", [counter.key, taken.day])
+
+
+def current(counter_key_: str, day: date) -> int:
+    """A counter's value (tests, console)."""
+    if settings.USE_REDIS:
+        from coupons.locks import redis_client
+
+        return int(redis_client().get(counter_key_) or 0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count FROM risk_frequencycounter WHERE key = %s AND day = %s", [counter_key_, day])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def purge_counters(*, before: date) -> int:
+    """Delete fallback counter rows of days before ``before`` (Redis keys expire by themselves)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM risk_frequencycounter WHERE day < %s", [before])
+        return cursor.rowcount
+
+
+def _refuse(counter: Counter, seconds_left: int) -> None:
+    from risk.models import FrequencyLimit
+
+    raise FrequencyLimited(
+        gettext("The daily limit of %(limit)s per %(dimension)s has been reached; try again in %(seconds)s seconds.")
+        % {"limit": counter.limit, "dimension": FrequencyLimit.Dimension(counter.dimension).label,
+           "seconds": seconds_left},
+        details={"dimension": counter.dimension, "limit": counter.limit, "retry_after": seconds_left})

@@ -1,0 +1,259 @@
+"""Signed webhooks from an outbox (R-RISK-3 "optional webhook").
+
+An event writes one ``WebhookDelivery`` per active endpoint of its tenant in the transaction that raised it (so an
+alarm never exists without its deliveries, nor a delivery without its alarm) and enqueues ``deliver_webhook_job`` on
+the ``default`` queue when that transaction commits. A delivery POSTs ``body`` — the same bytes on every attempt —
+with::
+
+    X-Coupon-Signature: sha256=<hex HMAC-SHA256(endpoint secret, body)>
+    X-Coupon-Timestamp: <unix seconds of this attempt>
+    X-Coupon-Event: budget.alarm
+    X-Coupon-Delivery: <delivery id, the same on every attempt: receivers use it to ignore repeats>
+
+Any 2xx answer delivers it. Otherwise the attempt is recorded and the job fails so RQ retries it with backoff; a
+delivery still pending is retried by ``manage.py deliver_webhooks`` (cron) once ``next_attempt_at`` has passed
+(backoff 30 s × 2^attempts, at most 1 h), and given up (FAILED) after ``MAX_ATTEMPTS``. The row is locked
+(``FOR UPDATE SKIP LOCKED``) while it is being sent, so two workers never send it at the same time.
+
+SSRF guard: endpoint URLs are http(s) only, and a host that resolves to a loopback, private, link-local, multicast,
+reserved (or otherwise non-public) address is refused when the endpoint is saved and again at every delivery, after
+resolving the name — the request then goes to the very address that was checked (``Host`` header and TLS SNI keep
+the name, certificates are verified against it), so a DNS answer that changes between check and connect cannot
+redirect it. A delivery refused that way is FAILED at once, without connecting.
+``COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS`` (default false) lifts the address check (an intranet receiver; the tests'
+local server).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
+
+from risk.exceptions import UnsafeWebhookUrl
+from risk.models import Alarm, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger("coupons.risk")
+
+MAX_ATTEMPTS = 10
+TIMEOUT_SECONDS = 10
+EVENT_ALARM = "budget.alarm"
+
+
+# The most specific name first: 169.254/16, 0/8 and 240/4 are also "private" to the ipaddress module.
+_BLOCKED = (("is_loopback", "loopback"), ("is_link_local", "link-local"), ("is_multicast", "multicast"),
+            ("is_unspecified", "unspecified"), ("is_reserved", "reserved"), ("is_private", "private"))
+# How each kind reads in a message (the ``kind`` in the error's details stays the English word above).
+_KIND_LABELS = {"loopback": gettext_lazy("loopback"), "link-local": gettext_lazy("link-local"),
+                "multicast": gettext_lazy("multicast"), "unspecified": gettext_lazy("unspecified"),
+                "reserved": gettext_lazy("reserved"), "private": gettext_lazy("private"),
+                "non-public": gettext_lazy("non-public")}
+
+
+def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a webhook may not go to this address (None: a public address)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    for attribute, label in _BLOCKED:
+        if getattr(address, attribute):
+            return label
+    return None if address.is_global else "non-public"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one attempt connects: ``url`` (with the checked address when pinned), and the name for Host and SNI."""
+
+    url: str
+    host_header: str | None = None
+    sni_hostname: str | None = None
+
+
+def _split(url: str) -> tuple[Any, str, int]:
+    parts = urlsplit((url or "").strip())
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeWebhookUrl(gettext("The webhook URL must start with http:// or https://."), code="invalid_url")
+    try:
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeWebhookUrl(gettext("The webhook URL's port is not valid: %(error)s.") % {"error": exc},
+                               code="invalid_url") from exc
+    if not host:
+        raise UnsafeWebhookUrl(gettext("The webhook URL has no host."), code="invalid_url")
+    return parts, host, port
+
+
+def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The host's addresses (an IP literal is itself). Raises OSError when the name does not resolve."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError as exc:
+        raise OSError(f"cannot resolve {host!r}: {exc}") from exc
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+
+
+def _refuse_addresses(host: str, addresses: list[Any]) -> None:
+    for address in addresses:
+        problem = address_problem(address)
+        if problem:
+            message = gettext("The webhook host %(host)s resolves to a %(kind)s address; webhooks are sent to "
+                              "public addresses only.") % {"host": host, "kind": _KIND_LABELS.get(problem, problem)}
+            raise UnsafeWebhookUrl(message, details={"host": host, "kind": problem})
+
+
+def url_check_at_save(url: str) -> None:
+    """Raise ``UnsafeWebhookUrl`` for a non-http(s) URL or a host resolving to a non-public address. A name that
+    does not resolve now is accepted: every delivery resolves and checks it again."""
+    parts, host, port = _split(url)
+    if settings.COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return
+    try:
+        addresses = _resolve(host, port)
+    except OSError:
+        return
+    _refuse_addresses(host, addresses)
+
+
+def delivery_target(url: str) -> Target:
+    """Resolve and check the endpoint's host now and pin the attempt to the checked address. Raises
+    ``UnsafeWebhookUrl`` (refused: do not connect) or OSError (the name does not resolve: retry later)."""
+    parts, host, port = _split(url)
+    if settings.COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return Target(url=url)
+    addresses = _resolve(host, port)
+    if not addresses:
+        raise OSError(f"{host} has no address")
+    _refuse_addresses(host, addresses)
+    address = addresses[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    default_port = 443 if parts.scheme == "https" else 80
+    host_header = (f"[{host}]" if ":" in host else host) + ("" if port == default_port else f":{port}")
+    return Target(url=pinned, host_header=host_header, sni_hostname=host if parts.scheme == "https" else None)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def alarm_payload(alarm: Alarm) -> dict[str, Any]:
+    inventory = alarm.inventory
+    return {"event": EVENT_ALARM, "tenant": inventory.tenant.slug, "inventory": inventory.public_id,
+            "inventory_name": inventory.name, "budget": alarm.budget, "threshold": alarm.threshold,
+            "spent": alarm.spent, "limit": alarm.limit, "raised_at": alarm.raised_at.isoformat(),
+            "alarm_id": alarm.pk}
+
+
+def outbox_add_alarm(alarm: Alarm) -> list[WebhookDelivery]:
+    """Inside the alarm's transaction: one delivery per active endpoint, sent once that transaction commits."""
+    endpoints = list(WebhookEndpoint.objects.filter(tenant_id=alarm.tenant_id, is_active=True))
+    if not endpoints:
+        return []
+    body = json.dumps(alarm_payload(alarm), separators=(",", ":"), sort_keys=True)
+    now = timezone.now()
+    deliveries = WebhookDelivery.objects.bulk_create([
+        WebhookDelivery(tenant_id=alarm.tenant_id, endpoint=endpoint, alarm=alarm, event=EVENT_ALARM, body=body,
+                        next_attempt_at=now) for endpoint in endpoints])
+    ids = [d.pk for d in deliveries]
+
+    def send() -> None:
+        from core.jobs import enqueue
+        from risk.jobs import deliver_webhook_job
+
+        for delivery_id in ids:
+            enqueue("default", deliver_webhook_job, delivery_id)
+
+    transaction.on_commit(send, robust=True)
+    return deliveries
+
+
+def webhook_deliver(*, delivery_id: int) -> str:
+    """One attempt at a pending delivery. Returns its status afterwards (PENDING when it should be retried)."""
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("endpoint")
+                    .filter(pk=delivery_id).first())
+        if delivery is None:
+            return "LOCKED"  # another worker is sending it right now
+        if delivery.status != WebhookDelivery.Status.PENDING:
+            return delivery.status
+        endpoint = delivery.endpoint
+        now = timezone.now()
+        if not endpoint.is_active:
+            delivery.status, delivery.last_error = WebhookDelivery.Status.FAILED, "endpoint deactivated"
+            delivery.save(update_fields=["status", "last_error"])
+            return delivery.status
+        body = delivery.body.encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "coupon-platform-webhooks/1",
+                   "X-Coupon-Signature": sign(endpoint.secret, body), "X-Coupon-Timestamp": str(int(time.time())),
+                   "X-Coupon-Event": delivery.event, "X-Coupon-Delivery": str(delivery.pk)}
+        started = time.monotonic()
+        status_code, error, refused = None, "", False
+        try:
+            target = delivery_target(endpoint.url)  # SSRF guard: resolve, check, pin — before any connection
+            if target.host_header:
+                headers["Host"] = target.host_header
+            extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+            with httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+                response = client.send(client.build_request("POST", target.url, content=body, headers=headers,
+                                                            extensions=extensions))
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except UnsafeWebhookUrl as exc:
+            error, refused = f"refused: {exc.message}"[:500], True
+        except OSError as exc:  # the name does not resolve (now): retried like a connection error
+            error = f"DNS: {exc}"[:500]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        duration_ms = int((time.monotonic() - started) * 1000)
+        WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code, error=error,
+                                      duration_ms=duration_ms)
+        delivery.attempts += 1
+        if not error:
+            delivery.status, delivery.delivered_at, delivery.last_error = WebhookDelivery.Status.DELIVERED, now, ""
+        else:
+            delivery.last_error = error
+            delivery.next_attempt_at = now + backoff(delivery.attempts)
+            if refused or delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = WebhookDelivery.Status.FAILED  # a refused address is not retried
+            logger.warning("webhook delivery %s to %s failed (attempt %s): %s", delivery.pk, endpoint.url,
+                           delivery.attempts, error)
+        delivery.save(update_fields=["status", "delivered_at", "last_error", "next_attempt_at", "attempts"])
+        return delivery.status
+
+
+def deliver_due(*, limit: int = 500, dry_run: bool = False) -> dict[str, int]:
+    """Cron: one attempt for every pending delivery whose ``next_attempt_at`` has passed. Safe to run twice and in
+    parallel (a row being sent is skipped)."""
+    due = list(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING,
+                                              next_attempt_at__lte=timezone.now())
+               .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    outcome = {"due": len(due), "delivered": 0, "pending": 0, "failed": 0, "skipped": 0}
+    if dry_run:
+        return outcome
+    for delivery_id in due:
+        status = webhook_deliver(delivery_id=delivery_id)
+        key = {"DELIVERED": "delivered", "PENDING": "pending", "FAILED": "failed"}.get(status, "skipped")
+        outcome[key] += 1
+    return outcome
