@@ -1,0 +1,34 @@
+"""RQ worker classes that time every job for /metrics (``coupon_job_duration_seconds``).
+
+``settings.RQ["WORKER_CLASS"]`` makes ``manage.py rqworker`` use :class:`MetricsWorker`. The timing wraps
+``perform_job``, which runs in the work horse (the forked child), so it measures the job itself; with
+``PROMETHEUS_MULTIPROC_DIR`` set the horse's figures survive its exit in the shared directory.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rq import SimpleWorker, Worker
+
+from dashboard.metrics import record_job
+
+
+class _TimedJobs:
+    def perform_job(self, job: Any, queue: Any) -> bool:
+        started = time.perf_counter()
+        ok = False
+        try:
+            ok = super().perform_job(job, queue)  # type: ignore[misc]
+            return ok
+        finally:
+            record_job(queue=queue.name, function=job.func_name or "?", ok=bool(ok),
+                       seconds=time.perf_counter() - started)
+
+
+class MetricsWorker(_TimedJobs, Worker):
+    pass
+
+
+class MetricsSimpleWorker(_TimedJobs, SimpleWorker):
+    """No fork: for tests and debugging."""

@@ -1,0 +1,160 @@
+"""Requesting, writing and handing out exports (R-REP-1, R-REP-2).
+
+- ``export_request``: validates the filters within the tenant, records the export and its audit row in one
+  transaction, and queues ``exports.jobs.export_run`` on the ``exports`` queue once committed.
+- ``export_write``: the job's work — claims the export (compare-and-set), streams the rows into an XLSX file with
+  progress on the row, stores the file in the default storage and marks it DONE; a failure marks it FAILED with
+  the error and re-raises so the job runner retries it (a retry starts the file afresh).
+- ``export_open``: the stored file of a DONE export, for a download, with an audit row.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import timedelta
+from typing import IO, Any
+
+import psycopg
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from core import jobs
+from core.audit import Actor, audit_record
+from core.exceptions import InvalidInput, InvalidState
+from core.models import ApiClient, Tenant
+from exports.models import Export
+from exports.selectors import export_columns, export_values, resolve_filters
+
+logger = logging.getLogger("coupons.exports")
+
+QUEUE = "exports"
+# A RUNNING export whose worker died is taken over by the next run after this long (RQ's job timeout is 3 h).
+STALE_RUNNING = timedelta(hours=3)
+
+
+class ExportNotReady(InvalidState):
+    code = "export_not_ready"
+    default_message = _("The export's file is not ready yet.")
+
+
+def _enqueue(export_id: int, tenant_id: int) -> None:
+    from exports.jobs import export_run
+
+    jobs.enqueue(QUEUE, export_run, export_id, job_id=f"export-{export_id}-{timezone.now():%Y%m%d%H%M%S%f}",
+                 tenant_id=tenant_id)
+
+
+def export_request(*, tenant: Tenant, kind: str, filters: dict[str, Any], actor: Actor, user: Any = None,
+                   client: ApiClient | None = None, header: str = Export.Header.LABELS) -> Export:
+    """Record an export of ``kind`` rows matching ``filters`` and queue its job (see the module docstring)."""
+    if header not in Export.Header.values:
+        raise InvalidInput(gettext("Unknown header '%(header)s'; use labels or keys.") % {"header": header}, code="invalid_filter",
+                           details={"field": "header"})
+    resolved = resolve_filters(tenant=tenant, kind=kind, filters=filters)
+    with transaction.atomic():
+        export = Export.objects.create(
+            tenant=tenant, kind=kind, filters=resolved.normalised, description=resolved.description, header=header,
+            requested_by=user if getattr(user, "pk", None) else None, client=client)
+        audit_record(tenant=tenant, actor=actor, action="export.requested", obj=export,
+                     after={"kind": kind, "filters": resolved.normalised, "header": header,
+                            "public_id": export.public_id})
+        transaction.on_commit(lambda: _enqueue(export.pk, export.tenant_id))
+    return export
+
+
+def export_request_code_handover(*, code_export: Any, actor: Actor, user: Any = None) -> Export:
+    """The XLSX file of a partner hand-over (``coupons.CouponCodeExport``), written by the export job."""
+    with transaction.atomic():
+        export = Export.objects.create(
+            tenant_id=code_export.tenant_id, kind=Export.Kind.CODES, code_export=code_export,
+            filters={"batch": code_export.batch.batch_code},
+            description=f"batch '{code_export.batch.batch_code}' for partner '{code_export.partner_name}'",
+            requested_by=user if getattr(user, "pk", None) else None)
+        audit_record(tenant=export.tenant, actor=actor, action="export.requested", obj=export,
+                     after={"kind": export.kind, "code_export": code_export.pk, "public_id": export.public_id})
+        transaction.on_commit(lambda: _enqueue(export.pk, export.tenant_id))
+    return export
+
+
+def _claim(export_id: int) -> bool:
+    now = timezone.now()
+    claimable = Export.objects.filter(pk=export_id, status__in=[Export.Status.PENDING, Export.Status.FAILED]) | \
+        Export.objects.filter(pk=export_id, status=Export.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
+    return Export.objects.filter(pk__in=claimable.values("pk")).update(
+        status=Export.Status.RUNNING, started_at=now, rows_done=0, rows_total=None, error="") == 1
+
+
+def storage_name(export: Export) -> str:
+    return f"exports/{export.tenant_id}/{export.filename}"
+
+
+def export_write(*, export_id: int) -> Export | None:
+    """Write the export's file (the job). Returns None when another run has it or it is already DONE."""
+    if not _claim(export_id):
+        return None
+    export = Export.objects.select_related("tenant", "code_export__batch").get(pk=export_id)
+    try:
+        rows = _write(export)
+    except Exception as exc:
+        Export.objects.filter(pk=export_id).update(status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[
+            :2000], finished_at=timezone.now())
+        if isinstance(exc, psycopg.OperationalError):  # the reader's own connection: lost, refused, timed out
+            raise jobs.TransientError(str(exc)) from exc
+        raise
+    export.refresh_from_db()
+    logger.info("export %s: %s rows", export.public_id, rows)
+    return export
+
+
+def _write(export: Export) -> int:
+    from exports.columns import SHEET_TITLES
+    from exports.writer import write_xlsx
+
+    columns = export_columns(export)
+    # Sheet names and column labels in the tenant's language (issue #11); machine keys never change with it.
+    with translation.override(export.tenant.language or settings.LANGUAGE_CODE):
+        header = [c.key if export.header == Export.Header.KEYS else str(c.label) for c in columns]
+        title = str(SHEET_TITLES[export.kind])
+    sql, params = export_values(export).query.sql_with_params()
+    total: dict[str, int] = {}
+
+    def on_count(count: int) -> None:
+        total["rows"] = count
+        Export.objects.filter(pk=export.pk).update(rows_total=count)
+
+    def on_progress(done: int) -> None:
+        Export.objects.filter(pk=export.pk).update(rows_done=min(done, total.get("rows", done)))
+
+    tmp_dir = getattr(settings, "EXPORT_TMP_DIR", None) or None
+    with tempfile.NamedTemporaryFile(prefix=f"export-{export.public_id}-", suffix=".xlsx", dir=tmp_dir) as handle:
+        rows = write_xlsx(sql=sql, params=params, columns=columns, title=title,
+                          header=header, path=handle.name, on_count=on_count, on_progress=on_progress)
+        handle.seek(0)
+        name = default_storage.save(storage_name(export), File(handle))
+        size = default_storage.size(name)
+    with transaction.atomic():
+        # rows_total is the snapshot's count and equals the rows written; the CAS keeps a stale run from finishing
+        # over a newer one.
+        updated = Export.objects.filter(pk=export.pk, status=Export.Status.RUNNING, started_at=export.started_at) \
+            .update(status=Export.Status.DONE, rows_done=rows, rows_total=rows, file=name, file_size=size,
+                    finished_at=timezone.now())
+        if updated != 1:
+            default_storage.delete(name)
+    return rows
+
+
+def export_open(*, export: Export, actor: Actor) -> IO[bytes]:
+    """The file of a DONE export, opened for reading; the download is audited."""
+    if export.status != Export.Status.DONE or not export.file:
+        raise ExportNotReady(gettext("Export %(id)s is %(status)s; download it once it is ready.")
+                             % {"id": export.public_id, "status": export.get_status_display()})
+    handle = default_storage.open(export.file, "rb")
+    with transaction.atomic():
+        audit_record(tenant=export.tenant, actor=actor, action="export.downloaded", obj=export,
+                     after={"public_id": export.public_id, "rows": export.rows_done})
+    return handle

@@ -1,0 +1,116 @@
+"""The frame every cron command shares (R-OPS-2): one run at a time, ``--dry-run``, a progress bar, a summary line.
+
+- One run at a time: a PostgreSQL session advisory lock keyed by the command's name, taken with
+  ``pg_try_advisory_lock``. A second run (another cron host, a slow run overlapping the next tick) prints
+  ``<name>: already running …`` and exits 0 — cron must not mail an error for a normal overlap, and the work is
+  picked up by the next tick. ``--wait`` waits for the lock instead (a deploy script that must run it once). The
+  server drops the lock when the holder's connection ends, so a killed run never leaves it behind.
+- ``--dry-run`` reports what a run would do and changes nothing.
+- A tqdm progress bar on stderr when it is a terminal (disabled otherwise and with ``--no-progress``).
+- The last line is the summary, ``<name>: key=value … seconds=S``, easy to grep in cron mail and logs.
+
+The services keep their own locks and idempotence (a rerun finds nothing left to do); this lock only makes the
+command's output honest and keeps two runs from competing for the same rows.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import sys
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connection
+from django.utils.translation import gettext_lazy as _
+from tqdm import tqdm
+
+from core.commands import BaseCommand
+
+LOCK_NAMESPACE = "cron:"
+
+
+def cron_lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a command name."""
+    digest = hashlib.blake2b(f"{LOCK_NAMESPACE}{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def cron_lock(name: str, *, wait: bool = False) -> Iterator[bool]:
+    """Hold the command's session advisory lock for the block; yields False (without waiting) if another run holds
+    it, unless ``wait``."""
+    key = cron_lock_key(name)
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+            got = True
+        else:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+class AlreadyRunning(Exception):
+    """Raised by ``run`` when the service reports that its own lock is held (e.g. by the RQ periodic job)."""
+
+
+class CronCommand(BaseCommand, metaclass=abc.ABCMeta):
+    """Subclasses set ``name`` and implement ``run(dry_run=…, progress=…, **options) -> dict`` returning the summary
+    counts in display order; they may add arguments in ``add_command_arguments``."""
+
+    name = ""
+    dry_run_help = _("Report what would be done; change nothing.")
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--dry-run", action="store_true", help=self.dry_run_help)
+        parser.add_argument("--no-progress", action="store_true", help=_("No progress bar, even on a terminal."))
+        parser.add_argument("--wait", action="store_true",
+                            help=_("Wait for a concurrent run to finish instead of exiting at once."))
+        self.add_command_arguments(parser)
+
+    def add_command_arguments(self, parser: Any) -> None:
+        pass
+
+    def check_options(self, **options: Any) -> None:
+        """Raise CommandError for bad arguments, before anything is locked or changed."""
+
+    @abc.abstractmethod
+    def run(self, *, dry_run: bool, progress: tqdm, **options: Any) -> dict[str, Any]:
+        """Do the work (or, with ``dry_run``, only count it) and return the summary counts."""
+
+    def progress_bar(self, options: dict[str, Any]) -> tqdm:
+        # disable=None: tqdm turns itself off when stderr is not a terminal (cron, CI, call_command in tests).
+        return tqdm(desc=self.name, unit="row", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+                    disable=True if options.get("no_progress") else None)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.check_options(**options)
+        dry_run = bool(options.get("dry_run"))
+        started = time.monotonic()
+        with cron_lock(self.name, wait=bool(options.get("wait"))) as got:
+            if not got:
+                self.stdout.write(f"{self.name}: already running (another run holds the lock); nothing done.")
+                return
+            bar = self.progress_bar(options)
+            try:
+                counts = self.run(progress=bar, **{**options, "dry_run": dry_run})
+            except AlreadyRunning:
+                self.stdout.write(f"{self.name}: already running (another run holds the lock); nothing done.")
+                return
+            finally:
+                bar.close()
+        self.stdout.write(self.summary(counts, dry_run=dry_run, seconds=time.monotonic() - started))
+
+    def summary(self, counts: dict[str, Any], *, dry_run: bool, seconds: float) -> str:
+        parts = [f"{key}={value}" for key, value in counts.items()]
+        if dry_run:
+            parts.append("dry_run=yes")
+        parts.append(f"seconds={seconds:.1f}")
+        return f"{self.name}: " + " ".join(parts)

@@ -1,0 +1,175 @@
+"""Reconciliation (R-OPS-2): the figures the platform keeps for speed against the rows they summarise.
+
+- Pool counters: an inventory's InventoryCounter shards (issued, used, used_discount — summed) against its CouponIssue
+  rows and its un-refunded CouponUsage rows. A mismatch means a write path forgot its counter (or a manual SQL edit);
+  ``counters_fix`` sets the sums right.
+- Bloom filter: every code in coupons_couponcode must be in the filter (a code the filter calls absent would be
+  reported "not found" without a database look-up). ``bloom_check(full=True)`` tests every code; the default tests a
+  sample (coupons.bloom.bloom_verify). The cure is ``bloom_rebuild``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+
+from core.audit import Actor, audit_record
+from coupons.models import CouponInventory, InventoryCounter
+
+_TOTALS = """
+WITH issued AS (SELECT inventory_id, count(*) AS n FROM coupons_couponissue {where} GROUP BY inventory_id),
+     used AS (SELECT inventory_id, count(*) AS n, coalesce(sum(discount), 0) AS d FROM coupons_couponusage
+               WHERE refunded_at IS NULL {and_where} GROUP BY inventory_id),
+     counted AS (SELECT inventory_id, sum(issued) AS i, sum(used) AS u, sum(used_discount) AS d
+                   FROM coupons_inventorycounter {where} GROUP BY inventory_id)
+SELECT inv.id, inv.tenant_id,
+       coalesce(issued.n, 0), coalesce(counted.i, 0),
+       coalesce(used.n, 0), coalesce(counted.u, 0),
+       coalesce(used.d, 0), coalesce(counted.d, 0)
+  FROM coupons_couponinventory inv
+  LEFT JOIN issued ON issued.inventory_id = inv.id
+  LEFT JOIN used ON used.inventory_id = inv.id
+  LEFT JOIN counted ON counted.inventory_id = inv.id
+ WHERE inv.id > %(after)s {inv_where}
+ ORDER BY inv.id
+ LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True)
+class CounterMismatch:
+    inventory_id: int
+    tenant_id: int
+    issued_rows: int
+    issued_counted: int
+    used_rows: int
+    used_counted: int
+    discount_rows: int
+    discount_counted: int
+
+    def describe(self) -> str:
+        parts = []
+        for label, rows, counted in (("issued", self.issued_rows, self.issued_counted),
+                                     ("used", self.used_rows, self.used_counted),
+                                     ("used_discount", self.discount_rows, self.discount_counted)):
+            if rows != counted:
+                parts.append(f"{label}: rows={rows} counter={counted}")
+        return f"inventory {self.inventory_id}: " + ", ".join(parts)
+
+
+def _totals(*, inventory_id: int | None = None, after: int = 0, limit: int = 1000) -> list[tuple]:
+    where = "WHERE inventory_id = %(inventory)s" if inventory_id is not None else ""
+    and_where = "AND inventory_id = %(inventory)s" if inventory_id is not None else ""
+    inv_where = "AND inv.id = %(inventory)s" if inventory_id is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_TOTALS.format(where=where, and_where=and_where, inv_where=inv_where),
+                       {"inventory": inventory_id, "after": after, "limit": limit})
+        return cursor.fetchall()
+
+
+def _mismatch(row: tuple) -> CounterMismatch | None:
+    m = CounterMismatch(*[int(v) for v in row])
+    if (m.issued_rows, m.used_rows, m.discount_rows) == (m.issued_counted, m.used_counted, m.discount_counted):
+        return None
+    return m
+
+
+def counters_check(*, inventory_id: int | None = None, page: int = 1000,
+                   progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, CounterMismatch | None]]:
+    """Yield (inventory id, mismatch or None) for every inventory, ``page`` inventories per query (keyset)."""
+    after = 0
+    while True:
+        rows = _totals(inventory_id=inventory_id, after=after, limit=page)
+        for row in rows:
+            yield row[0], _mismatch(row)
+        if progress is not None and rows:
+            progress(len(rows))
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+def counters_fix(*, inventory_id: int, actor: Actor) -> CounterMismatch | None:
+    """Make the inventory's counter sums equal its rows, in one transaction. Returns the mismatch it repaired, or
+    None if there was none (so a second run — or a concurrent one — changes nothing).
+
+    Every shard row is created if missing and locked first: a claim or redemption counting into this inventory
+    waits for our commit, one already holding its shard finishes first and its rows are in our count (READ COMMITTED
+    takes a new snapshot per statement). The difference goes into shard 0 — only the sum is ever read.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount) "
+                "SELECT %s, s, 0, 0, 0 FROM generate_series(0, %s) s ON CONFLICT (inventory_id, shard) DO NOTHING",
+                [inventory_id, InventoryCounter.SHARDS - 1])
+            cursor.execute("SELECT id FROM coupons_inventorycounter WHERE inventory_id = %s ORDER BY shard "
+                           "FOR UPDATE", [inventory_id])
+        rows = _totals(inventory_id=inventory_id)
+        if not rows:
+            return None
+        mismatch = _mismatch(rows[0])
+        if mismatch is None:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE coupons_inventorycounter SET issued = issued + %s, used = used + %s, "
+                "used_discount = used_discount + %s WHERE inventory_id = %s AND shard = 0",
+                [mismatch.issued_rows - mismatch.issued_counted, mismatch.used_rows - mismatch.used_counted,
+                 mismatch.discount_rows - mismatch.discount_counted, inventory_id])
+        inventory = CouponInventory.objects.select_related("tenant").get(pk=inventory_id)
+        audit_record(tenant=inventory.tenant, actor=actor, action="inventory.counters_reconcile", obj=inventory,
+                     before={"issued": mismatch.issued_counted, "used": mismatch.used_counted,
+                             "used_discount": mismatch.discount_counted},
+                     after={"issued": mismatch.issued_rows, "used": mismatch.used_rows,
+                            "used_discount": mismatch.discount_rows})
+    return mismatch
+
+
+@dataclass
+class BloomReport:
+    exists: bool
+    mode: str  # "full" | "sample"
+    checked: int = 0
+    missing: int = 0
+    examples: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def bloom_check(*, full: bool = False, sample: int = 2000,
+                progress: Callable[[int], None] | None = None) -> BloomReport:
+    """Codes of the table the filter calls absent. ``full`` tests every code against a copy of the filter's bits
+    (memory: the filter's size, e.g. 69 MiB for 20M codes at 1e-6); a code missing from that copy is tested again
+    against the live filter, so a code written by a generation that ran meanwhile is not a false alarm."""
+    from coupons.bloom import BitArray, get_store, iter_code_blocks, offsets_one
+    from coupons.bloom import bloom_verify
+
+    if not full:
+        result = bloom_verify(sample=sample)
+        if progress is not None:
+            progress(result["checked"])
+        return BloomReport(exists=result["exists"], mode="sample", checked=result["checked"],
+                           missing=result["missing"], details=result)
+    store = get_store()
+    params = store.params()
+    if params is None:
+        return BloomReport(exists=False, mode="full")
+    bits = BitArray(params)
+    for start, piece in store.pieces(params):
+        bits.bits[start:start + len(piece)] = np.frombuffer(piece, np.uint8)
+    report = BloomReport(exists=True, mode="full")
+    for codes in iter_code_blocks(block=200_000):
+        absent = bits.absent(codes)
+        for raw in codes[absent]:
+            again = store.params()
+            if again is None or store.test(again, offsets_one(bytes(raw), again)) is False:
+                report.missing += 1
+                if len(report.examples) < 5:
+                    report.examples.append(bytes(raw).decode("utf-8"))
+        report.checked += len(codes)
+        if progress is not None:
+            progress(len(codes))
+    return report
