@@ -10,12 +10,13 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/cou
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/1)
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: help run test venv services smoke migrate lint
+.PHONY: help run test venv services smoke migrate lint catalogues messages gettext
 
 help:
 	@echo "make run   - install, migrate, load demo data and serve console + API (embedded PostgreSQL if no DATABASE_URL)"
 	@echo "make test  - install, start local PostgreSQL/Redis if needed, run the whole test suite"
 	@echo "make smoke - the embedded (no services) smoke test that CI runs after make test"
+	@echo "make messages - extract new strings into the ko catalogues (locale/, <app>/locale/) after marking them"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
@@ -26,16 +27,31 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-run: venv
+# The .mo catalogues are build output (never committed): compiled from the .po sources in pure Python (Babel, a
+# pinned requirement), so a fresh machine needs no GNU gettext to build, run or test.
+catalogues: venv
+	$(PY) -m core.catalogues
+
+# Extraction (makemessages) needs xgettext from GNU gettext: installed here if missing and apt-get is available.
+gettext:
+	@command -v xgettext >/dev/null || { command -v apt-get >/dev/null && \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ) && $$SUDO apt-get update -qq && $$SUDO apt-get install -y gettext; } || \
+	  { echo "GNU gettext (xgettext) is needed: install the 'gettext' package" >&2; exit 1; }
+
+# After marking strings: add them to the Korean catalogues, then translate the empty msgstr entries.
+messages: venv gettext
+	$(PY) -m core.catalogues --extract
+
+run: venv catalogues
 	$(PY) manage.py serve
 
 services:
 	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" bash scripts/ensure-services.sh
 
-test: venv services
+test: venv services catalogues gettext
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" bash scripts/pytest.sh $(PYTEST_ARGS)
 
-smoke: venv
+smoke: venv catalogues
 	bash scripts/smoke-embedded.sh
 
 migrate: venv

@@ -10,16 +10,24 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import ForeignKey, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.utils import formats, timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from import_export.admin import ExportActionMixin
 
+from core.admin_lists import (DateRangeFilter, LargeTableAdminMixin, TenantRelatedFilter, text_filter,
+                              values_filter)
 from core.audit import Actor
 from core.exceptions import DomainError
 from core.models import ApiClient, AuditLog, Tenant, User
-from core.services import api_client_create, api_client_revoke, api_client_rotate_token
+from core.admin_confirm import confirm_action
+from core.services import (api_client_create, api_client_end_rollover, api_client_revoke, api_client_rotate_token,
+                           api_client_set_networks, parse_networks)
 
-admin.site.site_header = "Coupon platform — back office"
-admin.site.site_title = "Coupon back office"
-admin.site.index_title = "Operations"
+admin.site.site_header = _("Coupon platform — back office")
+admin.site.site_title = _("Coupon back office")
+admin.site.index_title = _("Operations")
 
 
 def user_tenant_id(request: HttpRequest) -> int | None:
@@ -28,7 +36,7 @@ def user_tenant_id(request: HttpRequest) -> int | None:
     if user.is_superuser:
         return None
     if user.tenant_id is None:  # type: ignore[union-attr]
-        raise DjangoPermissionDenied("Your account is not attached to a tenant.")
+        raise DjangoPermissionDenied(_("Your account is not attached to a tenant."))
     return user.tenant_id  # type: ignore[union-attr]
 
 
@@ -91,7 +99,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
         fieldsets = list(super().get_fieldsets(request, obj))
         names = {f for _, opts in fieldsets for f in opts.get("fields", ())}
         if request.user.is_superuser and "tenant" not in names and _has_tenant_field(self.model):
-            fieldsets.insert(0, ("Tenant", {"fields": ["tenant"]}))
+            fieldsets.insert(0, (_("Tenant"), {"fields": ["tenant"]}))
         return fieldsets
 
     def _fk_field(self, name: str | None) -> ForeignKey | None:
@@ -162,8 +170,9 @@ class TenantAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Tenant", {"fields": ("tenant",)}))
-    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Tenant", {"fields": ("tenant", "is_staff", "groups")}))
+    fieldsets = (*DjangoUserAdmin.fieldsets, (_("Tenant and language"), {"fields": ("tenant", "language")}))
+    add_fieldsets = (*DjangoUserAdmin.add_fieldsets,
+                     (_("Tenant and language"), {"fields": ("tenant", "language", "is_staff", "groups")}))
     list_display = ["username", "email", "tenant", "is_staff", "is_superuser", "last_login"]
     list_filter = ["is_staff", "is_superuser", "groups", "tenant"]
 
@@ -179,60 +188,147 @@ class UserAdmin(DjangoUserAdmin):
 class ApiClientAddForm(forms.ModelForm):
     class Meta:
         model = ApiClient
-        fields = ["tenant", "name", "scope"]
+        fields = ["tenant", "name", "scope", "allowed_networks"]
+
+    def clean_allowed_networks(self) -> str:
+        try:
+            return "\n".join(parse_networks(self.cleaned_data.get("allowed_networks") or ""))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+class ApiClientChangeForm(ApiClientAddForm):
+    """Only the IP allow-list is edited in place; tokens change through the rotate / end-rollover actions."""
+
+    class Meta:
+        model = ApiClient
+        fields = ["allowed_networks"]
 
 
 @admin.register(ApiClient)
 class ApiClientAdmin(TenantScopedAdmin):
-    list_display = ["name", "tenant", "scope", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "tenant", "scope", "key_prefix", "previous_valid_until", "created_at", "last_used_at",
+                    "revoked_at"]
     list_filter = ["scope", "tenant"]
     search_fields = ["name", "key_prefix"]
-    readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
-    actions = ["revoke", "rotate_token"]
+    readonly_fields = ["key_prefix", "previous_key_prefix", "previous_valid_until", "created_at", "last_used_at",
+                       "revoked_at"]
+    actions = ["revoke", "rotate_token", "end_rollover"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        if obj is None:
-            kwargs["form"] = ApiClientAddForm
+        kwargs["form"] = ApiClientAddForm if obj is None else ApiClientChangeForm
         return super().get_form(request, obj, change=change, **kwargs)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            readonly = ["name", "scope", *readonly]
+        return readonly
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Clients are created, rotated and revoked through actions; their fields are not edited in place.
-        return False if obj is not None else super().has_change_permission(request, obj)
+        # Name and scope are fixed; the IP allow-list is the one field edited in place (through its service).
+        if obj is not None and obj.revoked_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: issue and usage history keeps pointing at the client
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            api_client_set_networks(client=obj, networks=form.cleaned_data["allowed_networks"],
+                                    actor=self.actor(request))
+            return
         client, token = api_client_create(tenant=obj.tenant, name=obj.name, scope=obj.scope,
                                           actor=self.actor(request))
+        if form.cleaned_data.get("allowed_networks"):
+            client = api_client_set_networks(client=client, networks=form.cleaned_data["allowed_networks"],
+                                             actor=self.actor(request))
         obj.__dict__.update({k: v for k, v in client.__dict__.items() if not k.startswith("_")})
-        self.message_user(request, f"API token for '{client.name}' (copy it now — it is shown only once): {token}",
-                          messages.WARNING)
+        self.message_user(request, gettext("API token for “%(name)s” (copy it now — it is shown only once): "
+                                           "%(token)s") % {"name": client.name, "token": token}, messages.WARNING)
 
-    @admin.action(description="Revoke the selected API clients", permissions=["change_client"])
+    @admin.action(description=_("Revoke the selected API clients"), permissions=["change_client"])
+    @confirm_action()
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = 0
         for client in queryset.filter(revoked_at__isnull=True):
             api_client_revoke(client=client, actor=self.actor(request))
             done += 1
-        self.message_user(request, f"Revoked {done} API client(s).", messages.SUCCESS)
+        self.message_user(request, ngettext("Revoked %(count)d API client.", "Revoked %(count)d API clients.", done)
+                          % {"count": done}, messages.SUCCESS)
 
-    @admin.action(description="Issue a new token (the old one stops working)", permissions=["change_client"])
+    @admin.action(description=_("Issue a new token (the old one keeps working for the rollover grace period)"),
+                  permissions=["change_client"])
+    @confirm_action()
     def rotate_token(self, request: HttpRequest, queryset: QuerySet) -> None:
         for client in queryset.filter(revoked_at__isnull=True):
             token = api_client_rotate_token(client=client, actor=self.actor(request))
-            self.message_user(request, f"New token for '{client.name}' (shown only once): {token}", messages.WARNING)
+            if client.previous_valid_until:
+                text = gettext("New token for “%(name)s” (shown only once): %(token)s — the previous token keeps "
+                               "working until %(until)s.") % {
+                    "name": client.name, "token": token,
+                    "until": formats.date_format(timezone.localtime(client.previous_valid_until), "DATETIME_FORMAT")}
+            else:
+                text = gettext("New token for “%(name)s” (shown only once): %(token)s.") % {
+                    "name": client.name, "token": token}
+            self.message_user(request, text, messages.WARNING)
+
+    @admin.action(description=_("End the rollover: the previous token stops now"), permissions=["change_client"])
+    @confirm_action()
+    def end_rollover(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for client in queryset.filter(previous_key_prefix__isnull=False):
+            api_client_end_rollover(client=client, actor=self.actor(request))
+            done += 1
+        self.message_user(request, ngettext("Stopped the previous token of %(count)d API client.",
+                                            "Stopped the previous token of %(count)d API clients.", done)
+                          % {"count": done}, messages.SUCCESS)
 
     def has_change_client_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("core.change_apiclient")
 
 
+def _audited_model_labels() -> list[str]:
+    from django.apps import apps
+
+    return sorted(m._meta.label for m in apps.get_models())
+
+
 @admin.register(AuditLog)
-class AuditLogAdmin(TenantScopedAdmin):
-    list_display = ["created_at", "tenant", "actor_type", "actor_label", "action", "object_type", "object_repr"]
-    list_filter = ["action", "actor_type", "object_type", "tenant"]
-    search_fields = ["object_id", "object_repr", "actor_label", "action"]
-    date_hierarchy = "created_at"
+class AuditLogAdmin(LargeTableAdminMixin, TenantScopedAdmin):
+    """Audit viewer: read-only, tenant-scoped; filters by actor, action, object type and date range; search by
+    object id (``123`` or ``coupons.CouponCode#123``). Every filter is served by an index or bounded by the
+    (tenant, created_at) scan; the list never counts the whole table (R-OPS console polish)."""
+
+    list_display = ["created_at", "tenant", "actor_type", "actor_label", "action", "object_type", "object_id",
+                    "object_repr"]
+    list_select_related = ["tenant"]
+    search_fields = ["object_id"]
+    search_help_text = _("Object id, e.g. 123 or coupons.CouponCode#123 (exact).")
+    readonly_fields = ["created_at", "tenant", "actor_type", "actor_id", "actor_label", "action", "object_type",
+                       "object_id", "object_repr", "before", "after"]
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        filters: list[Any] = [
+            ("created_at", DateRangeFilter),
+            "actor_type",
+            text_filter(_("actor (user name, client or job)"), "actor", "actor_label"),
+            text_filter(_("action (prefix, e.g. coupon. or coupon.redeem)"), "action", "action__startswith"),
+            ("object_type", values_filter(_("object type"), _audited_model_labels())),
+        ]
+        if request.user.is_superuser:
+            filters.append(("tenant", TenantRelatedFilter))
+        return filters
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        object_type, _, object_id = term.rpartition("#")
+        # (object_type, object_id) is the auditlog_object index; naming every type keeps it usable for a bare id.
+        types = [object_type] if object_type else _audited_model_labels()
+        return queryset.filter(object_type__in=types, object_id=object_id), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

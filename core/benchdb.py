@@ -42,3 +42,31 @@ def scratch_database(name: str, *, keep: bool = False) -> Iterator[str]:
         if not keep:
             with admin_connection() as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- Memory of the running process, for benchmarks that report a phase's peak (Linux /proc) ----------------------
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident memory (VmHWM) since the process started or since the last ``reset_hwm()``."""
+    return _status_mb("VmHWM")
+
+
+def vm_rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def reset_hwm() -> None:
+    """Start a new peak from the current RSS, so a phase's peak is its own (Linux ≥ 4.0; a no-op elsewhere)."""
+    try:  # writing 5 to clear_refs resets VmHWM to the current RSS
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass

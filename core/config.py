@@ -5,6 +5,7 @@ Imported by settings, so it must not import Django models.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,23 @@ def parse_bool(name: str, value: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use one of true/false, 1/0, yes/no, on/off.")
+
+
+_RATE_RE = re.compile(r"^\d+/\d*[smhd]$")
+
+
+def parse_rate(name: str, value: str) -> str:
+    """A django-ratelimit rate ``count/period`` (``3000/m``, ``20/10s``, ``100/h``); empty switches the limit off."""
+    value = value.strip()
+    if value and not _RATE_RE.match(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 3000/m, 20/10s or 100/h (empty: off).")
+    return value
+
+
+def parse_non_negative(name: str, value: int) -> int:
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more; got {value}.")
+    return value
 
 
 def parse_redis_url(value: str) -> str:

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 
 class DomainError(Exception):
     code: str = "error"
     status: int = 400
-    default_message: str = "The request could not be processed."
+    # Messages are translated (lazily: shown in the language active when rendered); ``code`` never is.
+    default_message: Any = _("The request could not be processed.")
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, status: int | None = None,
+    def __init__(self, message: Any = None, *, code: str | None = None, status: int | None = None,
                  details: dict[str, Any] | None = None) -> None:
-        self.message = message or self.default_message
+        # Rendered now, in the language active where the error is raised (the request's): a plain str from here on.
+        self.message = str(message or self.default_message)
         if code is not None:
             self.code = code
         if status is not None:
@@ -30,28 +34,28 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     code = "invalid"
     status = 400
-    default_message = "The input is not valid."
+    default_message = _("The input is not valid.")
 
 
 class NotFound(DomainError):
     code = "not_found"
     status = 404
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class PermissionDenied(DomainError):
     code = "permission_denied"
     status = 403
-    default_message = "You are not allowed to do this."
+    default_message = _("You are not allowed to do this.")
 
 
 class InvalidState(DomainError):
     code = "invalid_state"
     status = 409
-    default_message = "The object is not in a state that allows this."
+    default_message = _("The object is not in a state that allows this.")
 
 
 class BusinessRuleViolation(DomainError):
     code = "rule_violation"
     status = 422
-    default_message = "A business rule forbids this."
+    default_message = _("A business rule forbids this.")

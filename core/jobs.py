@@ -1,15 +1,26 @@
 """Enqueueing background work (R-OPS-1).
 
-With ``REDIS_URL``: an RQ job on the named queue, run by ``rqworker`` processes, retried with backoff.
-Without it (the zero-setup quick start): the job runs in a small in-process thread pool — same code path, no
-separate worker. ``COUPON_JOBS_SYNC=true`` runs jobs inline in the caller (tests, management commands).
+With ``REDIS_URL``: an RQ job on the named queue, run by ``rqworker`` processes. Without it (the zero-setup quick
+start): the job runs in a small in-process thread pool — same code path, no separate worker. ``COUPON_JOBS_SYNC=true``
+runs jobs inline in the caller (tests, management commands).
+
+Retries: only *transient* failures are retried, with growing pauses (``JOB_RETRY_INTERVALS``): a lost or refused
+connection to PostgreSQL or Redis, a serialization failure or deadlock, a timeout. Anything else — a DomainError (the
+input or the state says no), a validation or programming error — fails at once: retrying cannot change the answer and
+would only repeat side effects. A job that still fails lands in RQ's FailedJobRegistry (the dead-letter registry),
+where the console (ops app) shows its error and re-queues or discards it.
 
 Jobs take ids, never model instances, and call one service (STYLE.md): whatever runs them, the service is the same.
 Call ``enqueue`` from ``transaction.on_commit`` when the job reads rows the caller is writing.
+
+``enqueue(..., tenant_id=N)`` records the tenant in ``job.meta["tenant_id"]`` (it is *not* passed to the function):
+the console shows a tenant's staff only their tenant's jobs; jobs without a tenant are for superusers only.
 """
 from __future__ import annotations
 
 import logging
+import socket
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,26 +28,96 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.utils import InterfaceError, OperationalError
+
+from core.exceptions import DomainError
 
 logger = logging.getLogger("coupons.jobs")
 
 _executor: ThreadPoolExecutor | None = None
 
-# Transient failures are retried with growing pauses; what still fails lands in RQ's failed registry.
+# Default pauses between attempts of a transiently failing job (seconds); settings.JOB_RETRY_INTERVALS overrides.
 RETRY_INTERVALS = [10, 60, 300]
 
 
-def _in_process(func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    close_old_connections()
+class TransientError(Exception):
+    """Raise (or chain) this from a job to ask for a retry of a failure the code knows to be temporary."""
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [TransientError, OperationalError, InterfaceError, ConnectionError,
+                                         TimeoutError, socket.timeout]
     try:
-        func(*args, **kwargs)
-    except Exception:
-        logger.exception("in-process job %s failed", getattr(func, "__name__", func))
-    finally:
+        import redis.exceptions
+
+        types += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError]
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    try:
+        from rq.timeouts import JobTimeoutException
+
+        types.append(JobTimeoutException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying might succeed. A DomainError is never transient, even when it wraps a connection error."""
+    if isinstance(exc, DomainError):
+        return False
+    transient = _transient_types()
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, transient):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry_intervals() -> list[int]:
+    return list(getattr(settings, "JOB_RETRY_INTERVALS", RETRY_INTERVALS))
+
+
+def on_job_failure(job: Any, connection: Any, exc_type: type, exc_value: BaseException, tb: Any) -> None:
+    """RQ failure callback, run by the worker before it decides on a retry: a permanent failure spends every retry
+    left, so the job goes straight to the failed registry (R-OPS-1)."""
+    transient = is_transient(exc_value)
+    job.meta["failure"] = "transient" if transient else "permanent"
+    job.meta["failure_error"] = f"{exc_type.__name__}: {exc_value}"[:500]
+    if not transient:
+        job.retries_left = 0
+    try:
+        job.save_meta()
+    except Exception:  # Redis trouble: the worker is about to report it anyway
+        logger.warning("could not save the failure meta of job %s", job.id, exc_info=True)
+
+
+def _in_process(func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    intervals = retry_intervals()
+    attempt = 0
+    while True:
         close_old_connections()
+        try:
+            func(*args, **kwargs)
+            return
+        except Exception as exc:
+            if attempt < len(intervals) and is_transient(exc):
+                logger.warning("in-process job %s failed transiently; retry in %s s",
+                               getattr(func, "__name__", func), intervals[attempt], exc_info=True)
+                time.sleep(intervals[attempt])
+                attempt += 1
+                continue
+            logger.exception("in-process job %s failed", getattr(func, "__name__", func))
+            return
+        finally:
+            close_old_connections()
 
 
-def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None, **kwargs: Any) -> str:
+def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None,
+            tenant_id: int | None = None, **kwargs: Any) -> str:
     if queue not in settings.JOB_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; known: {settings.JOB_QUEUES}")
     job_id = job_id or uuid.uuid4().hex
@@ -45,11 +126,13 @@ def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None
         return job_id
     if settings.USE_REDIS:
         import django_rq
-        from rq import Retry
+        from rq import Callback, Retry
 
-        django_rq.get_queue(queue).enqueue(func, *args, job_id=job_id, retry=Retry(max=len(RETRY_INTERVALS),
-                                                                                     interval=RETRY_INTERVALS),
-                                           **kwargs)
+        intervals = retry_intervals()
+        meta = {"tenant_id": int(tenant_id)} if tenant_id is not None else {}
+        django_rq.get_queue(queue).enqueue(
+            func, *args, job_id=job_id, meta=meta, on_failure=Callback(on_job_failure),
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None, **kwargs)
         return job_id
     global _executor
     if _executor is None:

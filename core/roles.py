@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
 
-TENANT_APPS = ["core", "events", "coupons", "partners", "draws", "rewards"]
+TENANT_APPS = ["core", "events", "coupons", "partners", "draws", "rewards", "exports", "risk"]
 # Models whose rows only a superuser or the system may create or change.
 SYSTEM_MODELS = {"tenant", "auditlog", "idempotencyrecord", "user"}
 

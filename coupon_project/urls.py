@@ -3,10 +3,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core import i18n
 from core.health import health
+from dashboard.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/dashboard/", include("dashboard.urls")),
+    path("metrics", metrics_view, name="metrics"),
+    path("admin/ops/", include("ops.urls")),
+    # The console's language switcher and the user's own settings (issue #11); before admin's catch-all.
+    path("admin/language/", admin.site.admin_view(i18n.language_switch), name="console-language"),
+    path("admin/preferences/", admin.site.admin_view(i18n.preferences), name="console-preferences"),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -17,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include("draws.api.urls")),
     path("api/v1/", include("rewards.api.urls")),
     path("api/v1/", include("partners.api.urls")),
+    path("api/v1/", include("exports.api.urls")),
 ]
 
 handler404 = "core.api.errors.not_found_view"

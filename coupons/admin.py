@@ -11,9 +11,14 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
+from core.admin_lists import DateRangeFilter, LargeTableAdminMixin, values_filter
 from core.exceptions import DomainError
+from core.admin_confirm import confirm_action
+from core.money import money_column
 from coupons import services
 from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.counters import inventory_counts
@@ -25,10 +30,11 @@ from coupons.models import (CHANNELS, PAYMENT_METHODS, AudienceEntry, CouponBatc
 
 class PolicyForm(forms.ModelForm):
     channels = forms.MultipleChoiceField(choices=[(c, c) for c in CHANNELS], required=False,
-                                         widget=forms.CheckboxSelectMultiple, help_text="None ticked = every channel.")
+                                         widget=forms.CheckboxSelectMultiple,
+                                         help_text=_("None ticked = every channel."))
     payment_methods = forms.MultipleChoiceField(choices=[(m, m) for m in PAYMENT_METHODS], required=False,
                                                 widget=forms.CheckboxSelectMultiple,
-                                                help_text="None ticked = every payment method.")
+                                                help_text=_("None ticked = every payment method."))
 
     class Meta:
         model = CouponPolicy
@@ -53,7 +59,7 @@ class PolicyForm(forms.ModelForm):
 
 class RejectForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
-                             help_text="Shown to the author, who can fix the policy and submit it again.")
+                             help_text=_("Shown to the author, who can fix the policy and submit it again."))
 
 
 @admin.register(CouponPolicy)
@@ -70,12 +76,12 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
     change_form_template = "admin/coupons/couponpolicy/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "description", "kind", "stacking_group", "exclusive"]}),
-        ("Discount", {"fields": ["amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units"]}),
-        ("Validity", {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours"]}),
-        ("Scope", {"classes": ["collapse"], "fields": [
+        (_("Discount"), {"fields": ["amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units"]}),
+        (_("Validity"), {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours"]}),
+        (_("Scope"), {"classes": ["collapse"], "fields": [
             "include_skus", "exclude_skus", "include_spus", "exclude_spus", "include_categories",
             "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "audience"]}),
-        ("Approval", {"fields": ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
+        (_("Approval"), {"fields": ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
                                  "rejection_reason", "created_at"]}),
     ]
 
@@ -91,26 +97,32 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         services.policy_save_draft(policy=obj, actor_user=request.user)
 
-    def _each(self, request: HttpRequest, queryset: QuerySet, func: Any, verb: str) -> None:
+    def _each(self, request: HttpRequest, queryset: QuerySet, func: Any, done_text: Any, failed_text: Any) -> None:
+        """``done_text(count)``: the success message; ``failed_text``: with %(name)s and %(error)s."""
         done, failed = 0, []
         for policy in queryset:
             try:
                 func(policy=policy, actor_user=request.user)
                 done += 1
             except DomainError as exc:
-                failed.append(f"'{policy.name}': {exc.message}")
+                failed.append(failed_text % {"name": policy.name, "error": exc.message})
         if done:
-            self.message_user(request, f"{verb} {done} polic{'y' if done == 1 else 'ies'}.", messages.SUCCESS)
+            self.message_user(request, done_text(done) % {"count": done}, messages.SUCCESS)
         for line in failed:
-            self.message_user(request, f"Not {verb.lower()} {line}", messages.ERROR)
+            self.message_user(request, line, messages.ERROR)
 
-    @admin.action(description="Submit the selected policies for approval", permissions=["change"])
+    @admin.action(description=_("Submit the selected policies for approval"), permissions=["change"])
     def submit_for_approval(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._each(request, queryset, services.policy_submit, "Submitted")
+        self._each(request, queryset, services.policy_submit,
+                   lambda n: ngettext("Submitted %(count)d policy.", "Submitted %(count)d policies.", n),
+                   _("Not submitted: “%(name)s”: %(error)s"))
 
-    @admin.action(description="Approve the selected policies", permissions=["approve"])
+    @admin.action(description=_("Approve the selected policies"), permissions=["approve"])
+    @confirm_action()
     def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._each(request, queryset, services.policy_approve, "Approved")
+        self._each(request, queryset, services.policy_approve,
+                   lambda n: ngettext("Approved %(count)d policy.", "Approved %(count)d policies.", n),
+                   _("Not approved: “%(name)s”: %(error)s"))
 
     def get_urls(self) -> list[Any]:
         return [
@@ -131,19 +143,21 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
                     if not self.has_change_permission(request, policy):
                         raise DjangoPermissionDenied
                     services.policy_submit(policy=policy, actor_user=request.user)
-                    self.message_user(request, f"'{policy.name}' was submitted for approval.", messages.SUCCESS)
+                    self.message_user(request, _("“%(name)s” was submitted for approval.") % {"name": policy.name},
+                                      messages.SUCCESS)
                 elif decision == "approve":
                     services.policy_approve(policy=policy, actor_user=request.user)
-                    self.message_user(request, f"'{policy.name}' is approved and can no longer be changed.",
-                                      messages.SUCCESS)
+                    self.message_user(request, _("“%(name)s” is approved and can no longer be changed.")
+                                      % {"name": policy.name}, messages.SUCCESS)
                 elif decision == "reject":
                     if not reject_form.is_valid():
-                        raise DomainError("Say why the policy is rejected.", code="reason_required")
+                        raise DomainError(_("Say why the policy is rejected."), code="reason_required")
                     services.policy_reject(policy=policy, actor_user=request.user,
                                            reason=reject_form.cleaned_data["reason"])
-                    self.message_user(request, f"'{policy.name}' was rejected.", messages.SUCCESS)
+                    self.message_user(request, _("“%(name)s” was rejected.") % {"name": policy.name},
+                                      messages.SUCCESS)
                 else:
-                    raise DomainError("Choose submit, approve or reject.", code="invalid_decision")
+                    raise DomainError(_("Choose submit, approve or reject."), code="invalid_decision")
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(change_url)
@@ -161,27 +175,28 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
 class GrantFileForm(forms.Form):
     MAX_BYTES = 64 * 1024 * 1024
     members_file = forms.FileField(
-        help_text="A text or CSV file with one member id per line (first column); a header line 'member_id' is "
-                  "skipped. Each member gets at most one coupon.")
+        help_text=_("A text or CSV file with one member id per line (first column); a header line 'member_id' is "
+                  "skipped. Each member gets at most one coupon."))
 
     def clean_members_file(self) -> list[str]:
         upload = self.cleaned_data["members_file"]
         if upload.size > self.MAX_BYTES:
-            raise forms.ValidationError("The file is larger than 64 MB.")
+            raise forms.ValidationError(_("The file is larger than 64 MB."))
         members: list[str] = []
         for number, raw in enumerate(upload, start=1):
             try:
                 line = raw.decode("utf-8-sig").strip()
             except UnicodeDecodeError as exc:
-                raise forms.ValidationError(f"Line {number} is not UTF-8 text.") from exc
+                raise forms.ValidationError(_("Line %(number)d is not UTF-8 text.") % {"number": number}) from exc
             value = line.split(",")[0].strip().strip('"')
             if not value or (number == 1 and value.lower() == "member_id"):
                 continue
             if len(value) > 64:
-                raise forms.ValidationError(f"Line {number}: member ids are at most 64 characters.")
+                raise forms.ValidationError(_("Line %(number)d: member ids are at most 64 characters.")
+                                            % {"number": number})
             members.append(value)
         if not members:
-            raise forms.ValidationError("The file holds no member ids.")
+            raise forms.ValidationError(_("The file holds no member ids."))
         return members
 
 
@@ -203,17 +218,17 @@ class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
     readonly_fields = ["public_id", "issued", "used", "created_at"]
     fieldsets = [
         (None, {"fields": ["name", "event", "policy", "is_active"]}),
-        ("Pool", {"fields": ["total_quantity", "per_member_limit", "promo_code", "issued", "used"]}),
-        ("Budgets", {"fields": ["issue_budget_count", "issue_budget_amount", "use_budget_count",
+        (_("Pool"), {"fields": ["total_quantity", "per_member_limit", "promo_code", "issued", "used"]}),
+        (_("Budgets"), {"fields": ["issue_budget_count", "issue_budget_amount", "use_budget_count",
                                 "use_budget_amount"]}),
-        ("Identifiers", {"fields": ["public_id", "created_at"]}),
+        (_("Identifiers"), {"fields": ["public_id", "created_at"]}),
     ]
 
-    @admin.display(description="issued")
+    @admin.display(description=_("issued"))
     def issued(self, obj: CouponInventory) -> int:
         return inventory_counts(obj.pk)["issued"]
 
-    @admin.display(description="used")
+    @admin.display(description=_("used"))
     def used(self, obj: CouponInventory) -> int:
         return inventory_counts(obj.pk)["used"]
 
@@ -251,8 +266,11 @@ class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
-                self.message_user(request, f"Granting '{inventory.name}' to {result.grant.total} member(s) as job "
-                                           f"{result.grant.public_id}; its page shows the progress.", messages.SUCCESS)
+                self.message_user(request, ngettext(
+                    "Granting “%(name)s” to %(count)d member as job %(job)s; its page shows the progress.",
+                    "Granting “%(name)s” to %(count)d members as job %(job)s; its page shows the progress.",
+                    result.grant.total) % {"name": inventory.name, "count": result.grant.total,
+                                           "job": result.grant.public_id}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:coupons_coupongrant_change", args=[result.grant.pk]))
         context = {**self.admin_site.each_context(request), "opts": self.opts, "original": inventory, "form": form,
                    "title": f"Grant '{inventory.name}' to members"}
@@ -292,19 +310,18 @@ class CouponBatchAdmin(BatchGenerationAdminMixin, TenantScopedAdmin):
 
 
 @admin.register(CouponCode)
-class CouponCodeAdmin(TenantScopedAdmin):
+class CouponCodeAdmin(LargeTableAdminMixin, TenantScopedAdmin):
     list_display = ["code", "status", "member_id", "inventory", "batch", "issued_at", "valid_until", "used_at"]
-    list_filter = ["status"]
+    list_filter = ["status", "inventory", "tenant"]
     search_fields = ["=code", "=member_id"]
+    search_help_text = _("A code (case, spaces and hyphens ignored) or a member id, exact.")
     list_select_related = ["inventory", "batch"]
-    list_per_page = 50
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         # Codes are looked up normalised (R-CODE-4): case-insensitive, '-' and spaces ignored.
         term = search_term.strip()
         if term:
-            normalised = term.upper().replace("-", "").replace(" ", "")
-            return queryset.filter(code=normalised) | queryset.filter(member_id=term), False
+            return queryset.filter(code=normalise_code(term)) | queryset.filter(member_id=term), False
         return queryset, False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -327,12 +344,12 @@ class ReadOnlyLogAdmin(TenantScopedAdmin):
 
 
 @admin.register(CouponIssue)
-class CouponIssueAdmin(ReadOnlyLogAdmin):
+class CouponIssueAdmin(LargeTableAdminMixin, ReadOnlyLogAdmin):
     list_display = ["issued_at", "member_id", "coupon", "inventory", "via", "client", "operator", "channel"]
-    list_filter = ["via", "inventory", "tenant"]
+    list_filter = [("issued_at", DateRangeFilter), "via", "inventory", "tenant"]
     search_fields = ["=member_id", "=coupon__code"]
+    search_help_text = _("A member id or a code (case, spaces and hyphens ignored), exact.")
     list_select_related = ["coupon", "inventory", "client", "operator"]
-    date_hierarchy = "issued_at"
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         term = search_term.strip()
@@ -342,13 +359,24 @@ class CouponIssueAdmin(ReadOnlyLogAdmin):
 
 
 @admin.register(CouponUsage)
-class CouponUsageAdmin(ReadOnlyLogAdmin):
-    list_display = ["used_at", "order_id", "member_id", "coupon", "inventory", "order_amount", "discount", "channel",
-                    "client", "refunded_at"]
-    list_filter = ["channel", "inventory", "tenant"]
+class CouponUsageAdmin(LargeTableAdminMixin, ReadOnlyLogAdmin):
+    # Amounts in the tenant's currency format (KRW: ₩12,300), issue #11.
+    order_amount_display = money_column("order_amount", _("order amount"))
+    discount_display = money_column("discount", _("discount"))
+    list_display = ["used_at", "order_id", "member_id", "coupon", "inventory", "order_amount_display",
+                    "discount_display", "channel", "client", "refunded_at"]
+    list_filter = [("used_at", DateRangeFilter), ("channel", values_filter(_("channel"), CHANNELS)), "inventory",
+                   "tenant"]
     search_fields = ["=order_id", "=member_id"]
-    list_select_related = ["coupon", "inventory", "client"]
-    date_hierarchy = "used_at"
+    search_help_text = _("An order id, a member id or a code (case, spaces and hyphens ignored), exact.")
+    list_select_related = ["coupon", "inventory", "client", "tenant"]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return (queryset.filter(order_id=term) | queryset.filter(member_id=term)
+                | queryset.filter(coupon__code=normalise_code(term))), False
 
 
 @admin.register(CouponGrant)

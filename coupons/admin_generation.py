@@ -4,8 +4,9 @@
   on ``generation``; a batch that was interrupted resumes where it stopped.
 - The batch page shows a live progress bar: a small script polls ``<id>/generation/progress/`` (JSON: counts, rate,
   ETA, status, last error) every two seconds while the batch is pending or running.
-- "Export codes for a partner" (button, and list actions for CSV / XLSX) asks for the partner's name, records the
-  export (``batch_export_codes``) and returns the file, streamed.
+- "Export codes for a partner" (button, and list actions for CSV / XLSX) asks for the partner's name and records the
+  export (``batch_export_codes``); CSV is streamed back at once, XLSX is written by the export job
+  (``exports.services.export_request_code_handover``) and downloaded from the Exports page.
 
 Every view goes through ``admin_site.admin_view`` and the admin's tenant-scoped queryset, so a tenant user can reach
 only the tenant's batches (R-TEN-3).
@@ -17,41 +18,29 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
 
 from core.audit import Actor
 from core.exceptions import DomainError
-from coupons.distribution import batch_export_codes, csv_stream, export_filename, xlsx_file
+from coupons.distribution import batch_export_codes, csv_stream, export_filename
 from coupons.generation import batch_generation_progress, batch_generation_running, batch_start_generation
 from coupons.models import CouponBatch, CouponCodeExport
+from exports.services import export_request_code_handover
 
 GENERATE_PERMISSION = "coupons.change_couponbatch"
 EXPORT_PERMISSION = "coupons.add_couponcodeexport"
 
 
 class PartnerExportForm(forms.Form):
-    partner_name = forms.CharField(max_length=200, help_text="Who receives the codes. Recorded with the export.")
+    partner_name = forms.CharField(max_length=200, help_text=_("Who receives the codes. Recorded with the export."))
     format = forms.ChoiceField(choices=CouponCodeExport.Format.choices, initial=CouponCodeExport.Format.CSV,
                                widget=forms.RadioSelect)
-
-
-class _DeleteOnClose:
-    """A file object that removes its file once the response has been sent."""
-
-    def __init__(self, path: Any) -> None:
-        self.path = path
-        self.file = open(path, "rb")  # noqa: SIM115 - closed by the response
-
-    def read(self, *args: Any) -> bytes:
-        return self.file.read(*args)
-
-    def close(self) -> None:
-        self.file.close()
-        self.path.unlink(missing_ok=True)
 
 
 class BatchGenerationAdminMixin:
@@ -105,9 +94,11 @@ class BatchGenerationAdminMixin:
         except DomainError as exc:
             self.message_user(request, f"{batch.batch_code}: {exc.message}", messages.ERROR)  # type: ignore
             return False
-        verb = "Resuming" if batch.generated_count else "Generating"
-        self.message_user(request, f"{batch.batch_code}: {verb} {batch.quantity - batch.generated_count:,} codes in "  # type: ignore
-                                   "the background. The batch page shows the progress.", messages.SUCCESS)
+        values = {"batch": batch.batch_code, "count": f"{batch.quantity - batch.generated_count:,}"}
+        text = (_("%(batch)s: resuming %(count)s codes in the background. The batch page shows the progress.")
+                if batch.generated_count else
+                _("%(batch)s: generating %(count)s codes in the background. The batch page shows the progress."))
+        self.message_user(request, text % values, messages.SUCCESS)  # type: ignore[attr-defined]
         return True
 
     # views -----------------------------------------------------------------------------------------------------------
@@ -136,13 +127,26 @@ class BatchGenerationAdminMixin:
                                  initial={"format": request.GET.get("format", CouponCodeExport.Format.CSV)})
         if request.method == "POST" and form.is_valid():
             try:
-                export = batch_export_codes(batch=batch, partner_name=form.cleaned_data["partner_name"],
-                                            fmt=form.cleaned_data["format"], actor=self._actor(request),
-                                            user=request.user)
+                with transaction.atomic():  # the hand-over record and its file's job: both or neither
+                    export = batch_export_codes(batch=batch, partner_name=form.cleaned_data["partner_name"],
+                                                fmt=form.cleaned_data["format"], actor=self._actor(request),
+                                                user=request.user)
+                    job = None
+                    if export.format == CouponCodeExport.Format.XLSX:
+                        job = export_request_code_handover(code_export=export, actor=self._actor(request),
+                                                           user=request.user)
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
             else:
-                return export_response(export)
+                if job is None:
+                    return export_response(export)
+                # A workbook of millions of codes is written by the export job, not inside this request (R-REP-2).
+                self.message_user(request, _(  # type: ignore[attr-defined]
+                    "%(count)s codes of %(batch)s for “%(partner)s” are being written to XLSX as export %(job)s; the "
+                    "Exports page shows its progress and the download link.") % {
+                    "count": f"{export.code_count:,}", "batch": batch.batch_code, "partner": export.partner_name,
+                    "job": job.public_id}, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:exports_export_changelist"))
         context = {
             **self.admin_site.each_context(request),  # type: ignore[attr-defined]
             "opts": self.opts,  # type: ignore[attr-defined]
@@ -167,7 +171,7 @@ class BatchGenerationAdminMixin:
 
     # list actions ----------------------------------------------------------------------------------------------------
 
-    @admin.action(description="Generate (or resume) the selected batches' codes")
+    @admin.action(description=_("Generate (or resume) the selected batches' codes"))
     def generate_codes(self, request: HttpRequest, queryset: QuerySet) -> None:
         if not self.has_generate_permission(request):
             raise DjangoPermissionDenied
@@ -179,27 +183,22 @@ class BatchGenerationAdminMixin:
             raise DjangoPermissionDenied
         batches = list(queryset[:2])
         if len(batches) != 1:
-            self.message_user(request, "Select exactly one batch to export.", messages.ERROR)  # type: ignore
+            self.message_user(request, _("Select exactly one batch to export."), messages.ERROR)  # type: ignore
             return None
         url = reverse("admin:coupons_couponbatch_export", args=[batches[0].pk])
         return HttpResponseRedirect(f"{url}?format={fmt}")
 
-    @admin.action(description="Export the selected batch's codes for a partner (CSV)")
+    @admin.action(description=_("Export the selected batch's codes for a partner (CSV)"))
     def export_codes_csv(self, request: HttpRequest, queryset: QuerySet) -> Any:
         return self._export_action(request, queryset, CouponCodeExport.Format.CSV)
 
-    @admin.action(description="Export the selected batch's codes for a partner (XLSX)")
+    @admin.action(description=_("Export the selected batch's codes for a partner (XLSX)"))
     def export_codes_xlsx(self, request: HttpRequest, queryset: QuerySet) -> Any:
         return self._export_action(request, queryset, CouponCodeExport.Format.XLSX)
 
 
 def export_response(export: CouponCodeExport) -> Any:
-    """The HTTP response carrying an export's file: CSV streamed as it is read, XLSX sent from its temporary file."""
-    filename = export_filename(export)
-    if export.format == CouponCodeExport.Format.CSV:
-        response = StreamingHttpResponse(csv_stream(export), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
-    path = xlsx_file(export)
-    return FileResponse(_DeleteOnClose(path), as_attachment=True, filename=filename,  # type: ignore[arg-type]
-                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    """The CSV of an export, streamed as it is read (XLSX files are written by the export job instead)."""
+    response = StreamingHttpResponse(csv_stream(export), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(export)}"'
+    return response

@@ -8,29 +8,27 @@ temporary file (a zip cannot be streamed before it is complete), at most 1,000,0
 """
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from coupons.bloom import iter_code_blocks
 from coupons.models import CouponBatch, CouponCode, CouponCodeExport
 
-XLSX_ROWS_PER_SHEET = 1_000_000
 EXPORT_BLOCK = 500_000  # codes read per query
 CSV_HEADER = b"code\n"
 
 
 class BatchNotGenerated(InvalidState):
     code = "batch_not_generated"
-    default_message = "Only a batch whose codes are all generated can be exported."
+    default_message = gettext_lazy("Only a batch whose codes are all generated can be exported.")
 
 
 def batch_export_codes(*, batch: CouponBatch, partner_name: str, fmt: str, actor: Actor,
@@ -38,17 +36,19 @@ def batch_export_codes(*, batch: CouponBatch, partner_name: str, fmt: str, actor
     """Record that ``batch``'s available codes are handed to ``partner_name`` as a ``fmt`` file (R-PART-4)."""
     partner_name = (partner_name or "").strip()
     if not partner_name:
-        raise InvalidInput("Name the partner the codes are for.", details={"field": "partner_name"})
+        raise InvalidInput(_("Name the partner the codes are for."), details={"field": "partner_name"})
     if len(partner_name) > 200:
-        raise InvalidInput("The partner name is at most 200 characters.", details={"field": "partner_name"})
+        raise InvalidInput(_("The partner name is at most 200 characters."), details={"field": "partner_name"})
     if fmt not in CouponCodeExport.Format.values:
-        raise InvalidInput(f"Unknown format {fmt!r}; use csv or xlsx.", details={"field": "format"})
+        raise InvalidInput(_("Unknown format %(format)r; use csv or xlsx.") % {"format": fmt},
+                           details={"field": "format"})
     with transaction.atomic():
         locked = CouponBatch.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=batch.pk)
         if locked.status != CouponBatch.Status.COMPLETED:
-            raise BatchNotGenerated(f"Batch {locked.batch_code} is {locked.get_status_display()} "
-                                    f"({locked.generated_count:,} of {locked.quantity:,} codes); export it once "
-                                    "generation has completed.")
+            raise BatchNotGenerated(_("Batch %(batch)s is %(status)s (%(generated)s of %(quantity)s codes); export it "
+                                      "once generation has completed.") % {
+                "batch": locked.batch_code, "status": locked.get_status_display(),
+                "generated": f"{locked.generated_count:,}", "quantity": f"{locked.quantity:,}"})
         available = CouponCode.objects.filter(batch=locked, status=CouponCode.Status.AVAILABLE)
         last_id = available.aggregate(last=Max("id"))["last"]
         count = available.count() if last_id is not None else 0
@@ -85,29 +85,3 @@ def csv_stream(export: CouponCodeExport) -> Iterator[bytes]:
 def export_filename(export: CouponCodeExport) -> str:
     safe_partner = "".join(ch if ch.isalnum() else "-" for ch in export.partner_name)[:40].strip("-") or "partner"
     return f"{export.batch.batch_code}-{safe_partner}-{export.created_at:%Y%m%d-%H%M%S}.{export.format}"
-
-
-def xlsx_file(export: CouponCodeExport, directory: Path | None = None) -> Path:
-    """Write the export as an XLSX file (write-only workbook: rows go to disk as they come) and return its path."""
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet, rows_in_sheet, sheet_no = None, 0, 0
-    for codes in export_code_blocks(export):
-        for code in codes.tolist():
-            if sheet is None or rows_in_sheet >= XLSX_ROWS_PER_SHEET:
-                sheet_no += 1
-                sheet = workbook.create_sheet(title=f"codes {sheet_no}")
-                sheet.append(["code"])
-                rows_in_sheet = 0
-            sheet.append([code.decode("ascii")])
-            rows_in_sheet += 1
-    if sheet is None:
-        workbook.create_sheet(title="codes 1").append(["code"])
-    target_dir = directory or Path(settings.MEDIA_ROOT) / "exports"
-    target_dir.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(prefix=f"export-{export.pk}-", suffix=".xlsx", dir=target_dir,
-                                         delete=False)
-    handle.close()
-    workbook.save(handle.name)
-    return Path(handle.name)

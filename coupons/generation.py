@@ -43,6 +43,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.audit import Actor, audit_record
 from core.exceptions import BusinessRuleViolation, DomainError, InvalidState
@@ -69,23 +71,23 @@ class GenerationRefused(DomainError):
 
 class CodeSpaceExhausted(GenerationRefused, BusinessRuleViolation):
     code = "code_space_exhausted"
-    default_message = "There are not enough free codes of this format for the batch."
+    default_message = gettext_lazy("There are not enough free codes of this format for the batch.")
 
 
 class BatchAlreadyGenerated(GenerationRefused, InvalidState):
     code = "batch_already_generated"
     status = 409
-    default_message = "This batch's codes have all been generated."
+    default_message = gettext_lazy("This batch's codes have all been generated.")
 
 
 class GenerationRunning(InvalidState):
     code = "generation_running"
-    default_message = "This batch is being generated right now."
+    default_message = gettext_lazy("This batch is being generated right now.")
 
 
 class GenerationStalled(BusinessRuleViolation):
     code = "generation_stalled"
-    default_message = "Generation could not find enough new codes; see the batch's last error."
+    default_message = gettext_lazy("Generation could not find enough new codes; see the batch's last error.")
 
 
 # --- the code format and its space ---------------------------------------------------------------------------------
@@ -140,7 +142,8 @@ def _max_code_id() -> int:
 def generation_plan(batch: CouponBatch) -> Plan:
     """What a run of ``batch`` would do. Raises ``CodeSpaceExhausted`` (writing nothing) if it cannot succeed."""
     if batch.status == CouponBatch.Status.COMPLETED:
-        raise BatchAlreadyGenerated(f"Batch {batch.batch_code} already has its {batch.quantity:,} codes.")
+        raise BatchAlreadyGenerated(_("Batch %(batch)s already has its %(quantity)s codes.")
+                                    % {"batch": batch.batch_code, "quantity": f"{batch.quantity:,}"})
     fmt = CodeFormat.of(batch)
     remaining = batch.quantity - batch.generated_count
     upper = _max_code_id()
@@ -153,8 +156,10 @@ def generation_plan(batch: CouponBatch) -> Plan:
     free = fmt.space - existing
     if remaining > free:
         raise CodeSpaceExhausted(
-            f"Batch {batch.batch_code} needs {remaining:,} more codes, but codes of {fmt.describe()} have only "
-            f"{free:,} left ({existing:,} exist already). Use longer codes, a larger alphabet or another prefix.",
+            _("Batch %(batch)s needs %(remaining)s more codes, but codes of %(format)s have only %(free)s left "
+              "(%(existing)s exist already). Use longer codes, a larger alphabet or another prefix.") % {
+                "batch": batch.batch_code, "remaining": f"{remaining:,}", "format": fmt.describe(),
+                "free": f"{free:,}", "existing": f"{existing:,}"},
             details={"needed": remaining, "free": free, "space": fmt.space, "existing": existing},
         )
     return Plan(fmt=fmt, remaining=remaining, sparse=False, free=free)
@@ -343,9 +348,11 @@ class _Run:
             overdraw = min(64.0, max(1.0, n_draw / max(1, len(admitted))) * 1.2)
         if have < size:
             raise GenerationStalled(
-                f"Batch {self.batch.batch_code}: after {MAX_DRAW_ROUNDS} rounds only {have:,} of {size:,} new codes "
-                f"were found for chunk {chunk_no} ({self.fmt.describe()}). The code space is nearly full, or the "
-                "Bloom filter is far over its capacity (run `manage.py rebuild_bloom` with a larger capacity).")
+                _("Batch %(batch)s: after %(rounds)d rounds only %(have)s of %(size)s new codes were found for chunk "
+                  "%(chunk)d (%(format)s). The code space is nearly full, or the Bloom filter is far over its capacity "
+                  "(run `manage.py rebuild_bloom` with a larger capacity).") % {
+                    "batch": self.batch.batch_code, "rounds": MAX_DRAW_ROUNDS, "have": f"{have:,}",
+                    "size": f"{size:,}", "chunk": chunk_no, "format": self.fmt.describe()})
         return (np.concatenate(taken) if len(taken) > 1 else taken[0]), rejected
 
     def build(self, chunk: _Chunk) -> _Chunk:
@@ -406,7 +413,8 @@ class _Run:
             updated = CouponBatch.objects.filter(pk=self.batch.pk, status=CouponBatch.Status.RUNNING).update(
                 generated_count=F("generated_count") + len(codes))
             if updated != 1:
-                raise InvalidState(f"Batch {self.batch.batch_code} stopped running during generation.")
+                raise InvalidState(_("Batch %(batch)s stopped running during generation.")
+                                   % {"batch": self.batch.batch_code})
             audit_record(tenant=self.batch.tenant, actor=self.actor, action="batch.chunk_generated", obj=self.batch,
                          after={"chunk_no": chunk.no, "codes": len(codes), "attempts": chunk.attempts,
                                 "rejected_candidates": chunk.rejected})
@@ -467,7 +475,7 @@ class _Run:
             if not isinstance(exc, InterruptedError):
                 self._fail(exc)
         finally:
-            for _ in range(writers):
+            for _writer in range(writers):
                 ready.put(None)
             if threading.current_thread() is not threading.main_thread():
                 connection.close()
@@ -546,13 +554,15 @@ def batch_start_generation(*, batch: CouponBatch, actor: Actor) -> CouponBatch:
 
     batch = CouponBatch.objects.select_related("tenant").get(pk=batch.pk)
     if batch_generation_running(batch.pk):
-        raise GenerationRunning(f"Batch {batch.batch_code} is being generated right now "
-                                f"({batch.generated_count:,} of {batch.quantity:,}).")
+        raise GenerationRunning(_("Batch %(batch)s is being generated right now (%(generated)s of %(quantity)s).")
+                                % {"batch": batch.batch_code, "generated": f"{batch.generated_count:,}",
+                                   "quantity": f"{batch.quantity:,}"})
     plan = generation_plan(batch)
     with transaction.atomic():
         locked = CouponBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status == CouponBatch.Status.COMPLETED:
-            raise BatchAlreadyGenerated(f"Batch {locked.batch_code} already has its {locked.quantity:,} codes.")
+            raise BatchAlreadyGenerated(_("Batch %(batch)s already has its %(quantity)s codes.")
+                                        % {"batch": locked.batch_code, "quantity": f"{locked.quantity:,}"})
         audit_record(tenant=batch.tenant, actor=actor, action="batch.generation_requested", obj=locked,
                      after={"remaining": plan.remaining, "status": locked.status,
                             "generated_count": locked.generated_count})
@@ -583,8 +593,9 @@ def _mark_completed(batch: CouponBatch, actor: Actor, stats: dict[str, Any]) -> 
             status=CouponBatch.Status.COMPLETED, finished_at=timezone.now())
         if updated != 1:
             current = CouponBatch.objects.get(pk=batch.pk)
-            raise InvalidState(f"Batch {current.batch_code} cannot complete: {current.status}, "
-                               f"{current.generated_count:,} of {current.quantity:,} codes.")
+            raise InvalidState(_("Batch %(batch)s cannot complete: %(status)s, %(generated)s of %(quantity)s codes.")
+                               % {"batch": current.batch_code, "status": current.status,
+                                  "generated": f"{current.generated_count:,}", "quantity": f"{current.quantity:,}"})
         completed = CouponBatch.objects.select_related("tenant").get(pk=batch.pk)
         audit_record(tenant=completed.tenant, actor=actor, action="batch.generation_completed", obj=completed,
                      after={"status": completed.status, "generated_count": completed.generated_count, **stats})

@@ -15,10 +15,12 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.models import ApiClient, Tenant
+from dashboard.metrics import record_issue
 from coupons.counters import counter_add, shard_of
 from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
                                 NotEligible, SoldOut)
@@ -27,6 +29,8 @@ from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant,
                             CouponIssue, CouponPolicy)
 from coupons.validity import validity_at_issue
 from events.models import Event
+from risk.budgets import consume as budget_consume
+from risk.guard import RiskGuard
 
 SYNC_GRANT_LIMIT = 1000
 GRANT_CHUNK = 500
@@ -89,16 +93,16 @@ def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: s
 
 def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime) -> None:
     if not inventory.is_active:
-        raise NotEligible("This coupon is no longer being issued.", details={"reason": "inventory_inactive"})
+        raise NotEligible(_("This coupon is no longer being issued."), details={"reason": "inventory_inactive"})
     event = inventory.event
     if event.status != Event.Status.OPEN or not (event.starts_at <= now < event.ends_at):
         raise EventClosed()
     policy = inventory.policy
     if policy.valid_until is not None and policy.valid_until <= now:
-        raise NotEligible("The validity period of this coupon has ended.", details={"reason": "validity_ended"})
+        raise NotEligible(_("The validity period of this coupon has ended."), details={"reason": "validity_ended"})
     if policy.audience == CouponPolicy.Audience.WHITELIST and not AudienceEntry.objects.filter(
             inventory=inventory, member_id=member_id).exists():
-        raise NotEligible("This coupon is only for selected members.", details={"reason": "audience"})
+        raise NotEligible(_("This coupon is only for selected members."), details={"reason": "audience"})
 
 
 def _next_slot(inventory: CouponInventory, member_id: str) -> int:
@@ -166,6 +170,7 @@ def _record_issue(*, inventory: CouponInventory, coupon_id: int, member_id: str,
                                member_id=member_id, slot=slot, via=via, client=ctx.client, operator=ctx.operator,
                                grant=grant, channel=ctx.channel, ip=ctx.ip, device_id=ctx.device_id, issued_at=now)
     counter_add(inventory_id=inventory.pk, member_id=member_id, issued=1)
+    transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
     coupon = CouponCode.objects.select_related("inventory__policy", "batch").get(pk=coupon_id)
     audit_record(tenant=inventory.tenant, actor=ctx.actor, action="coupon.issue", obj=coupon,
                  after={"member_id": member_id, "via": via, "inventory": inventory.public_id,
@@ -193,9 +198,11 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
     valid_from, valid_until = validity_at_issue(inventory.policy, now)
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
     actor = ctx.actor
+    guard = RiskGuard(action="claim", member_id=member_id, ctx=ctx, count_limits=via != CouponIssue.Via.GRANT)
     try:
-        with member_lock(lock_key), transaction.atomic():
+        with guard, member_lock(lock_key), transaction.atomic():
             advisory_lock(lock_key)
+            guard.check(inventory, now)  # R-RISK-1/2: block list, daily frequency limits
             slot = _next_slot(inventory, member_id)
             with connection.cursor() as cursor:
                 cursor.execute(_TAKE_NEXT, {
@@ -209,10 +216,12 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                 row = cursor.fetchone()
             if row is None:
                 raise SoldOut()
+            budget_consume(inventory=inventory, kind="issue", now=now)  # R-RISK-3, last: holds the budget row
             coupon = CouponCode(id=row[0], code=row[1], batch_id=row[2], tenant_id=inventory.tenant_id,
                                 inventory=inventory, status=CouponCode.Status.ISSUED, member_id=member_id,
                                 issued_at=now, valid_from=valid_from, valid_until=valid_until)
             coupon.batch = _batch(row[2])
+            transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
             if on_issued is not None:
                 on_issued(coupon)
     except IntegrityError as exc:
@@ -237,17 +246,21 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
     _check_claimable(inventory, member_id, now)
     valid_from, valid_until = validity_at_issue(inventory.policy, now)
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
+    guard = RiskGuard(action="claim", member_id=member_id, ctx=ctx)
     try:
-        with member_lock(lock_key), transaction.atomic():
+        with guard, member_lock(lock_key), transaction.atomic():
             advisory_lock(lock_key)
+            guard.check(inventory, now)  # R-RISK-1/2
             slot = _next_slot(inventory, member_id)
             taken = CouponCode.objects.filter(pk=coupon.pk, status=from_status).update(
                 status=CouponCode.Status.ISSUED, member_id=member_id, issued_at=now, valid_from=valid_from,
                 valid_until=valid_until)
             if not taken:
                 raise AlreadyClaimed(taken_message)
-            return _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot, via=via,
-                                 ctx=ctx, now=now)
+            issued = _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot, via=via,
+                                   ctx=ctx, now=now)
+            budget_consume(inventory=inventory, kind="issue", now=now)  # R-RISK-3
+            return issued
     except IntegrityError as exc:
         if "issue_unique_member_slot" in str(exc):
             raise _limit_error(inventory) from exc
@@ -277,7 +290,7 @@ def coupon_claim(*, tenant: Tenant, member_id: str, ctx: RequestContext, invento
     given = [name for name, value in (("inventory", inventory), ("promo_code", promo_code), ("code", code),
                                       ("partner_code", partner_code)) if value]
     if len(given) != 1:
-        raise InvalidInput("Give exactly one of inventory, promo_code, code or partner_code.",
+        raise InvalidInput(_("Give exactly one of inventory, promo_code, code or partner_code."),
                            details={"given": given})
     if inventory:
         inv = _inventory_by(tenant, public_id=inventory)
@@ -306,7 +319,7 @@ def _unique_members(member_ids: list[str]) -> list[str]:
     for raw in member_ids:
         member = raw.strip()
         if not member or len(member) > 64:
-            raise InvalidInput(f"Member ids must be 1 to 64 characters; got {raw!r}.")
+            raise InvalidInput(_("Member ids must be 1 to 64 characters; got %(value)r.") % {"value": raw})
         seen.setdefault(member, None)
     return list(seen)
 
@@ -316,7 +329,7 @@ def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[s
     """Grant an inventory to members, each at most once. Up to 1,000 at once; above that (or forced) as a job."""
     members = _unique_members(member_ids)
     if not members:
-        raise InvalidInput("Give at least one member id.")
+        raise InvalidInput(_("Give at least one member id."))
     inventory = _inventory_by(tenant, public_id=inventory_public_id)
     run_as_job = len(members) > SYNC_GRANT_LIMIT or force_async
     with transaction.atomic():  # the grant, its member list and the job's start commit together

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
@@ -23,13 +24,21 @@ from coupons.models import CouponCode, CouponUsage
 from coupons.discounts import Order
 from coupons.pricing import Quote, quote
 from coupons.validity import effective_status
+from risk.budgets import consume as budget_consume
+from risk.budgets import release_use as budget_release_use
+from risk.guard import RiskGuard
+from dashboard.metrics import record_redemption
 
 S = CouponCode.Status
 
 
 def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
     """The code row, locked for this transaction. Another tenant's code is 'not found', exactly like a missing one."""
+    from coupons.bloom_check import might_exist
+
     code = normalise_code(raw_code)
+    if code and not might_exist(code):  # certainly unknown: no database query (R-RISK-4)
+        raise CouponNotFound()
     coupon = (CouponCode.objects.select_for_update(of=("self",))
               .select_related("inventory__policy", "inventory__tenant", "batch")
               .filter(tenant=tenant, code=code).first()) if code else None
@@ -47,9 +56,10 @@ def _refuse_unusable(coupon: CouponCode, now: datetime, *, order_id: str | None 
     if status == S.LOCKED and coupon.locked_order_id != order_id:
         raise LockedByOtherOrder()
     if status not in (S.ISSUED, S.LOCKED):
-        raise InvalidState(f"A {status.lower()} coupon cannot be used.", details={"status": status})
+        raise InvalidState(_("A %(status)s coupon cannot be used.") % {"status": status.lower()},
+                           details={"status": status})
     if coupon.valid_from is not None and coupon.valid_from > now:
-        raise InvalidState("This coupon is not valid yet.", code="not_yet_valid",
+        raise InvalidState(_("This coupon is not valid yet."), code="not_yet_valid",
                            details={"valid_from": coupon.valid_from.isoformat()})
 
 
@@ -68,10 +78,12 @@ def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, ord
     """ISSUED → LOCKED to an order, after checking the coupon applies to it. Locking again for the same order is a
     no-op that answers the same way."""
     now = timezone.now()
-    with transaction.atomic():
+    guard = RiskGuard(action="use", member_id=member_id, ctx=ctx, count_limits=False)
+    with guard, transaction.atomic():
         coupon = _locked_coupon(tenant, code)
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
+        guard.check(coupon.inventory, now)  # R-RISK-2: a blocked member cannot start using a coupon either
         priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
         if coupon.status == S.LOCKED:  # same order (else refused above)
             return coupon, priced
@@ -87,7 +99,7 @@ def coupon_release(*, tenant: Tenant, code: str, order_id: str, ctx: RequestCont
     with transaction.atomic():
         coupon = _locked_coupon(tenant, code)
         if coupon.status != S.LOCKED:
-            raise InvalidState("This coupon is not locked to an order.", details={"status": coupon.status})
+            raise InvalidState(_("This coupon is not locked to an order."), details={"status": coupon.status})
         if coupon.locked_order_id != order_id:
             raise LockedByOtherOrder()
         coupon.status, coupon.locked_order_id, coupon.locked_at = S.ISSUED, None, None
@@ -100,11 +112,13 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
                   ctx: RequestContext) -> tuple[CouponCode, CouponUsage]:
     """ISSUED, or LOCKED by the same order → USED, writing the accounting row (R-LIFE-4, R-USE-4)."""
     now = timezone.now()
-    with transaction.atomic():
+    guard = RiskGuard(action="use", member_id=member_id, ctx=ctx)
+    with guard, transaction.atomic():
         coupon = _locked_coupon(tenant, code)
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
         priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
+        guard.check(coupon.inventory, now)  # R-RISK-1/2: block list, daily use limits
         before = coupon.status
         usage = CouponUsage(tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id,
                             order_id=order_id, order_amount=priced.order_amount, discount=priced.discount,
@@ -120,6 +134,8 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
                 "shard": shard_of(member_id), "actor_type": actor.type, "actor_id": actor.id,
                 "actor_label": actor.label[:200], "code": coupon.code, "before": before})
             usage.pk = cursor.fetchone()[0]
+        budget_consume(inventory=coupon.inventory, kind="use", amount=priced.discount, now=now)  # R-RISK-3, last
+        transaction.on_commit(lambda: record_redemption(tenant.pk))  # /metrics (R-OPS)
         coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
     return coupon, usage
 
@@ -167,10 +183,10 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
     with transaction.atomic():
         coupon = _locked_coupon(tenant, code)
         if coupon.status != S.USED:
-            raise InvalidState("Only a used coupon can be refunded.", details={"status": coupon.status})
+            raise InvalidState(_("Only a used coupon can be refunded."), details={"status": coupon.status})
         usage = CouponUsage.objects.select_for_update().filter(coupon=coupon, refunded_at__isnull=True).first()
         if usage is None or usage.order_id != order_id:
-            raise InvalidState("This coupon was not used on that order.", code="order_mismatch")
+            raise InvalidState(_("This coupon was not used on that order."), code="order_mismatch")
         if not full:
             return coupon, False
         usage.refunded_at = now
@@ -181,6 +197,7 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
         coupon.save(update_fields=["status", "used_at"])
         counter_add(inventory_id=coupon.inventory_id, member_id=usage.member_id, used=-1,
                     used_discount=-usage.discount)
+        budget_release_use(inventory_id=coupon.inventory_id, discount=usage.discount, now=now)  # R-RISK-3
         _audit(coupon, ctx, "coupon.refund", S.USED, order_id=order_id, discount=usage.discount)
     return coupon, True
 
@@ -190,15 +207,15 @@ def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext
     must be released first; a used one cannot be revoked."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("Say why the coupon is revoked.", code="reason_required")
+        raise InvalidInput(_("Say why the coupon is revoked."), code="reason_required")
     with transaction.atomic():
         coupon = _locked_coupon(tenant, code)
         if coupon.status == S.LOCKED:
-            raise LockedByOtherOrder("This coupon is locked to an order; release it first.")
+            raise LockedByOtherOrder(_("This coupon is locked to an order; release it first."))
         if coupon.status == S.USED:
             raise AlreadyUsed()
         if coupon.status not in (S.ISSUED, S.AVAILABLE, S.MAPPED):
-            raise InvalidState(f"A {coupon.status.lower()} coupon cannot be revoked.",
+            raise InvalidState(_("A %(status)s coupon cannot be revoked.") % {"status": coupon.status.lower()},
                                details={"status": coupon.status})
         before = coupon.status
         coupon.status = S.REVOKED
@@ -246,7 +263,13 @@ def _unlock_session(lock_id: int) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
 
 
-def _run_chunks(sql: str, params: dict[str, Any], action: str, dry_run: bool) -> int:
+def _run_chunks(sql: str, params: dict[str, Any], action: str, dry_run: bool,
+                progress: Any = None, count_sql: str | None = None) -> int:
+    if dry_run and count_sql is not None:
+        # Count, don't rehearse: a rolled-back UPDATE would pick the same first chunk forever.
+        with connection.cursor() as cursor:
+            cursor.execute(count_sql, params)
+            return int(cursor.fetchone()[0])
     total = 0
     while True:
         with transaction.atomic():
@@ -265,19 +288,33 @@ def _run_chunks(sql: str, params: dict[str, Any], action: str, dry_run: bool) ->
                     audit_record(tenant=tenant, actor=Actor.job(action), action=action, obj=tenant,
                                  after={"codes": count})
         total += len(rows)
+        if progress is not None and rows:
+            progress(len(rows))
         if len(rows) < params["chunk"] or dry_run:
             return total
 
 
-def coupons_expire(*, now: datetime | None = None, dry_run: bool = False, chunk: int = CHUNK) -> int | None:
+_COUNT_EXPIRE_ISSUED = """
+SELECT count(*) FROM coupons_couponcode WHERE status IN ('AVAILABLE', 'MAPPED', 'ISSUED') AND valid_until <= %(now)s
+"""
+_COUNT_EXPIRE_UNISSUED = """
+SELECT count(*) FROM coupons_couponcode c
+  JOIN coupons_couponinventory i ON i.id = c.inventory_id
+  JOIN coupons_couponpolicy p ON p.id = i.policy_id
+ WHERE c.status IN ('AVAILABLE', 'MAPPED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
+"""
+
+
+def coupons_expire(*, now: datetime | None = None, dry_run: bool = False, chunk: int = CHUNK,
+                   progress: Any = None) -> int | None:
     """Mark every coupon past its validity EXPIRED, in chunks. Returns the count, or None if another run holds the
     lock (cron-safe: two runs never overlap, and a rerun finds nothing left to do)."""
     if not _try_session_lock(EXPIRY_LOCK):
         return None
     try:
         params = {"now": now or timezone.now(), "chunk": chunk}
-        return (_run_chunks(_EXPIRE_ISSUED, params, "coupon.expire", dry_run)
-                + _run_chunks(_EXPIRE_UNISSUED, params, "coupon.expire", dry_run))
+        return (_run_chunks(_EXPIRE_ISSUED, params, "coupon.expire", dry_run, progress, _COUNT_EXPIRE_ISSUED)
+                + _run_chunks(_EXPIRE_UNISSUED, params, "coupon.expire", dry_run, progress, _COUNT_EXPIRE_UNISSUED))
     finally:
         _unlock_session(EXPIRY_LOCK)
 
@@ -293,14 +330,17 @@ RETURNING c.tenant_id
 """
 
 
+_COUNT_RELEASE_STALE = "SELECT count(*) FROM coupons_couponcode WHERE status = 'LOCKED' AND locked_at <= %(cutoff)s"
+
+
 def locks_release_stale(*, now: datetime | None = None, ttl_seconds: int | None = None,
-                        dry_run: bool = False) -> int | None:
+                        dry_run: bool = False, progress: Any = None) -> int | None:
     """LOCKED longer than the TTL → ISSUED, like a checkout session that was never paid."""
     if not _try_session_lock(STALE_LOCK_LOCK):
         return None
     try:
         ttl = ttl_seconds if ttl_seconds is not None else settings.COUPON_LOCK_TTL_SECONDS
         params = {"cutoff": (now or timezone.now()) - timedelta(seconds=ttl), "chunk": CHUNK}
-        return _run_chunks(_RELEASE_STALE, params, "coupon.release_stale", dry_run)
+        return _run_chunks(_RELEASE_STALE, params, "coupon.release_stale", dry_run, progress, _COUNT_RELEASE_STALE)
     finally:
         _unlock_session(STALE_LOCK_LOCK)

@@ -6,10 +6,14 @@ State changes go through ``coupons.services`` only (STYLE.md).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from core.fields import CODE_ALPHABET, MoneyField, PublicIdField
 from core.models import Tenant
@@ -19,89 +23,102 @@ CHANNELS = ["android", "ios", "pc_web", "mobile_web", "wechat", "mini_program"]
 PAYMENT_METHODS = ["cod", "online"]
 
 
-def _list_field() -> ArrayField:
-    return ArrayField(models.CharField(max_length=64), default=list, blank=True)
+def _list_field(verbose_name: Any) -> ArrayField:
+    return ArrayField(models.CharField(max_length=64), default=list, blank=True, verbose_name=verbose_name)
 
 
 class CouponPolicy(models.Model):
     """The discount rule (R-POL). Immutable once approved (R-POL-5)."""
 
     class Kind(models.TextChoices):
-        AMOUNT = "amount", "cash voucher (fixed amount)"
-        THRESHOLD = "threshold", "spend X, get Y off"
-        PERCENTAGE = "percentage", "percentage off with a cap"
-        SHIPPING = "shipping", "shipping fee"
-        SKU_DEDUCTION = "sku_deduction", "N units of a SKU free"
+        AMOUNT = "amount", _("cash voucher (fixed amount)")
+        THRESHOLD = "threshold", _("spend X, get Y off")
+        PERCENTAGE = "percentage", _("percentage off with a cap")
+        SHIPPING = "shipping", _("shipping fee")
+        SKU_DEDUCTION = "sku_deduction", _("N units of a SKU free")
 
     class ValidityType(models.TextChoices):
-        FIXED = "fixed", "fixed period"
-        DYNAMIC = "dynamic", "N hours from issue"
+        FIXED = "fixed", _("fixed period")
+        DYNAMIC = "dynamic", _("N hours from issue")
 
     class Audience(models.TextChoices):
-        ALL = "all", "everyone"
-        MEMBERS = "members", "members only"
-        WHITELIST = "whitelist", "whitelisted members"
+        ALL = "all", _("everyone")
+        MEMBERS = "members", _("members only")
+        WHITELIST = "whitelist", _("whitelisted members")
 
     class StackingGroup(models.TextChoices):
-        MERCHANT = "merchant", "merchant"
-        PLATFORM = "platform", "platform"
-        SHIPPING = "shipping", "shipping"
-        SUPER = "super", "super"
+        MERCHANT = "merchant", _("merchant")
+        PLATFORM = "platform", _("platform")
+        SHIPPING = "shipping", _("shipping")
+        SUPER = "super", _("super")
 
     class Status(models.TextChoices):
-        DRAFT = "DRAFT", "draft"
-        PENDING = "PENDING", "pending approval"
-        APPROVED = "APPROVED", "approved"
-        REJECTED = "REJECTED", "rejected"
+        DRAFT = "DRAFT", _("draft")
+        PENDING = "PENDING", _("pending approval")
+        APPROVED = "APPROVED", _("approved")
+        REJECTED = "REJECTED", _("rejected")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="policies")
-    public_id = PublicIdField()
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    amount = MoneyField(null=True, blank=True, help_text="Discount in minor units (amount, threshold) or the maximum "
-                                                          "shipping deduction (shipping; empty = the whole fee).")
-    rate = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Percent off, 1–100 (percentage).")
-    threshold = MoneyField(null=True, blank=True, help_text="Minimum applicable amount (threshold, percentage, "
-                                                             "shipping).")
-    cap = MoneyField(null=True, blank=True, help_text="Maximum discount (mandatory for percentage).")
-    sku_deduction_sku = models.CharField(max_length=64, blank=True)
-    sku_deduction_units = models.PositiveIntegerField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="policies")
+    public_id = PublicIdField(_("public ID"))
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    amount = MoneyField(_("amount"), null=True, blank=True,
+                        help_text=_("Discount in minor units (amount, threshold) or the maximum "
+                                                          "shipping deduction (shipping; empty = the whole fee)."))
+    rate = models.PositiveSmallIntegerField(_("rate"), null=True, blank=True,
+                                            help_text=_("Percent off, 1–100 (percentage)."))
+    threshold = MoneyField(_("threshold"), null=True, blank=True,
+                           help_text=_("Minimum applicable amount (threshold, percentage, "
+                                                             "shipping)."))
+    cap = MoneyField(_("cap"), null=True, blank=True, help_text=_("Maximum discount (mandatory for percentage)."))
+    sku_deduction_sku = models.CharField(_("SKU deduction: SKU"), max_length=64, blank=True)
+    sku_deduction_units = models.PositiveIntegerField(_("SKU deduction: units"), null=True, blank=True)
 
-    validity_type = models.CharField(max_length=8, choices=ValidityType.choices, default=ValidityType.FIXED)
-    valid_from = models.DateTimeField(null=True, blank=True)
-    valid_until = models.DateTimeField(null=True, blank=True)
-    validity_hours = models.PositiveIntegerField(null=True, blank=True,
-                                                 help_text="Dynamic validity: hours from issue, never past valid_until.")
+    validity_type = models.CharField(_("validity type"), max_length=8, choices=ValidityType.choices,
+                                     default=ValidityType.FIXED)
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    validity_hours = models.PositiveIntegerField(_("validity (hours)"), null=True, blank=True,
+                                                 help_text=_("Dynamic validity: hours from issue, never past "
+                                                             "valid_until."))
 
-    include_skus = _list_field()
-    exclude_skus = _list_field()
-    include_spus = _list_field()
-    exclude_spus = _list_field()
-    include_categories = _list_field()
-    exclude_categories = _list_field()
-    include_shops = _list_field()
-    exclude_shops = _list_field()
-    channels = ArrayField(models.CharField(max_length=16), default=list, blank=True,
-                          help_text=f"Empty = every channel. Choices: {', '.join(CHANNELS)}.")
+    include_skus = _list_field(_("included SKUs"))
+    exclude_skus = _list_field(_("excluded SKUs"))
+    include_spus = _list_field(_("included SPUs"))
+    exclude_spus = _list_field(_("excluded SPUs"))
+    include_categories = _list_field(_("included categories"))
+    exclude_categories = _list_field(_("excluded categories"))
+    include_shops = _list_field(_("included shops"))
+    exclude_shops = _list_field(_("excluded shops"))
+    channels = ArrayField(models.CharField(max_length=16), default=list, blank=True, verbose_name=_("channels"),
+                          help_text=format_lazy(_("Empty = every channel. Choices: {choices}."),
+                                                choices=", ".join(CHANNELS)))
     payment_methods = ArrayField(models.CharField(max_length=8), default=list, blank=True,
-                                 help_text=f"Empty = every payment method. Choices: {', '.join(PAYMENT_METHODS)}.")
-    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ALL)
-    stacking_group = models.CharField(max_length=16, choices=StackingGroup.choices, default=StackingGroup.PLATFORM)
-    exclusive = models.BooleanField(default=False, help_text="Combines with no other coupon.")
+                                 verbose_name=_("payment methods"),
+                                 help_text=format_lazy(_("Empty = every payment method. Choices: {choices}."),
+                                                       choices=", ".join(PAYMENT_METHODS)))
+    audience = models.CharField(_("audience"), max_length=16, choices=Audience.choices, default=Audience.ALL)
+    stacking_group = models.CharField(_("stacking group"), max_length=16, choices=StackingGroup.choices,
+                                      default=StackingGroup.PLATFORM)
+    exclusive = models.BooleanField(_("exclusive"), default=False, help_text=_("Combines with no other coupon."))
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.PROTECT,
+                                   related_name="+",
                                    editable=False)
-    submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True, editable=False)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("decided by"), null=True, blank=True,
+                                   on_delete=models.PROTECT,
                                    related_name="+", editable=False)
-    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
-    rejection_reason = models.TextField(blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True, editable=False)
+    rejection_reason = models.TextField(_("rejection reason"), blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "coupon policies"
+        verbose_name = _("coupon policy")
+        verbose_name_plural = _("coupon policies")
+        verbose_name_plural = _("coupon policies")
         ordering = ["-created_at"]
         permissions = [("approve_couponpolicy", "Can approve or reject coupon policies")]
         constraints = [
@@ -164,25 +181,29 @@ class CouponPolicy(models.Model):
 class CouponInventory(models.Model):
     """The issuable pool of an event × policy (R-DOM): quantity, per-member limit, budgets, counters."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="inventories")
-    public_id = PublicIdField(help_text="The 16-character claim id members use (R-CODE-2).")
-    name = models.CharField(max_length=200)
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="inventories")
-    policy = models.ForeignKey(CouponPolicy, on_delete=models.PROTECT, related_name="inventories")
-    total_quantity = models.PositiveBigIntegerField(help_text="Most codes this pool may ever hold.")
-    per_member_limit = models.PositiveIntegerField(default=1)
-    promo_code = models.CharField(max_length=32, null=True, blank=True,
-                                  help_text="Optional shared code members may claim with (R-ISS-1).")
-    issue_budget_count = models.PositiveBigIntegerField(null=True, blank=True)
-    issue_budget_amount = MoneyField(null=True, blank=True)
-    use_budget_count = models.PositiveBigIntegerField(null=True, blank=True)
-    use_budget_amount = MoneyField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="inventories")
+    public_id = PublicIdField(_("public ID"), help_text=_("The 16-character claim id members use (R-CODE-2)."))
+    name = models.CharField(_("name"), max_length=200)
+    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="inventories")
+    policy = models.ForeignKey(CouponPolicy, verbose_name=_("policy"), on_delete=models.PROTECT,
+                               related_name="inventories")
+    total_quantity = models.PositiveBigIntegerField(_("total quantity"),
+                                                    help_text=_("Most codes this pool may ever hold."))
+    per_member_limit = models.PositiveIntegerField(_("limit per member"), default=1)
+    promo_code = models.CharField(_("promo code"), max_length=32, null=True, blank=True,
+                                  help_text=_("Optional shared code members may claim with (R-ISS-1)."))
+    issue_budget_count = models.PositiveBigIntegerField(_("issue budget (count)"), null=True, blank=True)
+    issue_budget_amount = MoneyField(_("issue budget (amount)"), null=True, blank=True)
+    use_budget_count = models.PositiveBigIntegerField(_("use budget (count)"), null=True, blank=True)
+    use_budget_amount = MoneyField(_("use budget (amount)"), null=True, blank=True)
     # Issued/used counts live in InventoryCounter shards (a single counter row would serialise every claim).
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "coupon inventories"
+        verbose_name = _("coupon inventory")
+        verbose_name_plural = _("coupon inventories")
+        verbose_name_plural = _("coupon inventories")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(total_quantity__gte=1), name="inventory_total_positive"),
@@ -204,27 +225,31 @@ class CouponBatch(models.Model):
     """One issuance round inside an inventory, identified by ``batch_code`` (R-DOM, R-CODE-5)."""
 
     class Status(models.TextChoices):
-        PENDING = "PENDING", "pending"
-        RUNNING = "RUNNING", "generating"
-        COMPLETED = "COMPLETED", "completed"
-        FAILED = "FAILED", "failed"
+        PENDING = "PENDING", _("pending")
+        RUNNING = "RUNNING", _("generating")
+        COMPLETED = "COMPLETED", _("completed")
+        FAILED = "FAILED", _("failed")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="batches")
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="batches")
-    batch_code = models.CharField(max_length=64)
-    quantity = models.PositiveBigIntegerField()
-    code_length = models.PositiveSmallIntegerField(default=8)
-    alphabet = models.CharField(max_length=64, default=CODE_ALPHABET)
-    prefix = models.CharField(max_length=16, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, editable=False)
-    generated_count = models.PositiveBigIntegerField(default=0, editable=False)
-    started_at = models.DateTimeField(null=True, blank=True, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="batches")
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+                                  related_name="batches")
+    batch_code = models.CharField(_("batch code"), max_length=64)
+    quantity = models.PositiveBigIntegerField(_("quantity"))
+    code_length = models.PositiveSmallIntegerField(_("code length"), default=8)
+    alphabet = models.CharField(_("alphabet"), max_length=64, default=CODE_ALPHABET)
+    prefix = models.CharField(_("prefix"), max_length=16, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING,
+                              editable=False)
+    generated_count = models.PositiveBigIntegerField(_("generated"), default=0, editable=False)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True, editable=False)
+    last_error = models.TextField(_("last error"), blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "coupon batches"
+        verbose_name = _("coupon batch")
+        verbose_name_plural = _("coupon batches")
+        verbose_name_plural = _("coupon batches")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "batch_code"], name="batch_unique_code_per_tenant"),
@@ -245,36 +270,41 @@ class CouponCode(models.Model):
     """One pre-generated code and its lifecycle (SPEC §4)."""
 
     class Status(models.TextChoices):
-        AVAILABLE = "AVAILABLE", "available"
-        MAPPED = "MAPPED", "mapped to a partner code"
-        ISSUED = "ISSUED", "issued"
-        LOCKED = "LOCKED", "locked to an order"
-        USED = "USED", "used"
-        EXPIRED = "EXPIRED", "expired"
-        REVOKED = "REVOKED", "revoked"
+        AVAILABLE = "AVAILABLE", _("available")
+        MAPPED = "MAPPED", _("mapped to a partner code")
+        ISSUED = "ISSUED", _("issued")
+        LOCKED = "LOCKED", _("locked to an order")
+        USED = "USED", _("used")
+        EXPIRED = "EXPIRED", _("expired")
+        REVOKED = "REVOKED", _("revoked")
 
     # No per-row foreign-key triggers: codes are written only by coupons.generation, for a batch it holds locked,
     # and batches are never deleted; the RI check alone cost ~48 s per 10M-code COPY (bench/RESULTS.md). The
     # code_batch and code_pool_available indexes serve every lookup by batch and inventory.
-    tenant = models.ForeignKey(Tenant, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.DO_NOTHING, db_constraint=False,
+                               db_index=False,
                                related_name="+")
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.DO_NOTHING,
+                                  db_constraint=False, db_index=False,
                                   related_name="codes")
-    batch = models.ForeignKey(CouponBatch, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+    batch = models.ForeignKey(CouponBatch, verbose_name=_("batch"), on_delete=models.DO_NOTHING, db_constraint=False,
+                              db_index=False,
                               related_name="codes")
     # Unique through Meta.constraints, not unique=True: that would add a second, varchar_pattern_ops index that the
     # C-collation unique index makes redundant — and every COPY would maintain both.
-    code = models.CharField(max_length=48)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
-    member_id = models.CharField(max_length=64, null=True, blank=True)
-    issued_at = models.DateTimeField(null=True, blank=True)
-    valid_from = models.DateTimeField(null=True, blank=True)
-    valid_until = models.DateTimeField(null=True, blank=True)
-    locked_order_id = models.CharField(max_length=64, null=True, blank=True)
-    locked_at = models.DateTimeField(null=True, blank=True)
-    used_at = models.DateTimeField(null=True, blank=True)
+    code = models.CharField(_("code"), max_length=48)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    member_id = models.CharField(_("member ID"), max_length=64, null=True, blank=True)
+    issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    locked_order_id = models.CharField(_("locked for order"), max_length=64, null=True, blank=True)
+    locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("coupon code")
+        verbose_name_plural = _("coupon codes")
         constraints = [
             models.UniqueConstraint(fields=["code"], name="code_unique"),
             models.CheckConstraint(
@@ -316,13 +346,16 @@ class InventoryCounter(models.Model):
 
     SHARDS = 16
 
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.CASCADE, related_name="counters")
-    shard = models.PositiveSmallIntegerField()
-    issued = models.BigIntegerField(default=0)
-    used = models.BigIntegerField(default=0)
-    used_discount = MoneyField(default=0)
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.CASCADE,
+                                  related_name="counters")
+    shard = models.PositiveSmallIntegerField(_("shard"))
+    issued = models.BigIntegerField(_("issued"), default=0)
+    used = models.BigIntegerField(_("used"), default=0)
+    used_discount = MoneyField(_("discount used"), default=0)
 
     class Meta:
+        verbose_name = _("inventory counter")
+        verbose_name_plural = _("inventory counters")
         constraints = [
             models.UniqueConstraint(fields=["inventory", "shard"], name="counter_unique_shard"),
             models.CheckConstraint(condition=Q(shard__lt=16), name="counter_shard_range"),
@@ -333,30 +366,36 @@ class CouponIssue(models.Model):
     """Issue history (R-DOM): who got which code, when, how, and through which client or operator."""
 
     class Via(models.TextChoices):
-        INVENTORY = "inventory", "claim by inventory id"
-        PROMO_CODE = "promo_code", "claim by promo code"
-        CODE = "code", "registration of a unique code"
-        PARTNER_CODE = "partner_code", "registration of a partner code"
-        GRANT = "grant", "grant"
+        INVENTORY = "inventory", _("claim by inventory id")
+        PROMO_CODE = "promo_code", _("claim by promo code")
+        CODE = "code", _("registration of a unique code")
+        PARTNER_CODE = "partner_code", _("registration of a partner code")
+        GRANT = "grant", _("grant")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="issues")
-    coupon = models.OneToOneField(CouponCode, on_delete=models.PROTECT, related_name="issue")
-    member_id = models.CharField(max_length=64)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+                                  related_name="issues")
+    coupon = models.OneToOneField(CouponCode, verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="issue")
+    member_id = models.CharField(_("member ID"), max_length=64)
     # The member's n-th coupon of this inventory: UNIQUE(inventory, member, slot) with slot ≤ the per-member limit
     # is the database's last guard against issuing a member more than the limit (R-ISS-3/4).
-    slot = models.PositiveIntegerField()
-    via = models.CharField(max_length=16, choices=Via.choices)
-    client = models.ForeignKey("core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    operator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+    slot = models.PositiveIntegerField(_("slot"))
+    via = models.CharField(_("issued via"), max_length=16, choices=Via.choices)
+    client = models.ForeignKey("core.ApiClient", verbose_name=_("API client"), null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    operator = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("operator"), null=True, blank=True,
+                                 on_delete=models.PROTECT,
                                  related_name="+")
-    grant = models.ForeignKey("CouponGrant", null=True, blank=True, on_delete=models.PROTECT, related_name="issues")
-    channel = models.CharField(max_length=16, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    device_id = models.CharField(max_length=128, blank=True)
-    issued_at = models.DateTimeField()
+    grant = models.ForeignKey("CouponGrant", verbose_name=_("grant"), null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="issues")
+    channel = models.CharField(_("channel"), max_length=16, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    device_id = models.CharField(_("device ID"), max_length=128, blank=True)
+    issued_at = models.DateTimeField(_("issued at"))
 
     class Meta:
+        verbose_name = _("coupon issue")
+        verbose_name_plural = _("coupon issues")
         constraints = [
             models.UniqueConstraint(fields=["inventory", "member_id", "slot"], name="issue_unique_member_slot"),
             models.CheckConstraint(condition=Q(slot__gte=1), name="issue_slot_positive"),
@@ -372,22 +411,26 @@ class CouponUsage(models.Model):
     """Redemption history — the accounting log (R-USE-4). A full refund stamps ``refunded_at``; rows are never
     deleted. At most one un-refunded usage per code: the database's last guard against double redemption."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="usages")
-    coupon = models.ForeignKey(CouponCode, on_delete=models.PROTECT, related_name="usages")
-    member_id = models.CharField(max_length=64)
-    order_id = models.CharField(max_length=64)
-    order_amount = MoneyField()
-    discount = MoneyField()
-    channel = models.CharField(max_length=16, blank=True)
-    payment_method = models.CharField(max_length=8, blank=True)
-    client = models.ForeignKey("core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    device_id = models.CharField(max_length=128, blank=True)
-    used_at = models.DateTimeField()
-    refunded_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+                                  related_name="usages")
+    coupon = models.ForeignKey(CouponCode, verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="usages")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    order_id = models.CharField(_("order ID"), max_length=64)
+    order_amount = MoneyField(_("order amount"))
+    discount = MoneyField(_("discount"))
+    channel = models.CharField(_("channel"), max_length=16, blank=True)
+    payment_method = models.CharField(_("payment method"), max_length=8, blank=True)
+    client = models.ForeignKey("core.ApiClient", verbose_name=_("API client"), null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    device_id = models.CharField(_("device ID"), max_length=128, blank=True)
+    used_at = models.DateTimeField(_("used at"))
+    refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("coupon usage")
+        verbose_name_plural = _("coupon usages")
         constraints = [
             models.UniqueConstraint(fields=["coupon"], condition=Q(refunded_at__isnull=True),
                                     name="usage_one_active_per_coupon"),
@@ -405,27 +448,32 @@ class CouponGrant(models.Model):
     """A targeted grant of one inventory to a list of members (R-ISS-1/2). Large ones run as a job."""
 
     class Status(models.TextChoices):
-        PENDING = "PENDING", "pending"
-        RUNNING = "RUNNING", "running"
-        COMPLETED = "COMPLETED", "completed"
-        FAILED = "FAILED", "failed"
+        PENDING = "PENDING", _("pending")
+        RUNNING = "RUNNING", _("running")
+        COMPLETED = "COMPLETED", _("completed")
+        FAILED = "FAILED", _("failed")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    public_id = PublicIdField()
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.PROTECT, related_name="grants")
-    client = models.ForeignKey("core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    operator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    public_id = PublicIdField(_("public ID"))
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+                                  related_name="grants")
+    client = models.ForeignKey("core.ApiClient", verbose_name=_("API client"), null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    operator = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("operator"), null=True, blank=True,
+                                 on_delete=models.PROTECT,
                                  related_name="+")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)
-    issued = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(_("total"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    issued = models.PositiveIntegerField(_("issued"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
+        verbose_name = _("coupon grant")
+        verbose_name_plural = _("coupon grants")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(processed__lte=F("total")), name="grant_processed_within_total"),
@@ -440,17 +488,20 @@ class CouponGrantMember(models.Model):
     """One member of a grant: each member at most once per grant (unique), processed one by one, resumable."""
 
     class Status(models.TextChoices):
-        PENDING = "PENDING", "pending"
-        ISSUED = "ISSUED", "issued"
-        FAILED = "FAILED", "failed"
+        PENDING = "PENDING", _("pending")
+        ISSUED = "ISSUED", _("issued")
+        FAILED = "FAILED", _("failed")
 
-    grant = models.ForeignKey(CouponGrant, on_delete=models.CASCADE, related_name="members")
-    member_id = models.CharField(max_length=64)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    coupon = models.ForeignKey(CouponCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    error_code = models.CharField(max_length=64, blank=True)
+    grant = models.ForeignKey(CouponGrant, verbose_name=_("grant"), on_delete=models.CASCADE, related_name="members")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    coupon = models.ForeignKey(CouponCode, verbose_name=_("coupon"), null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="+")
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
 
     class Meta:
+        verbose_name = _("grant member")
+        verbose_name_plural = _("grant members")
         constraints = [models.UniqueConstraint(fields=["grant", "member_id"], name="grant_member_once")]
         indexes = [models.Index(fields=["grant", "id"], condition=Q(status="PENDING"), name="grant_member_pending")]
 
@@ -458,13 +509,16 @@ class CouponGrantMember(models.Model):
 class AudienceEntry(models.Model):
     """A member allowed to claim an inventory whose policy's audience is ``whitelist`` (R-POL-3)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, on_delete=models.CASCADE, related_name="audience")
-    member_id = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.CASCADE,
+                                  related_name="audience")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "audience entries"
+        verbose_name = _("audience entry")
+        verbose_name_plural = _("audience entries")
+        verbose_name_plural = _("audience entries")
         constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]
 
 
@@ -478,21 +532,24 @@ class CouponBatchChunk(models.Model):
     chunks present are exactly the codes present; unique per (batch, chunk_no), so no chunk is ever written twice.
     """
 
-    batch = models.ForeignKey(CouponBatch, on_delete=models.PROTECT, related_name="chunks")
-    chunk_no = models.PositiveIntegerField()
-    size = models.PositiveIntegerField()
-    first_code = models.CharField(max_length=48)
-    last_code = models.CharField(max_length=48)
-    attempts = models.PositiveSmallIntegerField(
-        default=1, help_text="COPY attempts: more than 1 when the unique index caught codes the Bloom pre-check could "
-                             "not know about (e.g. written by a concurrent batch).")
-    candidates_rejected = models.PositiveIntegerField(
-        default=0, help_text="Random candidates dropped and replaced: duplicates in the draw, Bloom 'maybe present' "
-                             "answers, and codes the unique index refused.")
-    duration_ms = models.PositiveIntegerField(help_text="Wall time since the previous commit of the same run.")
-    committed_at = models.DateTimeField()
+    batch = models.ForeignKey(CouponBatch, verbose_name=_("batch"), on_delete=models.PROTECT, related_name="chunks")
+    chunk_no = models.PositiveIntegerField(_("chunk number"))
+    size = models.PositiveIntegerField(_("size"))
+    first_code = models.CharField(_("first code"), max_length=48)
+    last_code = models.CharField(_("last code"), max_length=48)
+    attempts = models.PositiveSmallIntegerField(_("attempts"),
+        default=1, help_text=_("COPY attempts: more than 1 when the unique index caught codes the Bloom pre-check could "
+                             "not know about (e.g. written by a concurrent batch)."))
+    candidates_rejected = models.PositiveIntegerField(_("candidates rejected"),
+        default=0, help_text=_("Random candidates dropped and replaced: duplicates in the draw, Bloom 'maybe present' "
+                             "answers, and codes the unique index refused."))
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"),
+                                              help_text=_("Wall time since the previous commit of the same run."))
+    committed_at = models.DateTimeField(_("committed at"))
 
     class Meta:
+        verbose_name = _("batch chunk")
+        verbose_name_plural = _("batch chunks")
         ordering = ["batch", "chunk_no"]
         constraints = [
             models.UniqueConstraint(fields=["batch", "chunk_no"], name="chunk_unique_per_batch"),
@@ -511,21 +568,24 @@ class CouponCodeExport(models.Model):
     """
 
     class Format(models.TextChoices):
-        CSV = "csv", "CSV"
-        XLSX = "xlsx", "Excel (XLSX)"
+        CSV = "csv", _("CSV")
+        XLSX = "xlsx", _("Excel (XLSX)")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    batch = models.ForeignKey(CouponBatch, on_delete=models.PROTECT, related_name="exports")
-    partner_name = models.CharField(max_length=200)
-    format = models.CharField(max_length=8, choices=Format.choices)
-    code_count = models.PositiveBigIntegerField()
-    last_code_id = models.BigIntegerField(null=True, blank=True)
-    exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey(CouponBatch, verbose_name=_("batch"), on_delete=models.PROTECT, related_name="exports")
+    partner_name = models.CharField(_("partner"), max_length=200)
+    format = models.CharField(_("format"), max_length=8, choices=Format.choices)
+    code_count = models.PositiveBigIntegerField(_("number of codes"))
+    last_code_id = models.BigIntegerField(_("last code ID"), null=True, blank=True)
+    exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("exported by"), null=True, blank=True,
+                                    on_delete=models.PROTECT,
                                     related_name="+")
-    actor_label = models.CharField(max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True)
+    actor_label = models.CharField(_("by"), max_length=200)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("partner export")
+        verbose_name_plural = _("partner exports")
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=Q(format__in=["csv", "xlsx"]), name="export_format_valid")]
         indexes = [models.Index(fields=["batch", "-created_at"], name="export_batch_time")]

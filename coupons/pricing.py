@@ -73,8 +73,11 @@ def _refusal(coupon: CouponCode, member_id: str, order_id: str | None, now: date
 def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order: Order,
                 now: datetime) -> CombinationResult:
     """/checkout/validate: apply the given codes in order (R-USE-1); unknown or unusable ones are rejected."""
+    from coupons.bloom_check import might_exist
+
+    maybe = [code for code in codes if might_exist(code)]  # codes the Bloom filter rejects never reach the database
     found = {c.code: c for c in CouponCode.objects.select_related("inventory__policy").filter(
-        tenant=tenant, code__in=codes)}
+        tenant=tenant, code__in=maybe)} if maybe else {}
     usable, rejected = [], []
     for code in codes:
         coupon = found.get(code)

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.audit import Actor, audit_record
 from core.exceptions import BusinessRuleViolation, InvalidInput, InvalidState, PermissionDenied
@@ -23,17 +25,18 @@ APPROVE_PERMISSION = "coupons.approve_couponpolicy"
 
 class PolicyNotEditable(InvalidState):
     code = "policy_not_editable"
-    default_message = "Only draft or rejected policies can be edited; an approved policy cannot be changed."
+    default_message = gettext_lazy(
+        "Only draft or rejected policies can be edited; an approved policy cannot be changed.")
 
 
 class SelfApproval(PermissionDenied):
     code = "self_approval"
-    default_message = "A policy cannot be approved or rejected by its author."
+    default_message = gettext_lazy("A policy cannot be approved or rejected by its author.")
 
 
 class PolicyNotApproved(BusinessRuleViolation):
     code = "policy_not_approved"
-    default_message = "Only an approved policy can back an inventory."
+    default_message = gettext_lazy("Only an approved policy can back an inventory.")
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -142,8 +145,9 @@ def _transition(*, policy: CouponPolicy, from_states: list[str], to_state: str, 
         current = CouponPolicy.objects.select_for_update().get(pk=policy.pk)
         if current.status not in from_states:
             raise InvalidState(
-                f"Policy '{current.name}' is {current.get_status_display()}; this needs it to be "
-                f"{' or '.join(CouponPolicy.Status(s).label for s in from_states)}.",
+                _("Policy '%(name)s' is %(status)s; this needs it to be %(needed)s.") % {
+                    "name": current.name, "status": current.get_status_display(),
+                    "needed": _(" or ").join(str(CouponPolicy.Status(s).label) for s in from_states)},
                 details={"status": current.status},
             )
         before = {"status": current.status}
@@ -163,7 +167,7 @@ def policy_submit(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
 
 def _check_decider(policy: CouponPolicy, actor_user: Any) -> None:
     if not actor_user.has_perm(APPROVE_PERMISSION):
-        raise PermissionDenied("You need the approver role to approve or reject policies.")
+        raise PermissionDenied(_("You need the approver role to approve or reject policies."))
     if policy.created_by_id == actor_user.pk:
         raise SelfApproval()
 
@@ -178,7 +182,7 @@ def policy_approve(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
 def policy_reject(*, policy: CouponPolicy, actor_user: Any, reason: str) -> CouponPolicy:
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("Say why the policy is rejected, so its author can fix it.", code="reason_required")
+        raise InvalidInput(_("Say why the policy is rejected, so its author can fix it."), code="reason_required")
     _check_decider(policy, actor_user)
     return _transition(policy=policy, from_states=["PENDING"], to_state="REJECTED", actor_user=actor_user,
                        action="policy.reject", decided_by=actor_user, decided_at=timezone.now(),
@@ -189,10 +193,10 @@ def inventory_save(*, inventory: CouponInventory, actor: Actor) -> CouponInvento
     """Create or change an inventory. Its policy must be approved and everything must share one tenant."""
     policy = inventory.policy
     if policy.status != CouponPolicy.Status.APPROVED:
-        raise PolicyNotApproved(f"Policy '{policy.name}' is {policy.get_status_display()}; only an approved policy "
-                                "can back an inventory.")
+        raise PolicyNotApproved(_("Policy '%(name)s' is %(status)s; only an approved policy can back an inventory.")
+                                % {"name": policy.name, "status": policy.get_status_display()})
     if policy.tenant_id != inventory.tenant_id or inventory.event.tenant_id != inventory.tenant_id:
-        raise InvalidInput("The event, the policy and the inventory must belong to the same tenant.")
+        raise InvalidInput(_("The event, the policy and the inventory must belong to the same tenant."))
     if inventory.promo_code is not None:
         inventory.promo_code = inventory.promo_code.strip().upper().replace("-", "").replace(" ", "") or None
     _full_clean(inventory, exclude=["tenant", "event", "policy"])
@@ -203,7 +207,8 @@ def inventory_save(*, inventory: CouponInventory, actor: Actor) -> CouponInvento
                 current = CouponInventory.objects.select_for_update().get(pk=inventory.pk)
                 planned = current.batches.aggregate(total=Sum("quantity"))["total"] or 0
                 if inventory.total_quantity < planned:
-                    raise InvalidInput(f"The total cannot go below the {planned} codes its batches hold.")
+                    raise InvalidInput(_("The total cannot go below the %(planned)s codes its batches hold.")
+                                       % {"planned": planned})
             inventory.save()
             audit_record(tenant=inventory.tenant, actor=actor,
                          action="inventory.create" if creating else "inventory.update", obj=inventory,
@@ -211,7 +216,8 @@ def inventory_save(*, inventory: CouponInventory, actor: Actor) -> CouponInvento
                                 "total_quantity": inventory.total_quantity,
                                 "per_member_limit": inventory.per_member_limit, "promo_code": inventory.promo_code})
     except IntegrityError as exc:
-        raise InvalidInput(f"The promo code {inventory.promo_code!r} is already used by another inventory.",
+        raise InvalidInput(_("The promo code %(code)r is already used by another inventory.")
+                           % {"code": inventory.promo_code},
                            code="promo_code_taken") from exc
     return inventory
 
@@ -226,18 +232,18 @@ def inventory_create(*, tenant: Tenant, event: Event, policy: CouponPolicy, name
 
 def batch_validate_parameters(*, quantity: int, code_length: int, alphabet: str, prefix: str) -> None:
     if quantity < 1:
-        raise InvalidInput("A batch needs a quantity of 1 or more.")
+        raise InvalidInput(_("A batch needs a quantity of 1 or more."))
     if not 4 <= code_length <= 32:
-        raise InvalidInput("Code length must be between 4 and 32 characters.")
+        raise InvalidInput(_("Code length must be between 4 and 32 characters."))
     if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
-        raise InvalidInput("The alphabet needs at least 2 distinct characters and no repeats.")
+        raise InvalidInput(_("The alphabet needs at least 2 distinct characters and no repeats."))
     if not alphabet.isalnum() or not alphabet.isascii() or alphabet.upper() != alphabet:
         # Codes are normalised to upper case and stripped of separators before lookup (R-CODE-4).
-        raise InvalidInput("The alphabet may hold only upper-case ASCII letters and digits.")
+        raise InvalidInput(_("The alphabet may hold only upper-case ASCII letters and digits."))
     if prefix and (not prefix.isalnum() or not prefix.isascii() or prefix.upper() != prefix):
-        raise InvalidInput("A prefix may hold only upper-case ASCII letters and digits.")
+        raise InvalidInput(_("A prefix may hold only upper-case ASCII letters and digits."))
     if len(prefix) + code_length > 48:
-        raise InvalidInput("Prefix and code together may be at most 48 characters.")
+        raise InvalidInput(_("Prefix and code together may be at most 48 characters."))
 
 
 def batch_create(*, inventory: CouponInventory, batch_code: str, quantity: int, actor: Actor, code_length: int = 8,
@@ -245,7 +251,7 @@ def batch_create(*, inventory: CouponInventory, batch_code: str, quantity: int, 
     """A new issuance round. Its codes are generated by ``coupons.generation`` (a job)."""
     batch_code = batch_code.strip()
     if not batch_code:
-        raise InvalidInput("A batch needs a batch code.")
+        raise InvalidInput(_("A batch needs a batch code."))
     batch_validate_parameters(quantity=quantity, code_length=code_length, alphabet=alphabet, prefix=prefix)
     try:
         with transaction.atomic():
@@ -253,8 +259,10 @@ def batch_create(*, inventory: CouponInventory, batch_code: str, quantity: int, 
             planned = locked.batches.aggregate(total=Sum("quantity"))["total"] or 0
             if planned + quantity > locked.total_quantity:
                 raise BusinessRuleViolation(
-                    f"Inventory '{locked.name}' holds at most {locked.total_quantity} codes; its batches already "
-                    f"plan {planned}, so this batch can have at most {locked.total_quantity - planned}.",
+                    _("Inventory '%(name)s' holds at most %(total)s codes; its batches already plan %(planned)s, so "
+                      "this batch can have at most %(left)s.") % {
+                        "name": locked.name, "total": locked.total_quantity, "planned": planned,
+                        "left": locked.total_quantity - planned},
                     code="inventory_total_exceeded",
                 )
             batch = CouponBatch.objects.create(tenant_id=locked.tenant_id, inventory=locked, batch_code=batch_code,
@@ -264,5 +272,6 @@ def batch_create(*, inventory: CouponInventory, batch_code: str, quantity: int, 
                          after={"batch_code": batch_code, "quantity": quantity, "code_length": code_length,
                                 "alphabet": alphabet, "prefix": prefix, "inventory": locked.pk})
     except IntegrityError as exc:
-        raise InvalidInput(f"Batch code {batch_code!r} is already used in this tenant.", code="already_exists") from exc
+        raise InvalidInput(_("Batch code %(code)r is already used in this tenant.") % {"code": batch_code},
+                           code="already_exists") from exc
     return batch

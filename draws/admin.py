@@ -7,8 +7,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from core.admin import TenantScopedAdmin, user_tenant_id
+from core.admin_confirm import confirm_action
 from core.exceptions import DomainError
 from draws import services
 from draws.exports import DeleteOnClose, winners_xlsx
@@ -53,7 +56,7 @@ class DrawAdmin(TenantScopedAdmin):
     actions = ["commit_seed", "run_now", "create_redraw", "export_winners_xlsx"]
     fieldsets = [
         (None, {"fields": ["event", "name", "draw_at"]}),
-        ("Commitment", {"fields": ["public_id", "status", "round", "parent", "seed_hash", "revealed_seed",
+        (_("Commitment"), {"fields": ["public_id", "status", "round", "parent", "seed_hash", "revealed_seed",
                                    "committed_at", "started_at", "finished_at", "participants_count",
                                    "participants_digest", "error"]}),
     ]
@@ -65,7 +68,7 @@ class DrawAdmin(TenantScopedAdmin):
             readonly += ["event", "name", "draw_at"]
         return [*readonly, *[f for f in super().get_readonly_fields(request, obj) if f not in readonly]]
 
-    @admin.display(description="seed (revealed once done)")
+    @admin.display(description=_("seed (revealed once done)"))
     def revealed_seed(self, obj: Draw) -> str:
         return obj.seed if obj.status == Draw.Status.DONE else "— secret until the draw is done —"
 
@@ -79,12 +82,12 @@ class DrawAdmin(TenantScopedAdmin):
             return
         for tier in formset.save(commit=False):
             if tier.inventory_id and tier.inventory.tenant_id != form.instance.tenant_id:
-                raise DomainError("A prize inventory must belong to the draw's tenant.")
+                raise DomainError(_("A prize inventory must belong to the draw's tenant."))
             tier.save()
         for tier in formset.deleted_objects:
             tier.delete()
 
-    def _each(self, request: HttpRequest, queryset: QuerySet, fn: Any, done: str) -> None:
+    def _each(self, request: HttpRequest, queryset: QuerySet, fn: Any, done: Any) -> None:
         count = 0
         for draw in queryset.order_by("pk"):
             try:
@@ -93,24 +96,27 @@ class DrawAdmin(TenantScopedAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{draw}: {exc.message}", messages.ERROR)
         if count:
-            self.message_user(request, f"{done}: {count} draw(s).", messages.SUCCESS)
+            self.message_user(request, ngettext("%(done)s: %(count)d draw.", "%(done)s: %(count)d draws.", count)
+                              % {"done": done, "count": count}, messages.SUCCESS)
 
-    @admin.action(description="Commit seed (publish its hash)", permissions=["change"])
+    @admin.action(description=_("Commit seed (publish its hash)"), permissions=["change"])
     def commit_seed(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, lambda d: services.draw_commit(draw=d, actor=self.actor(request)),
-                   "Seed committed")
+                   _("Seed committed"))
 
-    @admin.action(description="Run draw now", permissions=["change"])
+    @admin.action(description=_("Run draw now"), permissions=["change"])
+    @confirm_action()
     def run_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, lambda d: services.draw_run(draw_id=d.pk, actor=self.actor(request),
-                                                                  before_draw_at=True), "Drawn")
+                                                                  before_draw_at=True), _("Drawn"))
 
-    @admin.action(description="Redraw forfeited prizes (new round)", permissions=["change"])
+    @admin.action(description=_("Redraw forfeited prizes (new round)"), permissions=["change"])
+    @confirm_action()
     def create_redraw(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, lambda d: services.draw_redraw_create(
-            draw=d, actor=self.actor(request), created_by=request.user), "Redraw created and committed")
+            draw=d, actor=self.actor(request), created_by=request.user), _("Redraw created and committed"))
 
-    @admin.action(description="Export winners to XLSX", permissions=["view"])
+    @admin.action(description=_("Export winners to XLSX"), permissions=["view"])
     def export_winners_xlsx(self, request: HttpRequest, queryset: QuerySet) -> Any:
         draws = list(queryset.filter(status=Draw.Status.DONE).order_by("pk"))
         path = winners_xlsx(draws)
@@ -140,10 +146,12 @@ class DrawWinnerAdmin(TenantScopedAdmin):
         actions.pop("forfeit", None)
         return actions
 
-    @admin.action(description="Forfeit the selected prizes (then redraw them from the draw list)")
+    @admin.action(description=_("Forfeit the selected prizes (then redraw them from the draw list)"))
+    @confirm_action()
     def forfeit(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = 0
         for winner in queryset.filter(forfeited_at__isnull=True).select_related("draw__tenant"):
             services.winner_forfeit(winner=winner, actor=self.actor(request))
             done += 1
-        self.message_user(request, f"Forfeited {done} prize(s).", messages.SUCCESS)
+        self.message_user(request, ngettext("Forfeited %(count)d prize.", "Forfeited %(count)d prizes.", done)
+                          % {"count": done}, messages.SUCCESS)

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from core.benchdb import scratch_database
+from core.benchdb import reset_hwm, scratch_database, vm_hwm_mb
 from core.management.commands.bench import register
 
 
@@ -25,22 +25,6 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--winners", type=int, default=1000, help="Split over three tiers (1%%, 9%%, 90%%).")
     parser.add_argument("--database", default="", help="Scratch database name (default: <current>_benchdraw).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
-
-
-def _vm_hwm_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def _reset_hwm() -> None:
-    try:  # writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0)
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        pass
 
 
 def _setup(participants: int, winners: int) -> Any:
@@ -87,12 +71,12 @@ def bench_draw(options: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         draw = _setup(options["participants"], options["winners"])
         setup_seconds = time.monotonic() - started
-        _reset_hwm()
-        rss_before = _vm_hwm_mb()
+        reset_hwm()
+        rss_before = vm_hwm_mb()
         started = time.monotonic()
         draw = draw_run(draw_id=draw.pk, actor=Actor.system("bench"))
         draw_seconds = time.monotonic() - started
-        draw_peak = _vm_hwm_mb()
+        draw_peak = vm_hwm_mb()
         started = time.monotonic()
         verification = draw_verify(draw=draw)
         verify_seconds = time.monotonic() - started

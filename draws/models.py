@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from core.fields import PublicIdField
 from core.models import Tenant
@@ -12,36 +13,41 @@ from events.models import Event
 
 class Draw(models.Model):
     class Status(models.TextChoices):
-        SCHEDULED = "SCHEDULED", "scheduled"
-        COMMITTED = "COMMITTED", "seed committed"
-        RUNNING = "RUNNING", "running"
-        DONE = "DONE", "done"
-        FAILED = "FAILED", "failed"
+        SCHEDULED = "SCHEDULED", _("scheduled")
+        COMMITTED = "COMMITTED", _("seed committed")
+        RUNNING = "RUNNING", _("running")
+        DONE = "DONE", _("done")
+        FAILED = "FAILED", _("failed")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="draws")
-    public_id = PublicIdField()
-    name = models.CharField(max_length=200)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
-    draw_at = models.DateTimeField(help_text="Not before this time, and only once the event has ended.")
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="draws")
+    public_id = PublicIdField(_("public ID"))
+    name = models.CharField(_("name"), max_length=200)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    draw_at = models.DateTimeField(_("draw at"),
+                                   help_text=_("Not before this time, and only once the event has ended."))
     # sha256 hex of the 32-byte seed, published when committed (before the draw); the seed is shown once DONE.
-    seed_hash = models.CharField(max_length=64, blank=True, editable=False)
-    seed = models.CharField(max_length=64, blank=True, editable=False)
-    round = models.PositiveIntegerField(default=1, editable=False)
-    parent = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="redraw",
-                                  editable=False, help_text="The draw whose forfeited prizes this round re-draws.")
-    participants_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    seed_hash = models.CharField(_("seed hash"), max_length=64, blank=True, editable=False)
+    seed = models.CharField(_("seed"), max_length=64, blank=True, editable=False)
+    round = models.PositiveIntegerField(_("round"), default=1, editable=False)
+    parent = models.OneToOneField("self", verbose_name=_("redraw of"), null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="redraw",
+                                  editable=False, help_text=_("The draw whose forfeited prizes this round re-draws."))
+    participants_count = models.PositiveIntegerField(_("number of participants"), null=True, blank=True, editable=False)
     # sha256 of the eligible list ("\n"-joined, UTF-8) the winners were drawn from: anyone can check their copy.
-    participants_digest = models.CharField(max_length=64, blank=True, editable=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+    participants_digest = models.CharField(_("participants digest"), max_length=64, blank=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
+                                   on_delete=models.PROTECT,
                                    related_name="+", editable=False)
-    error = models.TextField(blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    committed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    started_at = models.DateTimeField(null=True, blank=True, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    error = models.TextField(_("error"), blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    committed_at = models.DateTimeField(_("committed at"), null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True, editable=False)
 
     class Meta:
+        verbose_name = _("draw")
+        verbose_name_plural = _("draws")
         ordering = ["-draw_at"]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=["SCHEDULED", "COMMITTED", "RUNNING", "DONE", "FAILED"]),
@@ -63,14 +69,17 @@ class Draw(models.Model):
 
 
 class PrizeTier(models.Model):
-    draw = models.ForeignKey(Draw, on_delete=models.PROTECT, related_name="tiers")
-    position = models.PositiveIntegerField(default=1, help_text="Tier 1 is filled first.")
-    name = models.CharField(max_length=200)
-    winners = models.PositiveIntegerField(default=1)
-    inventory = models.ForeignKey("coupons.CouponInventory", null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="+", help_text="Optional: grant winners a coupon of this inventory.")
+    draw = models.ForeignKey(Draw, verbose_name=_("draw"), on_delete=models.PROTECT, related_name="tiers")
+    position = models.PositiveIntegerField(_("position"), default=1, help_text=_("Tier 1 is filled first."))
+    name = models.CharField(_("name"), max_length=200)
+    winners = models.PositiveIntegerField(_("number of winners"), default=1)
+    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), null=True, blank=True,
+                                  on_delete=models.PROTECT,
+                                  related_name="+", help_text=_("Optional: grant winners a coupon of this inventory."))
 
     class Meta:
+        verbose_name = _("prize tier")
+        verbose_name_plural = _("prize tiers")
         ordering = ["draw", "position"]
         constraints = [
             models.UniqueConstraint(fields=["draw", "position"], name="prizetier_unique_position"),
@@ -83,18 +92,22 @@ class PrizeTier(models.Model):
 
 
 class DrawWinner(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    draw = models.ForeignKey(Draw, on_delete=models.PROTECT, related_name="winners")
-    tier = models.ForeignKey(PrizeTier, on_delete=models.PROTECT, related_name="winner_rows")
-    member_id = models.CharField(max_length=64)
-    rank = models.PositiveIntegerField()
-    coupon = models.ForeignKey("coupons.CouponCode", null=True, blank=True, on_delete=models.PROTECT,
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    draw = models.ForeignKey(Draw, verbose_name=_("draw"), on_delete=models.PROTECT, related_name="winners")
+    tier = models.ForeignKey(PrizeTier, verbose_name=_("prize tier"), on_delete=models.PROTECT,
+                             related_name="winner_rows")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    rank = models.PositiveIntegerField(_("rank"))
+    coupon = models.ForeignKey("coupons.CouponCode", verbose_name=_("coupon"), null=True, blank=True,
+                               on_delete=models.PROTECT,
                                related_name="+")
-    grant_error = models.CharField(max_length=64, blank=True)
-    forfeited_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    grant_error = models.CharField(_("grant error"), max_length=64, blank=True)
+    forfeited_at = models.DateTimeField(_("forfeited at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("winner")
+        verbose_name_plural = _("winners")
         ordering = ["draw", "tier__position", "rank"]
         constraints = [
             models.UniqueConstraint(fields=["draw", "member_id"], name="winner_unique_member"),

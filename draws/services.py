@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
@@ -40,21 +41,21 @@ class TierSpec:
 def _check_tiers(draw: Draw, tiers: list[TierSpec]) -> None:
     for tier in tiers:
         if not tier.name.strip() or tier.winners < 1:
-            raise InvalidInput("Each prize tier needs a name and at least one winner.")
+            raise InvalidInput(_("Each prize tier needs a name and at least one winner."))
         if tier.inventory is not None and tier.inventory.tenant_id != draw.tenant_id:
-            raise InvalidInput("A prize inventory must belong to the draw's tenant.")
+            raise InvalidInput(_("A prize inventory must belong to the draw's tenant."))
 
 
 def draw_save(*, draw: Draw, actor: Actor) -> Draw:
     """Create or edit a draw while it is SCHEDULED (nothing is committed yet)."""
     if not draw.name.strip():
-        raise InvalidInput("A draw needs a name.")
+        raise InvalidInput(_("A draw needs a name."))
     if draw.event.tenant_id != draw.tenant_id:
-        raise InvalidInput("The event belongs to another tenant.")
+        raise InvalidInput(_("The event belongs to another tenant."))
     creating = draw.pk is None
     with transaction.atomic():
         if not creating and Draw.objects.select_for_update().get(pk=draw.pk).status != Draw.Status.SCHEDULED:
-            raise DrawNotReady("A committed draw cannot be changed.")
+            raise DrawNotReady(_("A committed draw cannot be changed."))
         draw.save()
         audit_record(tenant=draw.tenant, actor=actor, action="draw.create" if creating else "draw.update", obj=draw,
                      after={"event": draw.event.public_id, "name": draw.name, "draw_at": draw.draw_at.isoformat()})
@@ -83,11 +84,11 @@ def draw_commit(*, draw: Draw, actor: Actor, now: datetime | None = None) -> Dra
     with transaction.atomic():
         tiers = list(PrizeTier.objects.filter(draw_id=draw.pk).order_by("position"))
         if not tiers:
-            raise InvalidInput("Add at least one prize tier before committing the draw.")
+            raise InvalidInput(_("Add at least one prize tier before committing the draw."))
         digest = algorithm.seed_hash(seed)
         if not Draw.objects.filter(pk=draw.pk, status=Draw.Status.SCHEDULED).update(
                 status=Draw.Status.COMMITTED, seed=seed.hex(), seed_hash=digest, committed_at=now):
-            raise DrawNotReady("Only a scheduled draw can be committed.")
+            raise DrawNotReady(_("Only a scheduled draw can be committed."))
         draw.refresh_from_db()
         audit_record(tenant=draw.tenant, actor=actor, action="draw.commit", obj=draw,
                      after={"seed_hash": digest, "draw_at": draw.draw_at.isoformat(),
@@ -151,7 +152,7 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
     if not event_has_ended(draw.event, now):
         raise EventNotEnded(details={"ends_at": draw.event.ends_at.isoformat()})
     if draw.draw_at > now and not before_draw_at:
-        raise DrawNotReady("This draw is not due yet.", details={"draw_at": draw.draw_at.isoformat()})
+        raise DrawNotReady(_("This draw is not due yet."), details={"draw_at": draw.draw_at.isoformat()})
     with transaction.atomic():
         started = Draw.objects.filter(pk=draw.pk, status=Draw.Status.COMMITTED).update(status=Draw.Status.RUNNING,
                                                                                     started_at=now)
@@ -179,7 +180,7 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
     stored = set(DrawWinner.objects.filter(draw=draw).values_list("tier_id", "rank", "member_id"))
     if stored != set(picks):
         _fail(draw, actor, "Stored winner rows differ from the recomputed result.")
-        raise DrawNotReady("Stored winner rows differ from the recomputed result; the draw is marked FAILED.")
+        raise DrawNotReady(_("Stored winner rows differ from the recomputed result; the draw is marked FAILED."))
     with transaction.atomic():
         finished = Draw.objects.filter(pk=draw.pk, status=Draw.Status.RUNNING).update(status=Draw.Status.DONE,
                                                                                     finished_at=timezone.now())
@@ -216,7 +217,7 @@ def draw_grant_prizes(*, draw_id: int, actor: Actor | None = None) -> GrantSumma
     actor = actor or Actor.job("grant_draw_prizes")
     draw = Draw.objects.select_related("tenant").get(pk=draw_id)
     if draw.status != Draw.Status.DONE:
-        raise DrawNotReady("Prizes are granted after the draw is done.")
+        raise DrawNotReady(_("Prizes are granted after the draw is done."))
     summary = GrantSummary()
     pending = (DrawWinner.objects.filter(draw=draw, coupon__isnull=True, forfeited_at__isnull=True,
                                          tier__inventory__isnull=False)
@@ -246,7 +247,7 @@ def winner_forfeit(*, winner: DrawWinner, actor: Actor, now: datetime | None = N
     now = now or timezone.now()
     with transaction.atomic():
         if not DrawWinner.objects.filter(pk=winner.pk, forfeited_at__isnull=True).update(forfeited_at=now):
-            raise DrawNotReady("This prize is already forfeited.")
+            raise DrawNotReady(_("This prize is already forfeited."))
         winner.refresh_from_db()
         audit_record(tenant=winner.draw.tenant, actor=actor, action="draw.forfeit", obj=winner,
                      after={"draw": winner.draw.public_id, "member_id": winner.member_id, "rank": winner.rank})
@@ -257,14 +258,14 @@ def draw_redraw_create(*, draw: Draw, actor: Actor, draw_at: datetime | None = N
     """A new round for the forfeited prizes of a DONE draw: its own committed seed, the same tiers with as many
     winners as were forfeited; earlier winners of the event are not eligible."""
     if draw.status != Draw.Status.DONE:
-        raise DrawNotReady("Only a finished draw can be re-drawn.")
+        raise DrawNotReady(_("Only a finished draw can be re-drawn."))
     if Draw.objects.filter(parent=draw).exists():
-        raise DrawNotReady("This draw already has a redraw; re-draw that one instead.")
+        raise DrawNotReady(_("This draw already has a redraw; re-draw that one instead."))
     forfeited: dict[int, int] = {}
     for tier_id in DrawWinner.objects.filter(draw=draw, forfeited_at__isnull=False).values_list("tier_id", flat=True):
         forfeited[tier_id] = forfeited.get(tier_id, 0) + 1
     if not forfeited:
-        raise InvalidInput("No prize of this draw is forfeited.")
+        raise InvalidInput(_("No prize of this draw is forfeited."))
     tiers = list(PrizeTier.objects.filter(draw=draw, pk__in=forfeited).order_by("position"))
     with transaction.atomic():
         redraw = Draw(tenant_id=draw.tenant_id, event_id=draw.event_id, name=draw.name, round=draw.round + 1,

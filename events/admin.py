@@ -6,7 +6,10 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from core.admin_confirm import confirm_action
 from core.admin import TenantExportActionMixin, TenantScopedAdmin
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
 from events.services import allow_list_changed, event_save, staff_member_add, staff_member_remove
@@ -16,7 +19,7 @@ class AllowedMemberInline(admin.TabularInline):
     model = EventAllowedMember
     fields = ["member_id"]
     extra = 1
-    verbose_name_plural = "allow-list (used when 'allow list only' is ticked)"
+    verbose_name_plural = _("allow-list (used when 'allow list only' is ticked)")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True  # an allow-list row holds no history; removing one is an ordinary edit of the configuration
@@ -33,10 +36,10 @@ class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
     inlines = [AllowedMemberInline]
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
-        ("Period", {"fields": ["starts_at", "ends_at", "recurrence", "previous"]}),
-        ("Participation", {"fields": ["max_participants", "entries_per_member", "participant_count",
+        (_("Period"), {"fields": ["starts_at", "ends_at", "recurrence", "previous"]}),
+        (_("Participation"), {"fields": ["max_participants", "entries_per_member", "participant_count",
                                       "require_redeemed_coupon", "allow_list_only"]}),
-        ("Identifiers", {"fields": ["public_id", "created_at"]}),
+        (_("Identifiers"), {"fields": ["public_id", "created_at"]}),
     ]
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
@@ -87,13 +90,16 @@ class EventStaffMemberAdmin(TenantScopedAdmin):
 
     actions = ["remove"]
 
-    @admin.action(description="Remove the selected members from the staff list", permissions=["add"])
+    @admin.action(description=_("Remove the selected members from the staff list"), permissions=["add"])
+    @confirm_action()
     def remove(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = 0
         for staff in queryset.select_related("tenant"):
             staff_member_remove(staff=staff, actor=self.actor(request))
             done += 1
-        self.message_user(request, f"Removed {done} member(s) from the staff list.", messages.SUCCESS)
+        self.message_user(request, ngettext("Removed %(count)d member from the staff list.",
+                                            "Removed %(count)d members from the staff list.", done) % {"count": done},
+                          messages.SUCCESS)
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         staff = staff_member_add(tenant=obj.tenant, member_id=obj.member_id, note=obj.note, actor=self.actor(request))

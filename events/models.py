@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from core.fields import PublicIdField
 from core.models import Tenant
@@ -10,42 +11,45 @@ from core.models import Tenant
 
 class Event(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "DRAFT", "draft"
-        OPEN = "OPEN", "open"
-        CLOSED = "CLOSED", "closed"
-        CANCELLED = "CANCELLED", "cancelled"
+        DRAFT = "DRAFT", _("draft")
+        OPEN = "OPEN", _("open")
+        CLOSED = "CLOSED", _("closed")
+        CANCELLED = "CANCELLED", _("cancelled")
 
     class Recurrence(models.TextChoices):
-        NONE = "none", "does not repeat"
-        DAILY = "daily", "daily"
-        WEEKLY = "weekly", "weekly"
-        MONTHLY = "monthly", "monthly"
+        NONE = "none", _("does not repeat")
+        DAILY = "daily", _("daily")
+        WEEKLY = "weekly", _("weekly")
+        MONTHLY = "monthly", _("monthly")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="events")
-    public_id = PublicIdField()
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    recurrence = models.CharField(max_length=16, choices=Recurrence.choices, default=Recurrence.NONE)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="events")
+    public_id = PublicIdField(_("public ID"))
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DRAFT)
+    recurrence = models.CharField(_("recurrence"), max_length=16, choices=Recurrence.choices, default=Recurrence.NONE)
     # Participation limits (R-EVT-2): distinct members with an active entry, and active entries per member.
-    max_participants = models.PositiveIntegerField(null=True, blank=True,
-                                                   help_text="Most members who may take part; empty = no limit.")
-    entries_per_member = models.PositiveIntegerField(default=1)
+    max_participants = models.PositiveIntegerField(_("max participants"), null=True, blank=True,
+                                                   help_text=_("Most members who may take part; empty = no limit."))
+    entries_per_member = models.PositiveIntegerField(_("entries per member"), default=1)
     # Members with at least one active entry; written only by the join/cancel services under the event's row lock.
-    participant_count = models.PositiveIntegerField(default=0, editable=False)
+    participant_count = models.PositiveIntegerField(_("participant count"), default=0, editable=False)
     # Eligibility (R-EVT-3).
-    require_redeemed_coupon = models.BooleanField(
-        default=False, help_text="Only members who redeemed (and did not refund) a coupon of this event may join.")
-    allow_list_only = models.BooleanField(default=False,
-                                          help_text="Only members on this event's allow-list may join.")
+    require_redeemed_coupon = models.BooleanField(_("requires a redeemed coupon"),
+        default=False, help_text=_("Only members who redeemed (and did not refund) a coupon of this event may join."))
+    allow_list_only = models.BooleanField(_("allow-list only"), default=False,
+                                          help_text=_("Only members on this event's allow-list may join."))
     # The occurrence this one repeats. One-to-one: an occurrence is rolled forward exactly once, whoever races.
-    previous = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+    previous = models.OneToOneField("self", verbose_name=_("previous occurrence"), null=True, blank=True,
+                                    on_delete=models.PROTECT,
                                     related_name="next_occurrence", editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         ordering = ["-starts_at"]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="event_ends_after_start"),
@@ -70,15 +74,17 @@ class Event(models.Model):
 class EventParticipant(models.Model):
     """One entry of a member in an event. A cancelled entry stays (with ``cancelled_at``) for the record."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="participants")
-    member_id = models.CharField(max_length=64)
-    channel = models.CharField(max_length=16, blank=True)
-    entry_no = models.PositiveIntegerField(default=1)
-    joined_at = models.DateTimeField()
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="participants")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    channel = models.CharField(_("channel"), max_length=16, blank=True)
+    entry_no = models.PositiveIntegerField(_("entry number"), default=1)
+    joined_at = models.DateTimeField(_("joined at"))
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("participant")
+        verbose_name_plural = _("participants")
         ordering = ["event", "member_id", "entry_no"]
         constraints = [
             # The service hands out the lowest free entry number ≤ entries_per_member under the event's row lock;
@@ -99,11 +105,13 @@ class EventParticipant(models.Model):
 class EventAllowedMember(models.Model):
     """The allow-list of an event with ``allow_list_only``."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="allowed_members")
-    member_id = models.CharField(max_length=64)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="allowed_members")
+    member_id = models.CharField(_("member ID"), max_length=64)
 
     class Meta:
+        verbose_name = _("allowed member")
+        verbose_name_plural = _("allowed members")
         constraints = [models.UniqueConstraint(fields=["event", "member_id"], name="allowed_member_unique")]
 
     def __str__(self) -> str:
@@ -113,12 +121,14 @@ class EventAllowedMember(models.Model):
 class EventStaffMember(models.Model):
     """A tenant's internal staff (R-EVT-4): they may join events but are never drawn."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    member_id = models.CharField(max_length=64)
-    note = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff members")
         ordering = ["member_id"]
         constraints = [models.UniqueConstraint(fields=["tenant", "member_id"], name="staff_member_unique")]
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
@@ -41,13 +42,13 @@ def session_lock(name: str) -> Iterator[bool]:
 
 def event_save(*, event: Event, actor: Actor) -> Event:
     if not event.name.strip():
-        raise InvalidInput("An event needs a name.")
+        raise InvalidInput(_("An event needs a name."))
     if event.ends_at <= event.starts_at:
-        raise InvalidInput("An event must end after it starts.")
+        raise InvalidInput(_("An event must end after it starts."))
     if event.entries_per_member < 1:
-        raise InvalidInput("Entries per member must be at least 1.")
+        raise InvalidInput(_("Entries per member must be at least 1."))
     if event.max_participants is not None and event.max_participants < 1:
-        raise InvalidInput("Max participants must be at least 1 (or empty for no limit).")
+        raise InvalidInput(_("Max participants must be at least 1 (or empty for no limit)."))
     creating = event.pk is None
     with transaction.atomic():
         if creating:
@@ -55,8 +56,8 @@ def event_save(*, event: Event, actor: Actor) -> Event:
         else:
             locked = Event.objects.select_for_update().get(pk=event.pk)
             if event.max_participants is not None and locked.participant_count > event.max_participants:
-                raise InvalidInput(f"{locked.participant_count} members already take part; the limit cannot be "
-                                   f"lower.")
+                raise InvalidInput(_("%(count)s members already take part; the limit cannot be lower.")
+                                   % {"count": locked.participant_count})
             event.save(update_fields=_EDITABLE)
         audit_record(tenant=event.tenant, actor=actor, action="event.create" if creating else "event.update",
                      obj=event, after={"name": event.name, "starts_at": event.starts_at.isoformat(),
@@ -85,13 +86,13 @@ def _closed(event: Event, now: datetime) -> EventClosed:
 
 def _check_eligible(event: Event, member_id: str) -> None:
     if event.allow_list_only and not EventAllowedMember.objects.filter(event=event, member_id=member_id).exists():
-        raise NotEligible("This event is only for selected members.", details={"reason": "allow_list"})
+        raise NotEligible(_("This event is only for selected members."), details={"reason": "allow_list"})
     if event.require_redeemed_coupon:
         from coupons.models import CouponUsage  # coupons imports events: resolve at call time
 
         if not CouponUsage.objects.filter(tenant_id=event.tenant_id, inventory__event=event, member_id=member_id,
                                           refunded_at__isnull=True).exists():
-            raise NotEligible("Only members who redeemed a coupon of this event may take part.",
+            raise NotEligible(_("Only members who redeemed a coupon of this event may take part."),
                               details={"reason": "no_redeemed_coupon"})
 
 
@@ -150,7 +151,7 @@ def participant_cancel(*, tenant: Tenant, event_public_id: str, member_id: str, 
 def staff_member_add(*, tenant: Tenant, member_id: str, actor: Actor, note: str = "") -> EventStaffMember:
     member_id = member_id.strip()
     if not 1 <= len(member_id) <= 64:
-        raise InvalidInput("member_id must be 1 to 64 characters.")
+        raise InvalidInput(_("member_id must be 1 to 64 characters."))
     with transaction.atomic():
         staff, created = EventStaffMember.objects.get_or_create(tenant=tenant, member_id=member_id,
                                                                 defaults={"note": note})
@@ -202,7 +203,7 @@ def shifted(event: Event, periods: int) -> tuple[datetime, datetime]:
     if event.recurrence == Event.Recurrence.MONTHLY:
         zone = ZoneInfo(event.tenant.time_zone)
         return _add_months(event.starts_at, periods, zone), _add_months(event.ends_at, periods, zone)
-    raise InvalidInput("This event does not repeat.")
+    raise InvalidInput(_("This event does not repeat."))
 
 
 def event_next_occurrence(*, event: Event, actor: Actor, now: datetime | None = None) -> Event | None:

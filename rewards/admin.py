@@ -10,6 +10,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from core.admin import TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
@@ -51,8 +53,8 @@ class RewardRuleAdmin(TenantScopedAdmin):
     list_select_related = ["inventory", "tenant"]
     fieldsets = [
         (None, {"fields": ["name", "trigger", "is_active"]}),
-        ("Coupon", {"fields": ["inventory"]}),
-        ("Points", {"fields": ["points", "review_text_points", "review_image_points", "purchase_rate_bp",
+        (_("Coupon"), {"fields": ["inventory"]}),
+        (_("Points"), {"fields": ["points", "review_text_points", "review_image_points", "purchase_rate_bp",
                                "points_valid_days"],
                     "description": "Signup and birthday use “points”; review uses the text / image amounts; "
                                    "purchase confirmed uses the rate (basis points: 100 = 1 %), rounded down to "
@@ -65,7 +67,7 @@ class RewardRuleAdmin(TenantScopedAdmin):
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if obj.tenant_id is None:
-            raise DomainError("Choose a tenant.")
+            raise DomainError(_("Choose a tenant."))
         services.reward_rule_save(rule=obj, actor=self.actor(request))
 
 
@@ -111,10 +113,10 @@ class MemberPointsAdmin(ReadOnlyRewardsAdmin):
 
 
 class BirthdayUploadForm(forms.Form):
-    file = forms.FileField(help_text="CSV, one member a line: member_id,YYYY-MM-DD (or MM-DD) or member_id,month,day. "
-                                     "A header line is optional. Any bad line → nothing is imported.")
+    file = forms.FileField(help_text=_("CSV, one member a line: member_id,YYYY-MM-DD (or MM-DD) or member_id,month,day. "
+                                     "A header line is optional. Any bad line → nothing is imported."))
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False,
-                                    help_text="Superusers only: the tenant these members belong to.")
+                                    help_text=_("Superusers only: the tenant these members belong to."))
 
 
 @admin.register(MemberBirthday)
@@ -142,18 +144,19 @@ class MemberBirthdayAdmin(TenantScopedAdmin):
             upload = form.cleaned_data["file"]
             try:
                 if tenant is None:
-                    raise DomainError("Choose the tenant of these members.")
+                    raise DomainError(_("Choose the tenant of these members."))
                 if upload.size > MAX_UPLOAD_BYTES:
-                    raise DomainError("The file is larger than 20 MB; split it.")
+                    raise DomainError(_("The file is larger than 20 MB; split it."))
                 try:
                     text = upload.read().decode("utf-8-sig")
                 except UnicodeDecodeError as exc:
-                    raise DomainError("The file is not UTF-8 text (save it as CSV UTF-8).") from exc
+                    raise DomainError(_("The file is not UTF-8 text (save it as CSV UTF-8).")) from exc
                 count = services.birthdays_import(tenant=tenant, text=text, actor=self.actor(request))
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
-                self.message_user(request, f"{count} birthday(s) set.", messages.SUCCESS)
+                self.message_user(request, ngettext("%(count)d birthday set.", "%(count)d birthdays set.", count)
+                                  % {"count": count}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:rewards_memberbirthday_changelist"))
         if not request.user.is_superuser:
             form.fields.pop("tenant")

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from core.models import ApiClient, Tenant
 from coupons.models import CouponCode, CouponInventory
 
 
 class Trigger(models.TextChoices):
-    SIGNUP = "signup", "signup"
-    BIRTHDAY = "birthday", "birthday"
-    REVIEW = "review", "review"
-    PURCHASE_CONFIRMED = "purchase_confirmed", "purchase confirmed"
+    SIGNUP = "signup", _("signup")
+    BIRTHDAY = "birthday", _("birthday")
+    REVIEW = "review", _("review")
+    PURCHASE_CONFIRMED = "purchase_confirmed", _("purchase confirmed")
 
 
 BASIS_POINTS = 10_000  # 100 basis points = 1 %
@@ -22,26 +23,31 @@ class RewardRule(models.Model):
     """What a trigger grants in one tenant (R-REW-1/2). Grants copy the amounts, so editing a rule never changes
     what was already granted."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    name = models.CharField(max_length=200)
-    trigger = models.CharField(max_length=32, choices=Trigger.choices)
-    inventory = models.ForeignKey(CouponInventory, null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="+", help_text="Optional: the member also gets the next coupon of "
-                                                              "this inventory.")
-    points = models.PositiveIntegerField(default=0, help_text="Signup and birthday: points granted.")
-    review_text_points = models.PositiveIntegerField(default=0, help_text="Review without an image.")
-    review_image_points = models.PositiveIntegerField(default=0, help_text="Review with an image.")
-    purchase_rate_bp = models.PositiveIntegerField(
-        default=0, help_text="Purchase confirmed: points = payment amount × rate, in basis points (100 = 1 %), "
-                             "rounded down to the tenant's rounding unit.")
-    points_valid_days = models.PositiveIntegerField(null=True, blank=True,
-                                                    help_text="Points expire this many days after the grant; "
-                                                              "empty = never.")
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(_("name"), max_length=200)
+    trigger = models.CharField(_("trigger"), max_length=32, choices=Trigger.choices)
+    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), null=True, blank=True,
+                                  on_delete=models.PROTECT,
+                                  related_name="+", help_text=_("Optional: the member also gets the next coupon of "
+                                                              "this inventory."))
+    points = models.PositiveIntegerField(_("points"), default=0, help_text=_("Signup and birthday: points granted."))
+    review_text_points = models.PositiveIntegerField(_("review text points"), default=0,
+                                                     help_text=_("Review without an image."))
+    review_image_points = models.PositiveIntegerField(_("review image points"), default=0,
+                                                      help_text=_("Review with an image."))
+    purchase_rate_bp = models.PositiveIntegerField(_("purchase rate (basis points)"),
+        default=0, help_text=_("Purchase confirmed: points = payment amount × rate, in basis points (100 = 1 %), "
+                             "rounded down to the tenant's rounding unit."))
+    points_valid_days = models.PositiveIntegerField(_("points valid for (days)"), null=True, blank=True,
+                                                    help_text=_("Points expire this many days after the grant; "
+                                                              "empty = never."))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("reward rule")
+        verbose_name_plural = _("reward rules")
         ordering = ["trigger", "-is_active", "name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "trigger"], condition=Q(is_active=True),
@@ -60,21 +66,27 @@ class RewardGrant(models.Model):
     """One trigger's outcome for one member. UNIQUE(tenant, member, trigger, reference) is the idempotency guard:
     a repeat finds this row and grants nothing (R-REW-2)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    member_id = models.CharField(max_length=64)
-    trigger = models.CharField(max_length=32, choices=Trigger.choices)
-    reference = models.CharField(max_length=128, help_text="What the trigger is about: order number, review id, "
-                                                           "the year for birthdays, the member for signup.")
-    rule = models.ForeignKey(RewardRule, null=True, on_delete=models.PROTECT, related_name="grants")
-    rule_snapshot = models.JSONField(default=dict)
-    points = models.PositiveBigIntegerField(default=0)
-    coupon = models.ForeignKey(CouponCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    coupon_error = models.CharField(max_length=64, blank=True,
-                                    help_text="Why the rule's coupon could not be issued (points were still granted).")
-    client = models.ForeignKey(ApiClient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    trigger = models.CharField(_("trigger"), max_length=32, choices=Trigger.choices)
+    reference = models.CharField(_("reference"), max_length=128,
+                                 help_text=_("What the trigger is about: order number, review id, "
+                                             "the year for birthdays, the member for signup."))
+    rule = models.ForeignKey(RewardRule, verbose_name=_("rule"), null=True, on_delete=models.PROTECT,
+                             related_name="grants")
+    rule_snapshot = models.JSONField(_("rule at grant time"), default=dict)
+    points = models.PositiveBigIntegerField(_("points"), default=0)
+    coupon = models.ForeignKey(CouponCode, verbose_name=_("coupon"), null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="+")
+    coupon_error = models.CharField(_("coupon error"), max_length=64, blank=True,
+                                    help_text=_("Why the rule's coupon could not be issued (points were still granted)."))
+    client = models.ForeignKey(ApiClient, verbose_name=_("API client"), null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("reward grant")
+        verbose_name_plural = _("reward grants")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "member_id", "trigger", "reference"],
@@ -89,13 +101,15 @@ class RewardGrant(models.Model):
 class MemberPoints(models.Model):
     """A member's running total of the ledger, and the row every points change locks first."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    member_id = models.CharField(max_length=64)
-    balance = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    balance = models.BigIntegerField(_("balance"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name_plural = "member points"
+        verbose_name = _("member points balance")
+        verbose_name_plural = _("member points balances")
+        verbose_name_plural = _("member points")
         ordering = ["member_id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "member_id"], name="memberpoints_one_per_member"),
@@ -111,25 +125,30 @@ class PointsEntry(models.Model):
     is what ``remaining`` tracks; the expiry job debits a credit's remainder exactly once (``expired_entry``)."""
 
     class Reason(models.TextChoices):
-        GRANT = "grant", "reward grant"
-        SPEND = "spend", "spent"
-        EXPIRY = "expiry", "expired"
+        GRANT = "grant", _("reward grant")
+        SPEND = "spend", _("spent")
+        EXPIRY = "expiry", _("expired")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    member_id = models.CharField(max_length=64)
-    amount = models.BigIntegerField()
-    remaining = models.BigIntegerField(default=0, help_text="Credits: the part not yet spent or expired.")
-    reason = models.CharField(max_length=16, choices=Reason.choices)
-    reference = models.CharField(max_length=128, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    grant = models.OneToOneField(RewardGrant, null=True, blank=True, on_delete=models.PROTECT,
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    amount = models.BigIntegerField(_("amount"))
+    remaining = models.BigIntegerField(_("remaining"), default=0,
+                                       help_text=_("Credits: the part not yet spent or expired."))
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
+    reference = models.CharField(_("reference"), max_length=128, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    grant = models.OneToOneField(RewardGrant, verbose_name=_("reward grant"), null=True, blank=True,
+                                 on_delete=models.PROTECT,
                                  related_name="points_entry")
-    expired_entry = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+    expired_entry = models.OneToOneField("self", verbose_name=_("expired credit"), null=True, blank=True,
+                                         on_delete=models.PROTECT,
                                          related_name="expiry_debit")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "points entries"
+        verbose_name = _("points entry")
+        verbose_name_plural = _("points entries")
+        verbose_name_plural = _("points entries")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="pointsentry_amount_not_zero"),
@@ -156,13 +175,15 @@ class PointsEntry(models.Model):
 class MemberBirthday(models.Model):
     """A member's birthday as the tenant sent or uploaded it; the daily job grants the birthday reward."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    member_id = models.CharField(max_length=64)
-    month = models.PositiveSmallIntegerField()
-    day = models.PositiveSmallIntegerField()
-    updated_at = models.DateTimeField(auto_now=True)
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    member_id = models.CharField(_("member ID"), max_length=64)
+    month = models.PositiveSmallIntegerField(_("month"))
+    day = models.PositiveSmallIntegerField(_("day"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("member birthday")
+        verbose_name_plural = _("member birthdays")
         ordering = ["month", "day", "member_id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "member_id"], name="memberbirthday_one_per_member"),

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
@@ -94,7 +96,8 @@ def reward_rule_save(*, rule: RewardRule, actor: Actor) -> RewardRule:
                          after=_rule_values(rule))
     except IntegrityError as exc:
         if "rewardrule_one_active_per_trigger" in str(exc):
-            raise InvalidInput(f"Another active rule exists for {rule.trigger}; deactivate it first.",
+            raise InvalidInput(_("Another active rule exists for %(trigger)s; deactivate it first.")
+                               % {"trigger": rule.trigger},
                                details={"is_active": "duplicate"}) from exc
         raise
     return rule
@@ -117,23 +120,24 @@ def points_for(*, rule: RewardRule, amount: int | None, has_image: bool, roundin
 def _validate_trigger(*, member_id: str, trigger: str, reference: str, amount: int | None,
                       has_image: bool) -> None:
     if trigger not in Trigger.values:
-        raise InvalidInput(f"Unknown trigger {trigger!r}; use one of {', '.join(Trigger.values)}.",
+        raise InvalidInput(_("Unknown trigger %(trigger)r; use one of %(choices)s.")
+                           % {"trigger": trigger, "choices": ", ".join(Trigger.values)},
                            code="unknown_trigger", details={"trigger": trigger})
     if not 1 <= len(member_id) <= 64:
-        raise InvalidInput("member_id must be 1 to 64 characters.")
+        raise InvalidInput(_("member_id must be 1 to 64 characters."))
     if not 1 <= len(reference) <= 128:
-        raise InvalidInput("reference must be 1 to 128 characters.")
+        raise InvalidInput(_("reference must be 1 to 128 characters."))
     if trigger == Trigger.PURCHASE_CONFIRMED:
         if amount is None:
-            raise InvalidInput("amount (the payment amount) is required for purchase_confirmed.",
+            raise InvalidInput(_("amount (the payment amount) is required for purchase_confirmed."),
                                details={"amount": "required"})
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_POINTS_BASIS:
-            raise InvalidInput(f"amount must be an integer from 0 to {MAX_POINTS_BASIS}.",
+            raise InvalidInput(_("amount must be an integer from 0 to %(max)d.") % {"max": MAX_POINTS_BASIS},
                                details={"amount": "invalid"})
     elif amount is not None:
-        raise InvalidInput("amount is only for purchase_confirmed.", details={"amount": "not_allowed"})
+        raise InvalidInput(_("amount is only for purchase_confirmed."), details={"amount": "not_allowed"})
     if has_image and trigger != Trigger.REVIEW:
-        raise InvalidInput("has_image is only for review.", details={"has_image": "not_allowed"})
+        raise InvalidInput(_("has_image is only for review."), details={"has_image": "not_allowed"})
 
 
 def _existing_grant(tenant: Tenant, member_id: str, trigger: str, reference: str) -> RewardGrant | None:
@@ -216,7 +220,7 @@ def points_spend(*, tenant: Tenant, member_id: str, amount: int, reference: str,
                  now: datetime | None = None) -> PointsEntry:
     """Debit points, at most the member's balance; the credits that expire first are used first."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise InvalidInput("amount must be a positive integer.")
+        raise InvalidInput(_("amount must be a positive integer."))
     now = now or timezone.now()
     with transaction.atomic():
         member = _lock_member(tenant.pk, member_id)
@@ -317,17 +321,17 @@ def _parse_birthday(fields: list[str]) -> tuple[str, int, int]:
         if len(parts) == 3:
             parts = parts[1:]
         if len(parts) != 2:
-            raise ValueError(f"birthday {when!r} is not YYYY-MM-DD or MM-DD")
+            raise ValueError(_("birthday %(value)r is not YYYY-MM-DD or MM-DD") % {"value": when})
         month_s, day_s = parts
     else:
-        raise ValueError("expected member_id,month,day or member_id,YYYY-MM-DD")
+        raise ValueError(_("expected member_id,month,day or member_id,YYYY-MM-DD"))
     if not 1 <= len(member_id) <= 64:
-        raise ValueError("member_id must be 1 to 64 characters")
+        raise ValueError(_("member_id must be 1 to 64 characters"))
     if not (month_s.isdigit() and day_s.isdigit()):
-        raise ValueError("month and day must be numbers")
+        raise ValueError(_("month and day must be numbers"))
     month, day = int(month_s), int(day_s)
     if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(2000, month)[1]:  # 2000: Feb 29 exists
-        raise ValueError(f"{month:02d}-{day:02d} is not a date")
+        raise ValueError(_("%(month)02d-%(day)02d is not a date") % {"month": month, "day": day})
     return member_id, month, day
 
 
@@ -344,14 +348,16 @@ def birthdays_import(*, tenant: Tenant, text: str, actor: Actor) -> int:
         try:
             member_id, month, day = _parse_birthday(fields)
         except ValueError as exc:
-            errors.append(f"line {line_no}: {exc}")
+            errors.append(_("line %(line)d: %(error)s") % {"line": line_no, "error": exc})
             continue
         rows[member_id] = (month, day)
     if errors:
-        raise InvalidInput(f"{len(errors)} bad line(s); nothing was imported. " + "; ".join(errors[:10]),
+        raise InvalidInput(ngettext("%(count)d bad line; nothing was imported. %(errors)s",
+                                    "%(count)d bad lines; nothing was imported. %(errors)s", len(errors))
+                           % {"count": len(errors), "errors": "; ".join(errors[:10])},
                            code="invalid_file", details={"errors": errors[:100]})
     if not rows:
-        raise InvalidInput("The file has no birthdays.", code="invalid_file")
+        raise InvalidInput(_("The file has no birthdays."), code="invalid_file")
     return _birthdays_upsert(tenant=tenant, rows=rows, actor=actor)
 
 
@@ -380,7 +386,8 @@ def member_birthday_save(*, birthday: MemberBirthday, actor: Actor) -> MemberBir
                          after={"member_id": birthday.member_id, "month": birthday.month, "day": birthday.day})
     except IntegrityError as exc:
         if "memberbirthday_one_per_member" in str(exc):
-            raise InvalidInput(f"Member {birthday.member_id} already has a birthday; change that one.") from exc
+            raise InvalidInput(_("Member %(member)s already has a birthday; change that one.")
+                               % {"member": birthday.member_id}) from exc
         raise
     return birthday
 
@@ -430,7 +437,7 @@ def birthday_rewards_grant(*, now: datetime | None = None, on_date: date | None 
                         run.granted += 1
                     continue
                 try:
-                    _, created = reward_trigger(tenant=tenant, member_id=member_id, trigger=Trigger.BIRTHDAY,
+                    _grant, created = reward_trigger(tenant=tenant, member_id=member_id, trigger=Trigger.BIRTHDAY,
                                                 reference=reference, actor=actor)
                 except DomainError as exc:
                     run.failed += 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL and Redis that `make test` uses answer. When they point at this machine and are
 # installed but stopped, start them (the commands the machine's own docs give); otherwise say what is missing.
+# Then make sure the browser tests have their Chromium (scripts/ensure-chromium.sh).
 set -uo pipefail
 
 db_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/coupons}
@@ -38,3 +39,6 @@ if ! redis_up; then
   redis_up || { echo "Redis at $redis_url is not reachable. Start it, or set REDIS_URL to one that is." >&2; exit 1; }
 fi
 echo "PostgreSQL and Redis are up."
+
+# The browser tests' Chromium (Debian's package), installed when missing; never fatal here: see the script.
+bash "$(dirname "$0")/ensure-chromium.sh"

@@ -5,6 +5,13 @@ import pytest
 from tests import factories
 
 
+def pytest_configure(config):
+    """Compile the message catalogues (.po → .mo, pure Python) so tests see the committed translations (issue #11)."""
+    from core.catalogues import compile_all
+
+    compile_all()
+
+
 @pytest.fixture(autouse=True)
 def _jobs_inline(settings):
     """Jobs run inline in tests unless a test says otherwise (core.jobs); configuration is never cached across
@@ -64,3 +71,24 @@ def _plain_static_storage(settings):
     """Tests render admin pages without running collectstatic first."""
     settings.STORAGES = {**settings.STORAGES,
                          "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(settings):
+    """Rate-limit and failed-guess counters live in the shared cache (Redis) and outlive a test's transaction: each
+    test counts under its own prefix, so no test inherits another's (or an earlier run's) counts (R-RISK-4)."""
+    import uuid
+
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language. A request through the locale middlewares leaves its language
+    active in the thread (as in any server thread until its next request); without this, a command or service called
+    later on the same xdist worker would answer in whatever language an earlier test's request used (issue #11)."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()

@@ -23,7 +23,9 @@ TEST_ACTOR = Actor.system("tests")
 
 def make_tenant(**kwargs: Any) -> Tenant:
     n = next(_seq)
-    defaults: dict[str, Any] = {"name": f"Tenant {n}", "slug": f"tenant-{n}", "currency": "KRW", "rounding_unit": 10}
+    # English console unless a test asks for Korean (the model's default is "ko"; assertions here read English).
+    defaults: dict[str, Any] = {"name": f"Tenant {n}", "slug": f"tenant-{n}", "currency": "KRW", "rounding_unit": 10,
+                                "language": "en"}
     defaults.update(kwargs)
     return Tenant.objects.create(**defaults)
 

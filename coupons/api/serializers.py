@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -28,9 +29,14 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+class IPField(serializers.IPAddressField):
+    """An IPv4 or IPv6 address (the schema says so; DRF's field documents a bare string)."""
+
+
 class RiskContextSerializer(serializers.Serializer):
     device_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
-    ip = serializers.IPAddressField(required=False)
+    ip = IPField(required=False)
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     postcode = serializers.CharField(max_length=16, required=False, allow_blank=True)
     channel = serializers.ChoiceField(choices=CHANNELS, required=False)
@@ -49,13 +55,13 @@ class OrderLineSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["unit_price"] * attrs["quantity"] > MAX_MONEY:
-            raise serializers.ValidationError(f"A line total may not exceed {MAX_MONEY}.")
+            raise serializers.ValidationError(_("A line total may not exceed %(max)s.") % {"max": MAX_MONEY})
         return attrs
 
 
 class OrderSerializer(serializers.Serializer):
     order_id = serializers.CharField(max_length=64, required=False)
-    items = OrderLineSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+    items = OrderLineSerializer(many=True, allow_empty=False, min_length=1, max_length=MAX_LINES)
     shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY, required=False, default=0)
     channel = serializers.ChoiceField(choices=CHANNELS, required=False, allow_null=True, default=None)
     payment_method = serializers.ChoiceField(choices=PAYMENT_METHODS, required=False, allow_null=True, default=None)
@@ -75,7 +81,8 @@ class OrderField(serializers.Field):
         return value
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string"}, "maxItems": MAX_CODES})
+@extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_CODES, "uniqueItems": True,
+                      "items": {"type": "string", "pattern": "^[ \\t-]*[A-Za-z0-9][A-Za-z0-9 \\t-]*$"}})
 class CodesField(serializers.Field):
     def to_internal_value(self, data: Any) -> tuple[str, ...]:
         try:
@@ -97,7 +104,7 @@ class ClaimSerializer(RiskContextSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [k for k in ("inventory", "promo_code", "code", "partner_code") if attrs.get(k)]
         if len(given) != 1:
-            raise serializers.ValidationError("Give exactly one of inventory, promo_code, code or partner_code.")
+            raise serializers.ValidationError(_("Give exactly one of inventory, promo_code, code or partner_code."))
         return attrs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -45,11 +46,14 @@ class CouponAPIView(TenantAPIView):
 
 
 class ClaimView(CouponAPIView):
+    code_fields = ("code", "promo_code", "partner_code")  # R-RISK-4: claims by inventory are not code lookups
+
     @extend_schema(operation_id="claim", request=s.ClaimSerializer, parameters=[IDEMPOTENCY_PARAMETER],
-                   responses={201: COUPON_RESPONSE, **_errors(400, 404, 409, 422, 429)},
+                   responses={201: COUPON_RESPONSE, **_errors(400, 403, 404, 409, 422, 429)},
                    description="Claim a coupon by inventory public id, shared promo code, unique code or partner "
                                "code. 409 already_claimed, 422 sold_out / limit_reached / not_eligible / "
-                               "event_closed, 404 not_found.")
+                               "event_closed / budget_exhausted, 404 not_found, 403 member_blocked, "
+                               "429 rate_limited (daily frequency limit; Retry-After).")
     def post(self, request: Request) -> Response:
         data = self.valid(s.ClaimSerializer)
         coupon = issuing.coupon_claim(tenant=self.tenant, member_id=data["member_id"], ctx=self.context(data),
@@ -94,7 +98,7 @@ class GrantStatusView(CouponAPIView):
     def get(self, request: Request, job: str) -> Response:
         grant = CouponGrant.objects.filter(tenant=self.tenant, public_id=job).first()
         if grant is None:
-            raise DomainError("No such grant job.", code="not_found", status=404)
+            raise DomainError(_("No such grant job."), code="not_found", status=404)
         failures = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
                         .order_by("id").values("member_id", "error_code")[:1000])
         return Response({
@@ -114,7 +118,7 @@ def _product(request: Request) -> dict[str, str]:
     for key in ("sku", "spu", "category", "shop"):
         value = request.query_params.get(key, "").strip()
         if len(value) > 64:
-            raise InvalidInput(f"{key} is at most 64 characters.")
+            raise InvalidInput(_("%(key)s is at most 64 characters.") % {"key": key})
         if value:
             product[key] = value
     return product
@@ -125,18 +129,30 @@ class CouponPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_page_size(self, request: Request) -> int:
+        # DRF silently falls back to the default for a bad page_size; the schema says 1..200, so say what is wrong.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise InvalidInput(_("page_size must be an integer from 1 to %(max)d.") % {"max": self.max_page_size})
+        return super().get_page_size(request)
+
 
 class MemberCouponsView(CouponAPIView):
     @extend_schema(operation_id="member_coupons", parameters=[
         OpenApiParameter("state", str, enum=selectors.MEMBER_STATES, default="all"),
-        OpenApiParameter("page", int), OpenApiParameter("page_size", int), *PRODUCT_PARAMETERS],
-        responses={200: s.CouponSerializer(many=True), **_errors(400)})
+        OpenApiParameter("page", {"type": "integer", "minimum": 1}),
+        OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 200}), *PRODUCT_PARAMETERS],
+        responses={200: inline_serializer("PaginatedCoupons", {
+            "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True), "results": s.CouponSerializer(many=True)}),
+            **_errors(400)})
     def get(self, request: Request, member_id: str) -> Response:
         state = request.query_params.get("state", "all")
         if state not in selectors.MEMBER_STATES:
-            raise InvalidInput(f"state must be one of {', '.join(selectors.MEMBER_STATES)}.", code="invalid")
+            raise InvalidInput(_("state must be one of %(choices)s.") % {"choices": ", ".join(selectors.MEMBER_STATES)},
+                               code="invalid")
         if not 1 <= len(member_id) <= 64:
-            raise InvalidInput("member_id must be 1 to 64 characters.")
+            raise InvalidInput(_("member_id must be 1 to 64 characters."))
         now = timezone.now()
         qs = selectors.member_coupons(tenant=self.tenant, member_id=member_id, state=state, now=now,
                                       product=_product(request))
@@ -146,7 +162,9 @@ class MemberCouponsView(CouponAPIView):
 
 
 class CouponDetailView(CouponAPIView):
-    @extend_schema(operation_id="coupon_detail", responses={200: s.CouponSerializer, **_errors(404)})
+    code_fields = ("code",)
+
+    @extend_schema(operation_id="coupon_detail", responses={200: s.CouponSerializer, **_errors(404, 429)})
     def get(self, request: Request, code: str) -> Response:
         coupon = selectors.coupon_by_code(tenant=self.tenant, raw_code=code)
         if coupon is None:
@@ -188,7 +206,9 @@ class RedeemView(CouponAPIView):
                        "usage": inline_serializer("Usage", {"discount": serializers.IntegerField(),
                                                             "order_amount": serializers.IntegerField(),
                                                             "used_at": serializers.DateTimeField()})}),
-                              **_errors(400, 403, 404, 409, 422)})
+                              **_errors(400, 403, 404, 409, 422, 429)},
+                   description="ISSUED, or LOCKED by the same order → USED. 403 not_owner / member_blocked, "
+                               "422 budget_exhausted, 429 rate_limited (daily use limit; Retry-After).")
     def post(self, request: Request, code: str) -> Response:
         data = self.valid(s.RedeemSerializer)
         coupon, usage = lifecycle.coupon_redeem(tenant=self.tenant, code=code, member_id=data["member_id"],
@@ -233,12 +253,14 @@ class BatchActionView(CouponAPIView):
                    description="Apply one action to many coupons; each item is its own transaction.")
     def post(self, request: Request, action: str) -> Response:
         if action not in BATCH_ACTIONS:
-            raise CouponNotFound(f"Unknown batch action {action!r}; use one of {', '.join(BATCH_ACTIONS)}.")
+            raise CouponNotFound(_("Unknown batch action %(action)r; use one of %(choices)s.")
+                                 % {"action": action, "choices": ", ".join(BATCH_ACTIONS)})
         items = self.valid(s.BatchSerializer)["items"]
         for index, item in enumerate(items):
             missing = [f for f in _BATCH_REQUIRED[action] if not item.get(f)]
             if missing:
-                raise InvalidInput(f"items[{index}] needs {', '.join(missing)} for {action}.",
+                raise InvalidInput(_("items[%(index)d] needs %(fields)s for %(action)s.")
+                                   % {"index": index, "fields": ", ".join(missing), "action": action},
                                    details={"index": index, "missing": missing})
         ctx = self.context({})
         results = []
@@ -269,8 +291,11 @@ class BatchActionView(CouponAPIView):
 
 
 class CheckoutValidateView(CouponAPIView):
+    code_fields = ("codes",)
+
     @extend_schema(operation_id="checkout_validate", request=s.CheckoutValidateSerializer,
-                   parameters=[IDEMPOTENCY_PARAMETER], responses={200: s.CheckoutResultSerializer, **_errors(400)},
+                   parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: s.CheckoutResultSerializer, **_errors(400, 429)},
                    description="Dry run (R-USE-1): apply the codes in the given order (R-POL-6 stacking) and answer "
                                "the discount, the lines each coupon took, and why any code was rejected.")
     def post(self, request: Request) -> Response:
@@ -303,7 +328,7 @@ class ClaimableView(CouponAPIView):
     def get(self, request: Request) -> Response:
         member_id = request.query_params.get("member_id") or None
         if member_id is not None and len(member_id) > 64:
-            raise InvalidInput("member_id must be 1 to 64 characters.")
+            raise InvalidInput(_("member_id must be 1 to 64 characters."))
         rows = selectors.claimable_inventories(tenant=self.tenant, product=_product(request), member_id=member_id,
                                                now=timezone.now())
         return Response(s.ClaimableSerializer(rows, many=True).data)

@@ -9,6 +9,9 @@ Unknown keys are ignored so clients may send more than the contract (API.md: ext
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,12 +37,12 @@ class CheckoutInputInvalid(InvalidInput, ValueError):
 
 class OrderInvalid(CheckoutInputInvalid):
     code = "invalid_order"
-    default_message = "The order is not valid."
+    default_message = gettext_lazy("The order is not valid.")
 
 
 class CodesInvalid(CheckoutInputInvalid):
     code = "invalid_codes"
-    default_message = "The list of codes is not valid."
+    default_message = gettext_lazy("The list of codes is not valid.")
 
 
 class _Errors:
@@ -151,7 +154,7 @@ def validate_order_payload(data: Any) -> Order:
     """The Order object of API.md, checked; raises OrderInvalid (a ValueError) for any bad input."""
     errors = _Errors()
     if not isinstance(data, Mapping):
-        raise OrderInvalid(f"The order must be an object, not {_describe(data)}.",
+        raise OrderInvalid(_("The order must be an object, not %(type)s.") % {"type": _describe(data)},
                            {"fields": {"order": "not an object"}})
     order_id = _text(errors, data, "order_id", "order_id")
     items = data.get("items")
@@ -186,12 +189,13 @@ def normalise_code(code: str) -> str:
 def validate_codes_payload(data: Any) -> tuple[str, ...]:
     """The ``codes`` list of /checkout/validate, normalised; raises CodesInvalid for bad input or duplicates."""
     if not isinstance(data, (list, tuple)):
-        raise CodesInvalid(f"codes must be a list of strings, not {_describe(data)}.",
+        raise CodesInvalid(_("codes must be a list of strings, not %(type)s.") % {"type": _describe(data)},
                            {"fields": {"codes": "not a list"}})
     if not data:
-        raise CodesInvalid("codes must contain at least one code.", {"fields": {"codes": "empty"}})
+        raise CodesInvalid(_("codes must contain at least one code."), {"fields": {"codes": "empty"}})
     if len(data) > MAX_CODES:
-        raise CodesInvalid(f"codes has {len(data)} entries; at most {MAX_CODES} codes can be checked at once.",
+        raise CodesInvalid(_("codes has %(count)d entries; at most %(max)d codes can be checked at once.")
+                           % {"count": len(data), "max": MAX_CODES},
                            {"fields": {"codes": f"more than {MAX_CODES}"}})
     errors = _Errors()
     codes: list[str] = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -51,10 +52,10 @@ class MemberPointsView(TenantAPIView):
         description="The member's spendable balance (unspent, unexpired credits) and newest ledger entries.")
     def get(self, request: Request, member_id: str) -> Response:
         if not 1 <= len(member_id) <= 64:
-            raise InvalidInput("member_id must be 1 to 64 characters.")
+            raise InvalidInput(_("member_id must be 1 to 64 characters."))
         raw = request.query_params.get("limit", "50")
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_ENTRIES:
-            raise InvalidInput(f"limit must be an integer from 1 to {MAX_ENTRIES}.")
+            raise InvalidInput(_("limit must be an integer from 1 to %(max)d.") % {"max": MAX_ENTRIES})
         entries = selectors.points_entries(tenant=self.tenant, member_id=member_id)[:int(raw)]
         return Response({
             "member_id": member_id,

@@ -31,7 +31,8 @@ def test_operator_creates_a_client_for_their_tenant_and_sees_a_working_token_onc
 def test_revoke_action_stops_the_token(client, tenant, operator_user, member_client):
     api_client, token = member_client
     client.force_login(operator_user)
-    client.post(reverse("admin:core_apiclient_changelist"), {"action": "revoke", "_selected_action": [api_client.pk]})
+    client.post(reverse("admin:core_apiclient_changelist"), {"action": "revoke", "_selected_action": [api_client.pk],
+                                                                 "confirm": "yes"})
     api_client.refresh_from_db()
     assert api_client.revoked_at is not None
     api = APIClient()

@@ -13,13 +13,14 @@ from django.urls import reverse
 
 from core.audit import Actor, audit_record
 from coupons import lifecycle
+from coupons.bloom import bloom_adding
 from coupons.discounts import validate_order_payload
 from coupons.issuing import RequestContext, grant_create, issue_from_pool
 from coupons.models import AudienceEntry, CouponCode
 from tests import factories
 
 SECRET = "SECRETB"
-OUR_APPS = {"core", "events", "coupons", "partners", "draws", "rewards"}
+OUR_APPS = {"core", "events", "coupons", "partners", "draws", "rewards", "ops", "risk", "exports"}
 
 
 def tenant_admins():
@@ -36,12 +37,16 @@ def b_objects(other_tenant):
     event = factories.make_event(other_tenant, name=f"{SECRET} event")
     inventory = factories.make_inventory(other_tenant, policy=policy, event=event, name=f"{SECRET} pool")
     batch = factories.make_batch(inventory, batch_code=f"{SECRET}-BATCH", quantity=10)
-    CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE")
+    # Written like every writer of codes does: Bloom filter bits first (the lifecycle answers "no such coupon" without
+    # a query for a code the filter has never seen — R-RISK-4).
+    with bloom_adding([f"{SECRET}CODE"]):
+        CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE")
     ctx = RequestContext()
     issued = issue_from_pool(inventory=inventory, member_id=f"{SECRET}-member", via="grant", ctx=ctx)
     lifecycle.coupon_redeem(tenant=other_tenant, code=issued.code, member_id=f"{SECRET}-member",
                             order_id=f"{SECRET}-order", order=validate_order_payload(factories.order()), ctx=ctx)
-    CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE2")
+    with bloom_adding([f"{SECRET}CODE2"]):
+        CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE2")
     grant_create(tenant=other_tenant, inventory_public_id=inventory.public_id, member_ids=[f"{SECRET}-granted"],
                  ctx=ctx, force_async=True)
     AudienceEntry.objects.create(tenant=other_tenant, inventory=inventory, member_id=f"{SECRET}-vip")
@@ -83,6 +88,20 @@ def b_objects(other_tenant):
         tenant=other_tenant, partner_code="SECRETB", inventory_public_id=partner_inventory.public_id,
         uploaded=SimpleUploadedFile(f"{SECRET}.csv", b"SECRETBMAPPED\nSECRETB$BAD\n"), actor=factories.TEST_ACTOR)
     partner_upload_process(upload_id=partner_upload.pk)
+    from risk import budgets as risk_budgets
+    from risk.models import FrequencyLimit, InventoryBudget, MemberRisk, WebhookEndpoint
+
+    FrequencyLimit.objects.create(tenant=other_tenant, inventory=inventory, action="claim", dimension="device_id",
+                                  max_per_day=5)
+    MemberRisk.objects.create(tenant=other_tenant, member_id=f"{SECRET}-risky", level="block")
+    WebhookEndpoint.objects.create(tenant=other_tenant, name=f"{SECRET} hook", url="http://127.0.0.1:9/hook")
+    InventoryBudget.objects.create(tenant=other_tenant, inventory=inventory)
+    with transaction.atomic():  # an alarm with its webhook delivery
+        risk_budgets.raise_alarm(inventory=inventory, budget="issue_count", threshold=80, spent=8, limit=10,
+                                 now=timezone.now())
+    from exports.services import export_request
+
+    export_request(tenant=other_tenant, kind="usages", filters={"event": event.public_id}, actor=factories.TEST_ACTOR)
     objects = {}
     for model_admin in tenant_admins():
         obj = model_admin.model._default_manager.filter(tenant=other_tenant).first()

@@ -25,6 +25,9 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL='http://127.0.0.1:6379' must start with redis://"),
     ({"DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY must be at least 32 characters"),
     ({"DJANGO_CONN_MAX_AGE": "forever"}, "forever"),
+    ({"COUPON_RATE_CODE_LOOKUP_IP": "lots"}, "COUPON_RATE_CODE_LOOKUP_IP='lots' is not a rate such as 3000/m"),
+    ({"COUPON_FAILED_GUESS_LIMIT": "-1"}, "COUPON_FAILED_GUESS_LIMIT must be 0 or more; got -1"),
+    ({"COUPON_TOKEN_ROTATION_GRACE_SECONDS": "-5"}, "COUPON_TOKEN_ROTATION_GRACE_SECONDS must be 0 or more"),
 ])
 def test_a_bad_environment_value_stops_the_process_with_a_message_naming_it(env, message):
     result = run_manage("check", **env)

@@ -11,7 +11,7 @@ from core.audit import Actor
 from core.models import AuditLog
 from coupons import distribution
 from coupons.bloom import bloom_drop
-from coupons.distribution import BatchNotGenerated, batch_export_codes, csv_stream, xlsx_file
+from coupons.distribution import BatchNotGenerated, batch_export_codes, csv_stream
 from coupons.generation import batch_generate
 from coupons.models import CouponBatch, CouponCode, CouponCodeExport
 from tests import factories
@@ -69,19 +69,6 @@ def test_the_csv_holds_exactly_the_batchs_available_codes_in_id_order(generated,
     assert issued.code not in lines
 
 
-def test_the_xlsx_puts_at_most_the_sheet_limit_of_codes_on_each_sheet(generated, monkeypatch, tmp_path):
-    monkeypatch.setattr(distribution, "XLSX_ROWS_PER_SHEET", 1000)
-    export = batch_export_codes(batch=generated, partner_name="Mall B", fmt="xlsx", actor=ACTOR)
-
-    path = xlsx_file(export, directory=tmp_path)
-
-    workbook = load_workbook(path, read_only=True)
-    sheets = [[row[0] for row in sheet.iter_rows(values_only=True)] for sheet in workbook.worksheets]
-    assert [len(s) for s in sheets] == [1001, 1001, 501]  # header + codes
-    assert all(s[0] == "code" for s in sheets)
-    assert [c for s in sheets for c in s[1:]] == available_codes(generated)
-
-
 def test_a_batch_still_generating_cannot_be_exported_and_nothing_is_recorded(tenant):
     inventory = factories.make_inventory(tenant, total_quantity=1000)
     batch = factories.make_batch(inventory, quantity=10)
@@ -116,15 +103,26 @@ def test_the_console_export_streams_the_csv_and_records_the_operator(client, gen
     assert (export.partner_name, export.exported_by, export.code_count) == ("Mall C", operator_user, 2500)
 
 
-def test_the_console_xlsx_export_is_a_workbook_of_the_codes(client, generated, operator_user):
+def test_the_console_xlsx_export_is_written_by_the_export_job_and_holds_the_handed_over_codes(
+        client, generated, operator_user, settings, tmp_path):
+    """R-PART-4, R-REP-2: the workbook is not built inside the request; the Exports page offers it."""
+    from exports.models import Export
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    issued = CouponCode.objects.filter(batch=generated).order_by("id").first()
+    CouponCode.objects.filter(pk=issued.pk).update(status="ISSUED", member_id="m-1", issued_at=generated.created_at)
     client.force_login(operator_user)
 
     response = client.post(reverse("admin:coupons_couponbatch_export", args=[generated.pk]),
                            {"partner_name": "Mall D", "format": "xlsx"})
 
-    assert response.status_code == 200
-    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True)
-    assert [r[0] for r in workbook.worksheets[0].iter_rows(values_only=True)][1:] == available_codes(generated)
+    assert response.status_code == 302 and response["Location"] == reverse("admin:exports_export_changelist")
+    handover = CouponCodeExport.objects.get()
+    export = Export.objects.get()
+    assert (export.code_export, export.kind, export.status, export.rows_done) == (handover, "codes", "DONE", 2499)
+    download = client.get(reverse("admin:exports_export_download", args=[export.pk]))
+    workbook = load_workbook(io.BytesIO(b"".join(download.streaming_content)), read_only=True)
+    assert [r[0] for r in workbook.worksheets[0].iter_rows(values_only=True)] == ["code", *available_codes(generated)]
 
 
 def test_the_console_generate_button_queues_generation_and_the_progress_endpoint_reports_it(

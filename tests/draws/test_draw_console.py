@@ -21,7 +21,7 @@ MEMBERS = ["=cmd|' /C calc'!A0", "+1+1", "-2", "@SUM(A1)", "plain"]
 
 def _action(client, model, action, ids):
     return client.post(reverse(f"admin:draws_{model}_changelist"),
-                       {"action": action, "_selected_action": [str(i) for i in ids]}, follow=False)
+                       {"action": action, "_selected_action": [str(i) for i in ids], "confirm": "yes"}, follow=False)
 
 
 def test_an_operator_runs_a_draw_now_from_the_console(client, tenant, operator_user):
@@ -116,7 +116,7 @@ def test_an_operator_removes_a_staff_member_who_is_then_drawn_again(client, tena
     staff = EventStaffMember.objects.create(tenant=tenant, member_id="emp-2")
     client.force_login(operator_user)
     response = client.post(reverse("admin:events_eventstaffmember_changelist"),
-                           {"action": "remove", "_selected_action": [str(staff.pk)]})
+                           {"action": "remove", "_selected_action": [str(staff.pk)], "confirm": "yes"})
     assert response.status_code == 302
     assert not EventStaffMember.objects.filter(tenant=tenant).exists()
     assert AuditLog.objects.filter(action="event.staff_remove", object_id=str(staff.pk)).count() == 1

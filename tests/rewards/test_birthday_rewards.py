@@ -2,6 +2,8 @@
 birthday in the tenant's time zone."""
 from __future__ import annotations
 
+import re
+
 from datetime import date, datetime, timezone as dt_timezone
 from io import StringIO
 
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def run(*args: str) -> str:
     out = StringIO()
     call_command("grant_birthday_rewards", *args, stdout=out)
-    return out.getvalue().strip()
+    return re.sub(r" seconds=[0-9.]+$", "", out.getvalue().strip())  # R-OPS-2 summary line, minus its timing
 
 
 @pytest.fixture
@@ -30,13 +32,11 @@ def birthday_rule(tenant):
 
 def test_birthday_rewards_are_granted_once_per_year_however_often_the_command_runs(tenant, birthday_rule):
     birthdays_import(tenant=tenant, text="member_id,birthday\nm-1,1990-03-15\nm-2,1985-07-01\n", actor=TEST_ACTOR)
-    assert run("--date", "2026-03-15") == ("grant_birthday_rewards: 1 tenant(s), 1 birthday(s): 1 granted, "
-                                           "0 already granted this year, 0 failed.")
-    assert run("--date", "2026-03-15") == ("grant_birthday_rewards: 1 tenant(s), 1 birthday(s): 0 granted, "
-                                           "1 already granted this year, 0 failed.")
+    assert run("--date", "2026-03-15") == "grant_birthday_rewards: tenants=1 due=1 granted=1 already=0 failed=0"
+    assert run("--date", "2026-03-15") == "grant_birthday_rewards: tenants=1 due=1 granted=0 already=1 failed=0"
     assert list(RewardGrant.objects.values_list("member_id", "reference", "points")) == [("m-1", "2026", 2000)]
     assert MemberPoints.objects.get(member_id="m-1").balance == 2000
-    assert run("--date", "2027-03-15").endswith("1 granted, 0 already granted this year, 0 failed.")
+    assert run("--date", "2027-03-15").endswith("granted=1 already=0 failed=0")
     assert sorted(RewardGrant.objects.values_list("reference", flat=True)) == ["2026", "2027"]
     assert MemberPoints.objects.get(member_id="m-1").balance == 4000
     assert not PointsEntry.objects.filter(member_id="m-2").exists()
@@ -45,8 +45,7 @@ def test_birthday_rewards_are_granted_once_per_year_however_often_the_command_ru
 def test_the_dry_run_counts_and_grants_nothing(tenant, birthday_rule):
     birthdays_import(tenant=tenant, text="m-1,03-15\n", actor=TEST_ACTOR)
     assert run("--dry-run", "--date", "2026-03-15") == (
-        "grant_birthday_rewards: 1 tenant(s), 1 birthday(s): 1 would be granted (dry run, nothing changed), "
-        "0 already granted this year, 0 failed.")
+        "grant_birthday_rewards: tenants=1 due=1 granted=1 already=0 failed=0 dry_run=yes")
     assert RewardGrant.objects.count() == 0
 
 
@@ -68,8 +67,7 @@ def test_a_february_29_birthday_is_celebrated_on_february_28_in_other_years(tena
 
 def test_tenants_without_an_active_birthday_rule_grant_nothing(tenant):
     birthdays_import(tenant=tenant, text="m-1,03-15\n", actor=TEST_ACTOR)
-    assert run("--date", "2026-03-15") == ("grant_birthday_rewards: 0 tenant(s), 0 birthday(s): 0 granted, "
-                                           "0 already granted this year, 0 failed.")
+    assert run("--date", "2026-03-15") == "grant_birthday_rewards: tenants=0 due=0 granted=0 already=0 failed=0"
 
 
 def test_a_birthday_member_whose_coupon_cannot_be_issued_is_counted_as_failed_and_retried_next_run(tenant):
@@ -78,7 +76,7 @@ def test_a_birthday_member_whose_coupon_cannot_be_issued_is_counted_as_failed_an
     inventory, _ = factories.make_pool(tenant, size=0)
     make_rule(tenant, "birthday", inventory=inventory)
     birthdays_import(tenant=tenant, text="m-1,03-15\n", actor=TEST_ACTOR)
-    assert run("--date", "2026-03-15").endswith("0 granted, 0 already granted this year, 1 failed.")
+    assert run("--date", "2026-03-15").endswith("granted=0 already=0 failed=1")
     assert RewardGrant.objects.count() == 0
 
 

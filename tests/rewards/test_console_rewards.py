@@ -88,7 +88,7 @@ def test_uploading_birthdays_sets_them_for_the_users_tenant(client, a_user, tena
     client.force_login(a_user)
     upload = SimpleUploadedFile("b.csv", "member_id,birthday\nm-1,1990-03-15\nm-2,07-01\n".encode())
     response = client.post(reverse("admin:rewards_memberbirthday_upload"), {"file": upload}, follow=True)
-    assert "2 birthday(s) set." in response.content.decode()
+    assert "2 birthdays set." in response.content.decode()
     assert sorted(MemberBirthday.objects.values_list("tenant_id", "member_id", "month", "day")) == [
         (tenant.pk, "m-1", 3, 15), (tenant.pk, "m-2", 7, 1)]
 

@@ -1,6 +1,8 @@
 """R-REW-3: the points ledger — balance, spending never below zero, and expiry exactly once (expire_points)."""
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 
 import pytest
@@ -34,7 +36,7 @@ def run(*args: str) -> str:
 
     out = StringIO()
     call_command("expire_points", *args, stdout=out)
-    return out.getvalue().strip()
+    return re.sub(r" seconds=[0-9.]+$", "", out.getvalue().strip())  # R-OPS-2 summary line, minus its timing
 
 
 @pytest.fixture
@@ -45,8 +47,8 @@ def review_rule(tenant):
 def test_expired_credits_leave_the_balance_exactly_once_even_if_the_command_runs_twice(tenant, review_rule):
     old, fresh = grant(tenant, "r-1"), grant(tenant, "r-2")
     age(old, 31)
-    assert run() == "expire_points: 1 credit(s) expired, 100 point(s) removed."
-    assert run() == "expire_points: 0 credit(s) expired, 0 point(s) removed."
+    assert run() == "expire_points: credits=1 points=100"
+    assert run() == "expire_points: credits=0 points=0"
     debits = PointsEntry.objects.filter(reason="expiry")
     assert list(debits.values_list("amount", "expired_entry", "reference")) == [(-100, old.points_entry.pk,
                                                                                   "review:r-1")]
@@ -66,7 +68,7 @@ def test_a_credit_past_its_expiry_no_longer_counts_even_before_the_job_runs(tena
 
 def test_the_dry_run_counts_and_changes_nothing(tenant, review_rule):
     age(grant(tenant, "r-1"), 31)
-    assert run("--dry-run") == "expire_points: 1 credit(s), 100 point(s) would expire (dry run, nothing changed)."
+    assert run("--dry-run") == "expire_points: credits=1 points=100 dry_run=yes"
     assert PointsEntry.objects.filter(reason="expiry").count() == 0
     assert MemberPoints.objects.get(member_id="m-1").balance == 100
 
@@ -88,7 +90,7 @@ def test_spending_uses_the_credit_that_expires_first_and_expiry_takes_only_the_u
     assert PointsEntry.objects.get(pk=first.points_entry.pk).remaining == 70
     assert PointsEntry.objects.get(pk=second.points_entry.pk).remaining == 100
     age(first, 31)
-    assert run() == "expire_points: 1 credit(s) expired, 70 point(s) removed."
+    assert run() == "expire_points: credits=1 points=70"
     assert MemberPoints.objects.get(member_id="m-1").balance == 100
     assert points_balance(tenant=tenant, member_id="m-1", now=timezone.now()) == 100
     assert list(PointsEntry.objects.order_by("id").values_list("amount", "reason")) == [
@@ -120,7 +122,7 @@ def test_a_fully_spent_credit_expires_without_a_debit(tenant, review_rule):
     old = grant(tenant, "r-1")
     points_spend(tenant=tenant, member_id="m-1", amount=100, reference="order-7", actor=TEST_ACTOR)
     age(old, 31)
-    assert run() == "expire_points: 0 credit(s) expired, 0 point(s) removed."
+    assert run() == "expire_points: credits=0 points=0"
     assert MemberPoints.objects.get(member_id="m-1").balance == 0
 
 
@@ -128,6 +130,6 @@ def test_expiry_never_touches_another_tenants_member_with_the_same_id(tenant, ot
     make_rule(other_tenant, "review", review_text_points=40, review_image_points=50, points_valid_days=30)
     age(grant(tenant, "r-1"), 31)
     grant(other_tenant, "r-1")
-    assert run() == "expire_points: 1 credit(s) expired, 100 point(s) removed."
+    assert run() == "expire_points: credits=1 points=100"
     assert MemberPoints.objects.get(tenant=other_tenant, member_id="m-1").balance == 40
     assert points_balance(tenant=other_tenant, member_id="m-1", now=timezone.now()) == 40

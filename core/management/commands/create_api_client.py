@@ -1,5 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils.translation import gettext_lazy as _
 
+from core.commands import BaseCommand
 from core.audit import Actor
 from core.exceptions import DomainError
 from core.models import ApiClient, Tenant
@@ -7,12 +9,12 @@ from core.services import api_client_create
 
 
 class Command(BaseCommand):
-    help = "Create an API client for a tenant and print its token once (it is stored only as a hash)."
+    help = _("Create an API client for a tenant and print its token once (it is stored only as a hash).")
 
     def add_arguments(self, parser):
-        parser.add_argument("tenant", help="Tenant slug or name.")
+        parser.add_argument("tenant", help=_("Tenant slug or name."))
         parser.add_argument("--scope", choices=ApiClient.Scope.values, default=ApiClient.Scope.MEMBER)
-        parser.add_argument("--name", default="", help="Defaults to '<scope> client'.")
+        parser.add_argument("--name", default="", help=_("Defaults to '<scope> client'."))
 
     def handle(self, *args, **opts):
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first() or Tenant.objects.filter(

@@ -1,19 +1,21 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils.translation import gettext_lazy as _
 
+from core.commands import BaseCommand
 from core.audit import Actor
 from core.exceptions import DomainError
 from core.services import tenant_create
 
 
 class Command(BaseCommand):
-    help = "Create a tenant (a customer organisation)."
+    help = _("Create a tenant (a customer organisation).")
 
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--slug", default="")
-        parser.add_argument("--currency", default="KRW", help="ISO 4217 code (default KRW).")
+        parser.add_argument("--currency", default="KRW", help=_("ISO 4217 code (default KRW)."))
         parser.add_argument("--rounding-unit", type=int, default=1,
-                            help="Computed amounts round down to a multiple of this (e.g. 10 for KRW).")
+                            help=_("Computed amounts round down to a multiple of this (e.g. 10 for KRW)."))
         parser.add_argument("--time-zone", default="Asia/Seoul")
         parser.add_argument("--language", choices=["ko", "en"], default="ko")
 

@@ -10,10 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from core.commands import BaseCommand
 from core.audit import Actor
 from core.models import ApiClient, Tenant, User
 from core.roles import ROLE_APPROVER, ROLE_OPERATOR, ensure_roles
@@ -44,10 +45,10 @@ def _save_credentials(data: dict[str, str]) -> None:
 
 
 class Command(BaseCommand):
-    help = "Create (idempotently) a demo tenant with logins, API tokens, policies, an event, an inventory and codes."
+    help = _("Create (idempotently) a demo tenant with logins, API tokens, policies, an event, an inventory and codes.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--json", action="store_true", help="Print identifiers and tokens as one JSON object.")
+        parser.add_argument("--json", action="store_true", help=_("Print identifiers and tokens as one JSON object."))
 
     def handle(self, *args, **opts):
         ensure_roles()

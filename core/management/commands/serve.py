@@ -13,17 +13,19 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.utils.translation import gettext_lazy as _
+
+from core.commands import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Migrate, create demo data and serve the console + API (gunicorn) and, with REDIS_URL, an RQ worker."
+    help = _("Migrate, create demo data and serve the console + API (gunicorn) and, with REDIS_URL, an RQ worker.")
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.environ.get("COUPON_BIND", "127.0.0.1:8000"))
         parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
         parser.add_argument("--threads", type=int, default=4)
-        parser.add_argument("--no-demo", action="store_true", help="Skip demo_data.")
+        parser.add_argument("--no-demo", action="store_true", help=_("Skip demo_data."))
 
     def handle(self, *args, **opts):
         call_command("migrate", interactive=False, verbosity=0)

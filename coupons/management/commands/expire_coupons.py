@@ -1,20 +1,21 @@
-"""Cron: mark every coupon past its validity EXPIRED (R-LIFE-3, R-OPS-2). Safe to run twice or concurrently."""
-from django.core.management.base import BaseCommand
+"""Cron: mark every coupon past its validity EXPIRED (R-LIFE-3, R-OPS-2). Safe to run twice or concurrently.
+
+``expire_coupons [--dry-run] [--no-progress] [--wait]`` — last line: ``expire_coupons: expired=N seconds=S``.
+"""
+from django.utils.translation import gettext_lazy as _
 
 from coupons.lifecycle import coupons_expire
+from ops.cron import AlreadyRunning, CronCommand
 
 
-class Command(BaseCommand):
-    help = "Expire coupons past their validity, in chunks; a concurrent run exits at once (advisory lock)."
+class Command(CronCommand):
+    name = "expire_coupons"
+    help = _("Expire coupons past their validity, in chunks; a concurrent run exits at once (advisory lock).")
+    dry_run_help = _("Count what would expire; change nothing.")
 
-    def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Count what would expire; change nothing.")
-
-    def handle(self, *args, **opts):
-        count = coupons_expire(dry_run=opts["dry_run"])
-        if count is None:
-            self.stdout.write("expire_coupons: another run holds the lock; nothing done.")
-        elif opts["dry_run"]:
-            self.stdout.write(f"expire_coupons: {count} coupon(s) would expire (dry run, nothing changed).")
-        else:
-            self.stdout.write(f"expire_coupons: {count} coupon(s) expired.")
+    def run(self, *, dry_run, progress, **options):
+        progress.set_description("expire_coupons: codes expired")
+        count = coupons_expire(dry_run=dry_run, progress=progress.update)
+        if count is None:  # the RQ periodic expiry job holds the service's lock
+            raise AlreadyRunning
+        return {"expired": count}

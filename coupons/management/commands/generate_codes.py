@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils.translation import gettext_lazy as _
 from tqdm import tqdm
 
+from core.commands import BaseCommand
 from core.audit import Actor
 from core.exceptions import DomainError
 from coupons.generation import batch_generate, batch_generation_progress, batch_start_generation, generation_plan
@@ -18,13 +20,13 @@ from coupons.models import CouponBatch
 
 
 class Command(BaseCommand):
-    help = "Generate (or resume generating) the codes of a batch, with a progress bar."
+    help = _("Generate (or resume generating) the codes of a batch, with a progress bar.")
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("batch_code")
-        parser.add_argument("--tenant", help="Tenant slug (needed when several tenants use the batch code).")
-        parser.add_argument("--sync", action="store_true", help="Run here instead of queueing a job.")
-        parser.add_argument("--no-progress", action="store_true", help="No progress bar (logs, CI).")
+        parser.add_argument("--tenant", help=_("Tenant slug (needed when several tenants use the batch code)."))
+        parser.add_argument("--sync", action="store_true", help=_("Run here instead of queueing a job."))
+        parser.add_argument("--no-progress", action="store_true", help=_("No progress bar (logs, CI)."))
 
     def handle(self, *args: Any, **opts: Any) -> None:
         batches = CouponBatch.objects.select_related("tenant").filter(batch_code=opts["batch_code"])

@@ -10,21 +10,24 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils.translation import gettext_lazy as _
 from tqdm import tqdm
 
 from coupons.bloom import bloom_rebuild, bloom_verify
 
+from core.commands import BaseCommand
+
 
 class Command(BaseCommand):
-    help = "Rebuild (or --check) the Bloom filter over every coupon code."
+    help = _("Rebuild (or --check) the Bloom filter over every coupon code.")
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--capacity", type=int, default=None,
                             help=f"Codes the filter is sized for (default BLOOM_CAPACITY={settings.BLOOM_CAPACITY}).")
         parser.add_argument("--error-rate", type=float, default=None,
                             help=f"False-positive rate at capacity (default {settings.BLOOM_ERROR_RATE}).")
-        parser.add_argument("--check", action="store_true", help="Only verify the filter against sample codes.")
+        parser.add_argument("--check", action="store_true", help=_("Only verify the filter against sample codes."))
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **opts: Any) -> None:

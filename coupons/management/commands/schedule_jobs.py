@@ -1,11 +1,14 @@
 """Start the self-rescheduling periodic jobs on RQ (run once after a deploy; idempotent)."""
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils.translation import gettext_lazy as _
+
+from core.commands import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Enqueue the periodic expiry/lock-release job on the 'expiry' queue (needs REDIS_URL and a worker " \
-           "started with --with-scheduler)."
+    help = _("Enqueue the periodic expiry/lock-release job on the 'expiry' queue (needs REDIS_URL and a worker " \
+           "started with --with-scheduler).")
 
     def handle(self, *args, **opts):
         if not settings.USE_REDIS:

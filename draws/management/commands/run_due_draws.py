@@ -1,23 +1,25 @@
-"""Cron: commit scheduled draws' seeds and run the due ones (R-DRAW-1). Safe to run twice or concurrently."""
-from django.core.management.base import BaseCommand
+"""Cron: commit scheduled draws' seeds and run the due ones (R-DRAW-1, R-OPS-2). Safe to run twice or concurrently.
+
+Last line: ``run_due_draws: committed=N started=N resumed=N waiting=N grants=N seconds=S``; with ``--dry-run`` the
+counts are what a run would do.
+"""
+from django.utils.translation import gettext_lazy as _
 
 from draws.services import draws_run_due
+from ops.cron import AlreadyRunning, CronCommand
 
 
-class Command(BaseCommand):
-    help = ("Commit the seeds of scheduled draws (publishing their hashes), then run every draw whose draw_at has "
-            "passed and whose event has ended; crashed runs are resumed. A concurrent run exits at once.")
+class Command(CronCommand):
+    name = "run_due_draws"
+    help = (_("Commit the seeds of scheduled draws (publishing their hashes), then run every draw whose draw_at has "
+            "passed and whose event has ended; crashed runs are resumed. A concurrent run exits at once."))
+    dry_run_help = _("Report what would happen; change nothing.")
 
-    def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Report what would happen; change nothing.")
-
-    def handle(self, *args, **opts):
-        summary = draws_run_due(dry_run=opts["dry_run"])
+    def run(self, *, dry_run, progress, **options):
+        progress.set_description("run_due_draws")
+        summary = draws_run_due(dry_run=dry_run)
         if summary is None:
-            self.stdout.write("run_due_draws: another run holds the lock; nothing done.")
-            return
-        verb = "would be" if opts["dry_run"] else "were"
-        self.stdout.write(f"run_due_draws: {summary.committed} seed(s) {verb} committed, {summary.started} draw(s) "
-                          f"{verb} started, {summary.resumed} crashed draw(s) {verb} resumed, {summary.waiting} due "
-                          f"draw(s) wait for their event to end, {summary.grants} draw(s) with prizes to grant "
-                          f"{verb} handed over" + (" (dry run, nothing changed)." if opts["dry_run"] else "."))
+            raise AlreadyRunning
+        progress.update(summary.committed + summary.started + summary.resumed + summary.grants)
+        return {"committed": summary.committed, "started": summary.started, "resumed": summary.resumed,
+                "waiting": summary.waiting, "grants": summary.grants}

@@ -1,15 +1,18 @@
 """Recompute a finished draw from the database and its revealed seed (R-DRAW-2). Exit status 1 on any mismatch."""
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils.translation import gettext_lazy as _
 
 from draws.models import Draw
 from draws.services import draw_verify
 
+from core.commands import BaseCommand
+
 
 class Command(BaseCommand):
-    help = "Check sha256(seed) against the committed hash and recompute the winners; non-zero exit on mismatch."
+    help = _("Check sha256(seed) against the committed hash and recompute the winners; non-zero exit on mismatch.")
 
     def add_arguments(self, parser):
-        parser.add_argument("draw_id", help="The draw's public id (or its numeric database id).")
+        parser.add_argument("draw_id", help=_("The draw's public id (or its numeric database id)."))
 
     def handle(self, *args, **opts):
         key = opts["draw_id"].strip()

@@ -1,14 +1,15 @@
 """Cron: create the next occurrence of every ended repeatable event (R-EVT-1). Safe to run twice or concurrently."""
-from django.core.management.base import BaseCommand
+from django.utils.translation import gettext_lazy as _
 
+from core.commands import BaseCommand
 from events.services import events_roll_recurring
 
 
 class Command(BaseCommand):
-    help = "Create the next occurrence of ended repeatable events, exactly once each (advisory lock)."
+    help = _("Create the next occurrence of ended repeatable events, exactly once each (advisory lock).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Count what would be created; change nothing.")
+        parser.add_argument("--dry-run", action="store_true", help=_("Count what would be created; change nothing."))
 
     def handle(self, *args, **opts):
         count = events_roll_recurring(dry_run=opts["dry_run"])

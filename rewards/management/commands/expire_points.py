@@ -1,21 +1,21 @@
-"""Cron: debit every points credit past its expiry (R-REW-3, R-OPS-2). Safe to run twice or concurrently."""
-from django.core.management.base import BaseCommand
+"""Cron: debit every points credit past its expiry (R-REW-3, R-OPS-2). Safe to run twice or concurrently.
 
+Last line: ``expire_points: credits=N points=N seconds=S``."""
+from django.utils.translation import gettext_lazy as _
+
+from ops.cron import AlreadyRunning, CronCommand
 from rewards.services import points_expire
 
 
-class Command(BaseCommand):
-    help = "Write one expiry debit for the unspent part of each expired points credit; a concurrent run exits."
+class Command(CronCommand):
+    name = "expire_points"
+    help = _("Write one expiry debit for the unspent part of each expired points credit; a concurrent run exits.")
+    dry_run_help = _("Count what would expire; change nothing.")
 
-    def add_arguments(self, parser):
-        parser.add_argument("--dry-run", action="store_true", help="Count what would expire; change nothing.")
-
-    def handle(self, *args, **opts):
-        result = points_expire(dry_run=opts["dry_run"])
+    def run(self, *, dry_run, progress, **options):
+        progress.set_description("expire_points")
+        result = points_expire(dry_run=dry_run)
         if result is None:
-            self.stdout.write("expire_points: another run holds the lock; nothing done.")
-        elif opts["dry_run"]:
-            self.stdout.write(f"expire_points: {result.credits} credit(s), {result.points} point(s) would expire "
-                              "(dry run, nothing changed).")
-        else:
-            self.stdout.write(f"expire_points: {result.credits} credit(s) expired, {result.points} point(s) removed.")
+            raise AlreadyRunning
+        progress.update(result.credits)
+        return {"credits": result.credits, "points": result.points}
