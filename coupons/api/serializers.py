@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
@@ -42,8 +43,26 @@ class RiskContextSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=CHANNELS, required=False)
 
 
+class BoundedListSerializer(serializers.ListSerializer):
+    """A ``many=True`` list whose min_length / max_length the OpenAPI schema states too (minItems / maxItems).
+    DRF checks a list serializer's bounds without validators, and drf-spectacular reads array bounds from validators
+    only; these validators repeat checks DRF has already passed, so they never answer differently."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bounds = []
+        if self.min_length is not None:
+            bounds.append(MinLengthValidator(self.min_length))
+        if self.max_length is not None:
+            bounds.append(MaxLengthValidator(self.max_length))
+        self.validators = [*self.validators, *bounds]
+
+
 class OrderLineSerializer(serializers.Serializer):
     """Documents the order line for the schema; validation is coupons.discounts.validate_order_payload."""
+
+    class Meta:
+        list_serializer_class = BoundedListSerializer
 
     sku = serializers.CharField(max_length=64)
     spu = serializers.CharField(max_length=64)
@@ -60,9 +79,12 @@ class OrderLineSerializer(serializers.Serializer):
 
 
 class OrderSerializer(serializers.Serializer):
-    order_id = serializers.CharField(max_length=64, required=False)
+    """Documents the order for the schema; validation is coupons.discounts.validate_order_payload, which requires
+    order_id, items and shipping_fee."""
+
+    order_id = serializers.CharField(max_length=64)
     items = OrderLineSerializer(many=True, allow_empty=False, min_length=1, max_length=MAX_LINES)
-    shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY, required=False, default=0)
+    shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY)
     channel = serializers.ChoiceField(choices=CHANNELS, required=False, allow_null=True, default=None)
     payment_method = serializers.ChoiceField(choices=PAYMENT_METHODS, required=False, allow_null=True, default=None)
 
@@ -111,7 +133,7 @@ class ClaimSerializer(RiskContextSerializer):
 class GrantSerializer(serializers.Serializer):
     inventory = serializers.CharField(max_length=16)
     member_ids = serializers.ListField(child=serializers.CharField(min_length=1, max_length=64), allow_empty=False,
-                                       max_length=1_000_000)
+                                       min_length=1, max_length=1_000_000)
 
 
 class LockSerializer(RiskContextSerializer):
@@ -198,6 +220,9 @@ def coupon_payload(coupon: CouponCode, now: Any) -> dict[str, Any]:
 
 
 class BatchItemSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = BoundedListSerializer
+
     code = serializers.CharField(max_length=64)
     member_id = serializers.CharField(max_length=64, required=False)
     order_id = serializers.CharField(max_length=64, required=False)
@@ -207,7 +232,7 @@ class BatchItemSerializer(serializers.Serializer):
 
 
 class BatchSerializer(serializers.Serializer):
-    items = BatchItemSerializer(many=True, allow_empty=False, max_length=500)
+    items = BatchItemSerializer(many=True, allow_empty=False, min_length=1, max_length=500)
 
 
 class CheckoutValidateSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -65,6 +66,8 @@ class PartnerUploadAPIView(TenantAPIView):
 
 
 class UploadCreateView(PartnerUploadAPIView):
+    parser_classes = [MultiPartParser]  # the one endpoint that takes a file; every other body is JSON
+
     @extend_schema(operation_id="partner_upload_create", request={"multipart/form-data": UploadRequest},
                    parameters=[IDEMPOTENCY_PARAMETER], responses={202: UPLOAD_ACCEPTED, **_errors(400, 403, 404)},
                    description="Upload a CSV or XLSX of partner codes (one column, optional header partner_code) for "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from coupons.api.serializers import CouponSerializer, StrictIntegerField, coupon_payload, member_id_field
@@ -12,10 +13,15 @@ from rewards.models import PointsEntry, RewardGrant, Trigger
 MAX_AMOUNT = 10**12
 
 
+@extend_schema_field({"type": "string", "enum": list(Trigger.values)})
+class TriggerField(serializers.CharField):
+    """A plain string to DRF, so the service answers an unknown trigger with its own code (unknown_trigger); the
+    schema states the values it accepts."""
+
+
 class TriggerSerializer(serializers.Serializer):
     member_id = member_id_field
-    # A plain string: the service answers an unknown trigger with its own code (unknown_trigger).
-    trigger = serializers.CharField(max_length=32, help_text=f"One of {', '.join(Trigger.values)}.")
+    trigger = TriggerField(max_length=32, help_text=f"One of {', '.join(Trigger.values)}.")
     reference = serializers.CharField(min_length=1, max_length=128,
                                       help_text="Order number, review id, … — once per (member, trigger, reference).")
     amount = StrictIntegerField(min_value=0, max_value=MAX_AMOUNT, required=False,

@@ -44,8 +44,8 @@ class RewardTriggerView(TenantAPIView):
 class MemberPointsView(TenantAPIView):
     @extend_schema(
         operation_id="member_points",
-        parameters=[OpenApiParameter("limit", int, description=f"Newest entries to list (1–{MAX_ENTRIES}, "
-                                                               "default 50).")],
+        parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ENTRIES},
+                                     description=f"Newest entries to list (1–{MAX_ENTRIES}, default 50).")],
         responses={200: inline_serializer("MemberPoints", {
             "member_id": serializers.CharField(), "balance": serializers.IntegerField(),
             "entries": s.EntryOutSerializer(many=True)}), 400: OpenApiResponse(ERROR)},

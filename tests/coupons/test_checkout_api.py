@@ -157,3 +157,16 @@ def test_hostile_code_lists_are_refused_with_400(api, db, codes, reason):
 def test_malformed_json_is_a_400_not_a_500(api, db):
     response = api.post("/api/v1/checkout/best", data="{not json", content_type="application/json")
     assert (response.status_code, response.json()["code"]) == (400, "malformed_request")
+
+
+@pytest.mark.parametrize("content_type,body", [
+    ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="member_id"\r\n\r\nm-1\r\n--x--\r\n'),
+    ("application/x-www-form-urlencoded", b"member_id=m-1"),
+    ("text/plain", b'{"member_id": "m-1"}'),
+])
+def test_a_body_that_is_not_json_is_a_415_naming_the_type(api, db, content_type, body):
+    """Bodies are JSON (API.md: a JSON API); a form cannot carry the order and its lines. The partner upload alone
+    takes multipart (tests/partners)."""
+    response = api.generic("POST", "/api/v1/checkout/best", body, content_type=content_type)
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
+    assert content_type.split(";")[0] in response.json()["message"]
