@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export import resources
@@ -240,6 +241,10 @@ class PartnerUploadAdmin(TenantScopedAdmin):
                                   % {"upload": upload, "count": f"{upload.failed:,}"}, messages.SUCCESS)
 
 
+# The failures sheet's columns: model field names, which are also the machine-key header.
+FAILURE_COLUMNS = ("upload", "line", "value", "reason", "message")
+
+
 @admin.register(PartnerUploadFailure)
 class PartnerUploadFailureAdmin(TenantScopedAdmin):
     list_display = ["upload", "line", "value", "reason", "message", "tenant"]
@@ -249,7 +254,7 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
         return lookup == "upload__id__exact" or super().lookup_allowed(lookup, value, request)
     list_select_related = ["upload__partner"]
     search_fields = ["value", "upload__public_id"]
-    actions = ["download_xlsx"]
+    actions = ["download_xlsx", "download_xlsx_keys"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -259,14 +264,38 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
 
     @admin.action(description=_("Download the selected failures as XLSX"), permissions=["view"])
     def download_xlsx(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        """Sheet name, headers and reasons in the tenant's language (issue #11), for the people fixing the file."""
+        return self._failures_xlsx(request, queryset, machine_keys=False)
+
+    @admin.action(description=_("Download the selected failures as XLSX (machine keys)"), permissions=["view"])
+    def download_xlsx_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        """Stable English keys for header and reason, whatever the language: for scripts and accounting imports."""
+        return self._failures_xlsx(request, queryset, machine_keys=True)
+
+    def _failures_xlsx(self, request: HttpRequest, queryset: QuerySet, *, machine_keys: bool) -> HttpResponse:
+        from django.conf import settings
+        from django.utils import translation
         from openpyxl import Workbook
 
+        # a tenant user's own company; a superuser's selection is of one tenant in practice: the first row's
+        first = queryset.select_related("tenant").first()
+        tenant = first.tenant if first is not None else None
+        reasons = dict(PartnerUploadFailure.Reason.choices)
         workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet("failures")
-        sheet.append(["upload", "line", "value", "reason", "message"])
+        with translation.override(getattr(tenant, "language", "") or settings.LANGUAGE_CODE):
+            if machine_keys:
+                title, header = "failures", list(FAILURE_COLUMNS)
+            else:
+                title = gettext("Failures")
+                header = [capfirst(str(PartnerUploadFailure._meta.get_field(key).verbose_name))
+                          for key in FAILURE_COLUMNS]
+                reasons = {key: str(label) for key, label in reasons.items()}
+        sheet = workbook.create_sheet(title)
+        sheet.append(header)
         for failure in queryset.select_related("upload").order_by("upload_id", "line").iterator(chunk_size=2000):
+            reason = failure.reason if machine_keys else reasons.get(failure.reason, failure.reason)
             sheet.append([failure.upload.public_id, failure.line, services.spreadsheet_safe(failure.value),
-                          failure.reason, services.spreadsheet_safe(failure.message)])
+                          reason, services.spreadsheet_safe(failure.message)])
         out = io.BytesIO()
         workbook.save(out)
         response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument."

@@ -212,20 +212,42 @@ def test_the_failure_list_filters_by_reason_and_by_upload(console, tenant, partn
     assert [(f.line, f.value) for f in listed(console.get(url, {"upload__id__exact": other.pk}))] == [(1, "$$")]
 
 
-def test_the_failures_download_as_xlsx_with_formulas_escaped(console, tenant, partner, pool):
-    upload = make_upload(tenant, pool)
+def download_failures(console, action="download_xlsx"):
     response = console.post(reverse("admin:partners_partneruploadfailure_changelist") + "?reason=bad_format", {
-        "action": "download_xlsx", "select_across": "1", "index": "0",
+        "action": action, "select_across": "1", "index": "0",
         "_selected_action": list(PartnerUploadFailure.objects.values_list("pk", flat=True))})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
     sheet = load_workbook(io.BytesIO(response.content)).active
-    rows = [tuple(c.value for c in row) for row in sheet.iter_rows()]
-    assert rows[0] == ("upload", "line", "value", "reason", "message")
+    return sheet, [tuple(c.value for c in row) for row in sheet.iter_rows()]
+
+
+def test_the_failures_download_as_xlsx_with_formulas_escaped(console, tenant, partner, pool):
+    upload = make_upload(tenant, pool)
+    sheet, rows = download_failures(console)
+    assert sheet.title == "Failures"
+    assert rows[0] == ("Upload", "Line", "Value", "Reason", "Message")
     assert [(r[0], r[1], r[2], r[3]) for r in rows[1:]] == [
-        (upload.public_id, 3, "AB$1", "bad_format"), (upload.public_id, 7, "'=HYPERLINK(\"http://x\")", "bad_format")]
+        (upload.public_id, 3, "AB$1", "bad format"), (upload.public_id, 7, "'=HYPERLINK(\"http://x\")", "bad format")]
     # no cell is a formula: the hostile value is text with a leading apostrophe
     assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+
+
+def test_the_failures_sheet_is_in_the_tenant_language_with_a_machine_key_variant(console, tenant, partner, pool):
+    """Issue #11: sheet name, headers and reasons in the tenant's language — whatever the operator's console
+    language; the machine-key download has stable keys for both, in every language."""
+    tenant.language = "ko"
+    tenant.save(update_fields=["language"])
+    upload = make_upload(tenant, pool)
+    sheet, rows = download_failures(console)
+    assert sheet.title == "실패 내역"
+    assert rows[0] == ("업로드", "줄", "값", "사유", "메시지")
+    assert [r[3] for r in rows[1:]] == ["형식 오류", "형식 오류"]
+    sheet, rows = download_failures(console, "download_xlsx_keys")
+    assert sheet.title == "failures"
+    assert rows[0] == ("upload", "line", "value", "reason", "message")
+    assert [(r[0], r[1], r[3]) for r in rows[1:]] == [(upload.public_id, 3, "bad_format"),
+                                                      (upload.public_id, 7, "bad_format")]
 
 
 def test_the_mappings_list_shows_the_codes_of_an_upload(console, tenant, partner, pool, other_tenant):
