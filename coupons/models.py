@@ -441,6 +441,9 @@ class CouponUsage(models.Model):
             models.Index(fields=["tenant", "used_at"], name="usage_tenant_time"),
             models.Index(fields=["inventory", "used_at"], name="usage_inventory_time"),
             models.Index(fields=["coupon", "order_id"], name="usage_coupon_order"),
+            # the console's usage search by order or member (R-OPS: indexed searches on big tables)
+            models.Index(fields=["tenant", "order_id"], name="usage_tenant_order"),
+            models.Index(fields=["tenant", "member_id"], name="usage_tenant_member"),
         ]
 
 
