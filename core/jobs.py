@@ -95,13 +95,27 @@ def on_job_failure(job: Any, connection: Any, exc_type: type, exc_value: BaseExc
         logger.warning("could not save the failure meta of job %s", job.id, exc_info=True)
 
 
-def _in_process(func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _timed(queue: str, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """One attempt, timed for /metrics like an RQ worker's (dashboard.worker): same metric, labels and outcome."""
+    from dashboard.metrics import record_job
+
+    started = time.perf_counter()
+    ok = False
+    try:
+        func(*args, **kwargs)
+        ok = True
+    finally:
+        record_job(queue=queue, function=f"{func.__module__}.{func.__qualname__}", ok=ok,
+                   seconds=time.perf_counter() - started)
+
+
+def _in_process(queue: str, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
     intervals = retry_intervals()
     attempt = 0
     while True:
         close_old_connections()
         try:
-            func(*args, **kwargs)
+            _timed(queue, func, args, kwargs)
             return
         except Exception as exc:
             if attempt < len(intervals) and is_transient(exc):
@@ -137,5 +151,5 @@ def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="job")
-    _executor.submit(_in_process, func, args, kwargs)
+    _executor.submit(_in_process, queue, func, args, kwargs)
     return job_id

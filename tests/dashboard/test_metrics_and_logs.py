@@ -85,6 +85,31 @@ def test_the_rq_worker_class_times_jobs_by_queue_function_and_outcome(db):
                   function="tests.dashboard.test_metrics_and_logs.failing_job", outcome="failed") == before_failed + 1
 
 
+def test_in_process_jobs_are_timed_like_the_workers_jobs(db, settings):
+    """R-OPS: without Redis (the embedded quick start) jobs run in a thread pool of the web process; each attempt
+    lands in coupon_job_duration_seconds under the same labels as a worker's."""
+    import time
+
+    from core import jobs
+
+    settings.USE_REDIS, settings.JOBS_SYNC, settings.JOB_RETRY_INTERVALS = False, False, []
+    ok = {"queue": "exports", "function": "tests.dashboard.test_metrics_and_logs.sample_job", "outcome": "ok"}
+    failed = {"queue": "exports", "function": "tests.dashboard.test_metrics_and_logs.failing_job",
+              "outcome": "failed"}
+    before = (metric("coupon_job_duration_seconds_count", **ok) or 0,
+              metric("coupon_job_duration_seconds_count", **failed) or 0)
+    jobs.enqueue("exports", sample_job, 21)
+    jobs.enqueue("exports", failing_job)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        after = (metric("coupon_job_duration_seconds_count", **ok) or 0,
+                 metric("coupon_job_duration_seconds_count", **failed) or 0)
+        if after == (before[0] + 1, before[1] + 1):
+            break
+        time.sleep(0.05)
+    assert after == (before[0] + 1, before[1] + 1)
+
+
 def test_a_request_id_is_echoed_or_made_up(client, db):
     assert client.get("/health/", HTTP_X_REQUEST_ID="abc-123").headers["X-Request-ID"] == "abc-123"
     made_up = client.get("/health/", HTTP_X_REQUEST_ID="bad id\n with spaces").headers["X-Request-ID"]
