@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, format_decimal, get_currency_precision
 from django.contrib import admin
 from django.utils import translation
 
@@ -24,6 +24,14 @@ def format_money(amount_minor: int | None, currency: str, *, language: str | Non
     language = language or translation.get_language() or "en"
     locale = _LOCALES.get(language.split("-")[0], "en_US")
     return format_currency(value, currency, locale=locale, currency_digits=True)
+
+
+def format_number(value: int | None, *, language: str | None = None) -> str:
+    """A count for people, with the active language's grouping: ``format_number(1000000)`` → ``"1,000,000"``."""
+    if value is None:
+        return ""
+    language = language or translation.get_language() or "en"
+    return format_decimal(int(value), locale=_LOCALES.get(language.split("-")[0], "en_US"))
 
 
 def currency_of(obj: Any) -> str:

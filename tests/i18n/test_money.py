@@ -63,3 +63,27 @@ def test_the_usage_log_shows_amounts_in_the_tenants_currency_format(client, lang
     client.force_login(factories.make_operator(tenant))
     body = client.get("/admin/coupons/couponusage/").content.decode()
     assert "₩1,234,500" in body and "₩12,300" in body
+
+
+def test_the_number_filter_groups_counts_and_leaves_other_values_alone():
+    out = Template("{% load money %}{{ a|number }} {{ b|number }} [{{ none|number }}] {{ text|number }}").render(
+        Context({"a": 1200000, "b": 999, "none": None, "text": "n/a"}))
+    assert out == "1,200,000 999 [] n/a"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language,line", [
+    ("en", "0 of 1,200,000 codes — pending"),
+    ("ko", "코드 1,200,000개 중 0개 — 대기"),
+])
+def test_the_batch_page_groups_its_quantities(client, language, line):
+    """Issue #11: counts in the console read like the money does (1,200,000, not 1200000)."""
+    from django.urls import reverse
+
+    from tests import factories
+
+    tenant = factories.make_tenant(language=language)
+    batch = factories.make_batch(factories.make_inventory(tenant, total_quantity=1_200_000), quantity=1_200_000)
+    client.force_login(factories.make_operator(tenant))
+    body = client.get(reverse("admin:coupons_couponbatch_change", args=[batch.pk])).content.decode()
+    assert line in body
