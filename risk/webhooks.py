@@ -158,11 +158,24 @@ def backoff(attempts: int) -> timedelta:
 
 
 def alarm_payload(alarm: Alarm) -> dict[str, Any]:
+    """Machine fields, plus ``message``: one sentence for people (a chat channel, an e-mail relay) in the tenant's
+    language (issue #11). Receivers parse the fields; the message may change with the language and its wording."""
+    from django.conf import settings
+    from django.utils import translation
+
+    from core.money import format_number
+
     inventory = alarm.inventory
-    return {"event": EVENT_ALARM, "tenant": inventory.tenant.slug, "inventory": inventory.public_id,
+    tenant = inventory.tenant
+    with translation.override(tenant.language or settings.LANGUAGE_CODE):
+        message = gettext("Budget alarm: the %(budget)s of %(inventory)s has reached %(threshold)s %% "
+                          "(%(spent)s of %(limit)s).") % {
+            "budget": Alarm.Budget(alarm.budget).label, "inventory": inventory.name, "threshold": alarm.threshold,
+            "spent": format_number(alarm.spent), "limit": format_number(alarm.limit)}
+    return {"event": EVENT_ALARM, "tenant": tenant.slug, "inventory": inventory.public_id,
             "inventory_name": inventory.name, "budget": alarm.budget, "threshold": alarm.threshold,
             "spent": alarm.spent, "limit": alarm.limit, "raised_at": alarm.raised_at.isoformat(),
-            "alarm_id": alarm.pk}
+            "alarm_id": alarm.pk, "message": message}
 
 
 def outbox_add_alarm(alarm: Alarm) -> list[WebhookDelivery]:

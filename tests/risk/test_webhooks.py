@@ -61,11 +61,27 @@ def test_an_alarm_crossed_by_a_claim_is_posted_signed_to_the_tenants_endpoint(te
     alarm = Alarm.objects.get(inventory=inventory, threshold=100)
     assert payload == {"event": "budget.alarm", "tenant": tenant.slug, "inventory": inventory.public_id,
                        "inventory_name": inventory.name, "budget": "issue_count", "threshold": 100, "spent": 1,
-                       "limit": 1, "raised_at": alarm.raised_at.isoformat(), "alarm_id": alarm.pk}
+                       "limit": 1, "raised_at": alarm.raised_at.isoformat(), "alarm_id": alarm.pk,
+                       "message": f"Budget alarm: the issue budget (count) of {inventory.name} has reached 100 % "
+                                  "(1 of 1)."}
     delivery = WebhookDelivery.objects.get(alarm=alarm)
     assert headers["X-Coupon-Delivery"] == str(delivery.pk)
     assert (delivery.status, delivery.attempts) == ("DELIVERED", 1)
     assert list(delivery.attempt_log.values_list("status_code", "error")) == [(200, "")]
+
+
+def test_the_alarm_message_is_in_the_tenants_language_and_the_fields_are_not(tenant):
+    """Issue #11: the one sentence for people follows the tenant's language; the machine fields never change."""
+    tenant.language = "ko"
+    tenant.save(update_fields=["language"])
+    inventory, _ = factories.make_pool(tenant, size=1)
+    with transaction.atomic():
+        alarm = budgets.raise_alarm(inventory=inventory, budget="use_amount", threshold=80, spent=1_600_000,
+                                    limit=2_000_000, now=timezone.now())
+    payload = webhooks.alarm_payload(Alarm.objects.select_related("inventory__tenant").get(pk=alarm.pk))
+    assert payload["message"] == (f"예산 알림: {inventory.name}의 사용 예산 (금액)이(가) 80 %에 도달했습니다 "
+                                  "(2,000,000 중 1,600,000).")
+    assert (payload["budget"], payload["spent"], payload["limit"]) == ("use_amount", 1_600_000, 2_000_000)
 
 
 def test_a_failed_delivery_is_recorded_retried_with_backoff_and_delivered_by_the_cron_command(tenant):
