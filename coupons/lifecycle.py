@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
+from core.locks import session_lock
 from core.models import Tenant
 from coupons.counters import counter_add, shard_of
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
@@ -252,17 +253,6 @@ RETURNING c.tenant_id
 """
 
 
-def _try_session_lock(lock_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
-        return bool(cursor.fetchone()[0])
-
-
-def _unlock_session(lock_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
-
-
 def _run_chunks(sql: str, params: dict[str, Any], action: str, dry_run: bool,
                 progress: Any = None, count_sql: str | None = None) -> int:
     if dry_run and count_sql is not None:
@@ -309,14 +299,12 @@ def coupons_expire(*, now: datetime | None = None, dry_run: bool = False, chunk:
                    progress: Any = None) -> int | None:
     """Mark every coupon past its validity EXPIRED, in chunks. Returns the count, or None if another run holds the
     lock (cron-safe: two runs never overlap, and a rerun finds nothing left to do)."""
-    if not _try_session_lock(EXPIRY_LOCK):
-        return None
-    try:
+    with session_lock(EXPIRY_LOCK) as got:
+        if not got:
+            return None
         params = {"now": now or timezone.now(), "chunk": chunk}
         return (_run_chunks(_EXPIRE_ISSUED, params, "coupon.expire", dry_run, progress, _COUNT_EXPIRE_ISSUED)
                 + _run_chunks(_EXPIRE_UNISSUED, params, "coupon.expire", dry_run, progress, _COUNT_EXPIRE_UNISSUED))
-    finally:
-        _unlock_session(EXPIRY_LOCK)
 
 
 _RELEASE_STALE = """
@@ -336,11 +324,9 @@ _COUNT_RELEASE_STALE = "SELECT count(*) FROM coupons_couponcode WHERE status = '
 def locks_release_stale(*, now: datetime | None = None, ttl_seconds: int | None = None,
                         dry_run: bool = False, progress: Any = None) -> int | None:
     """LOCKED longer than the TTL → ISSUED, like a checkout session that was never paid."""
-    if not _try_session_lock(STALE_LOCK_LOCK):
-        return None
-    try:
+    with session_lock(STALE_LOCK_LOCK) as got:
+        if not got:
+            return None
         ttl = ttl_seconds if ttl_seconds is not None else settings.COUPON_LOCK_TTL_SECONDS
         params = {"cutoff": (now or timezone.now()) - timedelta(seconds=ttl), "chunk": CHUNK}
         return _run_chunks(_RELEASE_STALE, params, "coupon.release_stale", dry_run, progress, _COUNT_RELEASE_STALE)
-    finally:
-        _unlock_session(STALE_LOCK_LOCK)

@@ -17,11 +17,11 @@ from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
+from core.locks import session_lock
 from draws import algorithm
 from draws.exceptions import DrawNotReady, EventNotEnded, ParticipantsChanged
 from draws.models import Draw, DrawWinner, PrizeTier
 from events.models import Event
-from events.services import session_lock
 
 logger = logging.getLogger("coupons.draws")
 

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import calendar
-import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
+from core.locks import session_lock
 from core.models import Tenant
 from events.exceptions import AlreadyJoined, EventClosed, EventNotFound, LimitReached, NotEligible, NotJoined
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
@@ -23,21 +21,6 @@ CHANNELS = ["android", "ios", "pc_web", "mobile_web", "wechat", "mini_program"]
 # Fields an operator edits; the participant counter is written only by join/cancel under the event's row lock.
 _EDITABLE = ["name", "description", "starts_at", "ends_at", "status", "recurrence", "max_participants",
              "entries_per_member", "require_redeemed_coupon", "allow_list_only"]
-
-
-@contextmanager
-def session_lock(name: str) -> Iterator[bool]:
-    """A PostgreSQL session advisory lock for cron commands: yields False at once if another run holds it."""
-    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def event_save(*, event: Event, actor: Actor) -> Event:

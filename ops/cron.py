@@ -15,46 +15,29 @@ command's output honest and keeps two runs from competing for the same rows.
 from __future__ import annotations
 
 import abc
-import hashlib
 import sys
 import time
-from contextlib import contextmanager
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
-from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from tqdm import tqdm
 
 from core.commands import BaseCommand
+from core.locks import lock_key, session_lock
 
 LOCK_NAMESPACE = "cron:"
 
 
 def cron_lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for a command name."""
-    digest = hashlib.blake2b(f"{LOCK_NAMESPACE}{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return lock_key(f"{LOCK_NAMESPACE}{name}")
 
 
-@contextmanager
-def cron_lock(name: str, *, wait: bool = False) -> Iterator[bool]:
+def cron_lock(name: str, *, wait: bool = False) -> AbstractContextManager[bool]:
     """Hold the command's session advisory lock for the block; yields False (without waiting) if another run holds
     it, unless ``wait``."""
-    key = cron_lock_key(name)
-    with connection.cursor() as cursor:
-        if wait:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-            got = True
-        else:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            got = bool(cursor.fetchone()[0])
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    return session_lock(cron_lock_key(name), wait=wait)
 
 
 class AlreadyRunning(Exception):

@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from django.utils.translation import ngettext
 
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
+from core.locks import session_lock
 from core.models import ApiClient, Tenant
 from coupons.exceptions import MemberBusy
 from coupons.issuing import RequestContext, issue_from_pool
@@ -251,17 +253,6 @@ class ExpiryResult:
     points: int = 0
 
 
-def _try_session_lock(lock_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
-        return bool(cursor.fetchone()[0])
-
-
-def _unlock_session(lock_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
-
-
 def _expire_one(entry_id: int, tenant: Tenant, member_id: str, now: datetime, actor: Actor) -> int:
     with transaction.atomic():
         member = _lock_member(tenant.pk, member_id)
@@ -286,11 +277,11 @@ def points_expire(*, now: datetime | None = None, dry_run: bool = False, chunk: 
     if dry_run:
         agg = due.aggregate(points=Sum("remaining"))
         return ExpiryResult(credits=due.count(), points=agg["points"] or 0)
-    if not _try_session_lock(EXPIRY_LOCK):
-        return None
     result, tenants = ExpiryResult(), {}
     actor = Actor.job("expire_points")
-    try:
+    with session_lock(EXPIRY_LOCK) as got:
+        if not got:
+            return None
         last_id = 0
         while True:
             rows = list(due.filter(id__gt=last_id).order_by("id").values_list("id", "tenant_id", "member_id")[:chunk])
@@ -303,8 +294,6 @@ def points_expire(*, now: datetime | None = None, dry_run: bool = False, chunk: 
                 if left:
                     result.credits += 1
                     result.points += left
-    finally:
-        _unlock_session(EXPIRY_LOCK)
     return result
 
 
@@ -416,10 +405,10 @@ def birthday_rewards_grant(*, now: datetime | None = None, on_date: date | None 
     as the reference — so once a year, however often this runs. None if another run holds the lock."""
     now = now or timezone.now()
     run = BirthdayRun()
-    if not dry_run and not _try_session_lock(BIRTHDAY_LOCK):
-        return None
     actor = Actor.job("grant_birthday_rewards")
-    try:
+    with (nullcontext(True) if dry_run else session_lock(BIRTHDAY_LOCK)) as got:  # a dry run changes nothing
+        if not got:
+            return None
         rules = RewardRule.objects.select_related("tenant").filter(trigger=Trigger.BIRTHDAY, is_active=True,
                                                                     tenant__is_active=True).order_by("tenant_id")
         for rule in rules:
@@ -447,7 +436,4 @@ def birthday_rewards_grant(*, now: datetime | None = None, on_date: date | None 
                     run.granted += 1
                 else:
                     run.already += 1
-    finally:
-        if not dry_run:
-            _unlock_session(BIRTHDAY_LOCK)
     return run

@@ -78,7 +78,8 @@ def test_a_monthly_event_keeps_its_day_and_clamps_at_the_end_of_a_short_month(te
 
 
 def test_a_second_roller_waits_for_the_lock_and_exits(tenant):
-    from events.services import ROLL_LOCK, session_lock
+    from core.locks import session_lock
+    from events.services import ROLL_LOCK
 
     with session_lock(ROLL_LOCK) as got:
         assert got is True
