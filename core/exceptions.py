@@ -59,3 +59,16 @@ class BusinessRuleViolation(DomainError):
     code = "rule_violation"
     status = 422
     default_message = _("A business rule forbids this.")
+
+
+def message_for_code(code: str) -> str:
+    """The catalogue's message for an error ``code``, in the active language — for codes stored without their text
+    (a draw prize's grant error, a grant member's failure): the code stays stable, the reader gets a sentence. The
+    code itself when no error class has it."""
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.__dict__.get("code") == code:
+            return str(cls.default_message)
+        pending.extend(cls.__subclasses__())
+    return code

@@ -312,3 +312,14 @@ COUPON_CONFIG_CACHE_SECONDS = env.int("COUPON_CONFIG_CACHE_SECONDS", default=2)
 # Webhook endpoints (risk alarms) may point at loopback/private/link-local/reserved addresses only when true (SSRF
 # guard, checked at save and at every delivery after DNS resolution).
 COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+# Fernet keys that seal secrets kept in the database (a draw's seed until its reveal, core.sealing); the first seals,
+# the others still open (rotation). Empty: one key derived from SECRET_KEY.
+COUPON_SEAL_KEYS = [key.strip().encode() for key in env.list("COUPON_SEAL_KEYS", default=[]) if key.strip()]
+for _key in COUPON_SEAL_KEYS:
+    try:
+        from cryptography.fernet import Fernet
+
+        Fernet(_key)
+    except ValueError as _exc:
+        raise ImproperlyConfigured("COUPON_SEAL_KEYS: each key must be 32 url-safe base64-encoded bytes, as "
+                                   "cryptography.fernet.Fernet.generate_key() prints.") from _exc

@@ -28,7 +28,7 @@ from coupons.locks import advisory_lock, member_lock
 from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponGrantMember, CouponInventory,
                             CouponIssue, CouponPolicy)
 from coupons.validity import validity_at_issue
-from events.models import Event
+from events import windows
 from risk.budgets import consume as budget_consume
 from risk.guard import RiskGuard
 
@@ -91,12 +91,19 @@ def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: s
     return inventory
 
 
-def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime) -> None:
+def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime, window: str) -> None:
+    """``window``: which of the event's windows the issue falls in (events.windows): ``participation`` for claims
+    from the pool, ``registration`` for a code the member brings (distributed or partner code), ``grant`` for
+    operator grants and draw prizes, which are not claims."""
     if not inventory.is_active:
         raise NotEligible(_("This coupon is no longer being issued."), details={"reason": "inventory_inactive"})
     event = inventory.event
-    if event.status != Event.Status.OPEN or not (event.starts_at <= now < event.ends_at):
-        raise EventClosed()
+    if window == windows.PARTICIPATION:
+        windows.check_participation(event, now, EventClosed.default_message)
+    elif window == windows.REGISTRATION:
+        windows.check_registration(event, now)
+    else:
+        windows.check_grantable(event, EventClosed.default_message)
     policy = inventory.policy
     if policy.valid_until is not None and policy.valid_until <= now:
         raise NotEligible(_("The validity period of this coupon has ended."), details={"reason": "validity_ended"})
@@ -194,7 +201,8 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                     on_issued: Callable[[CouponCode], None] | None = None) -> CouponCode:
     """Give the member the next AVAILABLE code of the inventory."""
     now = timezone.now()
-    _check_claimable(inventory, member_id, now)
+    _check_claimable(inventory, member_id, now,
+                     windows.GRANT if via == CouponIssue.Via.GRANT else windows.PARTICIPATION)
     valid_from, valid_until = validity_at_issue(inventory.policy, now)
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
     actor = ctx.actor
@@ -234,7 +242,8 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
 
 def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via: str, ctx: RequestContext,
                     taken_message: str) -> CouponCode:
-    """Issue one given code (registered by the member) to them: ``from_status`` → ISSUED, under the member's lock,
+    """Issue one given code (registered by the member, in the event's registration window) to them: ``from_status``
+    → ISSUED, under the member's lock,
     with the same slot guard as a pool claim. A code already handed out is ``already_claimed``; one in any other
     state answers like an unknown code."""
     if coupon.status != from_status:
@@ -243,7 +252,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
         raise CouponNotFound()  # not registrable here (another flow's, expired, revoked): say nothing more
     inventory = coupon.inventory
     now = timezone.now()
-    _check_claimable(inventory, member_id, now)
+    _check_claimable(inventory, member_id, now, windows.REGISTRATION)
     valid_from, valid_until = validity_at_issue(inventory.policy, now)
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
     guard = RiskGuard(action="claim", member_id=member_id, ctx=ctx)
@@ -278,8 +287,11 @@ def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: R
         tenant=tenant, code=code).first()
     if coupon is None:
         raise CouponNotFound()
-    # MAPPED codes belong to partner codes (flow 2) and are claimed only through them.
-    return issue_this_code(coupon=coupon, from_status=CouponCode.Status.AVAILABLE, member_id=member_id,
+    # MAPPED codes belong to partner codes (flow 2) and are claimed only through them. A DISTRIBUTED code was handed
+    # to a partner for exactly this (flow 1); an AVAILABLE one is a code printed by us.
+    registrable = (CouponCode.Status.AVAILABLE, CouponCode.Status.DISTRIBUTED)
+    return issue_this_code(coupon=coupon, from_status=coupon.status if coupon.status in registrable
+                           else CouponCode.Status.AVAILABLE, member_id=member_id,
                            via=CouponIssue.Via.CODE, ctx=ctx, taken_message="This code has already been registered.")
 
 

@@ -204,7 +204,7 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
 
 
 def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext) -> CouponCode:
-    """ISSUED (or AVAILABLE/MAPPED, never handed out) → REVOKED with a reason (R-ISS-5). A coupon locked to an order
+    """ISSUED (or AVAILABLE/MAPPED/DISTRIBUTED, never registered) → REVOKED with a reason (R-ISS-5). A coupon locked to an order
     must be released first; a used one cannot be revoked."""
     reason = (reason or "").strip()
     if not reason:
@@ -215,7 +215,7 @@ def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext
             raise LockedByOtherOrder(_("This coupon is locked to an order; release it first."))
         if coupon.status == S.USED:
             raise AlreadyUsed()
-        if coupon.status not in (S.ISSUED, S.AVAILABLE, S.MAPPED):
+        if coupon.status not in (S.ISSUED, S.AVAILABLE, S.MAPPED, S.DISTRIBUTED):
             raise InvalidState(_("A %(status)s coupon cannot be revoked.") % {"status": coupon.status.lower()},
                                details={"status": coupon.status})
         before = coupon.status
@@ -234,7 +234,7 @@ CHUNK = 5000
 _EXPIRE_ISSUED = """
 WITH picked AS (
     SELECT id FROM coupons_couponcode
-     WHERE status IN ('AVAILABLE', 'MAPPED', 'ISSUED') AND valid_until <= %(now)s
+     WHERE status IN ('AVAILABLE', 'MAPPED', 'DISTRIBUTED', 'ISSUED') AND valid_until <= %(now)s
      LIMIT %(chunk)s FOR UPDATE SKIP LOCKED)
 UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.id = picked.id
 RETURNING c.tenant_id
@@ -246,7 +246,7 @@ WITH picked AS (
     SELECT c.id FROM coupons_couponcode c
       JOIN coupons_couponinventory i ON i.id = c.inventory_id
       JOIN coupons_couponpolicy p ON p.id = i.policy_id
-     WHERE c.status IN ('AVAILABLE', 'MAPPED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
+     WHERE c.status IN ('AVAILABLE', 'MAPPED', 'DISTRIBUTED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
      LIMIT %(chunk)s FOR UPDATE OF c SKIP LOCKED)
 UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.id = picked.id
 RETURNING c.tenant_id
@@ -285,13 +285,13 @@ def _run_chunks(sql: str, params: dict[str, Any], action: str, dry_run: bool,
 
 
 _COUNT_EXPIRE_ISSUED = """
-SELECT count(*) FROM coupons_couponcode WHERE status IN ('AVAILABLE', 'MAPPED', 'ISSUED') AND valid_until <= %(now)s
+SELECT count(*) FROM coupons_couponcode WHERE status IN ('AVAILABLE', 'MAPPED', 'DISTRIBUTED', 'ISSUED') AND valid_until <= %(now)s
 """
 _COUNT_EXPIRE_UNISSUED = """
 SELECT count(*) FROM coupons_couponcode c
   JOIN coupons_couponinventory i ON i.id = c.inventory_id
   JOIN coupons_couponpolicy p ON p.id = i.policy_id
- WHERE c.status IN ('AVAILABLE', 'MAPPED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
+ WHERE c.status IN ('AVAILABLE', 'MAPPED', 'DISTRIBUTED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
 """
 
 

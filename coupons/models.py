@@ -272,6 +272,7 @@ class CouponCode(models.Model):
     class Status(models.TextChoices):
         AVAILABLE = "AVAILABLE", _("available")
         MAPPED = "MAPPED", _("mapped to a partner code")
+        DISTRIBUTED = "DISTRIBUTED", _("distributed to a partner")
         ISSUED = "ISSUED", _("issued")
         LOCKED = "LOCKED", _("locked to an order")
         USED = "USED", _("used")
@@ -301,6 +302,10 @@ class CouponCode(models.Model):
     locked_order_id = models.CharField(_("locked for order"), max_length=64, null=True, blank=True)
     locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    # The partner distribution (partners.Distribution, flow 1) that reserved this code; kept after the member
+    # registers it, so the distribution can count its registered and used codes. A plain id: partners sits above
+    # coupons, and the code table carries no per-row foreign-key triggers (see above).
+    distribution_id = models.BigIntegerField(_("distribution"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("coupon code")
@@ -308,11 +313,16 @@ class CouponCode(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["code"], name="code_unique"),
             models.CheckConstraint(
-                condition=Q(status__in=["AVAILABLE", "MAPPED", "ISSUED", "LOCKED", "USED", "EXPIRED", "REVOKED"]),
+                condition=Q(status__in=["AVAILABLE", "MAPPED", "DISTRIBUTED", "ISSUED", "LOCKED", "USED", "EXPIRED",
+                                        "REVOKED"]),
                 name="code_status_valid",
             ),
-            models.CheckConstraint(condition=~Q(status__in=["AVAILABLE", "MAPPED"]) | Q(member_id__isnull=True),
+            models.CheckConstraint(condition=~Q(status__in=["AVAILABLE", "MAPPED", "DISTRIBUTED"])
+                                   | Q(member_id__isnull=True),
                                    name="code_unissued_has_no_member"),
+            # A reserved code always names the distribution that holds it (R-PART-4).
+            models.CheckConstraint(condition=~Q(status="DISTRIBUTED") | Q(distribution_id__isnull=False),
+                                   name="code_distributed_has_distribution"),
             models.CheckConstraint(
                 condition=~Q(status__in=["ISSUED", "LOCKED", "USED"])
                 | Q(member_id__isnull=False, issued_at__isnull=False),
@@ -328,8 +338,11 @@ class CouponCode(models.Model):
             models.Index(fields=["tenant", "member_id", "status"], condition=Q(member_id__isnull=False),
                          name="code_member"),
             models.Index(fields=["valid_until"], condition=Q(valid_until__isnull=False,
-                                                             status__in=["AVAILABLE", "MAPPED", "ISSUED"]),
+                                                             status__in=["AVAILABLE", "MAPPED", "DISTRIBUTED",
+                                                                         "ISSUED"]),
                          name="code_expiry"),
+            models.Index(fields=["distribution_id", "id"], condition=Q(distribution_id__isnull=False),
+                         name="code_distribution"),
             models.Index(fields=["batch", "id"], name="code_batch"),
         ]
 
@@ -525,7 +538,7 @@ class AudienceEntry(models.Model):
         constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]
 
 
-# --- Code generation progress and partner distribution (issue #3; coupons/generation.py, coupons/distribution.py) --
+# --- Code generation progress and partner hand-overs (issue #3; coupons/generation.py; partners/distribution.py) ---
 
 
 class CouponBatchChunk(models.Model):
@@ -565,9 +578,10 @@ class CouponBatchChunk(models.Model):
 
 
 class CouponCodeExport(models.Model):
-    """A batch's codes handed to a partner as a file (R-PART-4, flow 1): who, when, in which format, how many.
+    """A batch's codes handed to a partner as a file, as recorded before issue #15: who, when, how many.
 
-    The codes exported are the batch's AVAILABLE codes with ``id <= last_code_id`` at ``created_at``.
+    Superseded by ``partners.Distribution``, which reserves the codes it hands over (these records did not: their
+    codes stayed AVAILABLE). Kept, read-only, for the hand-overs recorded before; nothing creates new ones.
     """
 
     class Format(models.TextChoices):

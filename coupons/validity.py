@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 
 from coupons.models import CouponCode, CouponPolicy
 
-EXPIRABLE = {CouponCode.Status.AVAILABLE, CouponCode.Status.MAPPED, CouponCode.Status.ISSUED,
-             CouponCode.Status.LOCKED}
+EXPIRABLE = {CouponCode.Status.AVAILABLE, CouponCode.Status.MAPPED, CouponCode.Status.DISTRIBUTED,
+             CouponCode.Status.ISSUED, CouponCode.Status.LOCKED}
 
 
 def validity_at_issue(policy: CouponPolicy, now: datetime) -> tuple[datetime | None, datetime | None]:

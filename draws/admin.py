@@ -1,21 +1,29 @@
-"""Console for draws: tiers inline, commit / run / redraw / export actions, and the winners list."""
+"""Console for draws: tiers inline; the draw page with its commitment, buttons to commit, run, redraw and retry the
+prize grants, the winners (paginated, with their prize and grant status) and every failure with its reason in the
+operator's language; list actions for the same, and the winners list."""
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from core.admin import TenantScopedAdmin, user_tenant_id
 from core.admin_confirm import confirm_action
-from core.exceptions import DomainError
+from core.exceptions import DomainError, message_for_code
 from draws import services
 from draws.exports import DeleteOnClose, winners_xlsx
 from draws.models import Draw, DrawWinner, PrizeTier
+from events.windows import entries_closed
+
+WINNERS_PER_PAGE = 50
 
 
 class PrizeTierInline(admin.TabularInline):
@@ -54,6 +62,7 @@ class DrawAdmin(TenantScopedAdmin):
     list_select_related = ["event", "tenant"]
     inlines = [PrizeTierInline]
     actions = ["commit_seed", "run_now", "create_redraw", "export_winners_xlsx"]
+    change_form_template = "admin/draws/draw/change_form.html"
     fieldsets = [
         (None, {"fields": ["event", "name", "draw_at"]}),
         (_("Commitment"), {"fields": ["public_id", "status", "round", "parent", "seed_hash", "revealed_seed",
@@ -70,12 +79,80 @@ class DrawAdmin(TenantScopedAdmin):
 
     @admin.display(description=_("seed (revealed once done)"))
     def revealed_seed(self, obj: Draw) -> str:
-        return obj.seed if obj.status == Draw.Status.DONE else "— secret until the draw is done —"
+        return obj.seed if obj.status == Draw.Status.DONE else gettext("— secret until the draw is done —")
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
         services.draw_save(draw=obj, actor=self.actor(request))
+
+    # the draw page: its buttons and what it shows -------------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [path("<int:object_id>/do/<str:step>/", view(self.step_view), name="draws_draw_step"),
+                *super().get_urls()]
+
+    def step_view(self, request: HttpRequest, object_id: int, step: str) -> Any:
+        """The page's buttons (POST): commit the seed, run, redraw the forfeited prizes, grant the prizes again."""
+        draw = self.get_object(request, str(object_id))  # tenant-scoped: another tenant's draw is a 404
+        if draw is None or step not in ("commit", "run", "redraw", "grant"):
+            raise Http404(gettext("No such draw."))
+        page = reverse("admin:draws_draw_change", args=[draw.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(page)
+        if not self.has_change_permission(request, draw):
+            raise DjangoPermissionDenied
+        actor = self.actor(request)
+        try:
+            if step == "commit":
+                services.draw_commit(draw=draw, actor=actor)
+                done = gettext("The seed is committed; its hash is published.")
+            elif step == "run":
+                draw = services.draw_run(draw_id=draw.pk, actor=actor, before_draw_at=True)
+                done = gettext("Drawn: %(count)s winners.") % {"count": f"{draw.winners.count():,}"}
+            elif step == "redraw":
+                redraw = services.draw_redraw_create(draw=draw, actor=actor, created_by=request.user)
+                self.message_user(request, gettext("Redraw created and committed."), messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:draws_draw_change", args=[redraw.pk]))
+            else:
+                summary = services.draw_grant_prizes(draw_id=draw.pk, actor=actor)
+                done = gettext("Prizes granted: %(granted)s; failed: %(failed)s.") % {
+                    "granted": f"{summary.granted:,}", "failed": f"{sum(summary.failed.values()):,}"}
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(page)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        extra: dict[str, Any] = dict(extra_context or {})
+        draw = self.get_object(request, object_id) if object_id.isdigit() else None
+        if draw is not None:
+            now = timezone.now()
+            winners = (DrawWinner.objects.filter(draw=draw).select_related("tier__inventory", "coupon")
+                       .order_by("tier__position", "rank"))
+            paginator = Paginator(winners, WINNERS_PER_PAGE)
+            page = paginator.get_page(request.GET.get("winners_page"))
+            failures = list(winners.filter(coupon__isnull=True, forfeited_at__isnull=True).exclude(grant_error="")
+                            [:200])
+            for failure in failures:
+                failure.reason = message_for_code(failure.grant_error)
+            for winner in page.object_list:
+                winner.reason = message_for_code(winner.grant_error) if winner.grant_error else ""
+            entries_close = draw.event.ends_at
+            extra.update({
+                "winners_page": page, "failures": failures,
+                "failure_count": winners.filter(coupon__isnull=True, forfeited_at__isnull=True)
+                .exclude(grant_error="").count(),
+                "entries_close": entries_close, "entries_closed": entries_closed(draw.event, now),
+                "committed_before_entries_closed": draw.committed_at is not None and draw.committed_at < entries_close,
+                "can_change": self.has_change_permission(request, draw),
+                "can_redraw": draw.status == Draw.Status.DONE and not Draw.objects.filter(parent=draw).exists()
+                and DrawWinner.objects.filter(draw=draw, forfeited_at__isnull=False).exists(),
+                "has_prizes": PrizeTier.objects.filter(draw=draw, inventory__isnull=False).exists(),
+            })
+        return super().change_view(request, object_id, form_url, extra)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if form.instance.status != Draw.Status.SCHEDULED:

@@ -26,8 +26,11 @@ class Draw(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     draw_at = models.DateTimeField(_("draw at"),
                                    help_text=_("Not before this time, and only once the event has ended."))
-    # sha256 hex of the 32-byte seed, published when committed (before the draw); the seed is shown once DONE.
+    # sha256 hex of the 32-byte seed, published when committed (before the draw). Until the draw is DONE the seed
+    # exists only sealed (core.sealing: encrypted with a key from the settings, not the database), so nobody who
+    # reads the tables or the console can compute the winners ahead; at DONE it is revealed in ``seed``.
     seed_hash = models.CharField(_("seed hash"), max_length=64, blank=True, editable=False)
+    seed_sealed = models.TextField(_("sealed seed"), blank=True, editable=False)
     seed = models.CharField(_("seed"), max_length=64, blank=True, editable=False)
     round = models.PositiveIntegerField(_("round"), default=1, editable=False)
     parent = models.OneToOneField("self", verbose_name=_("redraw of"), null=True, blank=True,
@@ -52,10 +55,14 @@ class Draw(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=["SCHEDULED", "COMMITTED", "RUNNING", "DONE", "FAILED"]),
                                    name="draw_status_valid"),
-            # No draw runs without a published commitment.
-            models.CheckConstraint(condition=Q(status__in=["SCHEDULED", "FAILED"]) | (
-                Q(seed_hash__regex=r"^[0-9a-f]{64}$") & Q(seed__regex=r"^[0-9a-f]{64}$")),
-                name="draw_committed_has_seed"),
+            # No draw runs without a published commitment; the seed stays sealed until the draw is done.
+            models.CheckConstraint(condition=Q(status__in=["SCHEDULED", "FAILED"]) | Q(seed_hash__regex=r"^[0-9a-f]{64}$"),
+                                   name="draw_committed_has_hash"),
+            models.CheckConstraint(condition=~Q(status__in=["COMMITTED", "RUNNING"]) | (Q(seed="")
+                                                                                       & ~Q(seed_sealed="")),
+                                   name="draw_seed_sealed_until_done"),
+            models.CheckConstraint(condition=~Q(status="DONE") | Q(seed__regex=r"^[0-9a-f]{64}$"),
+                                   name="draw_done_reveals_seed"),
             models.CheckConstraint(condition=(Q(round=1) & Q(parent__isnull=True))
                                    | (Q(round__gte=2) & Q(parent__isnull=False)), name="draw_round_parent"),
             models.CheckConstraint(condition=~Q(status="DONE") | (Q(finished_at__isnull=False)

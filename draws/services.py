@@ -21,7 +21,9 @@ from core.locks import session_lock
 from draws import algorithm
 from draws.exceptions import DrawNotReady, EventNotEnded, ParticipantsChanged
 from draws.models import Draw, DrawWinner, PrizeTier
+from core.sealing import seal, unseal
 from events.models import Event
+from events.windows import entries_closed
 
 logger = logging.getLogger("coupons.draws")
 
@@ -86,18 +88,23 @@ def draw_commit(*, draw: Draw, actor: Actor, now: datetime | None = None) -> Dra
         if not tiers:
             raise InvalidInput(_("Add at least one prize tier before committing the draw."))
         digest = algorithm.seed_hash(seed)
+        # Only the hash is readable from here on; the seed is sealed with the settings' key until the reveal.
         if not Draw.objects.filter(pk=draw.pk, status=Draw.Status.SCHEDULED).update(
-                status=Draw.Status.COMMITTED, seed=seed.hex(), seed_hash=digest, committed_at=now):
+                status=Draw.Status.COMMITTED, seed="", seed_sealed=seal(seed.hex()), seed_hash=digest,
+                committed_at=now):
             raise DrawNotReady(_("Only a scheduled draw can be committed."))
         draw.refresh_from_db()
         audit_record(tenant=draw.tenant, actor=actor, action="draw.commit", obj=draw,
                      after={"seed_hash": digest, "draw_at": draw.draw_at.isoformat(),
+                            "entries_close": draw.event.ends_at.isoformat(),
+                            "before_entries_closed": not entries_closed(draw.event, now),
                             "tiers": [[t.position, t.name, t.winners] for t in tiers]})
     return draw
 
 
 def event_has_ended(event: Event, now: datetime) -> bool:
-    return event.ends_at <= now or event.status == Event.Status.CLOSED
+    """Entries have closed (events.windows): a draw may run, whatever the event's status afterwards."""
+    return entries_closed(event, now)
 
 
 _ELIGIBLE = """
@@ -173,7 +180,8 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
         _fail(draw, actor, "The participant list changed since this draw started; it was not drawn again.")
         raise ParticipantsChanged()
     tiers = list(PrizeTier.objects.filter(draw=draw).order_by("position").values_list("pk", "winners"))
-    picks = algorithm.winners(bytes.fromhex(draw.seed), participants, tiers)
+    seed = unseal(draw.seed_sealed)
+    picks = algorithm.winners(bytes.fromhex(seed), participants, tiers)
     del participants
     for start in range(0, len(picks), WINNER_CHUNK):
         _insert_winners(draw, picks[start:start + WINNER_CHUNK])
@@ -182,8 +190,9 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
         _fail(draw, actor, "Stored winner rows differ from the recomputed result.")
         raise DrawNotReady(_("Stored winner rows differ from the recomputed result; the draw is marked FAILED."))
     with transaction.atomic():
-        finished = Draw.objects.filter(pk=draw.pk, status=Draw.Status.RUNNING).update(status=Draw.Status.DONE,
-                                                                                    finished_at=timezone.now())
+        # The reveal: the seed leaves its seal in the same update that makes the draw DONE.
+        finished = Draw.objects.filter(pk=draw.pk, status=Draw.Status.RUNNING).update(
+            status=Draw.Status.DONE, finished_at=timezone.now(), seed=seed, seed_sealed="")
         draw.refresh_from_db()
         if not finished:
             return draw  # a concurrent run of the same draw finished first, with the same winners

@@ -36,7 +36,10 @@ class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
     inlines = [AllowedMemberInline]
     fieldsets = [
         (None, {"fields": ["name", "description", "status"]}),
-        (_("Period"), {"fields": ["starts_at", "ends_at", "recurrence", "previous"]}),
+        (_("Period"), {"fields": ["starts_at", "ends_at", "registration_ends_at", "recurrence", "previous"],
+                       "description": _("Participation (entries, claims from a pool) runs from the start to the end. "
+                                        "Codes handed out by partners can be registered until the registration end "
+                                        "(empty = the end). Coupon validity is set on the policy.")}),
         (_("Participation"), {"fields": ["max_participants", "entries_per_member", "participant_count",
                                       "require_redeemed_coupon", "allow_list_only"]}),
         (_("Identifiers"), {"fields": ["public_id", "created_at"]}),

@@ -32,3 +32,8 @@ class LimitReached(BusinessRuleViolation):
 class NotEligible(BusinessRuleViolation):
     code = "not_eligible"
     default_message = _("This member may not take part in this event.")
+
+
+class RegistrationClosed(BusinessRuleViolation):
+    code = "registration_closed"
+    default_message = _("Codes of this event can no longer be registered.")

@@ -29,6 +29,13 @@ class Event(models.Model):
     starts_at = models.DateTimeField(_("starts at"))
     ends_at = models.DateTimeField(_("ends at"))
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DRAFT)
+    # The event's windows (seed 001: codes come in after the event ends). Participation — entries and claims from a
+    # pool — runs from starts_at to ends_at. Registration of distributed and partner codes runs from starts_at to
+    # registration_ends_at (empty: to ends_at, as participation). Coupon validity is the policy's.
+    registration_ends_at = models.DateTimeField(
+        _("registration ends at"), null=True, blank=True,
+        help_text=_("Until when members may register codes handed out by partners (distributed or partner codes). "
+                    "Empty = until the event ends. May be later than the event's end."))
     recurrence = models.CharField(_("recurrence"), max_length=16, choices=Recurrence.choices, default=Recurrence.NONE)
     # Participation limits (R-EVT-2): distinct members with an active entry, and active entries per member.
     max_participants = models.PositiveIntegerField(_("max participants"), null=True, blank=True,
@@ -53,6 +60,9 @@ class Event(models.Model):
         ordering = ["-starts_at"]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="event_ends_after_start"),
+            models.CheckConstraint(condition=Q(registration_ends_at__isnull=True)
+                                   | Q(registration_ends_at__gt=F("starts_at")),
+                                   name="event_registration_ends_after_start"),
             models.CheckConstraint(condition=Q(status__in=["DRAFT", "OPEN", "CLOSED", "CANCELLED"]),
                                    name="event_status_valid"),
             models.CheckConstraint(condition=Q(recurrence__in=["none", "daily", "weekly", "monthly"]),

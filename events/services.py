@@ -14,12 +14,14 @@ from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
 from core.locks import session_lock
 from core.models import Tenant
-from events.exceptions import AlreadyJoined, EventClosed, EventNotFound, LimitReached, NotEligible, NotJoined
+from events.exceptions import AlreadyJoined, EventNotFound, LimitReached, NotEligible, NotJoined
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
+from events.windows import check_participation
 
 CHANNELS = ["android", "ios", "pc_web", "mobile_web", "wechat", "mini_program"]
 # Fields an operator edits; the participant counter is written only by join/cancel under the event's row lock.
-_EDITABLE = ["name", "description", "starts_at", "ends_at", "status", "recurrence", "max_participants",
+_EDITABLE = ["name", "description", "starts_at", "ends_at", "registration_ends_at", "status", "recurrence",
+             "max_participants",
              "entries_per_member", "require_redeemed_coupon", "allow_list_only"]
 
 
@@ -28,6 +30,9 @@ def event_save(*, event: Event, actor: Actor) -> Event:
         raise InvalidInput(_("An event needs a name."))
     if event.ends_at <= event.starts_at:
         raise InvalidInput(_("An event must end after it starts."))
+    if event.registration_ends_at is not None and event.registration_ends_at <= event.starts_at:
+        raise InvalidInput(_("Code registration must end after the event starts."),
+                           details={"field": "registration_ends_at"})
     if event.entries_per_member < 1:
         raise InvalidInput(_("Entries per member must be at least 1."))
     if event.max_participants is not None and event.max_participants < 1:
@@ -44,7 +49,9 @@ def event_save(*, event: Event, actor: Actor) -> Event:
             event.save(update_fields=_EDITABLE)
         audit_record(tenant=event.tenant, actor=actor, action="event.create" if creating else "event.update",
                      obj=event, after={"name": event.name, "starts_at": event.starts_at.isoformat(),
-                                       "ends_at": event.ends_at.isoformat(), "status": event.status,
+                                       "ends_at": event.ends_at.isoformat(),
+                                       "registration_ends_at": event.registration_ends_at.isoformat()
+                                       if event.registration_ends_at else None, "status": event.status,
                                        "recurrence": event.recurrence, "max_participants": event.max_participants,
                                        "entries_per_member": event.entries_per_member,
                                        "require_redeemed_coupon": event.require_redeemed_coupon,
@@ -56,15 +63,6 @@ def event_create(*, tenant: Tenant, name: str, starts_at: datetime, ends_at: dat
                  description: str = "", status: str = Event.Status.DRAFT, **settings: object) -> Event:
     return event_save(event=Event(tenant=tenant, name=name, description=description, starts_at=starts_at,
                                   ends_at=ends_at, status=status, **settings), actor=actor)
-
-
-def event_is_open(event: Event, now: datetime) -> bool:
-    return event.status == Event.Status.OPEN and event.starts_at <= now < event.ends_at
-
-
-def _closed(event: Event, now: datetime) -> EventClosed:
-    reason = "status" if event.status != Event.Status.OPEN else ("not_started" if now < event.starts_at else "ended")
-    return EventClosed(details={"reason": reason, "status": event.status})
 
 
 def _check_eligible(event: Event, member_id: str) -> None:
@@ -93,8 +91,7 @@ def participant_join(*, tenant: Tenant, event_public_id: str, member_id: str, ac
     now = now or timezone.now()
     with transaction.atomic():
         event = _locked_event(tenant, event_public_id)
-        if not event_is_open(event, now):
-            raise _closed(event, now)
+        check_participation(event, now)
         _check_eligible(event, member_id)
         active = set(EventParticipant.objects.filter(event=event, member_id=member_id, cancelled_at__isnull=True)
                      .values_list("entry_no", flat=True))
@@ -119,8 +116,7 @@ def participant_cancel(*, tenant: Tenant, event_public_id: str, member_id: str, 
     now = now or timezone.now()
     with transaction.atomic():
         event = _locked_event(tenant, event_public_id)
-        if not event_is_open(event, now):
-            raise _closed(event, now)
+        check_participation(event, now)
         cancelled = EventParticipant.objects.filter(event=event, member_id=member_id, cancelled_at__isnull=True
                                                     ).update(cancelled_at=now)
         if not cancelled:
@@ -205,6 +201,9 @@ def event_next_occurrence(*, event: Event, actor: Actor, now: datetime | None = 
             nxt = Event.objects.create(
                 tenant_id=previous.tenant_id, name=previous.name, description=previous.description,
                 starts_at=starts_at, ends_at=ends_at, recurrence=previous.recurrence,
+                # Registration keeps its distance from the end: codes come in as long after this occurrence.
+                registration_ends_at=(ends_at + (previous.registration_ends_at - previous.ends_at)
+                                      if previous.registration_ends_at else None),
                 status=Event.Status.DRAFT if previous.status == Event.Status.DRAFT else Event.Status.OPEN,
                 max_participants=previous.max_participants, entries_per_member=previous.entries_per_member,
                 require_redeemed_coupon=previous.require_redeemed_coupon, allow_list_only=previous.allow_list_only,

@@ -23,17 +23,19 @@ from core.models import ApiClient, Tenant
 from exports.columns import COLUMNS, DATETIME, PARTNER_CODES, Column
 from exports.models import Export
 
-# Filters each kind accepts. "codes" is one batch's codes, so the batch is required there.
+# Filters each kind accepts. "codes" is one batch's codes or one partner distribution's, so one of them is required.
 KIND_FILTERS: dict[str, tuple[str, ...]] = {
     "usages": ("event", "policy", "inventory", "batch", "client", "date_from", "date_to"),
     "issues": ("event", "policy", "inventory", "batch", "client", "date_from", "date_to"),
-    "codes": ("batch",),
+    "codes": ("batch", "distribution"),
     "winners": ("event", "draw", "date_from", "date_to"),
 }
-REQUIRED_FILTERS: dict[str, tuple[str, ...]] = {"codes": ("batch",)}
-ALL_FILTERS = ("event", "policy", "inventory", "batch", "client", "draw", "date_from", "date_to")
+# At least one of these per kind.
+REQUIRED_FILTERS: dict[str, tuple[str, ...]] = {"codes": ("batch", "distribution")}
+ALL_FILTERS = ("event", "policy", "inventory", "batch", "distribution", "client", "draw", "date_from", "date_to")
 FILTER_LABELS = {"event": gettext_lazy("event"), "policy": gettext_lazy("policy"),
                  "inventory": gettext_lazy("inventory"), "batch": gettext_lazy("batch"),
+                 "distribution": gettext_lazy("distribution"),
                  "client": gettext_lazy("API client"), "draw": gettext_lazy("draw"), "date_from": gettext_lazy("from"),
                  "date_to": gettext_lazy("to")}
 MAX_FILTER_LENGTH = 200
@@ -128,10 +130,10 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
             raise _invalid(name, _("'%(name)s' must be 1 to %(max)s characters.")
                            % {"name": name, "max": MAX_FILTER_LENGTH})
         values[name] = text
-    for name in REQUIRED_FILTERS.get(kind, ()):
-        if name not in values:
-            raise _invalid(name, _("A %(kind)s export needs a %(filter)s.") % {"kind": kind,
-                                                                            "filter": FILTER_LABELS[name]})
+    required = REQUIRED_FILTERS.get(kind, ())
+    if required and not any(name in values for name in required):
+        raise _invalid(required[0], _("A %(kind)s export needs one of these filters: %(filters)s.") % {
+            "kind": kind, "filters": ", ".join(str(FILTER_LABELS[name]) for name in required)})
 
     resolved = Resolved(kind=kind)
     time_path = {"usages": "used_at", "issues": "issued_at", "winners": "draw__finished_at"}.get(kind, "")
@@ -163,6 +165,13 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
         resolved.q &= Q(batch=batch.pk) if kind == "codes" else Q(coupon__batch=batch.pk)
         resolved.normalised["batch"] = batch.batch_code
         resolved.words.append(f"batch '{batch.batch_code}'")
+    if "distribution" in values:
+        from partners.models import Distribution
+
+        handed = one("distribution", Distribution, "public_id", values["distribution"].upper())
+        resolved.q &= Q(distribution_id=handed.pk)
+        resolved.normalised["distribution"] = handed.public_id
+        resolved.words.append(f"distribution '{handed.public_id}'")
     if "client" in values:
         client = one("client", ApiClient, "name", values["client"])
         resolved.q &= Q(client=client.pk)
@@ -190,7 +199,8 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
 
 
 def export_columns(export: Export) -> list[Column]:
-    return PARTNER_CODES if export.code_export_id else COLUMNS[export.kind]
+    return PARTNER_CODES if export.code_export_id or "distribution" in (export.filters or {}) \
+        else COLUMNS[export.kind]
 
 
 def export_queryset(export: Export) -> QuerySet:

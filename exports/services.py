@@ -67,20 +67,6 @@ def export_request(*, tenant: Tenant, kind: str, filters: dict[str, Any], actor:
     return export
 
 
-def export_request_code_handover(*, code_export: Any, actor: Actor, user: Any = None) -> Export:
-    """The XLSX file of a partner hand-over (``coupons.CouponCodeExport``), written by the export job."""
-    with transaction.atomic():
-        export = Export.objects.create(
-            tenant_id=code_export.tenant_id, kind=Export.Kind.CODES, code_export=code_export,
-            filters={"batch": code_export.batch.batch_code},
-            description=f"batch '{code_export.batch.batch_code}' for partner '{code_export.partner_name}'",
-            requested_by=user if getattr(user, "pk", None) else None)
-        audit_record(tenant=export.tenant, actor=actor, action="export.requested", obj=export,
-                     after={"kind": export.kind, "code_export": code_export.pk, "public_id": export.public_id})
-        transaction.on_commit(lambda: _enqueue(export.pk, export.tenant_id))
-    return export
-
-
 def _claim(export_id: int) -> bool:
     now = timezone.now()
     claimable = Export.objects.filter(pk=export_id, status__in=[Export.Status.PENDING, Export.Status.FAILED]) | \

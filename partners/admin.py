@@ -1,5 +1,6 @@
 """Console for partners (R-PART): partner import/export, the upload page with a CSV template, uploads with counts and
-progress and a reprocess action, failures filterable by reason with an XLSX download, mappings."""
+progress and a reprocess action, failures filterable by reason with an XLSX download, mappings; distributions of our
+own codes to a partner (flow 1) with their file and counts."""
 from __future__ import annotations
 
 import io
@@ -10,7 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import capfirst
@@ -21,9 +22,9 @@ from import_export.admin import ImportMixin
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
-from coupons.models import CouponInventory
-from partners import services
-from partners.models import CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
+from coupons.models import CouponBatch, CouponInventory
+from partners import distribution, services
+from partners.models import CouponMapping, Distribution, Partner, PartnerUpload, PartnerUploadFailure
 
 
 class PartnerResource(resources.ModelResource):
@@ -320,3 +321,149 @@ class CouponMappingAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- Distributions: our codes handed to a partner (flow 1, R-PART-4) ------------------------------------------------
+
+class DistributeForm(forms.Form):
+    inventory = forms.ModelChoiceField(queryset=CouponInventory.objects.none(), label=_("Inventory"))
+    batch = forms.ModelChoiceField(queryset=CouponBatch.objects.none(), label=_("Batch"), required=False,
+                                   help_text=_("Optional: take the codes from this batch only."))
+    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), label=_("Partner"),
+                                     error_messages={"required": _("Choose the partner who receives the codes.")})
+    quantity = forms.IntegerField(label=_("Number of codes"), required=False, min_value=1,
+                                  max_value=distribution.MAX_QUANTITY,
+                                  help_text=_("How many available codes to reserve for the partner. Empty with a "
+                                              "batch chosen = every available code of the batch."))
+
+    def __init__(self, *args: Any, tenant_id: int | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        querysets = {"inventory": CouponInventory.objects.select_related("event").order_by("-created_at"),
+                     "batch": CouponBatch.objects.filter(status=CouponBatch.Status.COMPLETED).order_by("-created_at"),
+                     "partner": Partner.objects.order_by("name")}
+        for name, qs in querysets.items():
+            self.fields[name].queryset = qs if tenant_id is None else qs.filter(tenant_id=tenant_id)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        batch, inventory = data.get("batch"), data.get("inventory")
+        if batch is not None and inventory is not None and batch.inventory_id != inventory.pk:
+            self.add_error("batch", gettext("This batch belongs to another inventory."))
+        if data.get("quantity") is None and batch is None and "quantity" not in self.errors:
+            self.add_error("quantity", gettext("Say how many codes to distribute, or choose a batch to distribute "
+                                               "all of its available codes."))
+        return data
+
+
+@admin.register(Distribution)
+class DistributionAdmin(TenantScopedAdmin):
+    """Reserve codes for a partner and hand over the file (R-PART-4). A distribution is never edited: its codes were
+    reserved once; its page shows how many members registered and used them, and downloads the file again."""
+
+    list_display = ["public_id", "partner", "inventory", "batch", "quantity_display", "actor_label", "created_at",
+                    "tenant"]
+    list_filter = ["partner", "tenant"]
+    list_select_related = ["partner", "inventory", "batch", "tenant"]
+    search_fields = ["public_id", "partner__code", "partner__name", "inventory__public_id", "inventory__name"]
+    readonly_fields = ["public_id", "partner", "inventory", "batch", "quantity_display", "actor_label", "created_at"]
+    fields = readonly_fields
+    change_form_template = "admin/partners/distribution/change_form.html"
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup in ("batch__id__exact", "inventory__id__exact") or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description=_("number of codes"), ordering="quantity")
+    def quantity_display(self, obj: Distribution) -> str:
+        return f"{obj.quantity:,}"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [path("distribute/", view(self.distribute_view), name="partners_distribution_distribute"),
+                path("<path:object_id>/codes.csv", view(self.csv_view), name="partners_distribution_csv"),
+                path("<path:object_id>/codes.xlsx", view(self.xlsx_view), name="partners_distribution_xlsx"),
+                *super().get_urls()]
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        query = request.META.get("QUERY_STRING", "")
+        return HttpResponseRedirect(reverse("admin:partners_distribution_distribute") + (f"?{query}" if query else ""))
+
+    def _distribution(self, request: HttpRequest, object_id: str) -> Distribution:
+        obj = self.get_object(request, object_id)  # tenant-scoped: another tenant's distribution is a 404
+        if obj is None:
+            raise Http404(gettext("No such distribution."))
+        return obj
+
+    def distribute_view(self, request: HttpRequest) -> Any:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        tenant_id = user_tenant_id(request)
+        initial = {}
+        for name, model in (("inventory", CouponInventory), ("batch", CouponBatch)):
+            raw = request.GET.get(name, "")
+            if raw.isdigit():
+                obj = model.objects.filter(pk=int(raw), **({} if tenant_id is None else {"tenant_id": tenant_id})
+                                           ).first()
+                if obj is not None:
+                    initial[name] = obj
+        if "batch" in initial and "inventory" not in initial:
+            initial["inventory"] = initial["batch"].inventory
+        form = DistributeForm(request.POST or None, initial=initial, tenant_id=tenant_id)
+        if request.method == "POST" and form.is_valid():
+            inventory = form.cleaned_data["inventory"]
+            try:
+                dist = distribution.distribution_create(
+                    tenant=inventory.tenant, inventory=inventory, partner=form.cleaned_data["partner"],
+                    batch=form.cleaned_data["batch"], quantity=form.cleaned_data["quantity"],
+                    actor=self.actor(request), user=request.user)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, gettext(
+                    "%(count)s codes are reserved for %(partner)s. Download the file below; it can be downloaded "
+                    "again at any time.") % {"count": f"{dist.quantity:,}", "partner": dist.partner.name},
+                    messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
+        partners_exist = form.fields["partner"].queryset.exists()
+        return TemplateResponse(request, "admin/partners/distribution/distribute.html", {
+            **self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
+            "partners_exist": partners_exist, "title": gettext("Distribute codes to a partner")})
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> Any:
+        extra = dict(extra_context or {})
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            extra["stats"] = distribution.distribution_stats(obj)
+        return super().change_view(request, object_id, form_url, extra)
+
+    def csv_view(self, request: HttpRequest, object_id: str) -> Any:
+        dist = self._distribution(request, object_id)
+        distribution.distribution_downloaded(distribution=dist, actor=self.actor(request), fmt="csv")
+        response = StreamingHttpResponse(distribution.distribution_csv(dist), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{distribution.distribution_filename(dist)}"'
+        return response
+
+    def xlsx_view(self, request: HttpRequest, object_id: str) -> Any:
+        """A workbook of millions of codes is written by the export job, not in this request (R-REP-2)."""
+        from exports.services import export_request
+
+        dist = self._distribution(request, object_id)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
+        try:
+            job = export_request(tenant=dist.tenant, kind="codes", filters={"distribution": dist.public_id},
+                                 actor=self.actor(request), user=request.user)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
+        self.message_user(request, gettext(
+            "The codes of %(distribution)s are being written to XLSX as export %(job)s; the Exports page shows its "
+            "progress and the download link.") % {"distribution": dist.public_id, "job": job.public_id},
+            messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:exports_export_changelist"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from core.exceptions import InvalidInput, InvalidState, NotFound
+from core.exceptions import BusinessRuleViolation, InvalidInput, InvalidState, NotFound
 
 
 class PartnerNotFound(NotFound):
@@ -28,3 +28,12 @@ class UploadBusy(InvalidState):
 class BadCorrection(InvalidInput):
     code = "invalid_correction"
     default_message = _("A corrected row does not name a failed line of this upload.")
+
+
+class DistributionNotFound(NotFound):
+    default_message = _("No such distribution.")
+
+
+class NotEnoughCodes(BusinessRuleViolation):
+    code = "not_enough_codes"
+    default_message = _("There are not enough available codes to distribute.")

@@ -160,3 +160,40 @@ class PartnerUploadFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.upload_id}:{self.line} {self.reason} {self.value[:40]}"
+
+
+class Distribution(models.Model):
+    """Codes of our own handed to a partner (flow 1, seed 001 §2.1 자체발번 → 제휴사 제공; R-PART-4).
+
+    Creating one reserves ``quantity`` AVAILABLE codes of the inventory (optionally of one batch) in one transaction:
+    they become DISTRIBUTED with ``distribution_id`` set, so no pool claim, grant, draw prize, partner mapping or
+    other distribution can take them; a member registers one by its code (``POST /claims {"code"}``). The file of a
+    distribution is its codes in id order, the same at every download.
+    """
+
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    public_id = PublicIdField(_("public ID"))
+    partner = models.ForeignKey(Partner, verbose_name=_("partner"), on_delete=models.PROTECT,
+                                related_name="distributions")
+    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
+                                  related_name="distributions")
+    batch = models.ForeignKey("coupons.CouponBatch", verbose_name=_("batch"), null=True, blank=True,
+                              on_delete=models.PROTECT, related_name="distributions",
+                              help_text=_("The batch the codes were taken from; empty = any batch of the inventory."))
+    quantity = models.PositiveBigIntegerField(_("number of codes"))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("distributed by"), null=True, blank=True,
+                                   on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey("core.ApiClient", verbose_name=_("API client"), null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    actor_label = models.CharField(_("by"), max_length=200)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("distribution")
+        verbose_name_plural = _("distributions")
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="distribution_quantity_positive")]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="distribution_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} → {self.partner.code if self.partner_id else ''} ({self.quantity:,})"

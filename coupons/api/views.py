@@ -50,10 +50,13 @@ class ClaimView(CouponAPIView):
 
     @extend_schema(operation_id="claim", request=s.ClaimSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={201: COUPON_RESPONSE, **_errors(400, 403, 404, 409, 422, 429)},
-                   description="Claim a coupon by inventory public id, shared promo code, unique code or partner "
-                               "code. 409 already_claimed, 422 sold_out / limit_reached / not_eligible / "
-                               "event_closed / budget_exhausted, 404 not_found, 403 member_blocked, "
-                               "429 rate_limited (daily frequency limit; Retry-After).")
+                   description="Claim a coupon by inventory public id, shared promo code, unique code (a code of "
+                               "ours, also one distributed to a partner) or partner code. Claims by inventory or "
+                               "promo code fall in the event's participation window (422 event_closed outside it); "
+                               "codes brought by the member fall in its registration window, which may run past the "
+                               "event's end (422 registration_closed outside it). 409 already_claimed, 422 sold_out "
+                               "/ limit_reached / not_eligible / budget_exhausted, 404 not_found, 403 "
+                               "member_blocked, 429 rate_limited (daily frequency limit; Retry-After).")
     def post(self, request: Request) -> Response:
         data = self.valid(s.ClaimSerializer)
         coupon = issuing.coupon_claim(tenant=self.tenant, member_id=data["member_id"], ctx=self.context(data),

@@ -41,7 +41,10 @@ class ExportRequest(serializers.Serializer):
     policy = serializers.CharField(required=False, max_length=200, help_text="Policy public id.")
     inventory = serializers.CharField(required=False, max_length=200, help_text="Inventory public id.")
     batch = serializers.CharField(required=False, max_length=200,
-                                  help_text="Batch code (required for kind `codes`).")
+                                  help_text="Batch code (kind `codes`: a batch or a distribution is required).")
+    distribution = serializers.CharField(required=False, max_length=200,
+                                         help_text="Distribution public id (kind `codes`): the codes handed to a "
+                                                   "partner.")
     client = serializers.CharField(required=False, max_length=200, help_text="API client name.")
     draw = serializers.CharField(required=False, max_length=200, help_text="Draw public id (kind `winners`).")
     date_from = serializers.DateField(required=False, help_text="First day, inclusive, in the tenant's time zone.")
@@ -88,7 +91,7 @@ class ExportCreateView(ExportAPIView):
     @extend_schema(operation_id="export_create", request=ExportRequest, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={202: EXPORT_ACCEPTED, **_errors(400, 403, 404)},
                    description="Request an XLSX export of the tenant's usage log, issue log, a batch's codes or draw "
-                               "winners. Filters are optional top-level fields (batch is required for `codes`); a "
+                               "winners. Filters are optional top-level fields (`codes` needs a batch or a distribution); a "
                                "filter the kind does not have → 400 naming it, an id of no row of the tenant → 404. "
                                "Written by a job; poll the `url` for progress and the download link.")
     def post(self, request: Request) -> Response:

@@ -1,8 +1,9 @@
-"""Operator endpoints for partner uploads (API.md "Operator endpoints")."""
+"""Operator endpoints for partner uploads and distributions (API.md "Operator endpoints")."""
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from core.api.permissions import IsOperatorClient
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
-from partners import services
+from partners import distribution, services
 from partners.exceptions import UploadNotFound
 from partners.models import PartnerUpload, PartnerUploadFailure
 
@@ -122,3 +123,88 @@ class UploadReprocessView(PartnerUploadAPIView):
                                                    corrections=[dict(r) for r in data.validated_data.get("rows", [])])
         upload.refresh_from_db()
         return Response({"id": upload.public_id, "status": upload.status}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- Distributions: our codes handed to a partner (flow 1, R-PART-4) ------------------------------------------------
+
+class DistributionRequest(serializers.Serializer):
+    inventory = serializers.RegexField(r"^[A-Za-z0-9]{16}$", help_text="The inventory's 16-character public id.")
+    partner = serializers.RegexField(r"^\s*[A-Za-z0-9_-]{1,32}\s*$", help_text="The partner's code (e.g. GS25).")
+    quantity = serializers.IntegerField(min_value=1, max_value=distribution.MAX_QUANTITY,
+                                        help_text="How many AVAILABLE codes of the inventory to reserve.")
+
+
+class DistributionSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    partner = serializers.CharField(source="partner.code")
+    inventory = serializers.CharField(source="inventory.public_id")
+    batch = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
+    quantity = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+DISTRIBUTION_ANSWER = inline_serializer("Distribution", {
+    "id": serializers.CharField(), "partner": serializers.CharField(), "inventory": serializers.CharField(),
+    "batch": serializers.CharField(allow_null=True), "quantity": serializers.IntegerField(),
+    "created_at": serializers.DateTimeField(),
+    "codes": inline_serializer("DistributionCounts", {
+        "reserved": serializers.IntegerField(), "waiting": serializers.IntegerField(),
+        "registered": serializers.IntegerField(), "used": serializers.IntegerField()}),
+    "file": serializers.CharField(),
+})
+
+
+def _distribution_answer(request: Request, dist: Any) -> dict[str, Any]:
+    stats = distribution.distribution_stats(dist)
+    return {**DistributionSerializer(dist).data,
+            "codes": {"reserved": stats.reserved, "waiting": stats.waiting, "registered": stats.registered,
+                      "used": stats.used},
+            "file": request.build_absolute_uri(f"/api/v1/distributions/{dist.public_id}/codes")}
+
+
+class DistributionCreateView(TenantAPIView):
+    permission_classes = [IsOperatorClient]
+
+    @extend_schema(operation_id="distribution_create", request=DistributionRequest, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={201: DISTRIBUTION_ANSWER, **_errors(400, 403, 404, 422)},
+                   description="Reserve `quantity` AVAILABLE codes of an inventory for a partner (flow 1). The codes "
+                               "leave the pool at once, in one transaction, and are never distributed twice nor "
+                               "claimed from the pool; members register them with `POST /claims {\"code\"}`. Fewer "
+                               "available codes than asked → 422 `not_enough_codes`, nothing reserved. Unknown "
+                               "inventory or partner → 404. Download the codes from `file`.")
+    def post(self, request: Request) -> Response:
+        data = DistributionRequest(data=request.data)
+        data.is_valid(raise_exception=True)
+        dist = distribution.distribution_create(
+            tenant=self.tenant,
+            inventory=distribution.inventory_by_public_id(self.tenant, data.validated_data["inventory"]),
+            partner=distribution.partner_by_code(self.tenant, data.validated_data["partner"]),
+            quantity=data.validated_data["quantity"], actor=Actor.api_client(self.client), client=self.client)
+        return Response(_distribution_answer(request, dist), status=status.HTTP_201_CREATED)
+
+
+class DistributionDetailView(TenantAPIView):
+    permission_classes = [IsOperatorClient]
+
+    @extend_schema(operation_id="distribution_status", responses={200: DISTRIBUTION_ANSWER, **_errors(403, 404)},
+                   description="A distribution with how many of its codes are still with the partner (`waiting`), "
+                               "registered by members and used.")
+    def get(self, request: Request, distribution_id: str) -> Response:
+        dist = distribution.distribution_get(tenant=self.tenant, public_id=distribution_id)
+        return Response(_distribution_answer(request, dist))
+
+
+class DistributionCodesView(TenantAPIView):
+    permission_classes = [IsOperatorClient]
+
+    @extend_schema(operation_id="distribution_codes",
+                   responses={(200, "text/csv"): OpenApiResponse(
+                       {"type": "string"}, description="`code` header, then one code per line, in id order."),
+                       **_errors(403, 404)},
+                   description="The distribution's codes as CSV, streamed. The same file at every download.")
+    def get(self, request: Request, distribution_id: str) -> Any:
+        dist = distribution.distribution_get(tenant=self.tenant, public_id=distribution_id)
+        distribution.distribution_downloaded(distribution=dist, actor=Actor.api_client(self.client))
+        response = StreamingHttpResponse(distribution.distribution_csv(dist), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{distribution.distribution_filename(dist)}"'
+        return response

@@ -72,7 +72,7 @@ def test_same_seed_and_participants_give_identical_winners_over_100_reruns_from_
 def test_two_draws_with_the_same_seed_over_the_same_participants_pick_the_same_winners(tenant):
     event = ended_event_with(tenant, MEMBERS)
     one, two = committed_draw(event), committed_draw(event)
-    Draw.objects.filter(pk=two.pk).update(seed=one.seed, seed_hash=one.seed_hash)
+    Draw.objects.filter(pk=two.pk).update(seed_sealed=one.seed_sealed, seed_hash=one.seed_hash)
     assert winners_of(run(one)) == winners_of(run(two))
 
 
@@ -111,7 +111,7 @@ def test_a_crash_mid_draw_then_a_rerun_gives_the_same_winners_as_an_uninterrupte
     event = ended_event_with(tenant, MEMBERS)
     clean = committed_draw(event, [("first", 3), ("second", 40)])
     crashed = committed_draw(event, [("first", 3), ("second", 40)])
-    Draw.objects.filter(pk=crashed.pk).update(seed=clean.seed, seed_hash=clean.seed_hash)
+    Draw.objects.filter(pk=crashed.pk).update(seed_sealed=clean.seed_sealed, seed_hash=clean.seed_hash)
     expected = winners_of(run(clean))
 
     monkeypatch.setattr(services, "WINNER_CHUNK", 10)

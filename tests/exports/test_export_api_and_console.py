@@ -169,7 +169,7 @@ def test_the_console_form_shows_a_refused_filter_on_its_field_and_records_nothin
 
     assert response.status_code == 200
     errors = response.context["form"].errors
-    assert errors == {"batch": ["A codes export needs a batch."]}
+    assert errors == {"batch": ["A codes export needs one of these filters: batch, distribution."]}
     assert Export.objects.count() == 0
 
 

@@ -1,5 +1,5 @@
 """Idempotently create a demo tenant to click through: logins, API tokens, policies of every kind, an open event,
-an inventory with a promo code and a generated batch. Run it as often as you like; it never duplicates anything."""
+an inventory with a promo code, a generated batch and a partner. Run it as often as you like; it never duplicates anything."""
 from __future__ import annotations
 
 import json
@@ -81,6 +81,13 @@ class Command(BaseCommand):
 
             batch = batch_generate(batch_id=batch.pk, actor=ACTOR)
 
+        from partners.models import Partner
+        from partners.services import partner_create
+
+        # A partner to hand codes to (flow 1: POST /distributions) and to take partner codes from (flow 2).
+        partner = Partner.objects.filter(tenant=tenant, code="GS25").first() or partner_create(
+            tenant=tenant, name="GS25 convenience stores", code="GS25", actor=ACTOR)
+
         result: dict[str, Any] = {
             "tenant": tenant.slug,
             "console": {"url": "/admin/", "users": {"admin": "superuser", "operator": "operator",
@@ -92,6 +99,7 @@ class Command(BaseCommand):
             "inventory": inventory.public_id,
             "promo_code": inventory.promo_code,
             "batch": batch.batch_code,
+            "partner": partner.code,
             "policies": {kind: p.public_id for kind, p in policies.items()},
         }
         # Identifiers (not secrets) for scripts and the smoke test; credentials stay in demo_credentials.json.

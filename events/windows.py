@@ -1,0 +1,68 @@
+"""An event's windows, decided in this one place (seed 001: 이벤트 종료 후 유입 → 혜택 제공; R-EVT-1).
+
+- **participation**: entries and claims from a pool (by inventory id or promo code) — while the event is OPEN and
+  ``starts_at <= now < ends_at``. Refused as ``event_closed``.
+- **registration**: a member registers a code handed out offline — a distributed code of ours (flow 1) or a partner
+  code (flow 2) — from ``starts_at`` until ``registration_ends_at`` (empty: ``ends_at``), while the event is OPEN or
+  CLOSED (closing an event ends participation, not the registration of codes already in members' hands); never for
+  a DRAFT or CANCELLED event. Refused as ``registration_closed``.
+- **grants** (operator grants, draw prizes) are not claims: no window applies, only the event must not be a DRAFT
+  or CANCELLED. A draw runs once participation has closed (``entries_closed``), whatever the status after that.
+
+Coupon validity is the policy's (coupons.validity).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from events.exceptions import EventClosed, RegistrationClosed
+from events.models import Event
+
+PARTICIPATION = "participation"
+REGISTRATION = "registration"
+GRANT = "grant"
+
+
+def participation_open(event: Event, now: datetime) -> bool:
+    return event.status == Event.Status.OPEN and event.starts_at <= now < event.ends_at
+
+
+def registration_ends(event: Event) -> datetime:
+    return event.registration_ends_at or event.ends_at
+
+
+def registration_open(event: Event, now: datetime) -> bool:
+    return (event.status in (Event.Status.OPEN, Event.Status.CLOSED)
+            and event.starts_at <= now < registration_ends(event))
+
+
+def entries_closed(event: Event, now: datetime) -> bool:
+    """Participation is over for good: the list a draw reads is final."""
+    return event.ends_at <= now or event.status in (Event.Status.CLOSED, Event.Status.CANCELLED)
+
+
+def _reason(event: Event, now: datetime, statuses: tuple[str, ...]) -> str:
+    if event.status not in statuses:
+        return "status"
+    return "not_started" if now < event.starts_at else "ended"
+
+
+def check_participation(event: Event, now: datetime, message: Any = None) -> None:
+    if not participation_open(event, now):
+        raise EventClosed(message, details={
+            "window": PARTICIPATION, "reason": _reason(event, now, (Event.Status.OPEN,)),
+            "status": event.status, "starts_at": event.starts_at.isoformat(), "ends_at": event.ends_at.isoformat()})
+
+
+def check_registration(event: Event, now: datetime) -> None:
+    if not registration_open(event, now):
+        ends = registration_ends(event)
+        raise RegistrationClosed(details={
+            "window": REGISTRATION, "reason": _reason(event, now, (Event.Status.OPEN, Event.Status.CLOSED)),
+            "status": event.status, "starts_at": event.starts_at.isoformat(), "ends_at": ends.isoformat()})
+
+
+def check_grantable(event: Event, message: Any = None) -> None:
+    if event.status in (Event.Status.DRAFT, Event.Status.CANCELLED):
+        raise EventClosed(message, details={"window": GRANT, "reason": "status", "status": event.status})
