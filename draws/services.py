@@ -21,7 +21,7 @@ from core.locks import session_lock
 from draws import algorithm
 from draws.exceptions import DrawNotReady, EventNotEnded, ParticipantsChanged
 from draws.models import Draw, DrawWinner, PrizeTier
-from core.sealing import seal, unseal
+from core.sealing import SealBroken, seal, unseal
 from events.models import Event
 from events.windows import entries_closed
 
@@ -160,6 +160,11 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
         raise EventNotEnded(details={"ends_at": draw.event.ends_at.isoformat()})
     if draw.draw_at > now and not before_draw_at:
         raise DrawNotReady(_("This draw is not due yet."), details={"draw_at": draw.draw_at.isoformat()})
+    try:
+        seed = unseal(draw.seed_sealed)
+    except SealBroken as exc:  # a settings problem, not the draw's: nothing is changed, the run can be retried
+        raise DrawNotReady(_("The draw's sealed seed cannot be opened with the configured COUPON_SEAL_KEYS; restore "
+                             "the key it was sealed with and run it again."), details={"reason": "seal"}) from exc
     with transaction.atomic():
         started = Draw.objects.filter(pk=draw.pk, status=Draw.Status.COMMITTED).update(status=Draw.Status.RUNNING,
                                                                                     started_at=now)
@@ -180,7 +185,6 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
         _fail(draw, actor, "The participant list changed since this draw started; it was not drawn again.")
         raise ParticipantsChanged()
     tiers = list(PrizeTier.objects.filter(draw=draw).order_by("position").values_list("pk", "winners"))
-    seed = unseal(draw.seed_sealed)
     picks = algorithm.winners(bytes.fromhex(seed), participants, tiers)
     del participants
     for start in range(0, len(picks), WINNER_CHUNK):

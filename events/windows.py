@@ -3,9 +3,10 @@
 - **participation**: entries and claims from a pool (by inventory id or promo code) — while the event is OPEN and
   ``starts_at <= now < ends_at``. Refused as ``event_closed``.
 - **registration**: a member registers a code handed out offline — a distributed code of ours (flow 1) or a partner
-  code (flow 2) — from ``starts_at`` until ``registration_ends_at`` (empty: ``ends_at``), while the event is OPEN or
-  CLOSED (closing an event ends participation, not the registration of codes already in members' hands); never for
-  a DRAFT or CANCELLED event. Refused as ``registration_closed``.
+  code (flow 2) — from ``starts_at`` until ``registration_ends_at``. With a registration end set, the event may be OPEN
+  or CLOSED (closing an event ends participation, not the registration of codes already in members' hands); without
+  one (the default) the window is the participation window, as before there were windows. Never for a DRAFT or
+  CANCELLED event. Refused as ``registration_closed``.
 - **grants** (operator grants, draw prizes) are not claims: no window applies, only the event must not be a DRAFT
   or CANCELLED. A draw runs once participation has closed (``entries_closed``), whatever the status after that.
 
@@ -32,9 +33,12 @@ def registration_ends(event: Event) -> datetime:
     return event.registration_ends_at or event.ends_at
 
 
+def _registration_statuses(event: Event) -> tuple[str, ...]:
+    return (Event.Status.OPEN, Event.Status.CLOSED) if event.registration_ends_at else (Event.Status.OPEN,)
+
+
 def registration_open(event: Event, now: datetime) -> bool:
-    return (event.status in (Event.Status.OPEN, Event.Status.CLOSED)
-            and event.starts_at <= now < registration_ends(event))
+    return event.status in _registration_statuses(event) and event.starts_at <= now < registration_ends(event)
 
 
 def entries_closed(event: Event, now: datetime) -> bool:
@@ -59,7 +63,7 @@ def check_registration(event: Event, now: datetime) -> None:
     if not registration_open(event, now):
         ends = registration_ends(event)
         raise RegistrationClosed(details={
-            "window": REGISTRATION, "reason": _reason(event, now, (Event.Status.OPEN, Event.Status.CLOSED)),
+            "window": REGISTRATION, "reason": _reason(event, now, _registration_statuses(event)),
             "status": event.status, "starts_at": event.starts_at.isoformat(), "ends_at": ends.isoformat()})
 
 
