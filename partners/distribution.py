@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
-from core.exceptions import InvalidInput
+from core.exceptions import InvalidInput, NotFound
 from core.models import ApiClient, Tenant
 from coupons.bloom import iter_code_blocks
 from coupons.exceptions import InventoryNotFound
@@ -71,6 +71,13 @@ def inventory_by_public_id(tenant: Tenant, public_id: str) -> CouponInventory:
     if inventory is None:
         raise InventoryNotFound(details={"field": "inventory"})
     return inventory
+
+
+def batch_by_code(inventory: CouponInventory, batch_code: str) -> CouponBatch:
+    batch = CouponBatch.objects.filter(inventory=inventory, batch_code=(batch_code or "").strip()).first()
+    if batch is None:
+        raise NotFound(_("The inventory has no batch %(batch)s.") % {"batch": batch_code}, details={"field": "batch"})
+    return batch
 
 
 def distribution_create(*, tenant: Tenant, inventory: CouponInventory, partner: Partner, quantity: Any,

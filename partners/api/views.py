@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -130,8 +131,17 @@ class UploadReprocessView(PartnerUploadAPIView):
 class DistributionRequest(serializers.Serializer):
     inventory = serializers.RegexField(r"^[A-Za-z0-9]{16}$", help_text="The inventory's 16-character public id.")
     partner = serializers.RegexField(r"^\s*[A-Za-z0-9_-]{1,32}\s*$", help_text="The partner's code (e.g. GS25).")
-    quantity = serializers.IntegerField(min_value=1, max_value=distribution.MAX_QUANTITY,
-                                        help_text="How many AVAILABLE codes of the inventory to reserve.")
+    quantity = serializers.IntegerField(min_value=1, max_value=distribution.MAX_QUANTITY, required=False,
+                                        help_text="How many AVAILABLE codes to reserve. Required without `batch`; "
+                                                  "with `batch` and no quantity, every available code of the batch.")
+    batch = serializers.CharField(min_length=1, max_length=64, required=False,
+                                  help_text="Optional batch code of the inventory: take the codes from it only.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("quantity") is None and not attrs.get("batch"):
+            raise serializers.ValidationError({"quantity": [gettext("Give a quantity, or a batch to distribute all "
+                                                                    "of its available codes.")]})
+        return attrs
 
 
 class DistributionSerializer(serializers.Serializer):
@@ -167,7 +177,8 @@ class DistributionCreateView(TenantAPIView):
 
     @extend_schema(operation_id="distribution_create", request=DistributionRequest, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={201: DISTRIBUTION_ANSWER, **_errors(400, 403, 404, 422)},
-                   description="Reserve `quantity` AVAILABLE codes of an inventory for a partner (flow 1). The codes "
+                   description="Reserve `quantity` AVAILABLE codes of an inventory (of one `batch` if given; a whole "
+                               "batch without `quantity`) for a partner (flow 1). The codes "
                                "leave the pool at once, in one transaction, and are never distributed twice nor "
                                "claimed from the pool; members register them with `POST /claims {\"code\"}`. Fewer "
                                "available codes than asked → 422 `not_enough_codes`, nothing reserved. Unknown "
@@ -175,11 +186,13 @@ class DistributionCreateView(TenantAPIView):
     def post(self, request: Request) -> Response:
         data = DistributionRequest(data=request.data)
         data.is_valid(raise_exception=True)
+        inventory = distribution.inventory_by_public_id(self.tenant, data.validated_data["inventory"])
+        batch_code = data.validated_data.get("batch")
         dist = distribution.distribution_create(
-            tenant=self.tenant,
-            inventory=distribution.inventory_by_public_id(self.tenant, data.validated_data["inventory"]),
+            tenant=self.tenant, inventory=inventory,
             partner=distribution.partner_by_code(self.tenant, data.validated_data["partner"]),
-            quantity=data.validated_data["quantity"], actor=Actor.api_client(self.client), client=self.client)
+            batch=distribution.batch_by_code(inventory, batch_code) if batch_code else None,
+            quantity=data.validated_data.get("quantity"), actor=Actor.api_client(self.client), client=self.client)
         return Response(_distribution_answer(request, dist), status=status.HTTP_201_CREATED)
 
 

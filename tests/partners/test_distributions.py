@@ -291,3 +291,25 @@ def test_demo_data_names_its_partner(db, settings, tmp_path):
     data = json.loads(out.getvalue())
     assert data["partner"] == "GS25"
     assert Partner.objects.filter(tenant__slug=data["tenant"], code="GS25").exists()
+
+
+def test_the_api_distributes_a_whole_batch_or_part_of_one_and_refuses_an_unknown_batch(tenant, world):
+    inventory, _codes, _partner, _other = world
+    batch = factories.make_batch(inventory, quantity=6, batch_code="PRINT-RUN-2")
+    extra = factories.make_codes(batch, 6)
+    api = operator_api(tenant)
+    part = api.post("/api/v1/distributions", {"inventory": inventory.public_id, "partner": "GS25",
+                                              "batch": "PRINT-RUN-2", "quantity": 2}, format="json")
+    assert (part.status_code, part.json()["batch"], part.json()["quantity"]) == (201, "PRINT-RUN-2", 2)
+    whole = api.post("/api/v1/distributions", {"inventory": inventory.public_id, "partner": "CU",
+                                               "batch": "PRINT-RUN-2"}, format="json")
+    assert (whole.status_code, whole.json()["quantity"]) == (201, 4)
+    assert distributed() == [c.code for c in extra]
+    unknown = api.post("/api/v1/distributions", {"inventory": inventory.public_id, "partner": "CU",
+                                                 "batch": "NO-SUCH-RUN", "quantity": 1}, format="json")
+    assert (unknown.status_code, unknown.json()["code"], unknown.json()["details"]) == (
+        404, "not_found", {"field": "batch"})
+    empty = api.post("/api/v1/distributions", {"inventory": inventory.public_id, "partner": "CU",
+                                               "batch": "PRINT-RUN-2"}, format="json")
+    assert (empty.status_code, empty.json()["code"]) == (422, "not_enough_codes")
+    assert Distribution.objects.count() == 2
