@@ -88,6 +88,10 @@ def b_objects(other_tenant):
         tenant=other_tenant, partner_code="SECRETB", inventory_public_id=partner_inventory.public_id,
         uploaded=SimpleUploadedFile(f"{SECRET}.csv", b"SECRETBMAPPED\nSECRETB$BAD\n"), actor=factories.TEST_ACTOR)
     partner_upload_process(upload_id=partner_upload.pk)
+    from partners.distribution import distribution_create
+
+    distribution_create(tenant=other_tenant, inventory=partner_inventory, partner=Partner.objects.get(
+        tenant=other_tenant, code="SECRETB"), quantity=1, actor=factories.TEST_ACTOR)  # str(): "… → SECRETB (1)"
     from risk import budgets as risk_budgets
     from risk.models import FrequencyLimit, InventoryBudget, MemberRisk, WebhookEndpoint
 
