@@ -96,6 +96,8 @@ def meets_rules_openapi_cannot_state(ctx, case) -> bool:
     body, label = case.body, case.operation.label
     if label == "POST /api/v1/claims" and sum(1 for key in CLAIM_TARGETS if body.get(key)) != 1:
         return False  # exactly one of inventory / promo_code / code / partner_code
+    if label == "POST /api/v1/distributions" and body.get("quantity") is None and not body.get("batch"):
+        return False  # a quantity, or a batch to distribute whole
     if label == "POST /api/v1/rewards/triggers":
         trigger = body.get("trigger")
         if ("amount" in body) != (trigger == "purchase_confirmed") or (body.get("has_image") and trigger != "review"):

@@ -151,6 +151,10 @@ API_CASES: dict[str, Case] = {
     "api-exports": Case(scope="list", body=lambda b: {"kind": "codes", "inventory": b.inventory.public_id}),
     "api-export": Case(kwargs=lambda b: {"export_id": b.public("Export")}),
     "api-export-download": Case(kwargs=lambda b: {"export_id": b.public("Export")}),
+    "api-distributions": Case(body=lambda b: {"inventory": b.inventory.public_id, "partner": SECRET,
+                                              "quantity": 1}),
+    "api-distribution": Case(kwargs=lambda b: {"distribution_id": b.public("Distribution")}),
+    "api-distribution-codes": Case(kwargs=lambda b: {"distribution_id": b.public("Distribution")}),
 }
 
 CONSOLE_CASES: dict[str, Case] = {
@@ -184,6 +188,14 @@ CONSOLE_CASES: dict[str, Case] = {
     "admin:partners_partnerupload_reprocess": Case(kwargs=lambda b: {"object_id": b.pk("PartnerUpload")},
                                                    model="PartnerUpload"),
     "admin:rewards_memberbirthday_upload": Case(scope="list"),
+    "admin:partners_distribution_distribute": Case(scope="list", body=lambda b: {
+        "inventory": b.pk("CouponInventory"), "partner": b.pk("Partner"), "quantity": 1},
+        query=lambda b: {"batch": b.pk("CouponBatch"), "inventory": b.pk("CouponInventory")}),
+    "admin:partners_distribution_csv": Case(kwargs=lambda b: {"object_id": b.pk("Distribution")},
+                                            model="Distribution"),
+    "admin:partners_distribution_xlsx": Case(kwargs=lambda b: {"object_id": b.pk("Distribution")},
+                                             model="Distribution"),
+    "admin:draws_draw_step": Case(kwargs=lambda b: {"object_id": b.pk("Draw"), "step": "run"}, model="Draw"),
     "admin:exports_export_download": Case(kwargs=lambda b: {"object_id": b.pk("Export")}, model="Export"),
     "admin:exports_export_progress": Case(kwargs=lambda b: {"object_id": b.pk("Export")}, model="Export"),
     # console pages of other apps
