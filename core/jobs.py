@@ -5,7 +5,9 @@ start): the job runs in a small in-process thread pool — same code path, no se
 runs jobs inline in the caller (tests, management commands).
 
 Retries: only *transient* failures are retried, with growing pauses (``JOB_RETRY_INTERVALS``): a lost or refused
-connection to PostgreSQL or Redis, a serialization failure or deadlock, a timeout. Anything else — a DomainError (the
+connection to PostgreSQL or Redis, a serialization failure or deadlock, a timeout, and a job abandoned by a worker that
+died (RQ's ``AbandonedJobError``, found by the next worker's registry maintenance; ``ops.sweep`` re-queues the stuck
+work sooner). Anything else — a DomainError (the
 input or the state says no), a validation or programming error — fails at once: retrying cannot change the answer and
 would only repeat side effects. A job that still fails lands in RQ's FailedJobRegistry (the dead-letter registry),
 where the console (ops app) shows its error and re-queues or discards it.
@@ -54,9 +56,12 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - redis is a dependency
         pass
     try:
+        from rq.exceptions import AbandonedJobError
         from rq.timeouts import JobTimeoutException
 
-        types.append(JobTimeoutException)
+        # AbandonedJobError: the worker running the job died (SIGKILL, OOM, a lost host). The jobs resume from their
+        # last committed chunk, so running it again is exactly right (issue #18).
+        types += [JobTimeoutException, AbandonedJobError]
     except ImportError:  # pragma: no cover
         pass
     return tuple(types)

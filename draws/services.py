@@ -153,6 +153,17 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
         raise EventNotEnded(details={"ends_at": draw.event.ends_at.isoformat()})
     if draw.draw_at > now and not before_draw_at:
         raise DrawNotReady(_("This draw is not due yet."), details={"draw_at": draw.draw_at.isoformat()})
+    # One run at a time per draw (a session lock, dropped with a killed run's connection): a run that finds it held
+    # leaves the draw to the live run — which writes the audit rows — so only a run that takes over from a dead one
+    # writes ``draw.resume`` (issue #18).
+    with session_lock(f"draw:{draw.pk}") as got:
+        if not got:
+            return Draw.objects.select_related("event", "tenant").get(pk=draw_id)
+        return _draw_run_locked(draw, actor, now)
+
+
+def _draw_run_locked(draw: Draw, actor: Actor, now: datetime) -> Draw:
+    draw_id = draw.pk
     with transaction.atomic():
         started = Draw.objects.filter(pk=draw.pk, status=Draw.Status.COMMITTED).update(status=Draw.Status.RUNNING,
                                                                                     started_at=now)
