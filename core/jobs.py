@@ -135,6 +135,18 @@ def _in_process(queue: str, func: Callable[..., Any], args: tuple, kwargs: dict)
             close_old_connections()
 
 
+def rq_enqueue(rq_queue: Any, func: Callable[..., Any], *args: Any, job_id: str, tenant_id: int | None = None,
+               **kwargs: Any) -> Any:
+    """Put a job on an RQ queue with the project's failure callback and retries (``enqueue`` without Redis settings:
+    the fault tests use it on their own Redis)."""
+    from rq import Callback, Retry
+
+    intervals = retry_intervals()
+    meta = {"tenant_id": int(tenant_id)} if tenant_id is not None else {}
+    return rq_queue.enqueue(func, *args, job_id=job_id, meta=meta, on_failure=Callback(on_job_failure),
+                            retry=Retry(max=len(intervals), interval=intervals) if intervals else None, **kwargs)
+
+
 def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None,
             tenant_id: int | None = None, **kwargs: Any) -> str:
     if queue not in settings.JOB_QUEUES:
@@ -145,13 +157,8 @@ def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None
         return job_id
     if settings.USE_REDIS:
         import django_rq
-        from rq import Callback, Retry
 
-        intervals = retry_intervals()
-        meta = {"tenant_id": int(tenant_id)} if tenant_id is not None else {}
-        django_rq.get_queue(queue).enqueue(
-            func, *args, job_id=job_id, meta=meta, on_failure=Callback(on_job_failure),
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None, **kwargs)
+        rq_enqueue(django_rq.get_queue(queue), func, *args, job_id=job_id, tenant_id=tenant_id, **kwargs)
         return job_id
     global _executor
     if _executor is None:

@@ -299,6 +299,8 @@ COUPON_WORKER_HEARTBEAT_SECONDS = env.int("COUPON_WORKER_HEARTBEAT_SECONDS", def
 COUPON_WORKER_MAINTENANCE_SECONDS = env.int("COUPON_WORKER_MAINTENANCE_SECONDS", default=30)
 # The stuck-work sweeper (ops/sweep.py; `requeue_stuck_work`, and the periodic job `schedule_jobs` starts): runs
 # every COUPON_SWEEP_INTERVAL_SECONDS; a PENDING job's work counts as lost only after COUPON_SWEEP_PENDING_GRACE_SECONDS.
+# Workers run the sweep as part of their registry maintenance (at start and every COUPON_WORKER_MAINTENANCE_SECONDS).
+COUPON_WORKER_SWEEPS = parse_bool("COUPON_WORKER_SWEEPS", env.str("COUPON_WORKER_SWEEPS", default="true"))
 COUPON_SWEEP_INTERVAL_SECONDS = env.int("COUPON_SWEEP_INTERVAL_SECONDS", default=60)
 COUPON_SWEEP_PENDING_GRACE_SECONDS = env.int("COUPON_SWEEP_PENDING_GRACE_SECONDS", default=120)
 if min(COUPON_WORKER_HEARTBEAT_SECONDS, COUPON_WORKER_MAINTENANCE_SECONDS, COUPON_SWEEP_INTERVAL_SECONDS) < 1:

@@ -10,7 +10,7 @@ sweep looks at the rows instead:
   (``partners.jobs``) no session holds;
 - asynchronous grants RUNNING — or PENDING past the grace — whose work lock (``coupons.grant_jobs``) no session holds.
 
-Each is queued again under a fixed job id (``resume:<kind>:<id>``), so a sweep never queues a second copy while the
+Each is queued again under a fixed job id (``resume-<kind>-<id>``), so a sweep never queues a second copy while the
 first is still waiting; each job resumes from its last committed chunk and takes the work lock first, so a copy that
 does start twice does the work once. Prize draws have their own stale-run rule (``run_due_draws``).
 
@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
@@ -103,37 +105,40 @@ def stuck_work_requeue(*, dry_run: bool = False) -> SweepResult | None:
         result.abandoned_jobs = _abandoned_rq_jobs(dry_run)
 
         for batch in CouponBatch.objects.select_related("tenant").filter(status=CouponBatch.Status.RUNNING):
-            job_id = f"resume:generation:{batch.pk}"
+            job_id = f"resume-generation-{batch.pk}"
             if batch_generation_running(batch.pk) or _waiting(job_id):
                 continue
             result.batches += 1
             result.items.append(f"batch {batch.batch_code}: {batch.generated_count} of {batch.quantity}")
             if not dry_run:
-                audit_record(tenant=batch.tenant, actor=actor, action="batch.generation_requeued", obj=batch,
-                             after={"generated_count": batch.generated_count, "quantity": batch.quantity})
-                enqueue("generation", generate_batch_job, batch.pk, {"type": actor.type, "id": actor.id,
-                                                                     "label": actor.label},
-                        job_id=job_id, tenant_id=batch.tenant_id)
+                with transaction.atomic():
+                    audit_record(tenant=batch.tenant, actor=actor, action="batch.generation_requeued", obj=batch,
+                                 after={"generated_count": batch.generated_count, "quantity": batch.quantity})
+                    transaction.on_commit(partial(enqueue, "generation", generate_batch_job, batch.pk,
+                                                  {"type": actor.type, "id": actor.id, "label": actor.label},
+                                                  job_id=job_id, tenant_id=batch.tenant_id), robust=True)
 
         uploads = PartnerUpload.objects.select_related("tenant").filter(
             status__in=[PartnerUpload.Status.RUNNING, PartnerUpload.Status.PENDING])
         for upload in uploads:
-            job_id = f"resume:upload:{upload.pk}"
+            job_id = f"resume-upload-{upload.pk}"
             if _waiting(job_id) or not partner_upload_is_stuck(upload=upload):
                 continue
             result.uploads += 1
             result.items.append(f"partner upload {upload.public_id}: {upload.processed_rows} of {upload.rows} rows")
             if not dry_run:
-                audit_record(tenant=upload.tenant, actor=actor, action="partner_upload.requeued", obj=upload,
-                             after={"status": upload.status, "processed_rows": upload.processed_rows})
-                partner_upload_resume_if_stuck(upload=upload, job_id=job_id)
+                with transaction.atomic():
+                    audit_record(tenant=upload.tenant, actor=actor, action="partner_upload.requeued", obj=upload,
+                                 after={"status": upload.status, "processed_rows": upload.processed_rows})
+                    transaction.on_commit(partial(partner_upload_resume_if_stuck, upload=upload, job_id=job_id),
+                                          robust=True)
 
         # Only grants run as a job have member rows; a small grant is issued inside its request.
         grants = CouponGrant.objects.select_related("tenant").filter(
             status__in=[CouponGrant.Status.RUNNING, CouponGrant.Status.PENDING],
             pk__in=CouponGrantMember.objects.values("grant_id"))
         for grant in grants:
-            job_id = f"resume:grant:{grant.pk}"
+            job_id = f"resume-grant-{grant.pk}"
             if grant.status == CouponGrant.Status.PENDING and grant.created_at > _grace_cutoff():
                 continue
             if session_lock_held(grant_work_key(grant.pk)) or _waiting(job_id):
@@ -141,9 +146,11 @@ def stuck_work_requeue(*, dry_run: bool = False) -> SweepResult | None:
             result.grants += 1
             result.items.append(f"grant {grant.public_id}: {grant.processed} of {grant.total}")
             if not dry_run:
-                audit_record(tenant=grant.tenant, actor=actor, action="grant.requeued", obj=grant,
-                             after={"status": grant.status, "processed": grant.processed})
-                enqueue("grants", run_grant, grant.pk, job_id=job_id, tenant_id=grant.tenant_id)
+                with transaction.atomic():
+                    audit_record(tenant=grant.tenant, actor=actor, action="grant.requeued", obj=grant,
+                                 after={"status": grant.status, "processed": grant.processed})
+                    transaction.on_commit(partial(enqueue, "grants", run_grant, grant.pk, job_id=job_id,
+                                                  tenant_id=grant.tenant_id), robust=True)
         for item in result.items:
             logger.warning("stuck work %s: %s", "found" if dry_run else "queued again", item)
         return result
