@@ -76,8 +76,9 @@ class Postgres:
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(
             [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=120", "-c", "shared_buffers=64MB"],
+             # fsync off: a killed server's writes are still in the OS cache. synchronous_commit stays on — off,
+             # a SIGKILLed server loses commits it already acknowledged (the invariants here caught exactly that).
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=120", "-c", "shared_buffers=64MB"],
             stdout=log, stderr=log, start_new_session=True, **_as_user())
         _wait(lambda: psycopg.connect(self.url().replace("postgres://", "postgresql://"), connect_timeout=1).close()
               is None, "the throwaway PostgreSQL")
