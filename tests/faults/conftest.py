@@ -16,13 +16,6 @@ from tests.faults.services import Postgres, RedisServer, scratch_dir
 DB_NAME = "coupons_faults"
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "/tests/faults/" in str(item.fspath):
-            item.add_marker(pytest.mark.faults)
-            item.add_marker(pytest.mark.xdist_group("faults"))  # one xdist worker, one stack, one test at a time
-
-
 @pytest.fixture(scope="session")
 def stack():
     root = scratch_dir()

@@ -18,10 +18,14 @@ import time
 import uuid
 
 import httpx
+import pytest
 
 from tests import factories
 from tests.faults import invariants
 from tests.faults.harness import Server, wait_for
+
+# One xdist worker runs the fault suite, one test at a time, on one throwaway stack (tests/faults/conftest.py).
+pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults")]
 
 REDIS_TIMEOUT = 0.5  # COUPON_REDIS_TIMEOUT_SECONDS (the default) in the server's environment
 

@@ -25,6 +25,9 @@ from tests import factories
 from tests.faults import invariants
 from tests.faults.harness import Server, Worker, wait_for
 
+# One xdist worker runs the fault suite, one test at a time, on one throwaway stack (tests/faults/conftest.py).
+pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults")]
+
 QUANTITY = 400_000  # 20 chunks of 20,000 (COUPON_GENERATION_CHUNK_SIZE in the fault stack)
 
 
