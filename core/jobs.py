@@ -68,9 +68,10 @@ def _transient_types() -> tuple[type[BaseException], ...]:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying might succeed. A DomainError is never transient, even when it wraps a connection error."""
+    """True when retrying might succeed. A DomainError is transient only when it says so (``transient``: a dependency
+    not answering), even when it wraps a connection error."""
     if isinstance(exc, DomainError):
-        return False
+        return exc.transient
     transient = _transient_types()
     seen: set[int] = set()
     current: BaseException | None = exc

@@ -37,6 +37,7 @@ class DependencyUnavailable(DomainError):
 
     code = "dependency_unavailable"
     status = 503
+    transient = True
     default_message = _("A service this request needs is not answering; nothing was changed. Retry later.")
 
     def __init__(self, message: Any = None, *, dependency: str = "redis", retry_after: int | None = None) -> None:

@@ -246,6 +246,8 @@ def draw_grant_prizes(*, draw_id: int, actor: Actor | None = None) -> GrantSumma
         except _AlreadyGranted:
             continue
         except DomainError as exc:
+            if exc.transient:  # a dependency not answering: the job is retried and grants the rest then
+                raise
             DrawWinner.objects.filter(pk=winner.pk, coupon__isnull=True).update(grant_error=exc.code)
             summary.failed[exc.code] = summary.failed.get(exc.code, 0) + 1
     with transaction.atomic():

@@ -46,8 +46,10 @@ Reason = PartnerUploadFailure.Reason
 _NEEDS_CORRECTION = {Reason.EXTRA_COLUMNS.value, Reason.LINE_TOO_LONG.value}
 
 def _after_commit(fn: Callable[[], None]) -> None:
-    """Start a job once the rows it reads are committed (tests run it at once: their transaction never commits)."""
-    transaction.on_commit(fn)
+    """Start a job once the rows it reads are committed (tests run it at once: their transaction never commits). A job
+    that cannot be queued (Redis not answering) does not turn the committed upload into an error: the stuck-work sweep
+    starts it later (issue #18)."""
+    transaction.on_commit(fn, robust=True)
 
 
 # Called after every committed chunk with the number of chunks this run committed; tests use it to kill a job.
