@@ -49,6 +49,25 @@ def parse_non_negative(name: str, value: int) -> int:
     return value
 
 
+def parse_positive_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number of seconds.") from None
+    if not number > 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0; got {value}.")
+    return number
+
+
+def redis_url_with_timeouts(url: str, connect: float, read: float) -> str:
+    """``url`` with redis-py's socket timeouts as query parameters (for clients built from a URL, e.g. django-rq)."""
+    if not url or url.startswith("unix://"):
+        return url
+    parts = urlsplit(url)
+    query = "&".join(q for q in [parts.query, f"socket_connect_timeout={connect}", f"socket_timeout={read}"] if q)
+    return parts._replace(query=query).geturl()
+
+
 def parse_redis_url(value: str) -> str:
     value = value.strip()
     if not value:

@@ -15,6 +15,8 @@ class DomainError(Exception):
     status: int = 400
     # Messages are translated (lazily: shown in the language active when rendered); ``code`` never is.
     default_message: Any = _("The request could not be processed.")
+    # True for a refusal that says "not now" rather than "no" (a dependency not answering): jobs retry it.
+    transient: bool = False
 
     def __init__(self, message: Any = None, *, code: str | None = None, status: int | None = None,
                  details: dict[str, Any] | None = None) -> None:

@@ -5,7 +5,9 @@ start): the job runs in a small in-process thread pool — same code path, no se
 runs jobs inline in the caller (tests, management commands).
 
 Retries: only *transient* failures are retried, with growing pauses (``JOB_RETRY_INTERVALS``): a lost or refused
-connection to PostgreSQL or Redis, a serialization failure or deadlock, a timeout. Anything else — a DomainError (the
+connection to PostgreSQL or Redis, a serialization failure or deadlock, a timeout, and a job abandoned by a worker that
+died (RQ's ``AbandonedJobError``, found by the next worker's registry maintenance; ``ops.sweep`` re-queues the stuck
+work sooner). Anything else — a DomainError (the
 input or the state says no), a validation or programming error — fails at once: retrying cannot change the answer and
 would only repeat side effects. A job that still fails lands in RQ's FailedJobRegistry (the dead-letter registry),
 where the console (ops app) shows its error and re-queues or discards it.
@@ -54,18 +56,22 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - redis is a dependency
         pass
     try:
+        from rq.exceptions import AbandonedJobError
         from rq.timeouts import JobTimeoutException
 
-        types.append(JobTimeoutException)
+        # AbandonedJobError: the worker running the job died (SIGKILL, OOM, a lost host). The jobs resume from their
+        # last committed chunk, so running it again is exactly right (issue #18).
+        types += [JobTimeoutException, AbandonedJobError]
     except ImportError:  # pragma: no cover
         pass
     return tuple(types)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying might succeed. A DomainError is never transient, even when it wraps a connection error."""
+    """True when retrying might succeed. A DomainError is transient only when it says so (``transient``: a dependency
+    not answering), even when it wraps a connection error."""
     if isinstance(exc, DomainError):
-        return False
+        return exc.transient
     transient = _transient_types()
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -130,6 +136,18 @@ def _in_process(queue: str, func: Callable[..., Any], args: tuple, kwargs: dict)
             close_old_connections()
 
 
+def rq_enqueue(rq_queue: Any, func: Callable[..., Any], *args: Any, job_id: str, tenant_id: int | None = None,
+               **kwargs: Any) -> Any:
+    """Put a job on an RQ queue with the project's failure callback and retries (``enqueue`` without Redis settings:
+    the fault tests use it on their own Redis)."""
+    from rq import Callback, Retry
+
+    intervals = retry_intervals()
+    meta = {"tenant_id": int(tenant_id)} if tenant_id is not None else {}
+    return rq_queue.enqueue(func, *args, job_id=job_id, meta=meta, on_failure=Callback(on_job_failure),
+                            retry=Retry(max=len(intervals), interval=intervals) if intervals else None, **kwargs)
+
+
 def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None,
             tenant_id: int | None = None, **kwargs: Any) -> str:
     if queue not in settings.JOB_QUEUES:
@@ -140,13 +158,8 @@ def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None
         return job_id
     if settings.USE_REDIS:
         import django_rq
-        from rq import Callback, Retry
 
-        intervals = retry_intervals()
-        meta = {"tenant_id": int(tenant_id)} if tenant_id is not None else {}
-        django_rq.get_queue(queue).enqueue(
-            func, *args, job_id=job_id, meta=meta, on_failure=Callback(on_job_failure),
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None, **kwargs)
+        rq_enqueue(django_rq.get_queue(queue), func, *args, job_id=job_id, tenant_id=tenant_id, **kwargs)
         return job_id
     global _executor
     if _executor is None:

@@ -17,7 +17,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from core.config import parse_bool, parse_non_negative, parse_rate, parse_redis_url, postgres_database_config
+from core.config import (parse_bool, parse_non_negative, parse_positive_float, parse_rate, parse_redis_url,
+                         postgres_database_config, redis_url_with_timeouts)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("COUPON_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -80,6 +81,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 MIDDLEWARE = [
     "dashboard.log.RequestIdMiddleware",
     "dashboard.metrics.MetricsMiddleware",
+    # PostgreSQL or Redis not answering → 503 with Retry-After, never a 500 (issue #18).
+    "core.middleware.DependencyOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -119,11 +122,31 @@ TEMPLATES = [
 DATABASES = {"default": postgres_database_config(env.str("DATABASE_URL", default=""), VAR_DIR)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# An unreachable server is noticed within this many seconds (then 503 + Retry-After, never a hung request).
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("COUPON_DB_CONNECT_TIMEOUT_SECONDS",
+                                                                             default=3) or 1
 # Server-side parameter binding lets psycopg prepare the hot statements (claim, redeem, token lookup) after a few
 # runs, so PostgreSQL stops re-planning them on every request. Turn off behind a transaction-pooling PgBouncer.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = parse_bool(
     "DJANGO_DB_SERVER_SIDE_BINDING", env.str("DJANGO_DB_SERVER_SIDE_BINDING", default="true"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Dependency timeouts (issue #18: a frozen Redis or an unreachable PostgreSQL must never stall a request) ------
+# Every Redis client of the request path connects and reads with these (core/redis.py); a request that needs Redis
+# (claim locks, limits) answers 503 with Retry-After when it does not answer in time, the Bloom filter falls through
+# to the database. After a failure a process leaves Redis alone for COUPON_REDIS_RETRY_AFTER_SECONDS.
+COUPON_REDIS_CONNECT_TIMEOUT_SECONDS = parse_positive_float(
+    "COUPON_REDIS_CONNECT_TIMEOUT_SECONDS", env.str("COUPON_REDIS_CONNECT_TIMEOUT_SECONDS", default="0.5"))
+COUPON_REDIS_TIMEOUT_SECONDS = parse_positive_float(
+    "COUPON_REDIS_TIMEOUT_SECONDS", env.str("COUPON_REDIS_TIMEOUT_SECONDS", default="0.5"))
+COUPON_REDIS_BULK_TIMEOUT_SECONDS = parse_positive_float(
+    "COUPON_REDIS_BULK_TIMEOUT_SECONDS", env.str("COUPON_REDIS_BULK_TIMEOUT_SECONDS", default="30"))
+COUPON_REDIS_RETRY_AFTER_SECONDS = parse_non_negative(
+    "COUPON_REDIS_RETRY_AFTER_SECONDS", env.int("COUPON_REDIS_RETRY_AFTER_SECONDS", default=5)) or 1
+COUPON_DB_CONNECT_TIMEOUT_SECONDS = parse_non_negative(
+    "COUPON_DB_CONNECT_TIMEOUT_SECONDS", env.int("COUPON_DB_CONNECT_TIMEOUT_SECONDS", default=3)) or 1
+COUPON_DB_RETRY_AFTER_SECONDS = parse_non_negative(
+    "COUPON_DB_RETRY_AFTER_SECONDS", env.int("COUPON_DB_RETRY_AFTER_SECONDS", default=5)) or 1
 
 # --- Cache, queues -----------------------------------------------------------------------------
 if USE_REDIS:
@@ -131,16 +154,21 @@ if USE_REDIS:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient",
+                        "SOCKET_CONNECT_TIMEOUT": COUPON_REDIS_CONNECT_TIMEOUT_SECONDS,
+                        "SOCKET_TIMEOUT": COUPON_REDIS_TIMEOUT_SECONDS},
             "KEY_PREFIX": "coupons",
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# One RQ queue per kind of work (R-OPS-1), so a 10M-code generation never delays an expiry run.
+# One RQ queue per kind of work (R-OPS-1), so a 10M-code generation never delays an expiry run. The queues' connection
+# carries the timeouts too (enqueueing from a request); rqworker raises its read timeout above its blocking dequeue.
 JOB_QUEUES = ["generation", "uploads", "grants", "expiry", "draws", "exports", "default"]
-RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600 * 3} for name in JOB_QUEUES} if USE_REDIS else {}
+RQ_QUEUES = {name: {"URL": redis_url_with_timeouts(REDIS_URL, COUPON_REDIS_CONNECT_TIMEOUT_SECONDS,
+                                                   COUPON_REDIS_TIMEOUT_SECONDS), "DEFAULT_TIMEOUT": 3600 * 3}
+             for name in JOB_QUEUES} if USE_REDIS else {}
 
 # --- Auth, sessions ----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -265,6 +293,19 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("COUPON_METRICS_TOKEN must be at least 16 characters long.")
 # rqworker times every job for /metrics (coupon_job_duration_seconds).
 RQ = {"WORKER_CLASS": "dashboard.worker.MetricsWorker"}
+# Lost workers (issue #18): how often a worker proves it is alive while running a job, and how often it looks for
+# jobs whose worker died (they are retried, and resume from their last committed chunk).
+COUPON_WORKER_HEARTBEAT_SECONDS = env.int("COUPON_WORKER_HEARTBEAT_SECONDS", default=10)
+COUPON_WORKER_MAINTENANCE_SECONDS = env.int("COUPON_WORKER_MAINTENANCE_SECONDS", default=30)
+# The stuck-work sweeper (ops/sweep.py; `requeue_stuck_work`, and the periodic job `schedule_jobs` starts): runs
+# every COUPON_SWEEP_INTERVAL_SECONDS; a PENDING job's work counts as lost only after COUPON_SWEEP_PENDING_GRACE_SECONDS.
+# Workers run the sweep as part of their registry maintenance (at start and every COUPON_WORKER_MAINTENANCE_SECONDS).
+COUPON_WORKER_SWEEPS = parse_bool("COUPON_WORKER_SWEEPS", env.str("COUPON_WORKER_SWEEPS", default="true"))
+COUPON_SWEEP_INTERVAL_SECONDS = env.int("COUPON_SWEEP_INTERVAL_SECONDS", default=60)
+COUPON_SWEEP_PENDING_GRACE_SECONDS = env.int("COUPON_SWEEP_PENDING_GRACE_SECONDS", default=120)
+if min(COUPON_WORKER_HEARTBEAT_SECONDS, COUPON_WORKER_MAINTENANCE_SECONDS, COUPON_SWEEP_INTERVAL_SECONDS) < 1:
+    raise ImproperlyConfigured("COUPON_WORKER_HEARTBEAT_SECONDS, COUPON_WORKER_MAINTENANCE_SECONDS and "
+                               "COUPON_SWEEP_INTERVAL_SECONDS must be at least 1.")
 # --- end of logs and metrics -----------------------------------------------------------------------------------
 
 INSTALLED_APPS.append("drf_spectacular_sidecar")
@@ -323,3 +364,10 @@ for _key in COUPON_SEAL_KEYS:
     except ValueError as _exc:
         raise ImproperlyConfigured("COUPON_SEAL_KEYS: each key must be 32 url-safe base64-encoded bytes, as "
                                    "cryptography.fernet.Fernet.generate_key() prints.") from _exc
+# A webhook job tries this many times, pausing BACKOFF × 2ⁿ seconds between tries, before it leaves the delivery to
+# RQ's retries and the deliver_webhooks cron (issue #18).
+COUPON_WEBHOOK_JOB_ATTEMPTS = env.int("COUPON_WEBHOOK_JOB_ATTEMPTS", default=4)
+COUPON_WEBHOOK_JOB_BACKOFF_SECONDS = parse_positive_float(
+    "COUPON_WEBHOOK_JOB_BACKOFF_SECONDS", env.str("COUPON_WEBHOOK_JOB_BACKOFF_SECONDS", default="2"))
+if COUPON_WEBHOOK_JOB_ATTEMPTS < 1:
+    raise ImproperlyConfigured("COUPON_WEBHOOK_JOB_ATTEMPTS must be at least 1.")

@@ -29,3 +29,5 @@ urlpatterns = [
 ]
 
 handler404 = "core.api.errors.not_found_view"
+# PostgreSQL or Redis not answering, raised anywhere (a middleware included) → 503 + Retry-After (issue #18).
+handler500 = "core.middleware.server_error_view"

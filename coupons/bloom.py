@@ -250,12 +250,12 @@ class RedisBloomStore:
     return redis.call('HINCRBY', KEYS[2], 'version', 1)
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, client: Any = None) -> None:
         import redis
 
         self.key = key
         self.bits_key, self.meta_key = f"{key}:bits", f"{key}:meta"
-        self.redis = _redis_client()
+        self.redis = client if client is not None else _redis_client()
         self._merge = self.redis.register_script(self._MERGE)
         self._add = self.redis.register_script(self._ADD)
         self._redis_error = redis.RedisError
@@ -502,11 +502,14 @@ def _redis_client() -> Any:
     url = settings.REDIS_URL
     client = _redis_clients.get(url)
     if client is None:
-        client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30)
+        # Whole-filter transfers (69 MiB) need a longer read timeout than a request's lookups (core.redis).
+        client = _redis_clients[url] = redis.Redis.from_url(
+            url, socket_timeout=settings.COUPON_REDIS_BULK_TIMEOUT_SECONDS,
+            socket_connect_timeout=settings.COUPON_REDIS_CONNECT_TIMEOUT_SECONDS, health_check_interval=30)
     return client
 
 
-def get_store() -> BloomStore:
+def get_store(*, lookup: bool = False) -> BloomStore:
     """The filter of the database this process uses (a test database never shares the real one's filter)."""
     db_name = connection.settings_dict["NAME"]
     backend = settings.BLOOM_BACKEND
@@ -514,6 +517,11 @@ def get_store() -> BloomStore:
         location = settings.BLOOM_REDIS_KEY or f"coupons:bloom:{db_name}"
     else:
         location = settings.BLOOM_FILE or str(Path(settings.BLOOM_DIR) / f"{db_name}.bloom")
+    if lookup and backend == "redis":
+        # A request's lookup: the short timeouts of core.redis, so a frozen Redis costs at most one timeout.
+        from core import redis as core_redis
+
+        return RedisBloomStore(location, client=core_redis.client())
     with _stores_lock:
         store = _stores.get((backend, location))
         if store is None:
@@ -536,8 +544,12 @@ def bloom_might_contain(code: str) -> bool:
     data = code.encode("utf-8")
     if not data or len(data) > MAX_CODE_BYTES or b"\0" in data:
         return False  # the column cannot hold it
+    from core import redis as core_redis
+
+    if settings.BLOOM_BACKEND == "redis" and core_redis.is_down():
+        return True  # fail open at once while Redis is known not to answer (issue #18)
     try:
-        store = get_store()
+        store = get_store(lookup=True)
         for _attempt in range(2):
             params = _params_cache.get(store.describe())
             if params is None:
@@ -550,7 +562,9 @@ def bloom_might_contain(code: str) -> bool:
                 return answer
             _params_cache.pop(store.describe(), None)  # rebuilt since we cached its parameters
         return True
-    except Exception:  # the filter is an optimisation; never let it fail a request
+    except Exception as exc:  # the filter is an optimisation; never let it fail a request
+        if core_redis.is_outage(exc):
+            core_redis.mark_down(exc)
         logger.warning("Bloom filter lookup failed; answering 'maybe'", exc_info=True)
         return True
 

@@ -399,6 +399,8 @@ def grant_process(*, grant_id: int) -> CouponGrant:
                                 ctx=ctx, grant=grant, on_issued=mark)
                 issued += 1
             except DomainError as exc:
+                if exc.transient:  # Redis not answering: the job fails as transient and resumes with this member
+                    raise
                 CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
                     status=CouponGrantMember.Status.FAILED, error_code=exc.code)
                 failed += 1

@@ -133,11 +133,11 @@ def daily_counts(tenant: Tenant, start: date, end: date, *, today: date | None =
     days: list[DayRow] = []
     if start <= past_end:
         key = cache_key(tenant, start, past_end)
-        cached = cache.get(key) if ttl > 0 else None
+        cached = _cache_call(cache.get, key) if ttl > 0 else None
         if cached is None:
             cached = _daily_counts(tenant, start, past_end)
             if ttl > 0:
-                cache.set(key, cached, ttl)
+                _cache_call(cache.set, key, cached, ttl)
         days.extend(cached)
     if end > past_end:
         days.extend(_daily_counts(tenant, max(start, past_end + timedelta(days=1)), end))
@@ -207,3 +207,13 @@ def recent_alarms(tenant: Tenant) -> list[Any] | None:
 def dashboard_for(tenant: Tenant, start: date, end: date) -> Dashboard:
     return Dashboard(tenant=tenant, start=start, end=end, days=daily_counts(tenant, start, end),
                      budgets=budget_rows(tenant), alarms=recent_alarms(tenant))
+
+
+def _cache_call(fn: Any, *args: Any) -> Any:
+    """The dashboard's cache fails open: with Redis not answering the figures are counted afresh (issue #18)."""
+    from core import redis as core_redis
+
+    try:
+        return fn(*args)
+    except core_redis.error_types():
+        return None

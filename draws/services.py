@@ -165,6 +165,17 @@ def draw_run(*, draw_id: int, actor: Actor | None = None, now: datetime | None =
     except SealBroken as exc:  # a settings problem, not the draw's: nothing is changed, the run can be retried
         raise DrawNotReady(_("The draw's sealed seed cannot be opened with the configured COUPON_SEAL_KEYS; restore "
                              "the key it was sealed with and run it again."), details={"reason": "seal"}) from exc
+    # One run at a time per draw (a session lock, dropped with a killed run's connection): a run that finds it held
+    # leaves the draw to the live run — which writes the audit rows — so only a run that takes over from a dead one
+    # writes ``draw.resume`` (issue #18).
+    with session_lock(f"draw:{draw.pk}") as got:
+        if not got:
+            return Draw.objects.select_related("event", "tenant").get(pk=draw_id)
+        return _draw_run_locked(draw, actor, now, seed)
+
+
+def _draw_run_locked(draw: Draw, actor: Actor, now: datetime, seed: str) -> Draw:
+    draw_id = draw.pk
     with transaction.atomic():
         started = Draw.objects.filter(pk=draw.pk, status=Draw.Status.COMMITTED).update(status=Draw.Status.RUNNING,
                                                                                     started_at=now)
@@ -248,6 +259,8 @@ def draw_grant_prizes(*, draw_id: int, actor: Actor | None = None) -> GrantSumma
         except _AlreadyGranted:
             continue
         except DomainError as exc:
+            if exc.transient:  # a dependency not answering: the job is retried and grants the rest then
+                raise
             DrawWinner.objects.filter(pk=winner.pk, coupon__isnull=True).update(grant_error=exc.code)
             summary.failed[exc.code] = summary.failed.get(exc.code, 0) + 1
     with transaction.atomic():

@@ -1,13 +1,26 @@
 """RQ entry points of the "uploads" queue: take ids, call a service.
 
+Each run holds the upload's work lock (a PostgreSQL session lock, ``upload_work_key``) for its whole length: a second
+run of the same upload (a retry of an abandoned job, the sweeper's re-queue, a re-upload of the same file) returns at
+once, and ``ops.sweep`` knows an upload whose lock nobody holds is stuck (issue #18).
+
 The failure messages a job stores are written in the tenant's language (issue #11)."""
 from __future__ import annotations
+
+import logging
 
 from django.conf import settings
 from django.utils import translation
 
+from core.locks import session_lock
 from partners import services
 from partners.models import PartnerUpload
+
+logger = logging.getLogger("coupons.jobs")
+
+
+def upload_work_key(upload_id: int) -> str:
+    return f"partner_upload:{upload_id}"
 
 
 def _language(upload_id: int) -> str:
@@ -16,10 +29,18 @@ def _language(upload_id: int) -> str:
 
 
 def process_upload(upload_id: int) -> None:
-    with translation.override(_language(upload_id)):
-        services.partner_upload_process(upload_id=upload_id)
+    with session_lock(upload_work_key(upload_id)) as got:
+        if not got:
+            logger.info("partner upload %s is being processed by another worker; nothing to do", upload_id)
+            return
+        with translation.override(_language(upload_id)):
+            services.partner_upload_process(upload_id=upload_id)
 
 
 def reprocess_upload(upload_id: int) -> None:
-    with translation.override(_language(upload_id)):
-        services.partner_upload_retry_failures(upload_id=upload_id)
+    with session_lock(upload_work_key(upload_id)) as got:
+        if not got:
+            logger.info("partner upload %s is being processed by another worker; nothing to do", upload_id)
+            return
+        with translation.override(_language(upload_id)):
+            services.partner_upload_retry_failures(upload_id=upload_id)

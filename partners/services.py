@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, Uplo
 from partners.models import PARTNER_CODE_MAX, CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
 from partners.reader import FileRejected, Row, check_file, detect_format, open_rows
 
+logger = logging.getLogger("coupons.partners")
+
 CHUNK_ROWS = 10000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 VALUE_KEEP = 200
@@ -43,8 +46,10 @@ Reason = PartnerUploadFailure.Reason
 _NEEDS_CORRECTION = {Reason.EXTRA_COLUMNS.value, Reason.LINE_TOO_LONG.value}
 
 def _after_commit(fn: Callable[[], None]) -> None:
-    """Start a job once the rows it reads are committed (tests run it at once: their transaction never commits)."""
-    transaction.on_commit(fn)
+    """Start a job once the rows it reads are committed (tests run it at once: their transaction never commits). A job
+    that cannot be queued (Redis not answering) does not turn the committed upload into an error: the stuck-work sweep
+    starts it later (issue #18)."""
+    transaction.on_commit(fn, robust=True)
 
 
 # Called after every committed chunk with the number of chunks this run committed; tests use it to kill a job.
@@ -115,6 +120,8 @@ def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public
     sha256 = digest.hexdigest()
     earlier = PartnerUpload.objects.filter(tenant=tenant, inventory=inventory, sha256=sha256).first()
     if earlier is not None:
+        # The same file again: the earlier upload — started again if a lost worker left it stuck (issue #18).
+        partner_upload_resume_if_stuck(upload=earlier)
         return earlier, False
     name = Path(getattr(uploaded, "name", "") or "upload").name[:255]
     upload = PartnerUpload(tenant=tenant, partner=partner, inventory=inventory, sha256=sha256, size=uploaded.size,
@@ -132,6 +139,40 @@ def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public
         upload.file.delete(save=False)  # the same file arrived concurrently: that one wins
         return PartnerUpload.objects.get(tenant=tenant, inventory=inventory, sha256=sha256), False
     return upload, True
+
+
+# --- stuck uploads (issue #18) ---------------------------------------------------------------------------------
+
+def partner_upload_is_stuck(*, upload: PartnerUpload) -> bool:
+    """PENDING or RUNNING, and no worker holds the upload's work lock (a killed worker's lock died with it). A PENDING
+    upload younger than ``SWEEP_PENDING_GRACE`` is just waiting in its queue."""
+    from django.conf import settings
+
+    from core.locks import session_lock_held
+    from partners.jobs import upload_work_key
+
+    if upload.status == PartnerUpload.Status.PENDING:
+        grace = getattr(settings, "COUPON_SWEEP_PENDING_GRACE_SECONDS", 120)
+        if upload.created_at and (timezone.now() - upload.created_at).total_seconds() < grace:
+            return False
+    elif upload.status != PartnerUpload.Status.RUNNING:
+        return False
+    return not session_lock_held(upload_work_key(upload.pk))
+
+
+def partner_upload_resume_if_stuck(*, upload: PartnerUpload, job_id: str | None = None) -> bool:
+    """Queue the job that resumes a stuck upload from its last committed chunk; True if one was queued."""
+    from core.jobs import enqueue
+    from partners.jobs import process_upload
+
+    if not partner_upload_is_stuck(upload=upload):
+        return False
+    # RUNNING with every row processed is a reprocess (or a finish) that was cut off: processing finishes it as DONE,
+    # and its remaining failures can be reprocessed again.
+    enqueue("uploads", process_upload, upload.pk, job_id=job_id, tenant_id=upload.tenant_id)
+    logger.warning("partner upload %s was stuck %s at %s of %s rows; resumed", upload.pk, upload.status,
+                   upload.processed_rows, upload.rows)
+    return True
 
 
 # --- processing -----------------------------------------------------------------------------------------------
@@ -369,6 +410,9 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
         raise InvalidInput(_("At most %(max)s corrected rows per request.") % {"max": f"{MAX_CORRECTIONS:,}"})
     with transaction.atomic():
         locked = PartnerUpload.objects.select_for_update().select_related("tenant").get(pk=upload.pk)
+        if locked.status != PartnerUpload.Status.DONE and partner_upload_resume_if_stuck(upload=locked):
+            raise UploadBusy(_("The upload was interrupted and has been resumed; reprocess it once it is done."),
+                             details={"resumed": True})
         if locked.status != PartnerUpload.Status.DONE:
             raise UploadBusy(_("The upload is %(status)s; only a finished upload can be reprocessed.")
                              % {"status": locked.get_status_display()})

@@ -187,7 +187,7 @@ def reward_trigger(*, tenant: Tenant, member_id: str, trigger: str, reference: s
                     grant.coupon = issue_from_pool(inventory=rule.inventory, member_id=member_id,
                                                    via=CouponIssue.Via.GRANT, ctx=RequestContext(client=client))
                 except DomainError as exc:
-                    if points == 0 or isinstance(exc, MemberBusy):
+                    if points == 0 or isinstance(exc, MemberBusy) or exc.transient:
                         raise  # nothing else to grant, or a transient refusal: record nothing, let them retry
                     grant.coupon_error = exc.code
                 RewardGrant.objects.filter(pk=grant.pk).update(coupon=grant.coupon, coupon_error=grant.coupon_error)

@@ -51,15 +51,16 @@ end
 return 0
 """
 
-_scripts: dict[str, object] = {}
+_scripts: dict[tuple[str, int], object] = {}
 
 
 def _script(name: str):
-    script = _scripts.get(name)
-    if script is None:
-        from coupons.locks import redis_client
+    from coupons.locks import redis_client
 
-        script = _scripts[name] = redis_client().register_script(_TAKE_LUA if name == "take" else _RELEASE_LUA)
+    client = redis_client()
+    script = _scripts.get((name, id(client)))
+    if script is None:
+        script = _scripts[(name, id(client))] = client.register_script(_TAKE_LUA if name == "take" else _RELEASE_LUA)
     return script
 
 
@@ -98,8 +99,17 @@ def take(counters: list[Counter], *, day: date, seconds_left: int) -> Taken:
         return Taken((), day)
     ordered = sorted(counters, key=lambda c: c.key)  # a fixed order: no deadlock between PostgreSQL fallbacks
     if settings.USE_REDIS:
+        from core import redis as core_redis
+
+        if core_redis.is_down():  # fail closed: a limit that cannot be counted is not waved through (issue #18)
+            raise core_redis.fail_closed("a daily frequency limit")
         expire_at = int(timezone.now().timestamp()) + seconds_left + 60  # a minute of slack for clock skew
-        refused = int(_script("take")(keys=[c.key for c in ordered], args=[expire_at, *[c.limit for c in ordered]]))
+        try:
+            refused = int(_script("take")(keys=[c.key for c in ordered],
+                                          args=[expire_at, *[c.limit for c in ordered]]))
+        except core_redis.error_types() as exc:
+            core_redis.mark_down(exc)
+            raise core_redis.fail_closed("a daily frequency limit") from exc
         if refused:
             _refuse(ordered[refused - 1], seconds_left)
     else:

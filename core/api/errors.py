@@ -67,10 +67,40 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
         return error_response(code, message, exc.status_code, details, headers or None)
+    outage = dependency_outage(exc)
+    if outage is not None:
+        return error_response(outage.code, outage.message, outage.status, outage.details,
+                              {"Retry-After": str(outage.details["retry_after"])})
     # Unexpected: log with the traceback, answer in the same shape rather than an HTML page.
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__ if context.get("view") else "?")
     return error_response("server_error", _("An internal error occurred. It has been logged."),
                           status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def dependency_outage(exc: BaseException) -> DomainError | None:
+    """The 503 answer for an exception that means PostgreSQL or Redis is not answering (issue #18), else None.
+
+    Such a request changed nothing (its transaction never committed), so the client may simply retry; a 500 would
+    say "our bug". Lock-wait and serialization failures are not outages and keep their own handling."""
+    from django.conf import settings
+    from django.db import InterfaceError, OperationalError
+
+    from core import redis as core_redis
+
+    if core_redis.is_outage(exc):
+        core_redis.mark_down(exc)
+        logger.warning("Redis is not answering: %s", exc)
+        return core_redis.DependencyUnavailable(dependency="redis")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        cause = getattr(exc, "__cause__", None)
+        sqlstate = getattr(cause, "sqlstate", None) or ""
+        # Class 08 = connection exception; no sqlstate = the client library could not reach or lost the server;
+        # 57P01..57P03 = the server is shutting down or not accepting connections yet.
+        if not sqlstate or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+            logger.warning("PostgreSQL is not answering: %s", exc)
+            return core_redis.DependencyUnavailable(
+                dependency="database", retry_after=int(getattr(settings, "COUPON_DB_RETRY_AFTER_SECONDS", 5)))
+    return None
 
 
 def not_found_view(request, exception=None):

@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.exceptions import DomainError, InvalidInput
+from core.locks import release_after_transaction
 from core.models import ApiClient, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -79,7 +80,8 @@ def run_idempotent(request: Request, client: ApiClient, handler: Callable[[], Re
                            created_at=now)],
         ignore_conflicts=True,
     )
-    with transaction.atomic():
+    # Locks the handler takes (the member's claim lock) are freed only after this transaction ends (issue #18).
+    with release_after_transaction(), transaction.atomic():
         try:
             record = IdempotencyRecord.objects.select_for_update(nowait=True).get(client=client, key=key)
         except OperationalError as exc:  # lock held: the first request is still running

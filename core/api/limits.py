@@ -78,6 +78,20 @@ def member_ip(request: Any) -> str:
         return connection_ip(request)
 
 
+def _usage(request: Any, **kwargs: Any) -> dict[str, Any] | None:
+    """django-ratelimit's count, failing closed when the cache (Redis) does not answer: 503 with Retry-After — a limit
+    that cannot be counted is not waved through (issue #18)."""
+    from core import redis as core_redis
+
+    if settings.USE_REDIS and core_redis.is_down():
+        raise core_redis.fail_closed("a code-lookup limit")
+    try:
+        return get_usage(request, **kwargs)
+    except core_redis.error_types() as exc:
+        core_redis.mark_down(exc)
+        raise core_redis.fail_closed("a code-lookup limit") from exc
+
+
 def _retry_after(usage: dict[str, Any]) -> int:
     return max(1, int(usage.get("time_left") or 1))
 
@@ -95,7 +109,7 @@ def check_request_rates(request: Any, *, client_id: int, tenant_id: int) -> None
         rate = setting(name)
         if not rate:
             continue
-        usage = get_usage(request, group=f"{ns}:{reason}", key=lambda _g, _r, k=key: k, rate=rate, increment=True)
+        usage = _usage(request, group=f"{ns}:{reason}", key=lambda _g, _r, k=key: k, rate=rate, increment=True)
         if usage is not None and usage["should_limit"]:
             raise _refuse(usage, gettext("Too many code lookups; retry after the time in Retry-After."), reason)
 
@@ -114,7 +128,7 @@ def _guess_keys(request: Any, tenant_id: int) -> list[tuple[str, str]]:
 def _guess_usage(request: Any, key: str, increment: bool) -> dict[str, Any] | None:
     limit = setting("COUPON_FAILED_GUESS_LIMIT")
     window = setting("COUPON_FAILED_GUESS_WINDOW_SECONDS")
-    return get_usage(request, group="failed_guesses", key=lambda _g, _r: key, rate=(limit, window),
+    return _usage(request, group="failed_guesses", key=lambda _g, _r: key, rate=(limit, window),
                      increment=increment)
 
 

@@ -43,6 +43,11 @@ def test_transient_and_permanent_errors_are_told_apart():
     except RuntimeError as outer:
         assert is_transient(outer)  # the cause decides
     assert not is_transient(InvalidInput("bad"))
+    from core.redis import DependencyUnavailable
+    from rq.exceptions import AbandonedJobError
+
+    assert is_transient(DependencyUnavailable())  # issue #18: "not now" (Redis not answering), not "no"
+    assert is_transient(AbandonedJobError())  # issue #18: the worker died under the job; the job resumes
     assert not is_transient(ValueError("bad"))
     assert not is_transient(KeyError("x"))
 

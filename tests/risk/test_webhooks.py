@@ -84,7 +84,8 @@ def test_the_alarm_message_is_in_the_tenants_language_and_the_fields_are_not(ten
     assert (payload["budget"], payload["spent"], payload["limit"]) == ("use_amount", 1_600_000, 2_000_000)
 
 
-def test_a_failed_delivery_is_recorded_retried_with_backoff_and_delivered_by_the_cron_command(tenant):
+def test_a_failed_delivery_is_recorded_retried_with_backoff_and_delivered_by_the_cron_command(tenant, settings):
+    settings.COUPON_WEBHOOK_JOB_ATTEMPTS = 1  # one attempt per job here: the job's own retries are tested below
     inventory, _ = factories.make_pool(tenant, size=1)
     with receiver() as hook:
         WebhookEndpoint.objects.create(tenant=tenant, name="ops", url=hook.url)
@@ -243,3 +244,89 @@ def test_a_pinned_delivery_reaches_the_checked_address_with_the_name_in_the_host
             pytest.skip(f"localhost resolves to ::1 first here: {WebhookDelivery.objects.get(pk=delivery.pk)}")
         assert [(r["path"], r["headers"]["Host"]) for r in hook.requests] == [
             ("/hooks/coupons?k=v", f"localhost:{hook.server.server_address[1]}")]
+
+
+# --- issue #18: the job itself retries with backoff ----------------------------------------------------------------
+
+class DownReceiver:
+    """A real HTTP server whose port refuses connections (bound, not listening) until `up()`."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.statuses: list[int] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:  # noqa: N802,N805
+                handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+                self.statuses.append(204)
+                handler.send_response(204)
+                handler.end_headers()
+
+            def log_message(handler, *args) -> None:  # noqa: N805
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server.server_bind()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/coupons"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def up(self) -> None:
+        self.server.server_activate()
+        self.thread.start()
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_receiver_down_for_three_attempts_gets_the_delivery_from_the_same_job_after_backoff(tenant, settings,
+                                                                                             monkeypatch):
+    import risk.jobs
+
+    settings.COUPON_WEBHOOK_JOB_ATTEMPTS, settings.COUPON_WEBHOOK_JOB_BACKOFF_SECONDS = 5, 0.01
+    inventory, _ = factories.make_pool(tenant, size=1)
+    hook = DownReceiver()
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:  # the job's backoff; the receiver comes back after the third failure
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            hook.up()
+
+    monkeypatch.setattr(risk.jobs.time, "sleep", pause)
+    try:
+        WebhookEndpoint.objects.create(tenant=tenant, name="ops", url=hook.url)
+        delivery = WebhookDelivery.objects.get(alarm=raise_alarm(inventory))
+        deliver_webhook_job(delivery.pk)  # one job run: three refused connections, then delivered
+    finally:
+        hook.close()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("DELIVERED", 4)
+    assert pauses == [0.01, 0.02, 0.04]  # growing pauses between the attempts
+    log = list(delivery.attempt_log.order_by("id").values_list("status_code", "error"))
+    assert [code for code, _ in log] == [None, None, None, 204]
+    assert all(error.startswith("ConnectError") for _, error in log[:3])
+    assert hook.statuses == [204]
+
+
+def test_a_job_whose_every_attempt_fails_is_a_transient_failure_so_rq_retries_it(tenant, settings, monkeypatch):
+    import risk.jobs
+    from core.jobs import is_transient
+
+    settings.COUPON_WEBHOOK_JOB_ATTEMPTS, settings.COUPON_WEBHOOK_JOB_BACKOFF_SECONDS = 2, 0.01
+    monkeypatch.setattr(risk.jobs.time, "sleep", lambda seconds: None)
+    inventory, _ = factories.make_pool(tenant, size=1)
+    hook = DownReceiver()  # never comes up
+    try:
+        WebhookEndpoint.objects.create(tenant=tenant, name="ops", url=hook.url)
+        delivery = WebhookDelivery.objects.get(alarm=raise_alarm(inventory))
+        with pytest.raises(WebhookNotDelivered) as failure:
+            deliver_webhook_job(delivery.pk)
+    finally:
+        hook.close()
+    assert is_transient(failure.value)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("PENDING", 2)

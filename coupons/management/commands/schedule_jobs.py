@@ -7,8 +7,8 @@ from core.commands import BaseCommand
 
 
 class Command(BaseCommand):
-    help = _("Enqueue the periodic expiry/lock-release job on the 'expiry' queue (needs REDIS_URL and a worker " \
-           "started with --with-scheduler).")
+    help = _("Enqueue the periodic jobs: expiry and lock release on the 'expiry' queue, the stuck-work sweep on "
+             "'default' (needs REDIS_URL and a worker started with --with-scheduler).")
 
     def handle(self, *args, **opts):
         if not settings.USE_REDIS:
@@ -17,7 +17,11 @@ class Command(BaseCommand):
 
         from coupons.lifecycle_jobs import NEXT_EXPIRY_JOB_ID, expire_job
 
+        from ops.sweep import NEXT_SWEEP_JOB_ID, sweep_job
+
         queue = django_rq.get_queue("expiry")
         queue.enqueue(expire_job, job_id=NEXT_EXPIRY_JOB_ID)
+        django_rq.get_queue("default").enqueue(sweep_job, job_id=NEXT_SWEEP_JOB_ID)
         self.stdout.write(f"schedule_jobs: expiry runs now and then every "
-                          f"{settings.COUPON_EXPIRY_INTERVAL_SECONDS} s.")
+                          f"{settings.COUPON_EXPIRY_INTERVAL_SECONDS} s; the stuck-work sweep every "
+                          f"{settings.COUPON_SWEEP_INTERVAL_SECONDS} s.")
