@@ -180,20 +180,20 @@ def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     assert claim(second, guesses[0]).status_code == 404
 
 
-def test_code_lookups_are_rate_limited_per_ip(settings, api):
-    """R-RISK-4: the member's IP from the risk context, else the connection's address, has its own rate."""
+def test_code_lookups_are_rate_limited_per_connection_not_per_body_ip(settings, api):
+    """R-RISK-4 (issue #17): the per-IP rate keys on the connection's address; the member's ``ip`` in the body is
+    risk context only, so rotating it does not buy more lookups."""
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_IP = "3/m"
-    guesses = rejected_guesses(8)
-    same_ip = [claim(api, code, member=f"m-{i}", device=f"d-{i}", ip="198.51.100.7").status_code
-               for i, code in enumerate(guesses[:4])]
-    assert same_ip == [404, 404, 404, 429]
-    assert claim(api, guesses[4], ip="198.51.100.8").status_code == 404
-    # Without a reported IP the connection's address counts (the test client's 127.0.0.1).
-    no_ip = [claim(api, code, member=f"n-{i}").status_code for i, code in enumerate(guesses[5:8])]
-    assert no_ip == [404, 404, 404]
-    limited = claim(api, guesses[0], member="n-9")
+    guesses = rejected_guesses(6)
+    rotating = [claim(api, code, member=f"m-{i}", device=f"d-{i}", ip=f"198.51.100.{i}").status_code
+                for i, code in enumerate(guesses[:4])]
+    assert rotating == [404, 404, 404, 429]
+    limited = claim(api, guesses[4], member="n-9", ip="203.0.113.9")
     assert limited.status_code == 429 and limited.json()["details"]["reason"] == "ip_rate"
+    # Another connection address has its own budget.
+    assert api.post("/api/v1/claims", {"member_id": "n-8", "code": guesses[5]}, format="json",
+                    REMOTE_ADDR="192.0.2.44").status_code == 404
 
 
 def test_the_counters_live_in_the_shared_cache(settings, api):
@@ -205,5 +205,7 @@ def test_the_counters_live_in_the_shared_cache(settings, api):
     if not settings.USE_REDIS:
         pytest.skip("runs against Redis")
     assert type(cache).__module__.startswith("django_redis")
+    from coupons.locks import redis_client
+
     claim(api, rejected_guesses(1)[0])
-    assert list(cache.iter_keys(f"{settings.RATELIMIT_CACHE_PREFIX}*"))
+    assert redis_client().keys(f"{settings.RATELIMIT_CACHE_PREFIX}sec:*")
