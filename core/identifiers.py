@@ -1,7 +1,8 @@
 """One rule for the identifiers integrators send (issue #17, R-NFR-4): ``member_id``, ``order_id``, ``device_id`` and
 references, on every path that takes them (claims, member paths, lifecycle, checkout, rewards, events, grants).
 
-- trimmed: leading and trailing whitespace (``str.strip``) is dropped, the same on every path;
+- trimmed: leading and trailing spaces (ASCII space, tab, CR, LF and the Unicode space separators, e.g. the
+  ideographic space) are dropped, the same on every path — other invisible characters are refused, not trimmed;
 - NFC-normalised, so a decomposed Hangul spelling and the composed one are one member;
 - no control or format characters: C0/C1 controls and DEL (Cc), format characters (Cf: bidi overrides and
   isolates, zero-width space/joiners, the BOM), surrogates, line and paragraph separators — they make two ids look
@@ -24,9 +25,22 @@ from core.exceptions import InvalidInput
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
+def _is_space(char: str) -> bool:
+    return char in " \t\r\n" or unicodedata.category(char) == "Zs"
+
+
+def _trim(value: str) -> str:
+    start, end = 0, len(value)
+    while start < end and _is_space(value[start]):
+        start += 1
+    while end > start and _is_space(value[end - 1]):
+        end -= 1
+    return value[start:end]
+
+
 def normalise_identifier(value: str, *, max_length: int = 64, path_segment: bool = False) -> str:
     """The identifier's normal form, or ValueError with a sentence saying what is wrong (in the active language)."""
-    text = unicodedata.normalize("NFC", value.strip())
+    text = unicodedata.normalize("NFC", _trim(value))
     if not text:
         raise ValueError(gettext("This field may not be blank."))
     if len(text) > max_length:
@@ -47,7 +61,7 @@ class IdentifierField(serializers.CharField):
 
     def __init__(self, *, path_segment: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 64)
-        kwargs["trim_whitespace"] = True
+        kwargs["trim_whitespace"] = False  # normalise_identifier trims, by the one rule
         self.path_segment = path_segment
         super().__init__(**kwargs)
 

@@ -80,6 +80,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 MIDDLEWARE = [
     "dashboard.log.RequestIdMiddleware",
     "dashboard.metrics.MetricsMiddleware",
+    # /api/ bodies over COUPON_API_MAX_BODY_BYTES (uploads: COUPON_API_MAX_UPLOAD_BYTES) → 413 before reading (#17).
+    "core.api.bodies.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -195,7 +197,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Bodies are JSON (API.md); the partner upload view alone takes multipart. Form bodies cannot carry the nested
     # order and list fields, and the schema would otherwise offer them for every operation.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # core.api.bodies.JSONParser: DRF's, refusing nesting deeper than 32 levels with a 400 (issue #17).
+    "DEFAULT_PARSER_CLASSES": ["core.api.bodies.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -229,6 +232,20 @@ COUPON_TRUSTED_PROXY_COUNT = parse_non_negative("COUPON_TRUSTED_PROXY_COUNT",
 # A rotated-out API token keeps working this long, so clients can roll over without downtime (core/services.py).
 COUPON_TOKEN_ROTATION_GRACE_SECONDS = parse_non_negative(
     "COUPON_TOKEN_ROTATION_GRACE_SECONDS", env.int("COUPON_TOKEN_ROTATION_GRACE_SECONDS", default=24 * 3600))
+
+# Request bodies (issue #17, core/api/bodies.py): JSON bodies of the API up to this many bytes (a grant of more member
+# ids than fit goes as a file through the console, as a job); multipart partner uploads up to the second (the file
+# itself is limited to 100 MiB by partners.services). Larger → 413 request_too_large.
+COUPON_API_MAX_BODY_BYTES = parse_non_negative("COUPON_API_MAX_BODY_BYTES",
+                                               env.int("COUPON_API_MAX_BODY_BYTES", default=1024 * 1024)) or 1024 * 1024
+COUPON_API_MAX_UPLOAD_BYTES = parse_non_negative(
+    "COUPON_API_MAX_UPLOAD_BYTES", env.int("COUPON_API_MAX_UPLOAD_BYTES", default=101 * 1024 * 1024)) or 101 * 1024 * 1024
+# Django's own cap on a body read into memory (file parts excluded), for bodies that announce no Content-Length.
+DATA_UPLOAD_MAX_MEMORY_SIZE = COUPON_API_MAX_BODY_BYTES
+
+# Console exports through django-import-export: formula-like cells escaped, XML-invalid characters replaced (#17).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 
 # Idempotency-Key records live this long (API.md: 24 h).
 IDEMPOTENCY_TTL_SECONDS = env.int("COUPON_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)

@@ -27,6 +27,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.bodies import canonical_json
 from core.exceptions import DomainError, InvalidInput
 from core.models import ApiClient, IdempotencyRecord
 
@@ -47,7 +48,7 @@ class RequestInProgress(DomainError):
 
 
 def request_fingerprint(request: Request) -> str:
-    """SHA-256 over method, path and body. Multipart bodies hash their fields and file contents, streamed."""
+    """SHA-256 over method, path and body (JSON in canonical form). Multipart bodies hash their fields and file contents, streamed."""
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.path.encode() + b"\n")
     content_type = request.content_type or ""
@@ -63,7 +64,8 @@ def request_fingerprint(request: Request) -> str:
                     digest.update(str(value).encode())
                 digest.update(b"\n")
     else:
-        digest.update(request.body)
+        # Canonical JSON (sorted keys, normalised numbers): a retry that reorders keys is the same request (#17).
+        digest.update(canonical_json(request.body) or request.body)
     return digest.hexdigest()
 
 
