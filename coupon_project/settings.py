@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -56,6 +57,8 @@ DJANGO_APPS = [
     "django.contrib.postgres",
 ]
 THIRD_PARTY_APPS = [
+    "axes",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "django_filters",
@@ -80,9 +83,12 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 MIDDLEWARE = [
     "dashboard.log.RequestIdMiddleware",
     "dashboard.metrics.MetricsMiddleware",
-    # /api/ bodies over COUPON_API_MAX_BODY_BYTES (uploads: COUPON_API_MAX_UPLOAD_BYTES) → 413 before reading (#17).
-    "core.api.bodies.ApiBodyLimitMiddleware",
+    # /api/: bodies over COUPON_API_MAX_BODY_BYTES (uploads: COUPON_API_MAX_UPLOAD_BYTES) → 413 before reading;
+    # every answer Cache-Control: no-store (issue #17).
+    "core.api.bodies.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every answer (django-csp; CONTENT_SECURITY_POLICY below, issue #17).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Language from Accept-Language (the API and the login page) — after sessions, before CommonMiddleware.
@@ -94,6 +100,8 @@ MIDDLEWARE = [
     "core.i18n.ConsoleLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Console login throttling (django-axes, core/login_throttle.py): last, as axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "coupon_project.urls"
@@ -145,6 +153,18 @@ JOB_QUEUES = ["generation", "uploads", "grants", "expiry", "draws", "exports", "
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600 * 3} for name in JOB_QUEUES} if USE_REDIS else {}
 
 # --- Auth, sessions ----------------------------------------------------------------------------
+# Console login throttling (issue #17, core/login_throttle.py): axes' backend first, then Django's.
+AUTHENTICATION_BACKENDS = ["core.login_throttle.ThrottledLoginBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = parse_non_negative("COUPON_LOGIN_FAILURE_LIMIT", env.int("COUPON_LOGIN_FAILURE_LIMIT", default=5))
+AXES_ENABLED = AXES_FAILURE_LIMIT > 0
+AXES_COOLOFF_TIME = timedelta(minutes=parse_non_negative(
+    "COUPON_LOGIN_COOLOFF_MINUTES", env.int("COUPON_LOGIN_COOLOFF_MINUTES", default=15)) or 15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.api.limits.connection_ip"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
+AXES_ENABLE_ADMIN = False  # the console is tenant-scoped; lockouts are lifted with manage.py axes_reset
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -189,6 +209,26 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp, issue #17) for the console, /api/docs/ and everything else: scripts only from
+# this origin or with the response's nonce (the console's two inline scripts carry {{ request.csp_nonce }}; Swagger UI
+# is served by drf-spectacular's split view, its init script a separate same-origin file). Styles allow inline
+# style attributes (the admin's templates and Swagger UI set them); no plugins, no framing, forms post here only.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,6 +1,6 @@
 """Hostile request bodies (issue #17, R-NFR-4): too large → 413, too deeply nested → 400, never a 500.
 
-- ``ApiBodyLimitMiddleware`` answers ``413 request_too_large`` in the API error shape before a byte is read when an
+- ``ApiEdgeMiddleware`` answers ``413 request_too_large`` in the API error shape before a byte is read when an
   ``/api/`` request announces more than ``COUPON_API_MAX_BODY_BYTES`` (JSON; default 1 MiB — a grant of more member
   ids than fit goes as a file in the console, which runs it as a job) or, for the multipart partner upload, more than
   ``COUPON_API_MAX_UPLOAD_BYTES``. A body without ``Content-Length`` (chunked) is cut off by Django's
@@ -26,12 +26,10 @@ MAX_DEPTH = 32
 
 
 def too_large_response(limit: int) -> JsonResponse:
-    response = JsonResponse({
+    return JsonResponse({
         "code": "request_too_large",
         "message": gettext("The request body is larger than %(limit)s bytes.") % {"limit": f"{limit:,}"},
         "details": {"max_bytes": limit}}, status=413)
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def body_limit(content_type: str) -> int:
@@ -40,20 +38,24 @@ def body_limit(content_type: str) -> int:
     return settings.COUPON_API_MAX_BODY_BYTES
 
 
-class ApiBodyLimitMiddleware:
+class ApiEdgeMiddleware:
+    """The API's edge: the body limit before anything reads the body, and ``Cache-Control: no-store`` on every
+    ``/api/`` answer (coupon codes, member ids and balances must not sit in a proxy's or browser's cache)."""
+
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
 
     def __call__(self, request: Any) -> Any:
-        if request.path.startswith("/api/"):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            limit = body_limit(request.META.get("CONTENT_TYPE", ""))
-            if length > limit:
-                return too_large_response(limit)
-        return self.get_response(request)
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = body_limit(request.META.get("CONTENT_TYPE", ""))
+        response = too_large_response(limit) if length > limit else self.get_response(request)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
