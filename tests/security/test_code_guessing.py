@@ -161,6 +161,32 @@ def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, tenant, 
     assert [r["reason"] for r in body["rejected"]] == ["not_found", "not_found"]
 
 
+def test_a_foreign_tenants_code_is_refused_by_the_filter_like_an_unknown_one(api, other_tenant):
+    """Issue #17 (equal cost): the filter holds every code under its tenant's seed too, so another tenant's code is
+    refused on the same path as an unknown one — no database query — on lookup, lifecycle, checkout and claim; and
+    so after a rebuild from the database (generation's and rebuild's entries, not only the factories')."""
+    _, foreign_codes = factories.make_pool(other_tenant, size=2)
+    order = factories.order()
+    for rebuilt in (False, True):
+        if rebuilt:
+            bloom_rebuild(capacity=100_000, error_rate=1e-6)
+        code = foreign_codes[0].code
+        calls = [
+            lambda: api.get(f"/api/v1/coupons/{code}"),
+            lambda: api.post(f"/api/v1/coupons/{code}/redeem", {"member_id": "m-9", "order_id": "o-1",
+                                                                 "order": order}, format="json"),
+            lambda: api.post("/api/v1/checkout/validate", {"member_id": "m-9", "codes": [code], "order": order},
+                             format="json"),
+            lambda: claim(api, code, member="m-8", device="d-8"),
+        ]
+        for call in calls:
+            with CaptureQueriesContext(connection) as ctx:
+                response = call()
+            assert response.status_code in (200, 404), response.content
+            assert code_queries(ctx) == [], (rebuilt, response.request["PATH_INFO"])
+        assert might_exist(code)  # the global entry stays: generation still sees the code as taken
+
+
 def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     """R-RISK-4: past COUPON_RATE_CODE_LOOKUP_CLIENT every code lookup of the client answers 429 with Retry-After;
     claims by inventory are not code lookups; another client of the tenant has its own budget."""

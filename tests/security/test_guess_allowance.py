@@ -44,10 +44,10 @@ def evaluated(monkeypatch):
     lock = threading.Lock()
     real = bloom_check.might_exist
 
-    def spy(code: str) -> bool:
+    def spy(code: str, tenant_id: int | None = None) -> bool:
         with lock:
             seen.append(code)
-        return real(code)
+        return real(code, tenant_id)
 
     monkeypatch.setattr(bloom_check, "might_exist", spy)
     return seen
