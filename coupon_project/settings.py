@@ -255,8 +255,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Anti-enumeration for the requests that look up a code (R-RISK-4, core/api/limits.py). Rates are django-ratelimit's
-# ``count/period`` (empty: off), shared by every process through the cache (Redis when REDIS_URL is set).
+# Anti-enumeration for the requests that look up a code (R-RISK-4, issue #17, core/api/limits.py; SECURITY.md). Rates
+# are ``count/period`` (django-ratelimit's syntax; empty: off), counted in sliding-window logs in Redis (every process
+# shares them) and reserved atomically before any code is evaluated.
 COUPON_RATE_CODE_LOOKUP_CLIENT = parse_rate("COUPON_RATE_CODE_LOOKUP_CLIENT",
                                             env.str("COUPON_RATE_CODE_LOOKUP_CLIENT", default="3000/m"))
 COUPON_RATE_CODE_LOOKUP_IP = parse_rate("COUPON_RATE_CODE_LOOKUP_IP",
