@@ -67,8 +67,8 @@ class IdentifierField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:
         text = super().to_internal_value(data)
-        if text == "" and self.allow_blank:
-            return text
+        if self.allow_blank and not _trim(text):
+            return ""  # an optional id sent as spaces is an id not sent (risk context: "leaving it out")
         try:
             return normalise_identifier(text, max_length=self.max_length or 64, path_segment=self.path_segment)
         except ValueError as exc:

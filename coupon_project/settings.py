@@ -259,9 +259,9 @@ SPECTACULAR_SETTINGS = {
 # are ``count/period`` (django-ratelimit's syntax; empty: off), counted in sliding-window logs in Redis (every process
 # shares them) and reserved atomically before any code is evaluated.
 COUPON_RATE_CODE_LOOKUP_CLIENT = parse_rate("COUPON_RATE_CODE_LOOKUP_CLIENT",
-                                            env.str("COUPON_RATE_CODE_LOOKUP_CLIENT", default="3000/m"))
+                                            env.str("COUPON_RATE_CODE_LOOKUP_CLIENT", default="12000/m"))
 COUPON_RATE_CODE_LOOKUP_IP = parse_rate("COUPON_RATE_CODE_LOOKUP_IP",
-                                        env.str("COUPON_RATE_CODE_LOOKUP_IP", default="120/m"))
+                                        env.str("COUPON_RATE_CODE_LOOKUP_IP", default="12000/m"))
 # Failed code guesses (unknown code, or another tenant's) allowed per member and per device in one window; 0: off.
 COUPON_FAILED_GUESS_LIMIT = parse_non_negative("COUPON_FAILED_GUESS_LIMIT",
                                                env.int("COUPON_FAILED_GUESS_LIMIT", default=10))

@@ -13,6 +13,7 @@ database ``<database>_bench_guess`` (dropped after). Prints medians and p90 in m
 """
 from __future__ import annotations
 
+import os
 import secrets
 import statistics
 import time
@@ -50,7 +51,7 @@ def bench_foreign_code(options: dict[str, Any]) -> dict[str, Any]:
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_CLIENT = settings.COUPON_RATE_CODE_LOOKUP_IP = ""
     n, samples = options["codes"], options["samples"]
-    load_before = round(__import__("os").getloadavg()[0], 2)
+    load_before = round(os.getloadavg()[0], 2)
     with scratch_database(f"{connection.settings_dict['NAME']}_bench_guess"):
         bloom_drop()  # a filter left in Redis by an earlier run of this scratch database is not this one's
         own = _seed(n, issued=True)
@@ -79,7 +80,9 @@ def bench_foreign_code(options: dict[str, Any]) -> dict[str, Any]:
                 timings[kind].append(time.perf_counter() - started)
                 assert response.status_code == expected[kind], (kind, response.status_code)
     result: dict[str, Any] = {kind: _ms(values) for kind, values in timings.items()}
-    result["foreign_minus_unknown_median_ms"] = round(result["foreign"]["median_ms"] - result["unknown"]["median_ms"], 3)
-    result.update({"per_tenant_filter": per_tenant, "codes_per_tenant": n, "samples_per_kind": samples, "load_before": load_before,
-                   "load_after": round(__import__("os").getloadavg()[0], 2)})
+    result["foreign_minus_unknown_median_ms"] = round(
+        result["foreign"]["median_ms"] - result["unknown"]["median_ms"], 3)
+    result.update({"per_tenant_filter": per_tenant, "codes_per_tenant": n, "samples_per_kind": samples,
+                   "load_before": load_before,
+                   "load_after": round(os.getloadavg()[0], 2)})
     return result

@@ -48,7 +48,8 @@ class RequestInProgress(DomainError):
 
 
 def request_fingerprint(request: Request) -> str:
-    """SHA-256 over method, path and body (JSON in canonical form). Multipart bodies hash their fields and file contents, streamed."""
+    """SHA-256 over method, path and body (JSON in canonical form, issue #17). Multipart bodies hash their fields
+    and file contents, streamed."""
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.path.encode() + b"\n")
     content_type = request.content_type or ""

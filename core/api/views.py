@@ -36,8 +36,9 @@ class TenantAutoSchema(AutoSchema):
         extra = ["400", "401", "403", "404"]
         if self.method == "POST":  # Idempotency-Key: 409 request_in_progress, 422 idempotency_key_reused
             extra += ["409", "422"]
-        if getattr(self.view, "code_fields", ()):
-            extra.append("429")
+        if getattr(self.view, "code_fields", ()) or (
+                getattr(type(self.view), "lookup_count", TenantAPIView.lookup_count) is not TenantAPIView.lookup_count):
+            extra.append("429")  # a code lookup (issue #17): rates and failed-guess allowance
         for status_code in extra:
             if status_code not in responses:
                 responses[status_code] = self._get_response_for_code(API_ERROR, status_code, direction=direction)
@@ -95,6 +96,8 @@ class TenantAPIView(APIView):
 
     def lookup_count(self, request: Request, kwargs: dict) -> int | None:
         """How many codes this request asks to evaluate; None when it is not a code lookup."""
+        if not self.code_fields:
+            return None
         data = self._body(request)
         if any(kwargs.get(f) or data.get(f) or request.query_params.get(f) for f in self.code_fields):
             return 1
@@ -102,6 +105,9 @@ class TenantAPIView(APIView):
 
     @staticmethod
     def _body(request: Request) -> dict:
+        """The JSON body as a dict ({} for other bodies: a multipart upload is never read whole here)."""
+        if not (request.content_type or "").startswith("application/json"):
+            return {}
         request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
         return request.data if isinstance(request.data, dict) else {}
 

@@ -45,8 +45,8 @@ def test_the_app_role_cannot_set_session_replication_role(app_role):
 
 
 @pytest.mark.parametrize("sql", ["TRUNCATE core_auditlog", "DELETE FROM core_auditlog",
-                                 "UPDATE core_auditlog SET action = 'x'", "ALTER TABLE core_auditlog DISABLE TRIGGER ALL",
-                                 "DROP TABLE core_auditlog CASCADE"])
+                                 "UPDATE core_auditlog SET action = 'x'",
+                                 "ALTER TABLE core_auditlog DISABLE TRIGGER ALL", "DROP TABLE core_auditlog CASCADE"])
 def test_the_app_role_cannot_rewrite_or_empty_the_audit_log(app_role, audit_row, sql):
     with pytest.raises(DatabaseError):
         as_role(app_role, sql)

@@ -89,9 +89,37 @@ def _codes_ok(codes) -> bool:
     return len(set(normalised)) == len(normalised) and all(len(c) <= 48 for c in normalised)
 
 
+IDENTIFIERS = {"member_id": True, "order_id": False, "device_id": False, "reference": False}  # name: path segment?
+
+
+def _identifiers_ok(case) -> bool:
+    """core.identifiers (issue #17): member_id, order_id, device_id, reference — in the body, the query or the path —
+    are trimmed, NFC, without control or format characters, member_id without '/', '\\', '.' or '..'. (An OpenAPI
+    pattern cannot say "no Unicode format character" in a regex dialect every tool reads.)"""
+    from core.identifiers import normalise_identifier
+
+    body = case.body if isinstance(case.body, dict) else {}
+    order = body.get("order") if isinstance(body.get("order"), dict) else {}
+    values = [(name, source.get(name)) for source in (body, order, case.query or {}, case.path_parameters or {})
+              for name in IDENTIFIERS]
+    values += [("member_id", m) for m in body.get("member_ids") or [] if isinstance(body.get("member_ids"), list)]
+    for name, value in values:
+        if not isinstance(value, str) or (value == "" and name == "device_id"):
+            continue
+        try:
+            normalise_identifier(value, max_length=128, path_segment=IDENTIFIERS[name])
+        except ValueError:
+            return False
+    return True
+
+
 def meets_rules_openapi_cannot_state(ctx, case) -> bool:
     """For positive data only (negative data breaks the schema anyway, and must be rejected)."""
-    if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(case.body, dict):
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return True
+    if not _identifiers_ok(case):
+        return False
+    if not isinstance(case.body, dict):
         return True
     body, label = case.body, case.operation.label
     if label == "POST /api/v1/claims" and sum(1 for key in CLAIM_TARGETS if body.get(key)) != 1:

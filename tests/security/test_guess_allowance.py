@@ -82,8 +82,8 @@ def test_probe_2000_random_codes_over_lock_redeem_batch_validate_from_one_member
                  for _ in range(100)]
         statuses.append(api.post("/api/v1/coupons/batch/lock", {"items": items}, format="json").status_code)
     for _ in range(25):
-        statuses.append(api.post("/api/v1/checkout/validate", {"member_id": "m-1", "codes": [next(codes) for _ in range(20)],
-                                                               "order": factories.order()}, format="json").status_code)
+        body = {"member_id": "m-1", "codes": [next(codes) for _ in range(20)], "order": factories.order()}
+        statuses.append(api.post("/api/v1/checkout/validate", body, format="json").status_code)
     assert len(evaluated) == LIMIT
     assert statuses[:LIMIT] == [404] * LIMIT
     assert set(statuses[LIMIT:]) == {429}
