@@ -52,13 +52,18 @@ def keep_connection():
 #   (2xx, 3xx, 401, 403, 404, 409, 429). Some rules cannot be stated in OpenAPI 3.0 as drf-spectacular writes it;
 #   the API answers a correct 400 naming the problem to requests that break them. Positive data is filtered to those
 #   rules (`meets_rules_openapi_cannot_state` below: each rule written once, here), so the check runs on every
-#   operation but two. For these two alone it is off, and every other check still runs on them: an export allows the
+#   operation but five. For these alone it is off, and every other check still runs on them: an export allows the
 #   filters of its kind only and a batch item needs the fields of the action in the path (both depend on values the
-#   filter cannot see together with the body); and a partner upload's empty file reaches the view as no file at all
+#   filter cannot see together with the body); a path member_id breaking the identifier rule (see the set); and a
+#   partner upload's empty file reaches the view as no file at all
 #   through schemathesis' WSGI transport (through a real multipart client it is accepted and fails as "empty":
 #   tests/partners HOSTILE).
 ACCEPTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
-POSITIVE_CHECK_OFF = {"POST /api/v1/exports", "POST /api/v1/coupons/batch/{action}", "POST /api/v1/partner-uploads"}
+POSITIVE_CHECK_OFF = {"POST /api/v1/exports", "POST /api/v1/coupons/batch/{action}", "POST /api/v1/partner-uploads",
+                      # The identifier rule (core.identifiers, issue #17) on a path member_id: schemathesis builds
+                      # path parameters past the filter_case hook (observed: no hook call saw the rejected values),
+                      # and no regex dialect both tools read can say "no Unicode format character" exactly.
+                      "GET /api/v1/members/{member_id}/coupons", "GET /api/v1/members/{member_id}/points"}
 CLAIM_TARGETS = ("inventory", "promo_code", "code", "partner_code")
 ORDER_TEXTS = ("sku", "spu", "category", "shop")
 
