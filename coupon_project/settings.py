@@ -267,6 +267,9 @@ COUPON_FAILED_GUESS_LIMIT = parse_non_negative("COUPON_FAILED_GUESS_LIMIT",
                                                env.int("COUPON_FAILED_GUESS_LIMIT", default=10))
 COUPON_FAILED_GUESS_WINDOW_SECONDS = parse_non_negative(
     "COUPON_FAILED_GUESS_WINDOW_SECONDS", env.int("COUPON_FAILED_GUESS_WINDOW_SECONDS", default=3600)) or 3600
+# Failed guesses per API client in the same window, whatever member/device ids it sends (issue #17); 0: off.
+COUPON_FAILED_GUESS_CLIENT_LIMIT = parse_non_negative(
+    "COUPON_FAILED_GUESS_CLIENT_LIMIT", env.int("COUPON_FAILED_GUESS_CLIENT_LIMIT", default=5000))
 # Reverse proxies in front of the app that append to X-Forwarded-For; 0 = the connection address only.
 COUPON_TRUSTED_PROXY_COUNT = parse_non_negative("COUPON_TRUSTED_PROXY_COUNT",
                                                 env.int("COUPON_TRUSTED_PROXY_COUNT", default=0))

@@ -8,7 +8,9 @@ one *reservation* before any code is evaluated: one atomic step over every budge
   (``COUPON_RATE_CODE_LOOKUP_IP``; the connection address, or ``X-Forwarded-For`` behind
   ``COUPON_TRUSTED_PROXY_COUNT`` trusted proxies — a body or query ``ip`` is risk context only, never this key);
 - the failed-guess allowance of each ``member_id`` and of the ``device_id`` the request carries
-  (``COUPON_FAILED_GUESS_LIMIT`` per ``COUPON_FAILED_GUESS_WINDOW_SECONDS``).
+  (``COUPON_FAILED_GUESS_LIMIT`` per ``COUPON_FAILED_GUESS_WINDOW_SECONDS``), and of the API client as a whole
+  (``COUPON_FAILED_GUESS_CLIENT_LIMIT`` per the same window: an integration rotating member and device ids runs out
+  of failures, while its legitimate traffic — codes that exist — costs nothing).
 
 The reservation grants ``min(codes in the request, what is left in every budget)``: a batch or validate call with
 200 codes evaluates at most what is left, and a request for which any budget has nothing left is refused with ``429
@@ -226,6 +228,7 @@ def _refusal(budget: Budget, retry_after: int) -> RateLimited:
             "Too many unknown codes tried by this member; retry after the time in Retry-After."),
         "failed_guesses_device": gettext(
             "Too many unknown codes tried by this device; retry after the time in Retry-After."),
+        "failed_guesses_client": gettext("Too many code lookups; retry after the time in Retry-After."),
     }
     return RateLimited(messages[budget.reason], details={"retry_after": retry_after, "reason": budget.reason})
 
@@ -263,6 +266,10 @@ def request_budgets(*, request: Any, client_id: int, tenant_id: int, members: li
         if rate:
             budgets.append(Budget(f"{ns}:{tag}:{key}", rate[0], rate[1], reason, refundable=False))
     limit, window = setting("COUPON_FAILED_GUESS_LIMIT"), setting("COUPON_FAILED_GUESS_WINDOW_SECONDS")
+    client_limit = setting("COUPON_FAILED_GUESS_CLIENT_LIMIT")
+    if client_limit > 0:  # a client rotating member and device ids still runs out of failures, not of traffic
+        budgets.append(Budget(f"{ns}:{tag}:guess:c:{client_id}", client_limit, window, "failed_guesses_client",
+                              refundable=True))
     if limit > 0:
         budgets += [Budget(f"{ns}:{tag}:guess:m:{m}", limit, window, "failed_guesses_member", refundable=True)
                     for m in dict.fromkeys(members) if m]

@@ -245,3 +245,19 @@ def test_behind_trusted_proxies_the_forwarded_address_is_the_connection(settings
     assert via("198.51.100.2") == 404  # another client behind the same proxy
     settings.COUPON_TRUSTED_PROXY_COUNT = 0  # no proxy trusted: the header is ignored, the proxy's address counts
     assert [via(f"198.51.100.{i}") for i in range(3, 6)] == [404, 404, 429]
+
+
+def test_a_client_rotating_member_and_device_ids_runs_out_of_failed_guesses(settings, api, tenant, evaluated):
+    """COUPON_FAILED_GUESS_CLIENT_LIMIT: new ids on every request do not buy new guesses for the client, while lookups
+    that find a code cost nothing."""
+    settings.COUPON_FAILED_GUESS_CLIENT_LIMIT = 25
+    _, codes = factories.make_pool(tenant, size=1)
+    valid = issue_from_pool(inventory=codes[0].inventory, member_id="m-own", via="grant", ctx=RequestContext()).code
+    for _ in range(40):
+        assert api.get(f"/api/v1/coupons/{valid}", {"member_id": "m-own"}).status_code == 200
+    evaluated.clear()
+    answers = [api.get(f"/api/v1/coupons/{code}", {"member_id": f"m-{i}", "device_id": f"d-{i}"})
+               for i, code in enumerate(random_codes(60))]
+    assert [a.status_code for a in answers] == [404] * 25 + [429] * 35
+    assert answers[-1].json()["details"]["reason"] == "failed_guesses_client"
+    assert len(evaluated) == 25
