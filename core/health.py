@@ -35,13 +35,27 @@ def _redis_and_queues() -> tuple[str, dict[str, Any]]:
         return f"down: {exc.__class__.__name__}", {}
 
 
+def _trusted(request) -> bool:
+    from dashboard.metrics import operator_caller
+
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff) or operator_caller(request)
+
+
 @never_cache
 @require_GET
 def health(request):
+    """Anonymous callers (a load balancer, the internet) get the verdict only: ``ok`` or ``down`` per dependency.
+    Queue lengths and the failure's exception class are for staff and for metrics callers (token or allowed
+    address, ``dashboard.metrics.operator_caller``) — issue #17: no queue internals for anonymous callers."""
     database = _database()
     redis, queues = _redis_and_queues()
-    body = {"database": database, "redis": redis, "queues": queues}
     down = [name for name, value in (("database", database), ("redis", redis)) if value.startswith("down")]
+    if _trusted(request):
+        body: dict = {"database": database, "redis": redis, "queues": queues}
+    else:
+        body = {name: ("down" if value.startswith("down") else value) for name, value in
+                (("database", database), ("redis", redis))}
     if down:
         body["down"] = down
     return JsonResponse(body, status=503 if down else 200)

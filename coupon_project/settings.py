@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -57,6 +58,8 @@ DJANGO_APPS = [
     "django.contrib.postgres",
 ]
 THIRD_PARTY_APPS = [
+    "axes",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "django_filters",
@@ -83,7 +86,12 @@ MIDDLEWARE = [
     "dashboard.metrics.MetricsMiddleware",
     # PostgreSQL or Redis not answering → 503 with Retry-After, never a 500 (issue #18).
     "core.middleware.DependencyOutageMiddleware",
+    # /api/: bodies over COUPON_API_MAX_BODY_BYTES (uploads: COUPON_API_MAX_UPLOAD_BYTES) → 413 before reading;
+    # every answer Cache-Control: no-store (issue #17).
+    "core.api.bodies.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every answer (django-csp; CONTENT_SECURITY_POLICY below, issue #17).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Language from Accept-Language (the API and the login page) — after sessions, before CommonMiddleware.
@@ -95,6 +103,8 @@ MIDDLEWARE = [
     "core.i18n.ConsoleLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Console login throttling (django-axes, core/login_throttle.py): last, as axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "coupon_project.urls"
@@ -171,6 +181,18 @@ RQ_QUEUES = {name: {"URL": redis_url_with_timeouts(REDIS_URL, COUPON_REDIS_CONNE
              for name in JOB_QUEUES} if USE_REDIS else {}
 
 # --- Auth, sessions ----------------------------------------------------------------------------
+# Console login throttling (issue #17, core/login_throttle.py): axes' backend first, then Django's.
+AUTHENTICATION_BACKENDS = ["core.login_throttle.ThrottledLoginBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = parse_non_negative("COUPON_LOGIN_FAILURE_LIMIT", env.int("COUPON_LOGIN_FAILURE_LIMIT", default=5))
+AXES_ENABLED = AXES_FAILURE_LIMIT > 0
+AXES_COOLOFF_TIME = timedelta(minutes=parse_non_negative(
+    "COUPON_LOGIN_COOLOFF_MINUTES", env.int("COUPON_LOGIN_COOLOFF_MINUTES", default=15)) or 15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.api.limits.connection_ip"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
+AXES_ENABLE_ADMIN = False  # the console is tenant-scoped; lockouts are lifted with manage.py axes_reset
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -215,6 +237,26 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp, issue #17) for the console, /api/docs/ and everything else: scripts only from
+# this origin or with the response's nonce (the console's two inline scripts carry {{ request.csp_nonce }}; Swagger UI
+# is served by drf-spectacular's split view, its init script a separate same-origin file). Styles allow inline
+# style attributes (the admin's templates and Swagger UI set them); no plugins, no framing, forms post here only.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -223,7 +265,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Bodies are JSON (API.md); the partner upload view alone takes multipart. Form bodies cannot carry the nested
     # order and list fields, and the schema would otherwise offer them for every operation.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # core.api.bodies.JSONParser: DRF's, refusing nesting deeper than 32 levels with a 400 (issue #17).
+    "DEFAULT_PARSER_CLASSES": ["core.api.bodies.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -240,23 +283,41 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Anti-enumeration for the requests that look up a code (R-RISK-4, core/api/limits.py). Rates are django-ratelimit's
-# ``count/period`` (empty: off), shared by every process through the cache (Redis when REDIS_URL is set).
+# Anti-enumeration for the requests that look up a code (R-RISK-4, issue #17, core/api/limits.py; SECURITY.md). Rates
+# are ``count/period`` (django-ratelimit's syntax; empty: off), counted in sliding-window logs in Redis (every process
+# shares them) and reserved atomically before any code is evaluated.
 COUPON_RATE_CODE_LOOKUP_CLIENT = parse_rate("COUPON_RATE_CODE_LOOKUP_CLIENT",
-                                            env.str("COUPON_RATE_CODE_LOOKUP_CLIENT", default="3000/m"))
+                                            env.str("COUPON_RATE_CODE_LOOKUP_CLIENT", default="12000/m"))
 COUPON_RATE_CODE_LOOKUP_IP = parse_rate("COUPON_RATE_CODE_LOOKUP_IP",
-                                        env.str("COUPON_RATE_CODE_LOOKUP_IP", default="120/m"))
+                                        env.str("COUPON_RATE_CODE_LOOKUP_IP", default="12000/m"))
 # Failed code guesses (unknown code, or another tenant's) allowed per member and per device in one window; 0: off.
 COUPON_FAILED_GUESS_LIMIT = parse_non_negative("COUPON_FAILED_GUESS_LIMIT",
                                                env.int("COUPON_FAILED_GUESS_LIMIT", default=10))
 COUPON_FAILED_GUESS_WINDOW_SECONDS = parse_non_negative(
     "COUPON_FAILED_GUESS_WINDOW_SECONDS", env.int("COUPON_FAILED_GUESS_WINDOW_SECONDS", default=3600)) or 3600
+# Failed guesses per API client in the same window, whatever member/device ids it sends (issue #17); 0: off.
+COUPON_FAILED_GUESS_CLIENT_LIMIT = parse_non_negative(
+    "COUPON_FAILED_GUESS_CLIENT_LIMIT", env.int("COUPON_FAILED_GUESS_CLIENT_LIMIT", default=5000))
 # Reverse proxies in front of the app that append to X-Forwarded-For; 0 = the connection address only.
 COUPON_TRUSTED_PROXY_COUNT = parse_non_negative("COUPON_TRUSTED_PROXY_COUNT",
                                                 env.int("COUPON_TRUSTED_PROXY_COUNT", default=0))
 # A rotated-out API token keeps working this long, so clients can roll over without downtime (core/services.py).
 COUPON_TOKEN_ROTATION_GRACE_SECONDS = parse_non_negative(
     "COUPON_TOKEN_ROTATION_GRACE_SECONDS", env.int("COUPON_TOKEN_ROTATION_GRACE_SECONDS", default=24 * 3600))
+
+# Request bodies (issue #17, core/api/bodies.py): JSON bodies of the API up to this many bytes (a grant of more member
+# ids than fit goes as a file through the console, as a job); multipart partner uploads up to the second (the file
+# itself is limited to 100 MiB by partners.services). Larger → 413 request_too_large.
+COUPON_API_MAX_BODY_BYTES = parse_non_negative("COUPON_API_MAX_BODY_BYTES",
+                                               env.int("COUPON_API_MAX_BODY_BYTES", default=1024 * 1024)) or 1024 * 1024
+COUPON_API_MAX_UPLOAD_BYTES = parse_non_negative(
+    "COUPON_API_MAX_UPLOAD_BYTES", env.int("COUPON_API_MAX_UPLOAD_BYTES", default=101 * 1024 * 1024)) or 101 * 1024 * 1024
+# Django's own cap on a body read into memory (file parts excluded), for bodies that announce no Content-Length.
+DATA_UPLOAD_MAX_MEMORY_SIZE = COUPON_API_MAX_BODY_BYTES
+
+# Console exports through django-import-export: formula-like cells escaped, XML-invalid characters replaced (#17).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 
 # Idempotency-Key records live this long (API.md: 24 h).
 IDEMPOTENCY_TTL_SECONDS = env.int("COUPON_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)

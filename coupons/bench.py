@@ -255,3 +255,4 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
 
 # The API benchmarks live in their own module; importing it here registers `bench claim`, `redeem` and `best`.
 from coupons import bench_api  # noqa: E402,F401
+from coupons import bench_guess  # noqa: E402,F401

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import dataclasses
 import math
 import mmap
 import os
@@ -90,8 +91,20 @@ class BloomParams:
             raise ValueError(f"a filter for {capacity} codes at {error_rate} needs {m / 8 / 2**20:.0f} MiB; "
                              "the most is 512 MiB (2^32 bits)")
         k = max(1, round(m / capacity * math.log(2)))
-        return cls(m=m, k=k, seed=secrets.randbits(64), epoch=secrets.token_hex(8), capacity=capacity,
+        # "t" + 15 hex digits: a build holding per-tenant entries too (issue #17; older builds' epochs are all hex).
+        return cls(m=m, k=k, seed=secrets.randbits(64), epoch="t" + secrets.token_hex(8)[1:], capacity=capacity,
                    error_rate=error_rate)
+
+    @property
+    def per_tenant(self) -> bool:
+        """This build also holds every code under its tenant's own seed (``for_tenant``), so a lookup can ask "is it
+        a code *of this tenant*?" and answer another tenant's code as cheaply as an unknown one (issue #17)."""
+        return self.epoch.startswith("t")
+
+    def for_tenant(self, tenant_id: int) -> "BloomParams":
+        """The same bits, probed with the tenant's seed: the per-tenant entries of one filter."""
+        seed = _fmix_py(self.seed ^ ((int(tenant_id) * _S1) & _MASK))
+        return dataclasses.replace(self, seed=seed)
 
     @property
     def nbytes(self) -> int:
@@ -208,6 +221,16 @@ class BitArray:
         for i in range(self.params.k):
             p = _probe_np(h1, h2, i, self.params.m)
             self._set(p >> np.uint64(3), np.left_shift(np.uint8(1), (p & np.uint64(7)).astype(np.uint8)))
+
+    def add_per_tenant(self, codes: np.ndarray, tenant_ids: np.ndarray | int) -> None:
+        """Add ``codes`` under their tenants' seeds (``BloomParams.for_tenant``), when the build keeps them."""
+        if not self.params.per_tenant or not len(codes):
+            return
+        if isinstance(tenant_ids, (int, np.integer)):
+            BitArray(self.params.for_tenant(int(tenant_ids)), self.bits).add(codes)
+            return
+        for tenant_id in np.unique(tenant_ids).tolist():
+            BitArray(self.params.for_tenant(tenant_id), self.bits).add(codes[tenant_ids == tenant_id])
 
     def _set(self, byte: np.ndarray, mask: np.ndarray) -> None:
         # Not ``bits[byte] |= mask``: with a repeated index that keeps only the last write and loses bits.
@@ -535,8 +558,10 @@ def get_store(*, lookup: bool = False) -> BloomStore:
 _params_cache: dict[str, BloomParams] = {}
 
 
-def bloom_might_contain(code: str) -> bool:
-    """False only if ``code`` (normalised, R-CODE-4) certainly is not a code of this database. No database query.
+def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
+    """False only if ``code`` (normalised, R-CODE-4) certainly is not a code of this database — with ``tenant_id``
+    on a per-tenant build, not a code of that tenant, so another tenant's code costs what an unknown one costs
+    (issue #17). No database query.
 
     Fails open: without a filter, or when the filter cannot be read, the answer is True and the caller asks the
     database, which stays the authority.
@@ -557,7 +582,8 @@ def bloom_might_contain(code: str) -> bool:
                 if params is None:
                     return True
                 _params_cache[store.describe()] = params
-            answer = store.test(params, offsets_one(data, params))
+            probe = params.for_tenant(tenant_id) if tenant_id is not None and params.per_tenant else params
+            answer = store.test(params, offsets_one(data, probe))
             if answer is not None:
                 return answer
             _params_cache.pop(store.describe(), None)  # rebuilt since we cached its parameters
@@ -628,7 +654,7 @@ class BloomWriter:
         return self._generation
 
     def admit(self, codes: np.ndarray, *, verify: Callable[[np.ndarray], np.ndarray] | None = None,
-              limit: int | None = None, verify_all: bool = False) -> np.ndarray:
+              limit: int | None = None, verify_all: bool = False, tenant_id: int | None = None) -> np.ndarray:
         """Indices (in ``codes`` order) of the candidates admitted: certainly not present, or — when ``verify`` is
         given — reported absent by ``verify`` for the ones the filter cannot rule out (for every candidate with
         ``verify_all``: once the filter has been caught missing codes, its "absent" is not trusted either). At most
@@ -646,13 +672,17 @@ class BloomWriter:
             if limit is not None:
                 admitted = admitted[:limit]
             self.local.add(codes[admitted])
+            if tenant_id is not None:
+                self.local.add_per_tenant(codes[admitted], tenant_id)
             self._generation += 1
             self._unpublished_codes += len(admitted)
             return admitted
 
-    def add(self, codes: np.ndarray) -> int:
+    def add(self, codes: np.ndarray, *, tenant_id: int | None = None) -> int:
         with self.lock:
             self.local.add(codes)
+            if tenant_id is not None:
+                self.local.add_per_tenant(codes, tenant_id)
             self._generation += 1
             self._unpublished_codes += len(codes)
             return self._generation
@@ -719,20 +749,23 @@ def bloom_writer() -> Iterator[BloomWriter]:
 
 
 @contextmanager
-def bloom_adding(codes: Iterable[str]) -> Iterator[None]:
+def bloom_adding(codes: Iterable[str], *, tenant_id: int | None = None) -> Iterator[None]:
     """For writers of a few codes outside batch generation (e.g. test factories, imports): adds the codes' bits to the
-    shared filter, then runs the block — insert *and commit* the codes inside it."""
+    shared filter — with ``tenant_id``, the tenant's entries too — then runs the block: insert *and commit* the codes
+    inside it. Without ``tenant_id`` a per-tenant build answers "not this tenant's" for them until a rebuild."""
     array = as_code_array(codes)
     store = get_store()
     with _advisory_lock(shared=True):
         params = store.params()
         if params is not None and len(array):
-            h1, h2 = hash_codes(array, params.seed)
             byte_masks: dict[int, int] = {}
-            for i in range(params.k):
-                p = _probe_np(h1, h2, i, params.m)
-                for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist()):
-                    byte_masks[off] = byte_masks.get(off, 0) | (1 << bit)
+            seeds = [params] + ([params.for_tenant(tenant_id)] if tenant_id is not None and params.per_tenant else [])
+            for probe in seeds:
+                h1, h2 = hash_codes(array, probe.seed)
+                for i in range(params.k):
+                    p = _probe_np(h1, h2, i, params.m)
+                    for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist()):
+                        byte_masks[off] = byte_masks.get(off, 0) | (1 << bit)
             store.add_bits(params, byte_masks, len(array))
         # No filter: nothing to keep in step; the next writer builds it from the database, after our commit.
         yield
@@ -742,7 +775,7 @@ def bloom_adding(codes: Iterable[str]) -> Iterator[None]:
 
 
 def iter_code_blocks(*, where: str = "", params: list[Any] | None = None, block: int = 500_000,
-                     ) -> Iterator[np.ndarray]:
+                     tenants: list[np.ndarray] | None = None) -> Iterator[np.ndarray]:
     """The codes of coupons_couponcode in id order, ``block`` rows at a time, as ``S48`` numpy arrays.
 
     Each block comes as one space-padded string (``string_agg``), so no Python object is made per code; keyset
@@ -753,12 +786,15 @@ def iter_code_blocks(*, where: str = "", params: list[Any] | None = None, block:
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""SELECT count(*), max(id), string_agg(rpad(code, 48), '' ORDER BY id)
-                      FROM (SELECT id, code FROM coupons_couponcode WHERE id > %s {condition}
+                f"""SELECT count(*), max(id), string_agg(rpad(code, 48), '' ORDER BY id),
+                           string_agg(tenant_id::text, ',' ORDER BY id)
+                      FROM (SELECT id, code, tenant_id FROM coupons_couponcode WHERE id > %s {condition}
                             ORDER BY id LIMIT %s) s""",
                 [last_id, *(params or []), block],
             )
-            n, max_id, codes_text = cursor.fetchone()
+            n, max_id, codes_text, tenants_text = cursor.fetchone()
+        if n and tenants is not None:  # the caller's list gets this block's tenant ids (same order as the codes)
+            tenants.append(np.array(tenants_text.split(","), dtype=np.int64))
         if not n:
             return
         raw = codes_text.encode("utf-8")
@@ -784,8 +820,10 @@ def bloom_rebuild(*, capacity: int | None = None, error_rate: float | None = Non
         params = BloomParams.sized(capacity or settings.BLOOM_CAPACITY, error_rate or settings.BLOOM_ERROR_RATE)
         bits = BitArray(params)
         count = 0
-        for codes in iter_code_blocks():
+        tenants: list[np.ndarray] = []
+        for codes in iter_code_blocks(tenants=tenants):
             bits.add(codes)
+            bits.add_per_tenant(codes, tenants.pop())  # issue #17: "a code of this tenant?" answered by the filter
             count += len(codes)
             if progress:
                 progress(len(codes))
@@ -811,18 +849,20 @@ def bloom_verify(*, sample: int = 2000) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM coupons_couponcode")
         lo, hi = cursor.fetchone()
-        codes: list[str] = []
-        cursor.execute("SELECT code FROM coupons_couponcode ORDER BY id DESC LIMIT %s", [sample // 2])
-        codes += [r[0] for r in cursor.fetchall()]
+        codes: list[tuple[str, int]] = []
+        cursor.execute("SELECT code, tenant_id FROM coupons_couponcode ORDER BY id DESC LIMIT %s", [sample // 2])
+        codes += cursor.fetchall()
         for _ in range(10):
             if hi <= lo:
                 break
             start = lo + secrets.randbelow(hi - lo + 1)
-            cursor.execute("SELECT code FROM coupons_couponcode WHERE id >= %s ORDER BY id LIMIT %s",
+            cursor.execute("SELECT code, tenant_id FROM coupons_couponcode WHERE id >= %s ORDER BY id LIMIT %s",
                            [start, max(1, sample // 20)])
-            codes += [r[0] for r in cursor.fetchall()]
+            codes += cursor.fetchall()
     codes = sorted(set(codes))
-    missing = sum(1 for code in codes if store.test(params, offsets_one(code.encode("utf-8"), params)) is False)
+    missing = sum(1 for code, tenant_id in codes if any(
+        store.test(params, offsets_one(code.encode("utf-8"), probe)) is False
+        for probe in ([params, params.for_tenant(tenant_id)] if params.per_tenant else [params])))
     stats = store.stats()
     return {"backend": store.describe(), "exists": True, "checked": len(codes), "missing": missing,
             "codes_added": stats["count"], "capacity": params.capacity, "error_rate": params.error_rate,

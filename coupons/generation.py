@@ -334,7 +334,8 @@ class _Run:
             drawn = self.drawer.draw(n_draw, lead)
             bodies = _distinct_in_draw_order(drawn)
             full = self._full(bodies)
-            admitted = self.bloom.admit(full, verify=verify, limit=want, verify_all=self.filter_missed_codes)
+            admitted = self.bloom.admit(full, verify=verify, limit=want, verify_all=self.filter_missed_codes,
+                                        tenant_id=self.batch.tenant_id)
             considered = (int(admitted[-1]) + 1) if len(admitted) == want else len(bodies)
             rejected += (n_draw - len(bodies)) + (considered - len(admitted))
             if len(admitted):

@@ -281,7 +281,7 @@ def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: R
     from coupons.bloom_check import might_exist
 
     code = normalise_code(raw_code)
-    if not code or not might_exist(code):
+    if not code or not might_exist(code, tenant.pk):
         raise CouponNotFound()
     coupon = CouponCode.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
         tenant=tenant, code=code).first()

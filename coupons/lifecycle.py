@@ -38,7 +38,7 @@ def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
     from coupons.bloom_check import might_exist
 
     code = normalise_code(raw_code)
-    if code and not might_exist(code):  # certainly unknown: no database query (R-RISK-4)
+    if code and not might_exist(code, tenant.pk):  # certainly not this tenant's: no database query (R-RISK-4)
         raise CouponNotFound()
     coupon = (CouponCode.objects.select_for_update(of=("self",))
               .select_related("inventory__policy", "inventory__tenant", "batch")

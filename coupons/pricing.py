@@ -75,7 +75,8 @@ def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order
     """/checkout/validate: apply the given codes in order (R-USE-1); unknown or unusable ones are rejected."""
     from coupons.bloom_check import might_exist
 
-    maybe = [code for code in codes if might_exist(code)]  # codes the Bloom filter rejects never reach the database
+    # Codes the Bloom filter rejects for this tenant never reach the database (R-RISK-4, issue #17).
+    maybe = [code for code in codes if might_exist(code, tenant.pk)]
     found = {c.code: c for c in CouponCode.objects.select_related("inventory__policy").filter(
         tenant=tenant, code__in=maybe)} if maybe else {}
     usable, rejected = [], []

@@ -43,7 +43,7 @@ def coupon_by_code(*, tenant: Tenant, raw_code: str) -> CouponCode | None:
         return None
     from coupons.bloom_check import might_exist
 
-    if not might_exist(code):
+    if not might_exist(code, tenant.pk):
         return None
     return CouponCode.objects.select_related("inventory__policy", "batch").filter(tenant=tenant, code=code).first()
 

@@ -76,13 +76,18 @@ def _registry() -> Any:
     return REGISTRY
 
 
-def _allowed(request: HttpRequest) -> bool:
+def operator_caller(request: HttpRequest) -> bool:
+    """A caller trusted with operational detail (/metrics, /health/'s queues): the metrics bearer token, or an
+    address in COUPON_METRICS_ALLOWED_IPS — the connection's, or behind COUPON_TRUSTED_PROXY_COUNT trusted proxies
+    the one they forwarded (issue #17: behind a proxy REMOTE_ADDR is the proxy, and may well be allowed)."""
+    from core.api.limits import connection_ip
+
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
         return True
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(connection_ip(request))
     except ValueError:
         return False
     return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
@@ -93,7 +98,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     bearer token (COUPON_METRICS_ALLOWED_IPS / COUPON_METRICS_TOKEN)."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponse("Use GET.\n", status=405, content_type="text/plain", headers={"Allow": "GET, HEAD"})
-    if not _allowed(request):
+    if not operator_caller(request):
         return HttpResponse("Forbidden: this address may not read metrics; send the metrics bearer token.\n",
                             status=403, content_type="text/plain")
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -8,18 +8,11 @@ from typing import Any
 
 from django.conf import settings
 
+from core.spreadsheets import safe_cell
 from draws.models import Draw, DrawWinner
 
 HEADER = ["draw", "draw name", "round", "tier", "tier name", "rank", "member_id", "coupon", "grant error",
           "forfeited_at"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula (= + - @) is stored with a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def winner_rows(draws: Iterable[Draw]) -> Iterable[list[Any]]:

@@ -6,12 +6,11 @@ and the Django connection stays in autocommit for the progress updates others wa
 tuple (``values_list`` SQL, no model instances); openpyxl's write-only workbook sends it to disk at once.
 
 Cells: text that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) is prefixed with an
-apostrophe (OWASP "CSV injection"); characters XML cannot carry are dropped; amounts stay numbers with a number
+apostrophe (OWASP "CSV injection"); characters XML cannot carry become U+FFFD; amounts stay numbers with a number
 format; times are naive local times of the tenant's zone (converted in SQL) with a date format.
 """
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,24 +21,12 @@ from django.db import connection
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
+from core.spreadsheets import NEEDS_CARE as _NEEDS_CARE, safe_text
 from exports.columns import MONEY, MONEY_FORMAT, TEXT, Column
 
 ROWS_PER_SHEET = 1_000_000  # Excel's limit is 1,048,576 rows per sheet
 FETCH_ROWS = 5_000
 PROGRESS_EVERY_SECONDS = 1.0
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# One search per text cell finds both a dangerous first character and any character XML 1.0 cannot hold.
-_NEEDS_CARE = re.compile(r"^[=+\-@\t\r]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def safe_text(value: str) -> str:
-    """The text as a spreadsheet may safely show it (see the module docstring)."""
-    value = _ILLEGAL.sub("", value)
-    if value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def reader_connection() -> psycopg.Connection:

@@ -491,5 +491,7 @@ def csv_template() -> bytes:
 
 
 def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV/XLSX injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """A cell a spreadsheet will not run as a formula (CSV/XLSX injection) and XML can carry (core.spreadsheets)."""
+    from core.spreadsheets import safe_text
+
+    return safe_text(value)

@@ -120,7 +120,8 @@ def make_codes(batch: CouponBatch, n: int, **fields: Any) -> list:
 
     rows = [CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id, batch=batch, code=c, **fields)
             for c in sorted(codes)]
-    with bloom_adding(codes):  # like every writer of codes: bits first, so lookups never miss a committed code
+    # Like every writer of codes: bits first (the tenant's too), so lookups never miss a committed code.
+    with bloom_adding(codes, tenant_id=batch.tenant_id):
         CouponCode.objects.bulk_create(rows, batch_size=5000)
     CouponBatch.objects.filter(pk=batch.pk).update(generated_count=n, status=CouponBatch.Status.COMPLETED) \
         if n == batch.quantity else None

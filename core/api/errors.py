@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied, RequestDataTooBig
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -47,6 +48,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DomainError):
         headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
         return error_response(exc.code, exc.message, exc.status, exc.details, headers)
+    if isinstance(exc, RequestDataTooBig):  # a chunked body past DATA_UPLOAD_MAX_MEMORY_SIZE (core.api.bodies)
+        limit = settings.COUPON_API_MAX_BODY_BYTES
+        return error_response("request_too_large", _("The request body is larger than %(limit)s bytes.")
+                              % {"limit": f"{limit:,}"}, 413, {"max_bytes": limit})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

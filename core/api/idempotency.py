@@ -27,6 +27,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.bodies import canonical_json
 from core.exceptions import DomainError, InvalidInput
 from core.locks import release_after_transaction
 from core.models import ApiClient, IdempotencyRecord
@@ -48,7 +49,8 @@ class RequestInProgress(DomainError):
 
 
 def request_fingerprint(request: Request) -> str:
-    """SHA-256 over method, path and body. Multipart bodies hash their fields and file contents, streamed."""
+    """SHA-256 over method, path and body (JSON in canonical form, issue #17). Multipart bodies hash their fields
+    and file contents, streamed."""
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.path.encode() + b"\n")
     content_type = request.content_type or ""
@@ -64,7 +66,8 @@ def request_fingerprint(request: Request) -> str:
                     digest.update(str(value).encode())
                 digest.update(b"\n")
     else:
-        digest.update(request.body)
+        # Canonical JSON (sorted keys, normalised numbers): a retry that reorders keys is the same request (#17).
+        digest.update(canonical_json(request.body) or request.body)
     return digest.hexdigest()
 
 

@@ -1,33 +1,43 @@
-"""Anti-enumeration limits for the requests that look up a code (R-RISK-4).
+"""Anti-enumeration limits for the requests that look up a code (R-RISK-4, issue #17).
 
-Two guards, both counted in the Django cache with django-ratelimit (``cache.add`` + atomic ``cache.incr`` over fixed
-windows), so every process shares them when the cache is Redis (``REDIS_URL`` set):
+Every request that names a code (claims by code/promo/partner code, ``GET coupons/{code}``, lock, release, redeem,
+refund, revoke, ``coupons/batch/*``, ``checkout/validate``; ``checkout/best`` is gated without taking a code) makes
+one *reservation* before any code is evaluated: one atomic step over every budget the request touches —
 
-- request rates per API client and per IP (the member's ``ip`` from the body or query, else the connection address
-  — see ``client_ip``): every code lookup counts, an excess answers ``429 rate_limited`` with ``Retry-After``;
-- failed guesses per member and per device: a lookup that answers "no such code" counts one failure for the
-  request's ``member_id`` and ``device_id``; once either has ``COUPON_FAILED_GUESS_LIMIT`` failures in the current
-  window, further lookups by it are refused with ``429`` before the code is looked at — even a valid code.
+- the API client's rate (``COUPON_RATE_CODE_LOOKUP_CLIENT``) and the connection's rate
+  (``COUPON_RATE_CODE_LOOKUP_IP``; the connection address, or ``X-Forwarded-For`` behind
+  ``COUPON_TRUSTED_PROXY_COUNT`` trusted proxies — a body or query ``ip`` is risk context only, never this key);
+- the failed-guess allowance of each ``member_id`` and of the ``device_id`` the request carries
+  (``COUPON_FAILED_GUESS_LIMIT`` per ``COUPON_FAILED_GUESS_WINDOW_SECONDS``), and of the API client as a whole
+  (``COUPON_FAILED_GUESS_CLIENT_LIMIT`` per the same window: an integration rotating member and device ids runs out
+  of failures, while its legitimate traffic — codes that exist — costs nothing).
 
-A view marks itself a code lookup with ``code_fields`` (``core.api.views.TenantAPIView``); a request counts only when
-it actually carries one of those fields (a claim by inventory public id is not a code lookup).
+The reservation grants ``min(codes in the request, what is left in every budget)``: a batch or validate call with
+200 codes evaluates at most what is left, and a request for which any budget has nothing left is refused with ``429
+rate_limited`` before anything is looked at. After the answer, the guesses that did *not* fail are given back to the
+member and device budgets (rates keep every lookup), so those count failed guesses (``not_found``, and ``not_owner``,
+which would otherwise tell a guesser that a code exists).
 
-Settings (coupon_project/settings.py, from the environment; read at call time so tests can override them):
-``COUPON_RATE_CODE_LOOKUP_CLIENT``, ``COUPON_RATE_CODE_LOOKUP_IP`` (``count/period`` as in django-ratelimit, e.g.
-``3000/m``, ``20/10s``; empty disables), ``COUPON_FAILED_GUESS_LIMIT`` (0 disables),
-``COUPON_FAILED_GUESS_WINDOW_SECONDS`` and ``COUPON_TRUSTED_PROXY_COUNT``.
+The budgets are sliding-window logs (a Redis sorted set per key, one Lua script per reservation, so 200 parallel
+requests cannot overshoot and a window never doubles at its edge as fixed one-minute buckets do). Without Redis the
+same logs live in the process (one lock), so they are per process.
 """
 from __future__ import annotations
 
 import ipaddress
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext, gettext_lazy as _
-from django_ratelimit.core import get_usage
 
 from core.exceptions import DomainError
+
 
 def setting(name: str) -> Any:
     return getattr(settings, name)
@@ -43,11 +53,12 @@ def connection_ip(request: Any) -> str:
     """The address of the peer: REMOTE_ADDR, or — only behind COUPON_TRUSTED_PROXY_COUNT trusted proxies — the
     address those proxies saw, taken from the right of X-Forwarded-For (entries further left are client-supplied
     and could be forged)."""
-    remote = request.META.get("REMOTE_ADDR", "") or ""
+    meta = getattr(request, "META", {})
+    remote = meta.get("REMOTE_ADDR", "") or ""
     proxies = setting("COUPON_TRUSTED_PROXY_COUNT")
     if proxies <= 0:
         return remote
-    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    hops = [h.strip() for h in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
     if len(hops) < proxies:
         return remote  # fewer hops than trusted proxies: the header did not come through our proxies
     candidate = hops[-proxies]
@@ -57,98 +68,253 @@ def connection_ip(request: Any) -> str:
         return remote
 
 
-def _namespace() -> str:
-    # The database name keeps separate installations (and parallel test databases) apart in a shared Redis.
-    return f"sec:{connection.settings_dict.get('NAME', '')}"
+def parse_rate(rate: str) -> tuple[int, int] | None:
+    """``count/period`` (django-ratelimit's syntax: ``120/m``, ``20/10s``) → (count, window seconds); '' → None."""
+    if not rate:
+        return None
+    count, _sep, period = rate.partition("/")
+    unit = period[-1:].lower()
+    multiplier = period[:-1] or "1"
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] * int(multiplier)
+    return int(count), seconds
 
 
-def _value(request: Any, name: str) -> str:
-    data = request.data if hasattr(request, "data") and isinstance(request.data, dict) else {}
-    value = data.get(name) if name in data else request.query_params.get(name) if hasattr(
-        request, "query_params") else None
-    return value.strip()[:128] if isinstance(value, str) else ""
+# --- sliding-window logs -------------------------------------------------------------------------------------------
+
+# KEYS = budgets; ARGV = now_ms, wanted, token, then limit_i, window_ms_i per key.
+# Returns {granted, blocked_index (1-based, 0 = none), retry_ms}. ``wanted`` = 0 only asks "is anything left?".
+_RESERVE_LUA = """
+local now = tonumber(ARGV[1])
+local wanted = tonumber(ARGV[2])
+local token = ARGV[3]
+local grant = wanted
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 + 2 * i])
+  local window = tonumber(ARGV[3 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local free = limit - redis.call('ZCARD', key)
+  if free <= 0 then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local retry = window
+    if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+    return {0, i, retry}
+  end
+  if free < grant then grant = free end
+end
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[3 + 2 * i])
+  for j = 1, grant do
+    redis.call('ZADD', key, now, token .. ':' .. j)
+  end
+  redis.call('PEXPIRE', key, window + 1000)
+end
+return {grant, 0, 0}
+"""
+
+# KEYS = budgets to give back to; ARGV = token, first, last (the entries token:first .. token:last).
+_REFUND_LUA = """
+for _, key in ipairs(KEYS) do
+  for j = tonumber(ARGV[2]), tonumber(ARGV[3]) do
+    redis.call('ZREM', key, ARGV[1] .. ':' .. j)
+  end
+end
+return 0
+"""
+
+_local_logs: dict[str, list[tuple[float, str]]] = {}
+_local_lock = threading.Lock()
 
 
-def member_ip(request: Any) -> str:
-    """The member's address as the integrator reports it (risk context ``ip``), else the connection's."""
-    reported = _value(request, "ip")
-    try:
-        return str(ipaddress.ip_address(reported))
-    except ValueError:
-        return connection_ip(request)
+def _script(name: str) -> Any:
+    # Registered on the current client each time (a sha1 of the text): core.redis may have replaced the client
+    # after an outage, and a Script object stays bound to the client it was made with.
+    from coupons.locks import redis_client
+
+    return redis_client().register_script(_RESERVE_LUA if name == "reserve" else _REFUND_LUA)
 
 
-def _usage(request: Any, **kwargs: Any) -> dict[str, Any] | None:
-    """django-ratelimit's count, failing closed when the cache (Redis) does not answer: 503 with Retry-After — a limit
-    that cannot be counted is not waved through (issue #18)."""
+def now_ms() -> int:
+    """The limiter's clock (tests move it to prove the window slides)."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str
+    limit: int
+    window_seconds: int
+    reason: str  # details.reason of the 429: client_rate, ip_rate, failed_guesses_member, failed_guesses_device
+    refundable: bool  # failed-guess budgets get back the lookups that found a code
+
+
+@dataclass
+class Reservation:
+    granted: int
+    token: str = ""
+    budgets: tuple[Budget, ...] = ()
+    refunded: bool = field(default=False)
+
+
+def _reserve_local(budgets: list[Budget], wanted: int, token: str, now: int) -> tuple[int, int, int]:
+    with _local_lock:
+        grant = wanted
+        for index, budget in enumerate(budgets, start=1):
+            window = budget.window_seconds * 1000
+            log = [entry for entry in _local_logs.get(budget.key, []) if entry[0] > now - window]
+            _local_logs[budget.key] = log
+            free = budget.limit - len(log)
+            if free <= 0:
+                return 0, index, (min(e[0] for e in log) + window - now) if log else window
+            grant = min(grant, free)
+        for budget in budgets:
+            _local_logs[budget.key].extend((now, f"{token}:{j}") for j in range(1, grant + 1))
+        return grant, 0, 0
+
+
+def _redis_reserve(keys: list[str], args: list[Any]) -> tuple[int, int, int]:
+    """The reservation script, failing closed when Redis does not answer: 503 with Retry-After — a limit that cannot
+    be counted is not waved through (issue #18)."""
     from core import redis as core_redis
 
-    if settings.USE_REDIS and core_redis.is_down():
+    if core_redis.is_down():
         raise core_redis.fail_closed("a code-lookup limit")
     try:
-        return get_usage(request, **kwargs)
+        granted, blocked, retry_ms = (int(v) for v in _script("reserve")(keys=keys, args=args))
     except core_redis.error_types() as exc:
         core_redis.mark_down(exc)
         raise core_redis.fail_closed("a code-lookup limit") from exc
+    return granted, blocked, retry_ms
 
 
-def _retry_after(usage: dict[str, Any]) -> int:
-    return max(1, int(usage.get("time_left") or 1))
+def reserve(budgets: list[Budget], wanted: int) -> Reservation:
+    """Take up to ``wanted`` lookups from every budget at once, or raise ``RateLimited`` naming the budget that has
+    nothing left. ``wanted`` = 0 only checks that every budget has something left."""
+    budgets = [b for b in budgets if b.limit > 0]
+    if not budgets:
+        return Reservation(granted=wanted)
+    token, now = uuid.uuid4().hex[:16], now_ms()
+    if settings.USE_REDIS:
+        args: list[Any] = [now, wanted, token]
+        for budget in budgets:
+            args += [budget.limit, budget.window_seconds * 1000]
+        granted, blocked, retry_ms = _redis_reserve([b.key for b in budgets], args)
+    else:
+        granted, blocked, retry_ms = _reserve_local(budgets, wanted, token, now)
+    if blocked:
+        raise _refusal(budgets[blocked - 1], max(1, math.ceil(retry_ms / 1000)))
+    return Reservation(granted=granted, token=token, budgets=tuple(budgets))
 
 
-def _refuse(usage: dict[str, Any], message: str, reason: str) -> RateLimited:
-    return RateLimited(message, details={"retry_after": _retry_after(usage), "reason": reason})
-
-
-def check_request_rates(request: Any, *, client_id: int, tenant_id: int) -> None:
-    """Count one code lookup for the client and for the IP; raise 429 past either rate."""
-    ns = _namespace()
-    checks = (("COUPON_RATE_CODE_LOOKUP_CLIENT", f"{ns}:client:{client_id}", "client_rate"),
-              ("COUPON_RATE_CODE_LOOKUP_IP", f"{ns}:ip:{tenant_id}:{member_ip(request)}", "ip_rate"))
-    for name, key, reason in checks:
-        rate = setting(name)
-        if not rate:
-            continue
-        usage = _usage(request, group=f"{ns}:{reason}", key=lambda _g, _r, k=key: k, rate=rate, increment=True)
-        if usage is not None and usage["should_limit"]:
-            raise _refuse(usage, gettext("Too many code lookups; retry after the time in Retry-After."), reason)
-
-
-def _guess_keys(request: Any, tenant_id: int) -> list[tuple[str, str]]:
-    ns = _namespace()
-    keys = []
-    member, device = _value(request, "member_id"), _value(request, "device_id")
-    if member:
-        keys.append(("member", f"{ns}:guess:m:{tenant_id}:{member}"))
-    if device:
-        keys.append(("device", f"{ns}:guess:d:{tenant_id}:{device}"))
-    return keys
-
-
-def _guess_usage(request: Any, key: str, increment: bool) -> dict[str, Any] | None:
-    limit = setting("COUPON_FAILED_GUESS_LIMIT")
-    window = setting("COUPON_FAILED_GUESS_WINDOW_SECONDS")
-    return _usage(request, group="failed_guesses", key=lambda _g, _r: key, rate=(limit, window),
-                     increment=increment)
-
-
-def check_failed_guesses(request: Any, *, tenant_id: int) -> None:
-    """Refuse a lookup by a member or device that has used up its failed guesses — before the code is looked at."""
-    limit = setting("COUPON_FAILED_GUESS_LIMIT")
-    if limit <= 0:
+def refund(reservation: Reservation, count: int) -> None:
+    """Give the last ``count`` granted lookups back to the refundable (failed-guess) budgets."""
+    count = min(count, reservation.granted)
+    keys = [b.key for b in reservation.budgets if b.refundable]
+    if count <= 0 or not keys or reservation.refunded:
         return
-    for who, key in _guess_keys(request, tenant_id):
-        usage = _guess_usage(request, key, increment=False)
-        if usage is not None and usage["count"] >= limit:
-            message = (gettext("Too many unknown codes tried by this member; retry after the time in Retry-After.")
-                       if who == "member" else
-                       gettext("Too many unknown codes tried by this device; retry after the time in Retry-After."))
-            raise _refuse(usage, message, f"failed_guesses_{who}")
+    reservation.refunded = True
+    first, last = reservation.granted - count + 1, reservation.granted
+    if settings.USE_REDIS:
+        from core import redis as core_redis
 
-
-def record_failed_guesses(request: Any, *, tenant_id: int, failures: int) -> None:
-    if failures <= 0 or setting("COUPON_FAILED_GUESS_LIMIT") <= 0:
+        try:
+            _script("refund")(keys=keys, args=[reservation.token, first, last])
+        except core_redis.error_types() as exc:  # the lookups stay counted: errs on the side of the limit
+            core_redis.mark_down(exc)
         return
-    for _who, key in _guess_keys(request, tenant_id):
-        for _ in range(failures):
-            _guess_usage(request, key, increment=True)
+    drop = {f"{reservation.token}:{j}" for j in range(first, last + 1)}
+    with _local_lock:
+        for key in keys:
+            _local_logs[key] = [e for e in _local_logs.get(key, []) if e[1] not in drop]
+
+
+def used(budget: Budget) -> int:
+    """Entries in a budget's current window (tests, console)."""
+    now, window = now_ms(), budget.window_seconds * 1000
+    if settings.USE_REDIS:
+        from coupons.locks import redis_client
+
+        return int(redis_client().zcount(budget.key, now - window + 1, "+inf"))
+    with _local_lock:
+        return sum(1 for e in _local_logs.get(budget.key, []) if e[0] > now - window)
+
+
+def _refusal(budget: Budget, retry_after: int) -> RateLimited:
+    messages = {
+        "client_rate": gettext("Too many code lookups; retry after the time in Retry-After."),
+        "ip_rate": gettext("Too many code lookups; retry after the time in Retry-After."),
+        "failed_guesses_member": gettext(
+            "Too many unknown codes tried by this member; retry after the time in Retry-After."),
+        "failed_guesses_device": gettext(
+            "Too many unknown codes tried by this device; retry after the time in Retry-After."),
+        "failed_guesses_client": gettext("Too many code lookups; retry after the time in Retry-After."),
+    }
+    return RateLimited(messages[budget.reason], details={"retry_after": retry_after, "reason": budget.reason})
+
+
+# --- the budgets of one API request --------------------------------------------------------------------------------
+
+def _namespace() -> str:
+    # The per-test prefix (tests/conftest.py) and the database name keep separate installations (and parallel test
+    # databases) apart in a shared Redis.
+    prefix = getattr(settings, "RATELIMIT_CACHE_PREFIX", "rl:")
+    return f"{prefix}sec:{connection.settings_dict.get('NAME', '')}"
+
+
+def identifier_key(value: Any) -> str:
+    """The member or device id as the limiter counts it: the identifier rule's normal form (so ``m-1`` and
+    ``m-1 `` or a decomposed Hangul spelling share one allowance); a value that is not an identifier is ''."""
+    from core.identifiers import normalise_identifier
+
+    if not isinstance(value, str):
+        return ""
+    try:
+        return normalise_identifier(value)[:128]
+    except ValueError:
+        return ""
+
+
+def request_budgets(*, request: Any, client_id: int, tenant_id: int, members: list[str],
+                    devices: list[str]) -> list[Budget]:
+    ns = _namespace()
+    tag = f"{{t{tenant_id}}}"  # one Redis Cluster slot per tenant: the script touches several keys
+    budgets = []
+    for name, key, reason in (("COUPON_RATE_CODE_LOOKUP_CLIENT", f"client:{client_id}", "client_rate"),
+                              ("COUPON_RATE_CODE_LOOKUP_IP", f"ip:{connection_ip(request)}", "ip_rate")):
+        rate = parse_rate(setting(name))
+        if rate:
+            budgets.append(Budget(f"{ns}:{tag}:{key}", rate[0], rate[1], reason, refundable=False))
+    limit, window = setting("COUPON_FAILED_GUESS_LIMIT"), setting("COUPON_FAILED_GUESS_WINDOW_SECONDS")
+    client_limit = setting("COUPON_FAILED_GUESS_CLIENT_LIMIT")
+    if client_limit > 0:  # a client rotating member and device ids still runs out of failures, not of traffic
+        budgets.append(Budget(f"{ns}:{tag}:guess:c:{client_id}", client_limit, window, "failed_guesses_client",
+                              refundable=True))
+    if limit > 0:
+        budgets += [Budget(f"{ns}:{tag}:guess:m:{m}", limit, window, "failed_guesses_member", refundable=True)
+                    for m in dict.fromkeys(members) if m]
+        budgets += [Budget(f"{ns}:{tag}:guess:d:{d}", limit, window, "failed_guesses_device", refundable=True)
+                    for d in dict.fromkeys(devices) if d]
+    return budgets
+
+
+# Answers that tell a guesser something about a code it does not hold: they cost a failed guess.
+FAILED_GUESS_CODES = frozenset({"not_found", "not_owner"})
+
+
+def failed_guesses(response: Any) -> int:
+    """How many codes this answer refused as unknown (or not the member's)."""
+    data = getattr(response, "data", None)
+    if not isinstance(data, dict):
+        return 0
+    status = getattr(response, "status_code", 0)
+    if status in (403, 404):
+        return 1 if data.get("code") in FAILED_GUESS_CODES else 0
+    if status != 200:
+        return 0
+    rejected = data.get("rejected")
+    if isinstance(rejected, list):  # checkout/validate
+        return sum(1 for r in rejected if isinstance(r, dict) and r.get("reason") in FAILED_GUESS_CODES)
+    results = data.get("results")
+    if isinstance(results, list):  # coupons/batch/*
+        return sum(1 for r in results if isinstance(r, dict) and not r.get("ok")
+                   and isinstance(r.get("error"), dict) and r["error"].get("code") in FAILED_GUESS_CODES)
+    return 0

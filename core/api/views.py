@@ -36,8 +36,9 @@ class TenantAutoSchema(AutoSchema):
         extra = ["400", "401", "403", "404"]
         if self.method == "POST":  # Idempotency-Key: 409 request_in_progress, 422 idempotency_key_reused
             extra += ["409", "422"]
-        if getattr(self.view, "code_fields", ()):
-            extra.append("429")
+        if getattr(self.view, "code_fields", ()) or (
+                getattr(type(self.view), "lookup_count", TenantAPIView.lookup_count) is not TenantAPIView.lookup_count):
+            extra.append("429")  # a code lookup (issue #17): rates and failed-guess allowance
         for status_code in extra:
             if status_code not in responses:
                 responses[status_code] = self._get_response_for_code(API_ERROR, status_code, direction=direction)
@@ -47,14 +48,17 @@ class TenantAutoSchema(AutoSchema):
 class TenantAPIView(APIView):
     """Every API view derives from this: ``self.tenant`` and ``self.client`` come from the token, never the body.
 
-    ``code_fields``: the body/query fields or URL kwargs that carry a code to look up. A request carrying one is a code
-    lookup (R-RISK-4): it is counted against the per-client and per-IP rates, refused while its member or device has
-    no failed guesses left, and an answer "no such code" (404 ``not_found``, or a ``not_found`` rejection in a
-    checkout result) counts as a failed guess (``core.api.limits``).
+    Code lookups (R-RISK-4, issue #17): ``code_fields`` names the body/query fields or URL kwargs that carry one code;
+    a view taking several codes (batch, checkout validation) overrides ``lookup_count``. A request that is a code
+    lookup reserves its lookups from the client, connection, member and device budgets *before* the handler runs
+    (``core.api.limits.reserve``): refused with 429 when any has nothing left, and the handler evaluates at most
+    ``self.lookup_allowance`` codes. After the answer the lookups that did not fail as guesses are given back to the
+    member and device budgets.
     """
 
     code_fields: tuple[str, ...] = ()
     schema = TenantAutoSchema()
+    lookup_allowance: int | None = None
 
     @property
     def client(self) -> ApiClient:
@@ -71,34 +75,60 @@ class TenantAPIView(APIView):
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request
         self.headers = self.default_response_headers
-        lookup = False
+        reservation: limits.Reservation | None = None
         try:
             self.initial(request, *args, **kwargs)
             handler = getattr(self, request.method.lower(), None) if request.method.lower() in self.http_method_names \
                 else None
             handler = handler or self.http_method_not_allowed
             _refuse_nul(request, kwargs)
-            lookup = self._is_code_lookup(request, kwargs)
-            if lookup:
-                limits.check_request_rates(request, client_id=self.client.pk, tenant_id=self.client.tenant_id)
-                limits.check_failed_guesses(request, tenant_id=self.client.tenant_id)
+            reservation = self._reserve_lookups(request, kwargs)
             if request.method == "POST" and HEADER in request.headers:
                 response = run_idempotent(request, self.client, lambda: self._call(handler, request, *args, **kwargs))
             else:
                 response = handler(request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
-        if lookup:
-            limits.record_failed_guesses(request, tenant_id=self.client.tenant_id, failures=_unknown_codes(response))
+        if reservation is not None:
+            limits.refund(reservation, reservation.granted - limits.failed_guesses(response))
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
 
-    def _is_code_lookup(self, request: Request, kwargs: dict) -> bool:
-        if not self.code_fields or not isinstance(request.user, ApiClient):
-            return False
+    def lookup_count(self, request: Request, kwargs: dict) -> int | None:
+        """How many codes this request asks to evaluate; None when it is not a code lookup."""
+        if not self.code_fields:
+            return None
+        data = self._body(request)
+        if any(kwargs.get(f) or data.get(f) or request.query_params.get(f) for f in self.code_fields):
+            return 1
+        return None
+
+    @staticmethod
+    def _body(request: Request) -> dict:
+        """The JSON body as a dict ({} for other bodies: a multipart upload is never read whole here)."""
+        if not (request.content_type or "").startswith("application/json"):
+            return {}
         request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
-        data = request.data if isinstance(request.data, dict) else {}
-        return any(kwargs.get(f) or data.get(f) or request.query_params.get(f) for f in self.code_fields)
+        return request.data if isinstance(request.data, dict) else {}
+
+    def _reserve_lookups(self, request: Request, kwargs: dict) -> limits.Reservation | None:
+        if not isinstance(request.user, ApiClient):
+            return None
+        wanted = self.lookup_count(request, kwargs)
+        if wanted is None:
+            return None
+        data = self._body(request)
+        members = [data.get("member_id"), request.query_params.get("member_id")]
+        items = data.get("items")
+        if isinstance(items, list):
+            members += [item.get("member_id") for item in items[:1000] if isinstance(item, dict)]
+        devices = [data.get("device_id"), request.query_params.get("device_id")]
+        budgets = limits.request_budgets(
+            request=request, client_id=self.client.pk, tenant_id=self.client.tenant_id,
+            members=[limits.identifier_key(m) for m in members], devices=[limits.identifier_key(d) for d in devices])
+        reservation = limits.reserve(budgets, wanted)
+        self.lookup_allowance = reservation.granted
+        return reservation
 
     def _call(self, handler, request: Request, *args, **kwargs) -> Response:
         try:
@@ -128,19 +158,6 @@ def _refuse_nul(request: Request, kwargs: dict) -> None:
         data = request.data
     if _has_nul(kwargs) or _has_nul(query) or _has_nul(data):
         raise InvalidInput(gettext("Text may not contain NUL (\\x00) characters."), code="invalid")
-
-
-def _unknown_codes(response: Response) -> int:
-    """How many codes this answer said do not exist (for this tenant)."""
-    data = getattr(response, "data", None)
-    if not isinstance(data, dict):
-        return 0
-    if response.status_code == 404:
-        return 1 if data.get("code") == "not_found" else 0
-    rejected = data.get("rejected") if response.status_code == 200 else None
-    if isinstance(rejected, list):
-        return sum(1 for r in rejected if isinstance(r, dict) and r.get("reason") == "not_found")
-    return 0
 
 
 class ClientInfoView(TenantAPIView):

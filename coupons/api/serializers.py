@@ -1,6 +1,7 @@
 """Input validation and output shapes of the coupon API (API.md). Input → service → output; no logic here."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.core.validators import MaxLengthValidator, MinLengthValidator
@@ -9,6 +10,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.identifiers import IdentifierField, member_id_field as identifier_member_field, normalise_identifier
 from coupons.discounts import (MAX_CODES, CodesInvalid, Order, OrderInvalid, validate_codes_payload,
                                validate_order_payload)
 
@@ -18,7 +20,10 @@ from coupons.validity import effective_status
 MAX_MONEY = 10**12
 MAX_LINES = 1000
 
-member_id_field = serializers.CharField(min_length=1, max_length=64)
+# One identifier rule for member_id, order_id, device_id (core.identifiers, issue #17): trimmed, NFC, no control or
+# format characters; member_id is a URL path segment too.
+member_id_field = identifier_member_field()
+order_id_field = IdentifierField(max_length=64)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -36,7 +41,7 @@ class IPField(serializers.IPAddressField):
 
 
 class RiskContextSerializer(serializers.Serializer):
-    device_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    device_id = IdentifierField(max_length=128, required=False, allow_blank=True)
     ip = IPField(required=False)
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     postcode = serializers.CharField(max_length=16, required=False, allow_blank=True)
@@ -82,7 +87,7 @@ class OrderSerializer(serializers.Serializer):
     """Documents the order for the schema; validation is coupons.discounts.validate_order_payload, which requires
     order_id, items and shipping_fee."""
 
-    order_id = serializers.CharField(max_length=64)
+    order_id = order_id_field
     items = OrderLineSerializer(many=True, allow_empty=False, min_length=1, max_length=MAX_LINES)
     shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY)
     channel = serializers.ChoiceField(choices=CHANNELS, required=False, allow_null=True, default=None)
@@ -95,9 +100,14 @@ class OrderField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> Order:
         try:
-            return validate_order_payload(data)
+            order = validate_order_payload(data)
         except OrderInvalid as exc:
             raise serializers.ValidationError(exc.details.get("fields") or exc.message) from exc
+        try:  # the identifier rule of every order_id (issue #17)
+            order_id = normalise_identifier(order.order_id, max_length=64)
+        except ValueError as exc:
+            raise serializers.ValidationError({"order_id": [str(exc)]}) from exc
+        return dataclasses.replace(order, order_id=order_id) if order_id != order.order_id else order
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -132,13 +142,13 @@ class ClaimSerializer(RiskContextSerializer):
 
 class GrantSerializer(serializers.Serializer):
     inventory = serializers.CharField(max_length=16)
-    member_ids = serializers.ListField(child=serializers.CharField(min_length=1, max_length=64), allow_empty=False,
+    member_ids = serializers.ListField(child=identifier_member_field(), allow_empty=False,
                                        min_length=1, max_length=1_000_000)
 
 
 class LockSerializer(RiskContextSerializer):
     member_id = member_id_field
-    order_id = serializers.CharField(max_length=64)
+    order_id = order_id_field
     order = OrderField()
 
 
@@ -147,11 +157,11 @@ class RedeemSerializer(LockSerializer):
 
 
 class ReleaseSerializer(serializers.Serializer):
-    order_id = serializers.CharField(max_length=64)
+    order_id = order_id_field
 
 
 class RefundSerializer(serializers.Serializer):
-    order_id = serializers.CharField(max_length=64)
+    order_id = order_id_field
     full_refund = serializers.BooleanField(required=False, default=True,
                                            help_text="A partial refund (false) leaves the coupon used (R-LIFE-5).")
 
@@ -224,8 +234,8 @@ class BatchItemSerializer(serializers.Serializer):
         list_serializer_class = BoundedListSerializer
 
     code = serializers.CharField(max_length=64)
-    member_id = serializers.CharField(max_length=64, required=False)
-    order_id = serializers.CharField(max_length=64, required=False)
+    member_id = identifier_member_field(required=False)
+    order_id = IdentifierField(max_length=64, required=False)
     order = OrderField(required=False)
     reason = serializers.CharField(max_length=500, required=False)
     full_refund = serializers.BooleanField(required=False, default=True)

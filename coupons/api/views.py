@@ -11,9 +11,11 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.limits import connection_ip
 from core.api.permissions import IsOperatorClient
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
+from core.identifiers import identifier_from_path
 from coupons import issuing, lifecycle, pricing, selectors
 from coupons.api import serializers as s
 from coupons.exceptions import CouponNotFound
@@ -32,8 +34,8 @@ class CouponAPIView(TenantAPIView):
     def context(self, data: dict[str, Any]) -> issuing.RequestContext:
         """Who asks and from where; the body's risk context wins over the connection's address."""
         return issuing.RequestContext(
-            client=self.client, channel=data.get("channel") or "", ip=data.get("ip") or self.request.META.get(
-                "REMOTE_ADDR"), device_id=data.get("device_id") or "", phone=data.get("phone") or "",
+            client=self.client, channel=data.get("channel") or "", ip=data.get("ip") or connection_ip(self.request),
+            device_id=data.get("device_id") or "", phone=data.get("phone") or "",
             postcode=data.get("postcode") or "")
 
     def valid(self, serializer_class: type[serializers.Serializer], data: Any = None) -> dict[str, Any]:
@@ -154,8 +156,7 @@ class MemberCouponsView(CouponAPIView):
         if state not in selectors.MEMBER_STATES:
             raise InvalidInput(_("state must be one of %(choices)s.") % {"choices": ", ".join(selectors.MEMBER_STATES)},
                                code="invalid")
-        if not 1 <= len(member_id) <= 64:
-            raise InvalidInput(_("member_id must be 1 to 64 characters."))
+        member_id = identifier_from_path(member_id, name="member_id")
         now = timezone.now()
         qs = selectors.member_coupons(tenant=self.tenant, member_id=member_id, state=state, now=now,
                                       product=_product(request))
@@ -181,6 +182,8 @@ def _usage_out(usage: Any) -> dict[str, Any]:
 
 
 class LockView(CouponAPIView):
+    code_fields = ("code",)  # R-RISK-4: a lifecycle call by code is a code lookup (issue #17)
+
     @extend_schema(operation_id="coupon_lock", request=s.LockSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: inline_serializer("LockResult", {"coupon": s.CouponSerializer(),
                                                                     "discount": serializers.IntegerField()}),
@@ -194,6 +197,8 @@ class LockView(CouponAPIView):
 
 
 class ReleaseView(CouponAPIView):
+    code_fields = ("code",)  # R-RISK-4: a lifecycle call by code is a code lookup (issue #17)
+
     @extend_schema(operation_id="coupon_release", request=s.ReleaseSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: COUPON_RESPONSE, **_errors(400, 404, 409)})
     def post(self, request: Request, code: str) -> Response:
@@ -203,6 +208,8 @@ class ReleaseView(CouponAPIView):
 
 
 class RedeemView(CouponAPIView):
+    code_fields = ("code",)  # R-RISK-4: a lifecycle call by code is a code lookup (issue #17)
+
     @extend_schema(operation_id="coupon_redeem", request=s.RedeemSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: inline_serializer("RedeemResult", {
                        "coupon": s.CouponSerializer(),
@@ -221,6 +228,8 @@ class RedeemView(CouponAPIView):
 
 
 class RefundView(CouponAPIView):
+    code_fields = ("code",)  # R-RISK-4: a lifecycle call by code is a code lookup (issue #17)
+
     @extend_schema(operation_id="coupon_refund", request=s.RefundSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: inline_serializer("RefundResult", {"coupon": s.CouponSerializer(),
                                                                       "returned": serializers.BooleanField()}),
@@ -233,6 +242,8 @@ class RefundView(CouponAPIView):
 
 
 class RevokeView(CouponAPIView):
+    code_fields = ("code",)  # R-RISK-4: a lifecycle call by code is a code lookup (issue #17)
+
     @extend_schema(operation_id="coupon_revoke", request=s.RevokeSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: COUPON_RESPONSE, **_errors(400, 404, 409)})
     def post(self, request: Request, code: str) -> Response:
@@ -247,6 +258,12 @@ _BATCH_REQUIRED = {"lock": ["member_id", "order_id", "order"], "release": ["orde
 
 
 class BatchActionView(CouponAPIView):
+    def lookup_count(self, request: Request, kwargs: dict) -> int | None:
+        items = self._body(request).get("items")
+        if kwargs.get("action") not in BATCH_ACTIONS or not isinstance(items, list) or not items:
+            return None
+        return min(len(items), 500)
+
     @extend_schema(operation_id="coupon_batch", request=s.BatchSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: inline_serializer("BatchResult", {"results": inline_serializer("BatchItemResult", {
                        "code": serializers.CharField(), "ok": serializers.BooleanField(),
@@ -267,7 +284,12 @@ class BatchActionView(CouponAPIView):
                                    details={"index": index, "missing": missing})
         ctx = self.context({})
         results = []
-        for item in items:
+        allowance = len(items) if self.lookup_allowance is None else self.lookup_allowance
+        for index, item in enumerate(items):
+            if index >= allowance:  # past the lookups left to this member/device/client/connection: not evaluated
+                results.append({"code": item["code"], "ok": False, "error": {"code": "rate_limited", "message": _(
+                    "Not looked at: the lookups allowed for now are used up; retry after a while.")}})
+                continue
             try:
                 self._one(action, item, ctx)
                 results.append({"code": item["code"], "ok": True})
@@ -294,7 +316,9 @@ class BatchActionView(CouponAPIView):
 
 
 class CheckoutValidateView(CouponAPIView):
-    code_fields = ("codes",)
+    def lookup_count(self, request: Request, kwargs: dict) -> int | None:
+        codes = self._body(request).get("codes")
+        return min(len(codes), 500) if isinstance(codes, list) and codes else None
 
     @extend_schema(operation_id="checkout_validate", request=s.CheckoutValidateSerializer,
                    parameters=[IDEMPOTENCY_PARAMETER],
@@ -303,12 +327,20 @@ class CheckoutValidateView(CouponAPIView):
                                "the discount, the lines each coupon took, and why any code was rejected.")
     def post(self, request: Request) -> Response:
         data = self.valid(s.CheckoutValidateSerializer)
-        result = pricing.check_codes(tenant=self.tenant, member_id=data["member_id"], codes=data["codes"],
-                                     order=data["order"], now=timezone.now())
-        return Response(result.as_dict())
+        codes = data["codes"]
+        allowance = len(codes) if self.lookup_allowance is None else self.lookup_allowance
+        result = pricing.check_codes(tenant=self.tenant, member_id=data["member_id"], codes=codes[:allowance],
+                                     order=data["order"], now=timezone.now()).as_dict()
+        if allowance < len(codes):  # the rest is not evaluated at all (issue #17): no answer about them either way
+            result["valid"] = False
+            result["rejected"] += [{"code": code, "reason": "rate_limited"} for code in codes[allowance:]]
+        return Response(result)
 
 
 class CheckoutBestView(CouponAPIView):
+    def lookup_count(self, request: Request, kwargs: dict) -> int | None:
+        return 0  # takes no code, but a member or device out of guesses is refused here too (issue #17)
+
     @extend_schema(operation_id="checkout_best", request=s.CheckoutBestSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={200: s.CheckoutResultSerializer, **_errors(400)},
                    description="The best combination of the member's usable coupons for the order (R-POL-7): the "
@@ -330,8 +362,8 @@ class ClaimableView(CouponAPIView):
                     "inventories with codes left, whose scope covers the product.")
     def get(self, request: Request) -> Response:
         member_id = request.query_params.get("member_id") or None
-        if member_id is not None and len(member_id) > 64:
-            raise InvalidInput(_("member_id must be 1 to 64 characters."))
+        if member_id is not None:
+            member_id = identifier_from_path(member_id, name="member_id")
         rows = selectors.claimable_inventories(tenant=self.tenant, product=_product(request), member_id=member_id,
                                                now=timezone.now())
         return Response(s.ClaimableSerializer(rows, many=True).data)

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
+from core.identifiers import identifier_from_path, member_id_field
 from events import services
 
 
@@ -22,7 +23,7 @@ def _errors(*statuses: int) -> dict[int, Any]:
 
 
 class JoinSerializer(serializers.Serializer):
-    member_id = serializers.CharField(min_length=1, max_length=64)
+    member_id = member_id_field()
     channel = serializers.ChoiceField(choices=services.CHANNELS, required=False, allow_blank=True, default="")
 
 
@@ -55,6 +56,7 @@ class ParticipantDetailView(TenantAPIView):
                    description="Cancel the member's active entries. 404 if there are none; 422 event_closed once "
                                "the event is no longer open (the draw's participant list is final).")
     def delete(self, request: Request, event_id: str, member_id: str) -> Response:
+        member_id = identifier_from_path(member_id, name="member_id")
         services.participant_cancel(tenant=self.tenant, event_public_id=event_id, member_id=member_id,
                                     actor=Actor.api_client(self.client))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from core.api.permissions import IsOperatorClient
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
+from core.identifiers import IdentifierField
 from partners import distribution, services
 from partners.exceptions import UploadNotFound
 from partners.models import PartnerUpload, PartnerUploadFailure
@@ -31,8 +32,8 @@ def _errors(*statuses: int) -> dict[int, Any]:
 
 class UploadRequest(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
-    partner = serializers.CharField(max_length=32, help_text="The partner's code.")
-    inventory = serializers.CharField(max_length=32, help_text="The inventory's public id.")
+    partner = IdentifierField(max_length=32, help_text="The partner's code.")
+    inventory = IdentifierField(max_length=32, help_text="The inventory's public id.")
 
 
 class CorrectionSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.identifiers import IdentifierField
 from coupons.api.serializers import CouponSerializer, StrictIntegerField, coupon_payload, member_id_field
 from rewards.models import PointsEntry, RewardGrant, Trigger
 
@@ -22,7 +23,7 @@ class TriggerField(serializers.CharField):
 class TriggerSerializer(serializers.Serializer):
     member_id = member_id_field
     trigger = TriggerField(max_length=32, help_text=f"One of {', '.join(Trigger.values)}.")
-    reference = serializers.CharField(min_length=1, max_length=128,
+    reference = IdentifierField(min_length=1, max_length=128,
                                       help_text="Order number, review id, … — once per (member, trigger, reference).")
     amount = StrictIntegerField(min_value=0, max_value=MAX_AMOUNT, required=False,
                                 help_text="Payment amount (minor units); required for purchase_confirmed only.")

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import InvalidInput
+from core.identifiers import identifier_from_path
 from rewards import selectors, services
 from rewards.api import serializers as s
 
@@ -51,8 +52,7 @@ class MemberPointsView(TenantAPIView):
             "entries": s.EntryOutSerializer(many=True)}), 400: OpenApiResponse(ERROR)},
         description="The member's spendable balance (unspent, unexpired credits) and newest ledger entries.")
     def get(self, request: Request, member_id: str) -> Response:
-        if not 1 <= len(member_id) <= 64:
-            raise InvalidInput(_("member_id must be 1 to 64 characters."))
+        member_id = identifier_from_path(member_id, name="member_id")
         raw = request.query_params.get("limit", "50")
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_ENTRIES:
             raise InvalidInput(_("limit must be an integer from 1 to %(max)d.") % {"max": MAX_ENTRIES})

@@ -39,13 +39,13 @@ def b_objects(other_tenant):
     batch = factories.make_batch(inventory, batch_code=f"{SECRET}-BATCH", quantity=10)
     # Written like every writer of codes does: Bloom filter bits first (the lifecycle answers "no such coupon" without
     # a query for a code the filter has never seen — R-RISK-4).
-    with bloom_adding([f"{SECRET}CODE"]):
+    with bloom_adding([f"{SECRET}CODE"], tenant_id=other_tenant.pk):
         CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE")
     ctx = RequestContext()
     issued = issue_from_pool(inventory=inventory, member_id=f"{SECRET}-member", via="grant", ctx=ctx)
     lifecycle.coupon_redeem(tenant=other_tenant, code=issued.code, member_id=f"{SECRET}-member",
                             order_id=f"{SECRET}-order", order=validate_order_payload(factories.order()), ctx=ctx)
-    with bloom_adding([f"{SECRET}CODE2"]):
+    with bloom_adding([f"{SECRET}CODE2"], tenant_id=other_tenant.pk):
         CouponCode.objects.create(tenant=other_tenant, inventory=inventory, batch=batch, code=f"{SECRET}CODE2")
     grant_create(tenant=other_tenant, inventory_public_id=inventory.public_id, member_ids=[f"{SECRET}-granted"],
                  ctx=ctx, force_async=True)

@@ -37,3 +37,25 @@ def test_health_answers_503_naming_the_database_when_it_is_down(client, db, monk
     assert response.status_code == 503
     assert response.json()["down"][0] == "database"
     assert response.json()["database"] == "down: OperationalError"
+
+
+def test_anonymous_callers_get_no_queue_internals(client, db, settings):
+    """Issue #17: a caller that is neither staff nor a metrics caller sees ok/down only."""
+    settings.METRICS_ALLOWED_NETWORKS = []
+    body = client.get("/health/", REMOTE_ADDR="203.0.113.5").json()
+    assert "queues" not in body
+    assert body["database"] == "ok"
+    settings.USE_REDIS = True
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    down = client.get("/health/", REMOTE_ADDR="203.0.113.5")
+    assert down.status_code == 503
+    assert down.json() == {"database": "ok", "redis": "down", "down": ["redis"]}
+
+
+def test_staff_see_the_queues(client, db, settings, tenant):
+    from tests import factories
+
+    settings.METRICS_ALLOWED_NETWORKS = []
+    client.force_login(factories.make_operator(tenant))
+    body = client.get("/health/", REMOTE_ADDR="203.0.113.5").json()
+    assert "queues" in body

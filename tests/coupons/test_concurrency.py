@@ -141,8 +141,11 @@ def redeem_rounds(rounds: int, parallel: int = 100):
     return inventory, codes, race_rounds(redeem, rounds=rounds, per_round=parallel)
 
 
-def test_a_hundred_parallel_redeems_of_one_code_succeed_exactly_once_per_round():
+def test_a_hundred_parallel_redeems_of_one_code_succeed_exactly_once_per_round(settings):
     """50 rounds; each round sends 100 redeems of one code (different orders) from 50 threads released together."""
+    # One member's lookups in flight at once are capped by its failed-guess allowance (reserved before evaluation,
+    # issue #17): this test is about double use, not guessing, so the allowance is off here.
+    settings.COUPON_FAILED_GUESS_LIMIT = 0
     inventory, codes, rounds = redeem_rounds(50)
     for responses in rounds:
         statuses = Counter(r.status_code for r in responses)

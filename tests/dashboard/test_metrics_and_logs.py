@@ -60,6 +60,19 @@ def test_metrics_are_refused_to_other_addresses_unless_they_send_the_token(clien
     assert client.post("/metrics").status_code == 405
 
 
+def test_behind_trusted_proxies_metrics_judge_the_forwarded_caller(client, db, settings):
+    """Issue #17: behind a proxy REMOTE_ADDR is the proxy's (often an allowed local address); with
+    COUPON_TRUSTED_PROXY_COUNT set, the address the proxy forwarded is the caller."""
+    settings.METRICS_TOKEN = ""
+    settings.COUPON_TRUSTED_PROXY_COUNT = 1
+    from_internet = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert from_internet.status_code == 403
+    from_the_host = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert from_the_host.status_code == 200
+    spoofed = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1, 203.0.113.9")
+    assert spoofed.status_code == 403  # only the entry our proxy appended counts
+
+
 def test_the_rq_worker_class_times_jobs_by_queue_function_and_outcome(db):
     """R-OPS: coupon_job_duration_seconds comes from the worker class settings.RQ names."""
     if not settings.USE_REDIS:

@@ -90,7 +90,7 @@ def test_formula_text_is_escaped_and_amounts_and_times_stay_typed_with_formats(u
 
 @pytest.mark.parametrize("value, expected", [
     ("=1+2", "'=1+2"), ("+1", "'+1"), ("-1", "'-1"), ("@cmd", "'@cmd"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-    ("a=b", "a=b"), ("x\x00y\x1f", "xy"), ("", ""),
+    ("a=b", "a=b"), ("x\x00y\x1f", "x\ufffdy\ufffd"), ("", ""),
 ])
 def test_safe_text(value, expected):
     assert writer.safe_text(value) == expected

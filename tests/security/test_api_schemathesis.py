@@ -52,13 +52,18 @@ def keep_connection():
 #   (2xx, 3xx, 401, 403, 404, 409, 429). Some rules cannot be stated in OpenAPI 3.0 as drf-spectacular writes it;
 #   the API answers a correct 400 naming the problem to requests that break them. Positive data is filtered to those
 #   rules (`meets_rules_openapi_cannot_state` below: each rule written once, here), so the check runs on every
-#   operation but two. For these two alone it is off, and every other check still runs on them: an export allows the
+#   operation but five. For these alone it is off, and every other check still runs on them: an export allows the
 #   filters of its kind only and a batch item needs the fields of the action in the path (both depend on values the
-#   filter cannot see together with the body); and a partner upload's empty file reaches the view as no file at all
+#   filter cannot see together with the body); a path member_id breaking the identifier rule (see the set); and a
+#   partner upload's empty file reaches the view as no file at all
 #   through schemathesis' WSGI transport (through a real multipart client it is accepted and fails as "empty":
 #   tests/partners HOSTILE).
 ACCEPTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
-POSITIVE_CHECK_OFF = {"POST /api/v1/exports", "POST /api/v1/coupons/batch/{action}", "POST /api/v1/partner-uploads"}
+POSITIVE_CHECK_OFF = {"POST /api/v1/exports", "POST /api/v1/coupons/batch/{action}", "POST /api/v1/partner-uploads",
+                      # The identifier rule (core.identifiers, issue #17) on a path member_id: schemathesis builds
+                      # path parameters past the filter_case hook (observed: no hook call saw the rejected values),
+                      # and no regex dialect both tools read can say "no Unicode format character" exactly.
+                      "GET /api/v1/members/{member_id}/coupons", "GET /api/v1/members/{member_id}/points"}
 CLAIM_TARGETS = ("inventory", "promo_code", "code", "partner_code")
 ORDER_TEXTS = ("sku", "spu", "category", "shop")
 
@@ -89,9 +94,37 @@ def _codes_ok(codes) -> bool:
     return len(set(normalised)) == len(normalised) and all(len(c) <= 48 for c in normalised)
 
 
+IDENTIFIERS = {"member_id": True, "order_id": False, "device_id": False, "reference": False}  # name: path segment?
+
+
+def _identifiers_ok(case) -> bool:
+    """core.identifiers (issue #17): member_id, order_id, device_id, reference — in the body, the query or the path —
+    are trimmed, NFC, without control or format characters, member_id without '/', '\\', '.' or '..'. (An OpenAPI
+    pattern cannot say "no Unicode format character" in a regex dialect every tool reads.)"""
+    from core.identifiers import normalise_identifier
+
+    body = case.body if isinstance(case.body, dict) else {}
+    order = body.get("order") if isinstance(body.get("order"), dict) else {}
+    values = [(name, source.get(name)) for source in (body, order, case.query or {}, case.path_parameters or {})
+              for name in IDENTIFIERS]
+    values += [("member_id", m) for m in body.get("member_ids") or [] if isinstance(body.get("member_ids"), list)]
+    for name, value in values:
+        if not isinstance(value, str) or (value == "" and name == "device_id"):
+            continue
+        try:
+            normalise_identifier(value, max_length=128, path_segment=IDENTIFIERS[name])
+        except ValueError:
+            return False
+    return True
+
+
 def meets_rules_openapi_cannot_state(ctx, case) -> bool:
     """For positive data only (negative data breaks the schema anyway, and must be rejected)."""
-    if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(case.body, dict):
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return True
+    if not _identifiers_ok(case):
+        return False
+    if not isinstance(case.body, dict):
         return True
     body, label = case.body, case.operation.label
     if label == "POST /api/v1/claims" and sum(1 for key in CLAIM_TARGETS if body.get(key)) != 1:

@@ -161,6 +161,32 @@ def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, tenant, 
     assert [r["reason"] for r in body["rejected"]] == ["not_found", "not_found"]
 
 
+def test_a_foreign_tenants_code_is_refused_by_the_filter_like_an_unknown_one(api, other_tenant):
+    """Issue #17 (equal cost): the filter holds every code under its tenant's seed too, so another tenant's code is
+    refused on the same path as an unknown one — no database query — on lookup, lifecycle, checkout and claim; and
+    so after a rebuild from the database (generation's and rebuild's entries, not only the factories')."""
+    _, foreign_codes = factories.make_pool(other_tenant, size=2)
+    order = factories.order()
+    for rebuilt in (False, True):
+        if rebuilt:
+            bloom_rebuild(capacity=100_000, error_rate=1e-6)
+        code = foreign_codes[0].code
+        calls = [
+            lambda: api.get(f"/api/v1/coupons/{code}"),
+            lambda: api.post(f"/api/v1/coupons/{code}/redeem", {"member_id": "m-9", "order_id": "o-1",
+                                                                 "order": order}, format="json"),
+            lambda: api.post("/api/v1/checkout/validate", {"member_id": "m-9", "codes": [code], "order": order},
+                             format="json"),
+            lambda: claim(api, code, member="m-8", device="d-8"),
+        ]
+        for call in calls:
+            with CaptureQueriesContext(connection) as ctx:
+                response = call()
+            assert response.status_code in (200, 404), response.content
+            assert code_queries(ctx) == [], (rebuilt, response.request["PATH_INFO"])
+        assert might_exist(code)  # the global entry stays: generation still sees the code as taken
+
+
 def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     """R-RISK-4: past COUPON_RATE_CODE_LOOKUP_CLIENT every code lookup of the client answers 429 with Retry-After;
     claims by inventory are not code lookups; another client of the tenant has its own budget."""
@@ -180,20 +206,20 @@ def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     assert claim(second, guesses[0]).status_code == 404
 
 
-def test_code_lookups_are_rate_limited_per_ip(settings, api):
-    """R-RISK-4: the member's IP from the risk context, else the connection's address, has its own rate."""
+def test_code_lookups_are_rate_limited_per_connection_not_per_body_ip(settings, api):
+    """R-RISK-4 (issue #17): the per-IP rate keys on the connection's address; the member's ``ip`` in the body is
+    risk context only, so rotating it does not buy more lookups."""
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_IP = "3/m"
-    guesses = rejected_guesses(8)
-    same_ip = [claim(api, code, member=f"m-{i}", device=f"d-{i}", ip="198.51.100.7").status_code
-               for i, code in enumerate(guesses[:4])]
-    assert same_ip == [404, 404, 404, 429]
-    assert claim(api, guesses[4], ip="198.51.100.8").status_code == 404
-    # Without a reported IP the connection's address counts (the test client's 127.0.0.1).
-    no_ip = [claim(api, code, member=f"n-{i}").status_code for i, code in enumerate(guesses[5:8])]
-    assert no_ip == [404, 404, 404]
-    limited = claim(api, guesses[0], member="n-9")
+    guesses = rejected_guesses(6)
+    rotating = [claim(api, code, member=f"m-{i}", device=f"d-{i}", ip=f"198.51.100.{i}").status_code
+                for i, code in enumerate(guesses[:4])]
+    assert rotating == [404, 404, 404, 429]
+    limited = claim(api, guesses[4], member="n-9", ip="203.0.113.9")
     assert limited.status_code == 429 and limited.json()["details"]["reason"] == "ip_rate"
+    # Another connection address has its own budget.
+    assert api.post("/api/v1/claims", {"member_id": "n-8", "code": guesses[5]}, format="json",
+                    REMOTE_ADDR="192.0.2.44").status_code == 404
 
 
 def test_the_counters_live_in_the_shared_cache(settings, api):
@@ -205,5 +231,7 @@ def test_the_counters_live_in_the_shared_cache(settings, api):
     if not settings.USE_REDIS:
         pytest.skip("runs against Redis")
     assert type(cache).__module__.startswith("django_redis")
+    from coupons.locks import redis_client
+
     claim(api, rejected_guesses(1)[0])
-    assert list(cache.iter_keys(f"{settings.RATELIMIT_CACHE_PREFIX}*"))
+    assert redis_client().keys(f"{settings.RATELIMIT_CACHE_PREFIX}sec:*")
