@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from core.api import limits
 from core.api.idempotency import HEADER, run_idempotent
+from core.api.times import localise, tenant_zone
 from core.exceptions import InvalidInput
 from core.models import ApiClient, Tenant
 
@@ -85,7 +86,7 @@ class TenantAPIView(APIView):
             if request.method == "POST" and HEADER in request.headers:
                 response = run_idempotent(request, self.client, lambda: self._call(handler, request, *args, **kwargs))
             else:
-                response = handler(request, *args, **kwargs)
+                response = self._call(handler, request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
         if lookup:
@@ -102,9 +103,13 @@ class TenantAPIView(APIView):
 
     def _call(self, handler, request: Request, *args, **kwargs) -> Response:
         try:
-            return handler(request, *args, **kwargs)
+            response = handler(request, *args, **kwargs)
         except Exception as exc:
-            return self.handle_exception(exc)
+            response = self.handle_exception(exc)
+        # Every timestamp in the tenant's offset, formatted before an Idempotency-Key replay is stored (core.api.times).
+        if isinstance(getattr(response, "data", None), (dict, list)):
+            localise(response.data, tenant_zone(self.tenant.time_zone))
+        return response
 
 
 def _has_nul(value: object, depth: int = 0) -> bool:

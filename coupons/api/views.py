@@ -16,7 +16,7 @@ from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
 from coupons import issuing, lifecycle, pricing, selectors
 from coupons.api import serializers as s
-from coupons.exceptions import CouponNotFound
+from coupons.exceptions import CouponNotFound, OrderIdMismatch, refusal_message
 from coupons.models import CouponGrant, CouponGrantMember
 
 ERROR = inline_serializer("Error", {"code": serializers.CharField(), "message": serializers.CharField(),
@@ -256,7 +256,13 @@ class BatchActionView(CouponAPIView):
             raise CouponNotFound(_("Unknown batch action %(action)r; use one of %(choices)s.")
                                  % {"action": action, "choices": ", ".join(BATCH_ACTIONS)})
         items = self.valid(s.BatchSerializer)["items"]
-        for index, item in enumerate(items):
+        for index, item in enumerate(items):  # every item checked before any is applied: a bad one changes nothing
+            if action in ("lock", "redeem") and item.get("order"):
+                try:
+                    s.resolve_order_id(item, required=False, where=f"items[{index}].")
+                except OrderIdMismatch as exc:
+                    exc.details["index"] = index
+                    raise
             missing = [f for f in _BATCH_REQUIRED[action] if not item.get(f)]
             if missing:
                 raise InvalidInput(_("items[%(index)d] needs %(fields)s for %(action)s.")
@@ -290,6 +296,13 @@ class BatchActionView(CouponAPIView):
             lifecycle.coupon_revoke(tenant=t, code=code, reason=item["reason"], ctx=ctx)
 
 
+def _checkout_out(result: Any) -> dict[str, Any]:
+    """The engine's result, each refused code with a sentence in the request's language beside its reason (#19)."""
+    out = result.as_dict()
+    out["rejected"] = [{**r, "message": refusal_message(r["reason"])} for r in out["rejected"]]
+    return out
+
+
 class CheckoutValidateView(CouponAPIView):
     code_fields = ("codes",)
 
@@ -302,7 +315,7 @@ class CheckoutValidateView(CouponAPIView):
         data = self.valid(s.CheckoutValidateSerializer)
         result = pricing.check_codes(tenant=self.tenant, member_id=data["member_id"], codes=data["codes"],
                                      order=data["order"], now=timezone.now())
-        return Response(result.as_dict())
+        return Response(_checkout_out(result))
 
 
 class CheckoutBestView(CouponAPIView):
@@ -315,7 +328,7 @@ class CheckoutBestView(CouponAPIView):
         data = self.valid(s.CheckoutBestSerializer)
         result = pricing.best_for_member(tenant=self.tenant, member_id=data["member_id"], order=data["order"],
                                          now=timezone.now())
-        return Response(result.as_dict())
+        return Response(_checkout_out(result))
 
 
 class ClaimableView(CouponAPIView):

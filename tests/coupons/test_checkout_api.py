@@ -59,7 +59,8 @@ def test_two_coupons_of_one_group_do_not_stack(api, tenant):
     first, second = give(tenant, amount=1000), give(tenant, amount=2000)
     body = validate(api, [first, second]).json()
     assert [a["code"] for a in body["applied"]] == [first]
-    assert body["rejected"] == [{"code": second, "reason": "stacking_conflict"}]
+    assert body["rejected"] == [{"code": second, "reason": "stacking_conflict",
+                                 "message": "Another coupon of the same stacking group is already applied."}]
 
 
 def test_best_picks_the_largest_total_from_the_members_wallet(api, tenant):
