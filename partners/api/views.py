@@ -6,10 +6,10 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.parsers import MultiPartParser
 from core.api.permissions import IsOperatorClient
 from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
