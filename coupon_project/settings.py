@@ -206,12 +206,16 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupon platform — member API",
-    "DESCRIPTION": "Server-to-server API for a tenant's member-facing apps. See API.md for the contract.",
+    "DESCRIPTION": "Server-to-server API for a tenant's member-facing apps and back-office integrations. The "
+                   "contract — conventions, the error-code catalogue, idempotency, pagination, limits, webhooks and a "
+                   "quick start with curl — is docs/API.md in the repository.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Tags, summaries and the rules serializers cannot state (#19): core/api/schema.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.postprocess"],
 }
 
 # Anti-enumeration for the requests that look up a code (R-RISK-4, core/api/limits.py). Rates are django-ratelimit's

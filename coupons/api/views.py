@@ -334,8 +334,13 @@ class CheckoutBestView(CouponAPIView):
 class ClaimableView(CouponAPIView):
     @extend_schema(operation_id="claimable", parameters=[
         *PRODUCT_PARAMETERS, OpenApiParameter("member_id", str, description="Also say how many the member holds; "
-                                              "inventories where the member is at the limit are left out.")],
-        responses={200: s.ClaimableSerializer(many=True), **_errors(400)},
+                                              "inventories where the member is at the limit are left out."),
+        OpenApiParameter("page", {"type": "integer", "minimum": 1}),
+        OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 200})],
+        responses={200: inline_serializer("PaginatedClaimable", {
+            "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True), "results": s.ClaimableSerializer(many=True)}),
+            **_errors(400)},
         description="Coupons a member can claim on a product or shop page (R-QRY-2): open events, active "
                     "inventories with codes left, whose scope covers the product.")
     def get(self, request: Request) -> Response:
@@ -344,4 +349,6 @@ class ClaimableView(CouponAPIView):
             raise InvalidInput(_("member_id must be 1 to 64 characters."))
         rows = selectors.claimable_inventories(tenant=self.tenant, product=_product(request), member_id=member_id,
                                                now=timezone.now())
-        return Response(s.ClaimableSerializer(rows, many=True).data)
+        paginator = CouponPagination()  # paginated like every other list (#19)
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(s.ClaimableSerializer(page, many=True).data)
