@@ -129,7 +129,7 @@ def resolve_order_id(attrs: dict[str, Any], *, required: bool, where: str = "") 
 
 
 @extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_CODES, "uniqueItems": True,
-                      "items": {"type": "string", "pattern": "^[ \\t-]*[A-Za-z0-9][A-Za-z0-9 \\t-]*$"}})
+                      "items": {"type": "string", "pattern": "^[ -]*[A-Za-z0-9][A-Za-z0-9 -]*$"}})
 class CodesField(serializers.Field):
     def to_internal_value(self, data: Any) -> tuple[str, ...]:
         try:

@@ -12,15 +12,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.permissions import IsOperatorClient
-from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
 from coupons import issuing, lifecycle, pricing, selectors
 from coupons.api import serializers as s
 from coupons.exceptions import CouponNotFound, OrderIdMismatch, refusal_message
 from coupons.models import CouponGrant, CouponGrantMember
 
-ERROR = inline_serializer("Error", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                    "details": serializers.DictField()})
 COUPON_RESPONSE = inline_serializer("CouponResponse", {"coupon": s.CouponSerializer()})
 
 
