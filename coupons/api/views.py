@@ -107,16 +107,18 @@ class GrantStatusView(CouponAPIView):
         })
 
 
-PRODUCT_PARAMETERS = [OpenApiParameter(name, str, description=f"Only coupons whose scope covers this {name}.")
+PRODUCT_PARAMETERS = [OpenApiParameter(name, {"type": "string", "maxLength": 64},
+                                      description=f"Only coupons whose scope covers this {name}.")
                       for name in ("sku", "spu", "category", "shop")]
 
 
 def _product(request: Request) -> dict[str, str]:
     product = {}
     for key in ("sku", "spu", "category", "shop"):
-        value = request.query_params.get(key, "").strip()
-        if len(value) > 64:
+        value = request.query_params.get(key, "")
+        if len(value) > 64:  # as given, like the schema's maxLength says; blanks around it are then ignored
             raise InvalidInput(_("%(key)s is at most 64 characters.") % {"key": key})
+        value = value.strip()
         if value:
             product[key] = value
     return product
@@ -331,8 +333,10 @@ class CheckoutBestView(CouponAPIView):
 
 class ClaimableView(CouponAPIView):
     @extend_schema(operation_id="claimable", parameters=[
-        *PRODUCT_PARAMETERS, OpenApiParameter("member_id", str, description="Also say how many the member holds; "
-                                              "inventories where the member is at the limit are left out."),
+        *PRODUCT_PARAMETERS,
+        OpenApiParameter("member_id", {"type": "string", "maxLength": 64},
+                         description="Also say how many the member holds; inventories where the member is at the "
+                                     "limit are left out."),
         OpenApiParameter("page", {"type": "integer", "minimum": 1}),
         OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 200})],
         responses={200: inline_serializer("PaginatedClaimable", {
