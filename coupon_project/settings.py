@@ -214,8 +214,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
-    # Tags, summaries and the rules serializers cannot state (#19): core/api/schema.py.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.postprocess"],
+    # The rules serializers cannot state, per app, then tags, summaries and shared patterns (#19): <app>/api/schema.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "coupons.api.schema.postprocess",
+                             "rewards.api.schema.postprocess", "exports.api.schema.postprocess",
+                             "core.api.schema.postprocess"],
 }
 
 # Anti-enumeration for the requests that look up a code (R-RISK-4, core/api/limits.py). Rates are django-ratelimit's

@@ -6,15 +6,16 @@ then
 
 - gives every operation the tag of its contract section and a one-line summary (``OPERATIONS``), and a description
   where the view has none — never a class docstring (``TenantAutoSchema.get_description``);
-- states what the server accepts where a serializer cannot say it: exactly one claim target (``oneOf``), the order
-  id at the top level or in the order (``anyOf``), the fields each reward trigger takes, the filters each export
-  kind takes, a batch item's fields per action (one path per action), non-blank text (``pattern: \\S``) and the
-  identifier lengths of path parameters — so that schemathesis' positive data is accepted and its negative data
-  refused (tests/security/test_api_schemathesis.py).
+- states the rules every app shares: non-blank text (``pattern: \\S``) and the identifier lengths of path
+  parameters.
+
+Each app states its own rules in a hook that runs before this one (``coupons.api.schema``: one claim target, the
+order id's place, one batch path per action; ``rewards.api.schema``: the fields per trigger;
+``exports.api.schema``: the filters per export kind) — core imports none of them. Together they let schemathesis'
+positive data be accepted and its negative data refused (tests/security/test_api_schemathesis.py).
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 # Contract sections, in the order docs/API.md has them (tags in the schema, in the docs UI).
@@ -29,7 +30,7 @@ TAGS = [
     ("Operator endpoints", "Grants, partner uploads and exports: API clients with the operator scope only."),
 ]
 
-BATCH_ACTIONS = ("lock", "release", "redeem", "refund", "revoke")
+BATCH_ACTIONS = ("lock", "release", "redeem", "refund", "revoke")  # coupons.api.schema splits the batch path
 
 # operationId → (tag, summary, description used when the view gives none).
 OPERATIONS: dict[str, tuple[str, str, str]] = {
@@ -105,13 +106,10 @@ EMPTY_OR_NON_BLANK = "^$|\\S"
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "member_id": {"type": "string", "minLength": 1, "maxLength": 64},
 }
-# Export date filters: the days the server can place in any time zone (exports.selectors.MIN_DATE / MAX_DATE).
-DATE_RANGE_PATTERN = "^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
 
 def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     schemas = result.get("components", {}).get("schemas", {})
-    _split_batch(result, schemas)
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "operationId" not in operation:
@@ -130,19 +128,6 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
         if name in schemas:
             schemas[name]["description"] = text
     _non_blank_texts(schemas)
-    _claim(schemas.get("ClaimRequest"))
-    for name in ("LockRequest", "RedeemRequest"):
-        _order_id_required(schemas.get(name))
-    _trigger(schemas.get("TriggerRequest"))
-    _export(schemas.get("ExportRequestRequest"))
-    order = schemas.get("OrderRequest")
-    if order:
-        order["properties"]["order_id"]["pattern"] = EMPTY_OR_NON_BLANK
-        order["properties"]["order_id"].pop("minLength", None)
-    line = schemas.get("OrderLineRequest")
-    if line:
-        for key in ("spu", "category", "shop"):
-            line["properties"][key]["pattern"] = EMPTY_OR_NON_BLANK
     return result
 
 
@@ -155,95 +140,3 @@ def _non_blank_texts(schemas: dict[str, Any]) -> None:
             if (prop.get("type") == "string" and prop.get("minLength") == 1 and "pattern" not in prop
                     and "format" not in prop and "enum" not in prop and "anyOf" not in prop):
                 prop["pattern"] = NON_BLANK
-
-
-def _claim(component: dict[str, Any] | None) -> None:
-    if component:
-        component["oneOf"] = [{"required": [target]} for target in ("inventory", "promo_code", "code",
-                                                                    "partner_code")]
-        component["description"] = "`member_id` and exactly one of `inventory`, `promo_code`, `code`, `partner_code`."
-
-
-def _order_id_required(component: dict[str, Any] | None) -> None:
-    if component:
-        component["anyOf"] = [
-            {"required": ["order_id"]},
-            {"required": ["order"], "properties": {"order": {
-                "required": ["order_id"], "properties": {"order_id": {"minLength": 1, "pattern": NON_BLANK}}}}},
-        ]
-
-
-def _trigger(component: dict[str, Any] | None) -> None:
-    if not component:
-        return
-    no_amount = {"not": {"required": ["amount"]}}
-    no_image = {"has_image": {"enum": [False]}}
-    component["oneOf"] = [
-        {"properties": {"trigger": {"enum": ["purchase_confirmed"]}, **no_image}, "required": ["amount"]},
-        {"properties": {"trigger": {"enum": ["review"]}}, **no_amount},
-        {"properties": {"trigger": {"enum": ["signup", "birthday"]}, **no_image}, **no_amount},
-    ]
-    component["description"] = ("`amount` is required for `purchase_confirmed` and only allowed there; `has_image` "
-                                 "may be true for `review` only.")
-
-
-def _export(component: dict[str, Any] | None) -> None:
-    if not component:
-        return
-    from exports.selectors import ALL_FILTERS, KIND_FILTERS, REQUIRED_FILTERS
-
-    component["additionalProperties"] = False
-    for key in ("date_from", "date_to"):
-        component["properties"][key]["pattern"] = DATE_RANGE_PATTERN
-    component["oneOf"] = []
-    for kind, allowed in KIND_FILTERS.items():
-        branch: dict[str, Any] = {"properties": {"kind": {"enum": [kind]}}}
-        required = list(REQUIRED_FILTERS.get(kind, ()))
-        if required:
-            branch["required"] = required
-        refused = [name for name in ALL_FILTERS if name not in allowed]
-        if refused:
-            branch["not"] = {"anyOf": [{"required": [name]} for name in refused]}
-        component["oneOf"].append(branch)
-    component["description"] = ("`kind` and the filters that kind takes: " + "; ".join(
-        f"`{kind}`: {', '.join(f'`{f}`' for f in allowed)}" for kind, allowed in KIND_FILTERS.items())
-        + " (`batch` is required for `codes`). Any other field is refused.")
-
-
-BATCH_ITEM_FIELDS = {
-    "lock": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
-    "redeem": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
-    "release": (["code", "order_id"], ["code", "order_id"]),
-    "refund": (["code", "order_id", "full_refund"], ["code", "order_id"]),
-    "revoke": (["code", "reason"], ["code", "reason"]),
-}
-
-
-def _split_batch(result: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """``/coupons/batch/{action}`` as one path per action: an item's fields depend on the action, and only
-    separate operations can say so."""
-    paths = result.get("paths", {})
-    template = paths.pop("/api/v1/coupons/batch/{action}", None)
-    item = schemas.pop("BatchItemRequest", None)
-    schemas.pop("BatchRequest", None)
-    if not template or not item:
-        return
-    for action in BATCH_ACTIONS:
-        fields, required = BATCH_ITEM_FIELDS[action]
-        name = f"Batch{action.capitalize()}Item"
-        component = {"type": "object", "properties": {k: copy.deepcopy(item["properties"][k]) for k in fields},
-                     "required": required}
-        if action in ("lock", "redeem"):
-            _order_id_required(component)
-        schemas[f"{name}Request"] = component
-        schemas[f"Batch{action.capitalize()}Request"] = {
-            "type": "object", "required": ["items"], "properties": {"items": {
-                "type": "array", "minItems": 1, "maxItems": 500,
-                "items": {"$ref": f"#/components/schemas/{name}Request"}}}}
-        operation = copy.deepcopy(template["post"])
-        operation["operationId"] = f"coupon_batch_{action}"
-        operation["parameters"] = [p for p in operation.get("parameters", []) if p.get("name") != "action"]
-        operation.pop("description", None)
-        body = {"schema": {"$ref": f"#/components/schemas/Batch{action.capitalize()}Request"}}
-        operation["requestBody"] = {"content": {"application/json": body}, "required": True}
-        paths[f"/api/v1/coupons/batch/{action}"] = {"post": operation}
