@@ -15,7 +15,7 @@ import schemathesis
 #   request (422: sold out, not applicable, budget exhausted, the documented idempotency_key_reused, …) counts as
 #   accepted, as do the library's defaults (2xx, 3xx, 401, 403, 404, 409, 429). Since #19 the schema states exactly
 #   one claim target, the order id's place, each trigger's and each export kind's fields and the batch items per
-#   action (core/api/schema.py); what OpenAPI 3.0 cannot state at all is written once below as a filter on generated
+#   action (<app>/api/schema.py); what OpenAPI 3.0 cannot state at all is written once below as a filter on generated
 #   positive data (`meets_rules_openapi_cannot_state`): printable order texts (Python's str.isprintable, no regex
 #   says it), a line total (a product of two fields), codes distinct after normalising, the order id equal in both
 #   places when given twice, and an export's date_from not after its date_to. The check is off for one operation
