@@ -265,22 +265,31 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Bodies are JSON (API.md); the partner upload view alone takes multipart. Form bodies cannot carry the nested
     # order and list fields, and the schema would otherwise offer them for every operation.
-    # core.api.bodies.JSONParser: DRF's, refusing nesting deeper than 32 levels with a 400 (issue #17).
+    # core.api.bodies.JSONParser: #19's parser (messages in the request's language), refusing nesting deeper than 32
+    # levels with a 400 (issue #17).
     "DEFAULT_PARSER_CLASSES": ["core.api.bodies.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    # Serializers hand datetimes through; core.api.times formats every one of a response in the tenant's offset (#19).
+    "DATETIME_FORMAT": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupon platform — member API",
-    "DESCRIPTION": "Server-to-server API for a tenant's member-facing apps. See API.md for the contract.",
+    "DESCRIPTION": "Server-to-server API for a tenant's member-facing apps and back-office integrations. The "
+                   "contract — conventions, the error-code catalogue, idempotency, pagination, limits, webhooks and a "
+                   "quick start with curl — is docs/API.md in the repository.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # The rules serializers cannot state, per app, then tags, summaries and shared patterns (#19): <app>/api/schema.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "coupons.api.schema.postprocess",
+                             "rewards.api.schema.postprocess", "exports.api.schema.postprocess",
+                             "core.api.schema.postprocess"],
 }
 
 # Anti-enumeration for the requests that look up a code (R-RISK-4, issue #17, core/api/limits.py; SECURITY.md). Rates

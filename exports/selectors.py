@@ -185,7 +185,7 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
     zone = tenant_zone(tenant)
     date_from, date_to = values.get("date_from"), values.get("date_to")
     if date_from and date_to and date_from > date_to:
-        raise _invalid("date_to", "'date_to' is before 'date_from'.")
+        raise _invalid("date_to", _("'date_to' is before 'date_from'."))
     if date_from:
         resolved.q &= Q(**{f"{time_path}__gte": dt.datetime.combine(date_from, dt.time.min, tzinfo=zone)})
         resolved.normalised["date_from"] = date_from.isoformat()

@@ -163,6 +163,7 @@ def alarm_payload(alarm: Alarm) -> dict[str, Any]:
     from django.conf import settings
     from django.utils import translation
 
+    from core.api.times import api_datetime, tenant_zone
     from core.money import format_number
 
     inventory = alarm.inventory
@@ -174,7 +175,7 @@ def alarm_payload(alarm: Alarm) -> dict[str, Any]:
             "spent": format_number(alarm.spent), "limit": format_number(alarm.limit)}
     return {"event": EVENT_ALARM, "tenant": tenant.slug, "inventory": inventory.public_id,
             "inventory_name": inventory.name, "budget": alarm.budget, "threshold": alarm.threshold,
-            "spent": alarm.spent, "limit": alarm.limit, "raised_at": alarm.raised_at.isoformat(),
+            "spent": alarm.spent, "limit": alarm.limit, "raised_at": api_datetime(alarm.raised_at, tenant_zone(tenant.time_zone)),
             "alarm_id": alarm.pk, "message": message}
 
 

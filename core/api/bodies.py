@@ -20,6 +20,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.utils.translation import gettext
 from rest_framework import parsers
+
+from core.api.parsers import JSONParser as TranslatedJSONParser
 from rest_framework.exceptions import ParseError
 
 MAX_DEPTH = 32
@@ -70,7 +72,9 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-class JSONParser(parsers.JSONParser):
+class JSONParser(TranslatedJSONParser):
+    """#19's parser (errors in the request's language) that also refuses JSON nested too deep (#17)."""
+
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from core.api import limits
 from core.api.idempotency import HEADER, run_idempotent
+from core.api.times import localise, tenant_zone
 from core.exceptions import InvalidInput
 from core.models import ApiClient, Tenant
 
@@ -30,6 +31,11 @@ class TenantAutoSchema(AutoSchema):
     the schema matches what the code answers: 400 (bad input), 401 (no or bad token), 403 (a client IP outside the
     allow-list, or a member-scope client on an operator endpoint), 404, for POST 409/422 (Idempotency-Key in
     progress / reused with another body), and 429 for code lookups (R-RISK-4)."""
+
+    def get_description(self) -> str:  # type: ignore[override]
+        """Only what the operation says for integrators (extend_schema's description, or core.api.schema's table):
+        never the view's class docstring, which is written for the people maintaining it."""
+        return ""
 
     def _get_response_bodies(self, direction="response"):  # type: ignore[no-untyped-def,override]
         responses = super()._get_response_bodies(direction)
@@ -86,7 +92,7 @@ class TenantAPIView(APIView):
             if request.method == "POST" and HEADER in request.headers:
                 response = run_idempotent(request, self.client, lambda: self._call(handler, request, *args, **kwargs))
             else:
-                response = handler(request, *args, **kwargs)
+                response = self._call(handler, request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
         if reservation is not None:
@@ -132,9 +138,13 @@ class TenantAPIView(APIView):
 
     def _call(self, handler, request: Request, *args, **kwargs) -> Response:
         try:
-            return handler(request, *args, **kwargs)
+            response = handler(request, *args, **kwargs)
         except Exception as exc:
-            return self.handle_exception(exc)
+            response = self.handle_exception(exc)
+        # Every timestamp in the tenant's offset, formatted before an Idempotency-Key replay is stored (core.api.times).
+        if isinstance(getattr(response, "data", None), (dict, list)):
+            localise(response.data, tenant_zone(self.tenant.time_zone))
+        return response
 
 
 def _has_nul(value: object, depth: int = 0) -> bool:

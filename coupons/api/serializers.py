@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from typing import Any
 
 from django.core.validators import MaxLengthValidator, MinLengthValidator
@@ -14,6 +15,7 @@ from core.identifiers import IdentifierField, member_id_field as identifier_memb
 from coupons.discounts import (MAX_CODES, CodesInvalid, Order, OrderInvalid, validate_codes_payload,
                                validate_order_payload)
 
+from coupons.exceptions import REFUSAL_MESSAGES, OrderIdMismatch
 from coupons.models import CHANNELS, PAYMENT_METHODS, CouponCode
 from coupons.validity import effective_status
 
@@ -69,40 +71,44 @@ class OrderLineSerializer(serializers.Serializer):
     class Meta:
         list_serializer_class = BoundedListSerializer
 
-    sku = serializers.CharField(max_length=64)
-    spu = serializers.CharField(max_length=64)
-    category = serializers.CharField(max_length=64)
-    shop = serializers.CharField(max_length=64)
-    unit_price = StrictIntegerField(min_value=1, max_value=MAX_MONEY)
-    quantity = StrictIntegerField(min_value=1, max_value=1_000_000)
-    virtual = serializers.BooleanField()
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["unit_price"] * attrs["quantity"] > MAX_MONEY:
-            raise serializers.ValidationError(_("A line total may not exceed %(max)s.") % {"max": MAX_MONEY})
-        return attrs
+    sku = serializers.CharField(max_length=64, help_text="Required.")
+    spu = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True,
+                                help_text="Optional; empty when left out (a scope on it then does not match).")
+    category = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True,
+                                     help_text="Optional; empty when left out (a scope on it then does not match).")
+    shop = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True,
+                                 help_text="Optional; empty when left out (a scope on it then does not match).")
+    unit_price = StrictIntegerField(min_value=1, max_value=MAX_MONEY, help_text="Minor units; required.")
+    quantity = StrictIntegerField(min_value=1, max_value=1_000_000, help_text="Required.")
+    virtual = serializers.BooleanField(required=False, allow_null=True, default=False,
+                                       help_text="Optional, default false: a virtual line (gift card, …) is paid "
+                                                 "for but takes no discount.")
 
 
 class OrderSerializer(serializers.Serializer):
-    """Documents the order for the schema; validation is coupons.discounts.validate_order_payload, which requires
-    order_id, items and shipping_fee."""
+    """Documents the order for the schema; validation is coupons.discounts.validate_order_payload."""
 
-    order_id = order_id_field
+    order_id = IdentifierField(max_length=64, required=False,
+                               help_text="The order's id; may be given at the request's top level instead "
+                                         "(both given: they must be equal, else 400 order_id_mismatch).")
     items = OrderLineSerializer(many=True, allow_empty=False, min_length=1, max_length=MAX_LINES)
-    shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY)
+    shipping_fee = StrictIntegerField(min_value=0, max_value=MAX_MONEY, required=False, default=0,
+                                      help_text="Minor units; default 0.")
     channel = serializers.ChoiceField(choices=CHANNELS, required=False, allow_null=True, default=None)
     payment_method = serializers.ChoiceField(choices=PAYMENT_METHODS, required=False, allow_null=True, default=None)
 
 
 @extend_schema_field(OrderSerializer)
 class OrderField(serializers.Field):
-    """API.md's Order object, checked by the discount engine's own validator (one set of rules everywhere)."""
+    """docs/API.md's Order object, checked by the discount engine's own validator (one set of rules everywhere)."""
 
     def to_internal_value(self, data: Any) -> Order:
         try:
             order = validate_order_payload(data)
         except OrderInvalid as exc:
             raise serializers.ValidationError(exc.details.get("fields") or exc.message) from exc
+        if not order.order_id:  # optional here: it may come at the request's top level instead (#19)
+            return order
         try:  # the identifier rule of every order_id (issue #17)
             order_id = normalise_identifier(order.order_id, max_length=64)
         except ValueError as exc:
@@ -113,8 +119,29 @@ class OrderField(serializers.Field):
         return value
 
 
+def resolve_order_id(attrs: dict[str, Any], *, required: bool, where: str = "") -> dict[str, Any]:
+    """One order id (#19, R-USE-3): ``order_id`` at the top level or in ``order``; both given must be equal.
+
+    Sets ``attrs["order_id"]`` and the order's own id to the one that holds. A mismatch is refused as a whole
+    request (400 order_id_mismatch) before anything is written; a missing one where the action needs it, as a
+    validation error naming the field."""
+    order = attrs.get("order")
+    top = attrs.get("order_id") or ""
+    inner = order.order_id if isinstance(order, Order) else ""
+    if top and inner and top != inner:
+        raise OrderIdMismatch(details={"field": f"{where}order_id", "order_id": top, "order.order_id": inner})
+    order_id = top or inner
+    if required and not order_id:
+        raise serializers.ValidationError({f"{where}order_id": [
+            _("Give the order id as order_id or as order.order_id.")]})
+    attrs["order_id"] = order_id
+    if isinstance(order, Order) and order.order_id != order_id:
+        attrs["order"] = replace(order, order_id=order_id)
+    return attrs
+
+
 @extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_CODES, "uniqueItems": True,
-                      "items": {"type": "string", "pattern": "^[ \\t-]*[A-Za-z0-9][A-Za-z0-9 \\t-]*$"}})
+                      "items": {"type": "string", "pattern": "^[ -]*[A-Za-z0-9][A-Za-z0-9 -]*$"}})
 class CodesField(serializers.Field):
     def to_internal_value(self, data: Any) -> tuple[str, ...]:
         try:
@@ -148,8 +175,12 @@ class GrantSerializer(serializers.Serializer):
 
 class LockSerializer(RiskContextSerializer):
     member_id = member_id_field
-    order_id = order_id_field
+    order_id = IdentifierField(max_length=64, required=False,
+                               help_text="The order's id, here or as order.order_id (equal if both).")
     order = OrderField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return resolve_order_id(attrs, required=True)
 
 
 class RedeemSerializer(LockSerializer):
@@ -248,12 +279,24 @@ class BatchSerializer(serializers.Serializer):
 class CheckoutValidateSerializer(serializers.Serializer):
     member_id = member_id_field
     codes = CodesField()
+    order_id = serializers.CharField(max_length=64, required=False,
+                                     help_text="Optional: the order's id, here or as order.order_id (equal if both). "
+                                               "With it, coupons locked to this order count as usable.")
     order = OrderField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return resolve_order_id(attrs, required=False)
 
 
 class CheckoutBestSerializer(serializers.Serializer):
     member_id = member_id_field
+    order_id = serializers.CharField(max_length=64, required=False,
+                                     help_text="Optional: the order's id, here or as order.order_id (equal if both). "
+                                               "With it, coupons locked to this order are candidates too.")
     order = OrderField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return resolve_order_id(attrs, required=False)
 
 
 class LineOutSerializer(serializers.Serializer):
@@ -269,8 +312,10 @@ class AppliedOutSerializer(serializers.Serializer):
 
 
 class RejectedOutSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    reason = serializers.CharField()
+    code = serializers.CharField(help_text="The refused coupon code.")
+    reason = serializers.ChoiceField(choices=sorted(REFUSAL_MESSAGES),
+                                     help_text="Why, as a stable code (docs/API.md \"Refusal reasons\").")
+    message = serializers.CharField(help_text="Why, as a sentence in the request's language.")
 
 
 class CheckoutResultSerializer(serializers.Serializer):

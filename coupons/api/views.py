@@ -13,16 +13,14 @@ from rest_framework.response import Response
 
 from core.api.limits import connection_ip
 from core.api.permissions import IsOperatorClient
-from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
 from core.identifiers import identifier_from_path
 from coupons import issuing, lifecycle, pricing, selectors
 from coupons.api import serializers as s
-from coupons.exceptions import CouponNotFound
+from coupons.exceptions import CouponNotFound, OrderIdMismatch, refusal_message
 from coupons.models import CouponGrant, CouponGrantMember
 
-ERROR = inline_serializer("Error", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                    "details": serializers.DictField()})
 COUPON_RESPONSE = inline_serializer("CouponResponse", {"coupon": s.CouponSerializer()})
 
 
@@ -114,16 +112,18 @@ class GrantStatusView(CouponAPIView):
         })
 
 
-PRODUCT_PARAMETERS = [OpenApiParameter(name, str, description=f"Only coupons whose scope covers this {name}.")
+PRODUCT_PARAMETERS = [OpenApiParameter(name, {"type": "string", "maxLength": 64},
+                                      description=f"Only coupons whose scope covers this {name}.")
                       for name in ("sku", "spu", "category", "shop")]
 
 
 def _product(request: Request) -> dict[str, str]:
     product = {}
     for key in ("sku", "spu", "category", "shop"):
-        value = request.query_params.get(key, "").strip()
-        if len(value) > 64:
+        value = request.query_params.get(key, "")
+        if len(value) > 64:  # as given, like the schema's maxLength says; blanks around it are then ignored
             raise InvalidInput(_("%(key)s is at most 64 characters.") % {"key": key})
+        value = value.strip()
         if value:
             product[key] = value
     return product
@@ -276,7 +276,13 @@ class BatchActionView(CouponAPIView):
             raise CouponNotFound(_("Unknown batch action %(action)r; use one of %(choices)s.")
                                  % {"action": action, "choices": ", ".join(BATCH_ACTIONS)})
         items = self.valid(s.BatchSerializer)["items"]
-        for index, item in enumerate(items):
+        for index, item in enumerate(items):  # every item checked before any is applied: a bad one changes nothing
+            if action in ("lock", "redeem") and item.get("order"):
+                try:
+                    s.resolve_order_id(item, required=False, where=f"items[{index}].")
+                except OrderIdMismatch as exc:
+                    exc.details["index"] = index
+                    raise
             missing = [f for f in _BATCH_REQUIRED[action] if not item.get(f)]
             if missing:
                 raise InvalidInput(_("items[%(index)d] needs %(fields)s for %(action)s.")
@@ -315,6 +321,13 @@ class BatchActionView(CouponAPIView):
             lifecycle.coupon_revoke(tenant=t, code=code, reason=item["reason"], ctx=ctx)
 
 
+def _checkout_out(result: Any) -> dict[str, Any]:
+    """The engine's result, each refused code with a sentence in the request's language beside its reason (#19)."""
+    out = result.as_dict()
+    out["rejected"] = [{**r, "message": refusal_message(r["reason"])} for r in out["rejected"]]
+    return out
+
+
 class CheckoutValidateView(CouponAPIView):
     def lookup_count(self, request: Request, kwargs: dict) -> int | None:
         codes = self._body(request).get("codes")
@@ -329,11 +342,12 @@ class CheckoutValidateView(CouponAPIView):
         data = self.valid(s.CheckoutValidateSerializer)
         codes = data["codes"]
         allowance = len(codes) if self.lookup_allowance is None else self.lookup_allowance
-        result = pricing.check_codes(tenant=self.tenant, member_id=data["member_id"], codes=codes[:allowance],
-                                     order=data["order"], now=timezone.now()).as_dict()
+        result = _checkout_out(pricing.check_codes(tenant=self.tenant, member_id=data["member_id"],
+                                                   codes=codes[:allowance], order=data["order"], now=timezone.now()))
         if allowance < len(codes):  # the rest is not evaluated at all (issue #17): no answer about them either way
             result["valid"] = False
-            result["rejected"] += [{"code": code, "reason": "rate_limited"} for code in codes[allowance:]]
+            result["rejected"] += [{"code": code, "reason": "rate_limited", "message": refusal_message("rate_limited")}
+                                   for code in codes[allowance:]]
         return Response(result)
 
 
@@ -350,14 +364,21 @@ class CheckoutBestView(CouponAPIView):
         data = self.valid(s.CheckoutBestSerializer)
         result = pricing.best_for_member(tenant=self.tenant, member_id=data["member_id"], order=data["order"],
                                          now=timezone.now())
-        return Response(result.as_dict())
+        return Response(_checkout_out(result))
 
 
 class ClaimableView(CouponAPIView):
     @extend_schema(operation_id="claimable", parameters=[
-        *PRODUCT_PARAMETERS, OpenApiParameter("member_id", str, description="Also say how many the member holds; "
-                                              "inventories where the member is at the limit are left out.")],
-        responses={200: s.ClaimableSerializer(many=True), **_errors(400)},
+        *PRODUCT_PARAMETERS,
+        OpenApiParameter("member_id", {"type": "string", "maxLength": 64},
+                         description="Also say how many the member holds; inventories where the member is at the "
+                                     "limit are left out."),
+        OpenApiParameter("page", {"type": "integer", "minimum": 1}),
+        OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 200})],
+        responses={200: inline_serializer("PaginatedClaimable", {
+            "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True), "results": s.ClaimableSerializer(many=True)}),
+            **_errors(400)},
         description="Coupons a member can claim on a product or shop page (R-QRY-2): open events, active "
                     "inventories with codes left, whose scope covers the product.")
     def get(self, request: Request) -> Response:
@@ -366,4 +387,6 @@ class ClaimableView(CouponAPIView):
             member_id = identifier_from_path(member_id, name="member_id")
         rows = selectors.claimable_inventories(tenant=self.tenant, product=_product(request), member_id=member_id,
                                                now=timezone.now())
-        return Response(s.ClaimableSerializer(rows, many=True).data)
+        paginator = CouponPagination()  # paginated like every other list (#19)
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(s.ClaimableSerializer(page, many=True).data)

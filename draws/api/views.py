@@ -8,13 +8,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.views import TenantAPIView
+from core.api.views import API_ERROR as ERROR, TenantAPIView
 from draws.models import Draw, DrawWinner, PrizeTier
 from events.exceptions import EventNotFound
 from events.models import Event
 
-ERROR = inline_serializer("DrawError", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                        "details": serializers.DictField()})
 
 DRAW_FIELDS = {
     "id": serializers.CharField(), "name": serializers.CharField(), "round": serializers.IntegerField(),

@@ -8,14 +8,12 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
 from core.identifiers import identifier_from_path, member_id_field
 from events import services
 
 
-ERROR = inline_serializer("EventError", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                         "details": serializers.DictField()})
 
 
 def _errors(*statuses: int) -> dict[int, Any]:

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.permissions import IsOperatorClient
-from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
 from core.exceptions import NotFound
 from exports import services
@@ -23,8 +23,6 @@ from exports.models import Export
 from exports.selectors import ALL_FILTERS
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ERROR = inline_serializer("ExportError", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                          "details": serializers.DictField()})
 
 
 def _errors(*statuses: int) -> dict[int, Any]:

@@ -5,23 +5,23 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.parsers import MultiPartParser
 from core.api.permissions import IsOperatorClient
-from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
+from core.exceptions import InvalidInput
 from core.identifiers import IdentifierField
+from coupons.api.views import CouponPagination
 from partners import distribution, services
 from partners.exceptions import UploadNotFound
 from partners.models import PartnerUpload, PartnerUploadFailure
 
-ERROR = inline_serializer("PartnerUploadError", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                                 "details": serializers.DictField()})
 UPLOAD_ACCEPTED = inline_serializer("PartnerUploadAccepted", {"id": serializers.CharField(),
                                                               "status": serializers.CharField()})
 
@@ -52,9 +52,10 @@ class FailureSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-class FailurePagination(PageNumberPagination):
+class FailurePagination(CouponPagination):
+    """Strict like every list of the API: a page_size outside 1..1000 is a 400, not silently the default."""
+
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
 
 
@@ -100,14 +101,22 @@ class UploadDetailView(PartnerUploadAPIView):
 
 class UploadFailuresView(PartnerUploadAPIView):
     @extend_schema(operation_id="partner_upload_failures", parameters=[
-        OpenApiParameter("reason", str, enum=PartnerUploadFailure.Reason.values), OpenApiParameter("page", int),
-        OpenApiParameter("page_size", int)], responses={200: FailureSerializer(many=True), **_errors(403, 404)})
+        OpenApiParameter("reason", str, enum=PartnerUploadFailure.Reason.values),
+        OpenApiParameter("page", {"type": "integer", "minimum": 1}),
+        OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 1000})],
+        responses={200: inline_serializer("PaginatedFailures", {
+            "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True), "results": FailureSerializer(many=True)}),
+            **_errors(400, 403, 404)})
     def get(self, request: Request, upload_id: str) -> Response:
         upload = self.upload(upload_id)
         qs = PartnerUploadFailure.objects.filter(upload=upload).order_by("line").only("line", "value", "reason",
                                                                                      "message")
         reason = request.query_params.get("reason")
-        if reason:
+        if reason is not None:
+            if reason not in PartnerUploadFailure.Reason.values:  # the schema's enum: say so rather than list nothing
+                raise InvalidInput(_("reason must be one of %(choices)s.")
+                                   % {"choices": ", ".join(PartnerUploadFailure.Reason.values)})
             qs = qs.filter(reason=reason)
         paginator = FailurePagination()
         page = paginator.paginate_queryset(qs, request, view=self)

@@ -8,14 +8,12 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.views import IDEMPOTENCY_PARAMETER, TenantAPIView
+from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import InvalidInput
 from core.identifiers import identifier_from_path
 from rewards import selectors, services
 from rewards.api import serializers as s
 
-ERROR = inline_serializer("RewardsError", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                           "details": serializers.DictField()})
 GRANT_RESPONSE = inline_serializer("RewardGrantResponse", {"grant": s.GrantOutSerializer()})
 MAX_ENTRIES = 200
 

@@ -59,7 +59,8 @@ def test_two_coupons_of_one_group_do_not_stack(api, tenant):
     first, second = give(tenant, amount=1000), give(tenant, amount=2000)
     body = validate(api, [first, second]).json()
     assert [a["code"] for a in body["applied"]] == [first]
-    assert body["rejected"] == [{"code": second, "reason": "stacking_conflict"}]
+    assert body["rejected"] == [{"code": second, "reason": "stacking_conflict",
+                                 "message": "Another coupon of the same stacking group is already applied."}]
 
 
 def test_best_picks_the_largest_total_from_the_members_wallet(api, tenant):
@@ -101,10 +102,23 @@ def test_claimable_lists_open_inventories_covering_the_product(api, tenant):
     factories.make_pool(tenant, size=1, policy=factories.make_approved_policy(tenant, include_skus=["S2"]))
     empty, _ = factories.make_pool(tenant, size=0)
     issue_from_pool(inventory=everywhere, member_id="m-1", via="grant", ctx=RequestContext())  # m-1 at its limit
-    anyone = {row["inventory"] for row in api.get("/api/v1/claimable", {"sku": "S1"}).json()}
+    anyone = {row["inventory"] for row in api.get("/api/v1/claimable", {"sku": "S1"}).json()["results"]}
     assert anyone == {for_s1.public_id}  # `everywhere` has no code left now; `empty` never had one
-    rows = api.get("/api/v1/claimable", {"sku": "S1", "member_id": "m-2"}).json()
-    assert [(r["inventory"], r["claimed"]) for r in rows] == [(for_s1.public_id, 0)]
+    page = api.get("/api/v1/claimable", {"sku": "S1", "member_id": "m-2"}).json()
+    assert (page["count"], page["next"], page["previous"]) == (1, None, None)
+    assert [(r["inventory"], r["claimed"]) for r in page["results"]] == [(for_s1.public_id, 0)]
+
+
+def test_claimable_is_paginated_like_every_other_list(api, tenant):
+    """#19: page and page_size as in a member's coupon list; a bad page_size is a 400 naming it."""
+    pools = [factories.make_pool(tenant, size=1)[0] for _ in range(3)]
+    first = api.get("/api/v1/claimable", {"page_size": 2}).json()
+    second = api.get("/api/v1/claimable", {"page_size": 2, "page": 2}).json()
+    assert (first["count"], len(first["results"]), second["count"], len(second["results"])) == (3, 2, 3, 1)
+    assert first["next"].endswith("/api/v1/claimable?page=2&page_size=2") and second["previous"] is not None
+    assert {r["inventory"] for r in first["results"] + second["results"]} == {p.public_id for p in pools}
+    refused = api.get("/api/v1/claimable", {"page_size": 500})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid")
 
 
 HOSTILE_ORDERS = {

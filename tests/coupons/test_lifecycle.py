@@ -43,7 +43,7 @@ def test_redeem_from_issued_records_the_usage_and_answers_the_discount(api, issu
 
 
 def test_percentage_discount_is_capped(api, issued):
-    body = post(api, issued.code, "redeem", member_id="m-1", order_id="o", order=factories.order(900_000)).json()
+    body = post(api, issued.code, "redeem", member_id="m-1", order_id="o", order=factories.order(900_000, order_id="o")).json()
     assert body["usage"]["discount"] == 5000
 
 
@@ -61,7 +61,7 @@ def test_lock_then_redeem_with_the_same_order(api, issued):
         200, "LOCKED", "o-1")
     again = post(api, issued.code, "lock", member_id="m-1", order_id="o-1", order=factories.order())
     assert again.status_code == 200  # same order: a no-op
-    other = post(api, issued.code, "redeem", member_id="m-1", order_id="o-2", order=factories.order())
+    other = post(api, issued.code, "redeem", member_id="m-1", order_id="o-2", order=factories.order(order_id="o-2"))
     assert (other.status_code, other.json()["code"]) == (409, "locked_by_other_order")
     redeemed = post(api, issued.code, "redeem", member_id="m-1", order_id="o-1", order=factories.order())
     assert redeemed.status_code == 200
@@ -80,7 +80,7 @@ def test_release_returns_a_locked_coupon_and_refuses_another_order(api, issued):
 
 def test_a_second_redeem_is_already_used(api, issued):
     post(api, issued.code, "redeem", member_id="m-1", order_id="o-1", order=factories.order())
-    response = post(api, issued.code, "redeem", member_id="m-1", order_id="o-2", order=factories.order())
+    response = post(api, issued.code, "redeem", member_id="m-1", order_id="o-2", order=factories.order(order_id="o-2"))
     assert (response.status_code, response.json()["code"]) == (409, "already_used")
     assert CouponUsage.objects.count() == 1
 
@@ -112,7 +112,7 @@ def test_full_refund_returns_the_coupon_partial_refund_does_not(api, issued):
     assert usage.refunded_at is not None
     assert inventory_counts(issued.inventory_id)["used"] == 0
     # usable again on a new order, with a new accounting row
-    assert post(api, issued.code, "redeem", member_id="m-1", order_id="o-2", order=factories.order()).status_code == 200
+    assert post(api, issued.code, "redeem", member_id="m-1", order_id="o-2", order=factories.order(order_id="o-2")).status_code == 200
     assert CouponUsage.objects.filter(coupon=issued).count() == 2
 
 

@@ -62,6 +62,28 @@ def test_channel_and_payment_method_may_be_left_out():
     assert validate_order_payload(with_order(channel=None)).channel is None
 
 
+def test_a_line_needs_only_sku_unit_price_and_quantity():
+    """#19: spu, category and shop default to empty, virtual to false; shipping_fee to 0; order_id may be left to
+    the request's top level."""
+    order = validate_order_payload({"items": [{"sku": "S1", "unit_price": 12000, "quantity": 2}]})
+    assert order == Order(order_id="", items=(OrderLine("S1", "", "", "", 12000, 2, False),), shipping_fee=0,
+                          channel=None, payment_method=None)
+
+
+def test_optional_line_texts_may_be_null_or_empty_and_virtual_null():
+    order = validate_order_payload(with_item(spu=None, category="", shop=None, virtual=None))
+    assert order.items[0] == OrderLine("S1", "", "", "", 12000, 2, False)
+
+
+def test_a_problem_is_described_in_the_requested_language():
+    from django.utils import translation
+
+    with translation.override("ko"), pytest.raises(OrderInvalid) as info:
+        validate_order_payload(without_item_field("unit_price"))
+    assert info.value.message == "주문이 올바르지 않습니다: items[0].unit_price 값이 필요합니다."
+    assert info.value.details["fields"] == {"items[0].unit_price": "값이 필요합니다"}
+
+
 def test_unknown_keys_are_ignored():
     assert validate_order_payload(with_order(note="gift wrap")).order_id == "o-77"
 
@@ -83,8 +105,12 @@ HOSTILE = [
     ("huge line total", with_item(unit_price=10**9, quantity=1001), "items[0]", "at most 1000000000000"),
     ("astronomic integer", with_item(unit_price=10**400), "items[0].unit_price", "at most"),
     ("missing price", without_item_field("unit_price"), "items[0].unit_price", "is required"),
-    ("missing category", without_item_field("category"), "items[0].category", "is required"),
-    ("missing virtual flag", without_item_field("virtual"), "items[0].virtual", "is required"),
+    ("missing quantity", without_item_field("quantity"), "items[0].quantity", "is required"),
+    ("missing sku", without_item_field("sku"), "items[0].sku", "is required"),
+    ("null sku", with_item(sku=None), "items[0].sku", "must be a string"),
+    ("blank category", with_item(category="   "), "items[0].category", "must not be empty"),
+    ("numeric shop", with_item(shop=9), "items[0].shop", "must be a string"),
+    ("virtual as null string", with_item(virtual="null"), "items[0].virtual", "true or false"),
     ("virtual as string", with_item(virtual="false"), "items[0].virtual", "true or false"),
     ("empty sku", with_item(sku="  "), "items[0].sku", "must not be empty"),
     ("numeric sku", with_item(sku=123), "items[0].sku", "must be a string"),
@@ -94,8 +120,6 @@ HOSTILE = [
     ("items not a list", with_order(items={"sku": "S1"}), "items", "must be a list"),
     ("no items", with_order(items=[]), "items", "at least one line"),
     ("missing items", without("items"), "items", "is required"),
-    ("missing order id", without("order_id"), "order_id", "is required"),
-    ("missing shipping fee", without("shipping_fee"), "shipping_fee", "is required"),
     ("negative shipping fee", with_order(shipping_fee=-100), "shipping_fee", "at least 0"),
     ("float shipping fee", with_order(shipping_fee=2.5), "shipping_fee", "not a decimal number"),
     ("unknown channel", with_order(channel="fax"), "channel", "must be one of android, ios"),

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -61,7 +62,8 @@ def test_an_alarm_crossed_by_a_claim_is_posted_signed_to_the_tenants_endpoint(te
     alarm = Alarm.objects.get(inventory=inventory, threshold=100)
     assert payload == {"event": "budget.alarm", "tenant": tenant.slug, "inventory": inventory.public_id,
                        "inventory_name": inventory.name, "budget": "issue_count", "threshold": 100, "spent": 1,
-                       "limit": 1, "raised_at": alarm.raised_at.isoformat(), "alarm_id": alarm.pk,
+                       "limit": 1, "raised_at": alarm.raised_at.astimezone(ZoneInfo(tenant.time_zone)).replace(
+                           microsecond=0).isoformat(), "alarm_id": alarm.pk,
                        "message": f"Budget alarm: the issue budget (count) of {inventory.name} has reached 100 % "
                                   "(1 of 1)."}
     delivery = WebhookDelivery.objects.get(alarm=alarm)
