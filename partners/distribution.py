@@ -48,14 +48,14 @@ def _quantity(raw: Any, *, whole_batch: bool) -> int | None:
     if raw is None or raw == "":
         if whole_batch:
             return None
-        raise InvalidInput(_("Say how many codes to distribute."), code="invalid_quantity",
+        raise InvalidInput(_("Say how many codes to distribute."),
                            details={"field": "quantity"})
     if isinstance(raw, bool) or not isinstance(raw, int):
-        raise InvalidInput(_("The quantity must be a whole number."), code="invalid_quantity",
+        raise InvalidInput(_("The quantity must be a whole number."),
                            details={"field": "quantity"})
     if not 1 <= raw <= MAX_QUANTITY:
         raise InvalidInput(_("The quantity must be between 1 and %(max)s.") % {"max": f"{MAX_QUANTITY:,}"},
-                           code="invalid_quantity", details={"field": "quantity", "min": 1, "max": MAX_QUANTITY})
+                           details={"field": "quantity", "min": 1, "max": MAX_QUANTITY})
     return raw
 
 

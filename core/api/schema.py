@@ -82,6 +82,9 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                                 "Paginated rows that did not map, with line number, value and reason; `reason` "
                                 "filters."),
     "partner_upload_reprocess": ("Operator endpoints", "Retry failed rows", ""),
+    "distribution_create": ("Operator endpoints", "Hand codes to a partner", ""),
+    "distribution_status": ("Operator endpoints", "A distribution and its counts", ""),
+    "distribution_codes": ("Operator endpoints", "Download a distribution's codes", ""),
     "export_create": ("Operator endpoints", "Request an export", ""),
     "export_status": ("Operator endpoints", "Status of an export", ""),
     "export_download": ("Operator endpoints", "Download an export", ""),
