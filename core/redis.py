@@ -4,9 +4,10 @@ A frozen Redis (SIGSTOP, a full network buffer, a failover) accepts connections 
 every request that touches it waits for good. So each client is built here with ``COUPON_REDIS_CONNECT_TIMEOUT_SECONDS``
 and ``COUPON_REDIS_TIMEOUT_SECONDS``, and each use decides what a timeout means:
 
-- **fail closed** — per-member claim locks, daily frequency limits, code-lookup rate limits: a request that cannot
-  take its lock or count its limit is refused with ``503 dependency_unavailable`` and ``Retry-After`` (it changes
-  nothing; the caller retries);
+- **fail closed** — per-member claim locks, daily frequency limits: a request that cannot take its lock or count its
+  limit is refused with ``503 dependency_unavailable`` and ``Retry-After`` (it changes nothing; the caller retries);
+- **per process** — the code-lookup rates and failed-guess allowances (core.api.limits): counted in the process's
+  own sliding windows, still limits, so that redemptions keep answering;
 - **fail open** — the Bloom filter: "maybe", and the database, which is the authority, answers.
 
 After a failure the process stops asking Redis for ``COUPON_REDIS_RETRY_AFTER_SECONDS`` (a small circuit breaker), so

@@ -20,11 +20,14 @@ which would otherwise tell a guesser that a code exists).
 
 The budgets are sliding-window logs (a Redis sorted set per key, one Lua script per reservation, so 200 parallel
 requests cannot overshoot and a window never doubles at its edge as fixed one-minute buckets do). Without Redis the
-same logs live in the process (one lock), so they are per process.
+same logs live in the process (one lock), so they are per process — and so they do while a configured Redis does not
+answer (issue #18): the limits keep holding, per process, and the requests that need no Redis otherwise (redemptions)
+keep being answered.
 """
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 import time
@@ -37,6 +40,8 @@ from django.db import connection
 from django.utils.translation import gettext, gettext_lazy as _
 
 from core.exceptions import DomainError
+
+logger = logging.getLogger("coupons.limits")
 
 
 def setting(name: str) -> Any:
@@ -153,6 +158,7 @@ class Reservation:
     token: str = ""
     budgets: tuple[Budget, ...] = ()
     refunded: bool = field(default=False)
+    local: bool = False  # counted in this process's windows (no Redis, or Redis not answering)
 
 
 def _reserve_local(budgets: list[Budget], wanted: int, token: str, now: int) -> tuple[int, int, int]:
@@ -171,18 +177,23 @@ def _reserve_local(budgets: list[Budget], wanted: int, token: str, now: int) -> 
         return grant, 0, 0
 
 
-def _redis_reserve(keys: list[str], args: list[Any]) -> tuple[int, int, int]:
-    """The reservation script, failing closed when Redis does not answer: 503 with Retry-After — a limit that cannot
-    be counted is not waved through (issue #18)."""
+def _redis_reserve(keys: list[str], args: list[Any]) -> tuple[int, int, int] | None:
+    """The reservation script; None when Redis does not answer (or answered nothing a moment ago: core.redis).
+
+    Then the caller counts in this process's own sliding windows instead (issue #18 × #17): the limits still hold —
+    per process rather than across the fleet, so at most processes × the allowance while Redis is out — and the
+    requests that need no Redis otherwise, redemptions above all, keep being answered. Failing closed here would
+    stop every redemption with Redis; failing open would stop counting guesses."""
     from core import redis as core_redis
 
     if core_redis.is_down():
-        raise core_redis.fail_closed("a code-lookup limit")
+        return None
     try:
         granted, blocked, retry_ms = (int(v) for v in _script("reserve")(keys=keys, args=args))
     except core_redis.error_types() as exc:
         core_redis.mark_down(exc)
-        raise core_redis.fail_closed("a code-lookup limit") from exc
+        logger.warning("code-lookup limits counted per process while Redis does not answer: %s", exc)
+        return None
     return granted, blocked, retry_ms
 
 
@@ -193,16 +204,17 @@ def reserve(budgets: list[Budget], wanted: int) -> Reservation:
     if not budgets:
         return Reservation(granted=wanted)
     token, now = uuid.uuid4().hex[:16], now_ms()
+    answer = None
     if settings.USE_REDIS:
         args: list[Any] = [now, wanted, token]
         for budget in budgets:
             args += [budget.limit, budget.window_seconds * 1000]
-        granted, blocked, retry_ms = _redis_reserve([b.key for b in budgets], args)
-    else:
-        granted, blocked, retry_ms = _reserve_local(budgets, wanted, token, now)
+        answer = _redis_reserve([b.key for b in budgets], args)
+    local = answer is None
+    granted, blocked, retry_ms = _reserve_local(budgets, wanted, token, now) if local else answer
     if blocked:
         raise _refusal(budgets[blocked - 1], max(1, math.ceil(retry_ms / 1000)))
-    return Reservation(granted=granted, token=token, budgets=tuple(budgets))
+    return Reservation(granted=granted, token=token, budgets=tuple(budgets), local=local)
 
 
 def refund(reservation: Reservation, count: int) -> None:
@@ -213,7 +225,7 @@ def refund(reservation: Reservation, count: int) -> None:
         return
     reservation.refunded = True
     first, last = reservation.granted - count + 1, reservation.granted
-    if settings.USE_REDIS:
+    if not reservation.local:
         from core import redis as core_redis
 
         try:

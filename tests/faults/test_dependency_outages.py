@@ -122,8 +122,11 @@ def test_a_frozen_redis_stalls_no_redemption_and_claims_answer_503_at_once(on_st
             response, seconds = _timed(api.claim, f"frozen-{i}", f"frozen-key-{i}")
             _assert_unavailable(response, "redis")
             assert seconds <= REDIS_TIMEOUT + 1.0, seconds
-        lookup = server.get(f"/api/v1/coupons/{owned[0][0]}", token)  # a code lookup counts a limit: closed
-        _assert_unavailable(lookup, "redis")
+        # A code lookup is answered: its limits are counted in the process meanwhile (core.api.limits; still limits,
+        # tests/security/test_code_guessing.py), and the Bloom filter fails open to the database.
+        lookup, seconds = _timed(lambda: server.get(f"/api/v1/coupons/{owned[0][0]}", token))
+        assert lookup.status_code == 200, lookup.text
+        assert seconds <= bound, (seconds, normal_p99)
     finally:
         stack.redis.thaw()
     # Redis back: claims work again within the retry period, and a key refused with 503 was not spent.
@@ -133,7 +136,9 @@ def test_a_frozen_redis_stalls_no_redemption_and_claims_answer_503_at_once(on_st
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
-    assert 500 not in api.statuses and set(api.statuses) <= {200, 201, 422, 503}, set(api.statuses)
+    # 409 request_in_progress: a claim whose member-lock release timed out in the freeze leaves the lock to its TTL,
+    # and the load's next claim for that member is told to retry — a refusal that changed nothing, like the 503s.
+    assert 500 not in api.statuses and set(api.statuses) <= {200, 201, 409, 422, 503}, set(api.statuses)
     server.stop()
     invariants.check(stack.db_url, api.answers)
 

@@ -78,7 +78,7 @@ def test_flow_1_codes_handed_to_partners_are_theirs_alone_and_members_register_t
     assert registered.status_code == 201, registered.text
     assert (registered.json()["coupon"]["code"], registered.json()["coupon"]["member_id"]) == (printed, "shopper-1")
     redeemed = app.post(f"/coupons/{printed}/redeem", json={"member_id": "shopper-1", "order_id": "order-1",
-                                                           "order": factories.order()})
+                                                           "order": factories.order(order_id="order-1")})
     assert redeemed.status_code == 200, redeemed.text
     status = ops.get(f"/distributions/{first.json()['id']}").json()
     assert status["codes"] == {"reserved": 50, "waiting": 49, "registered": 1, "used": 1}

@@ -235,3 +235,21 @@ def test_the_counters_live_in_the_shared_cache(settings, api):
 
     claim(api, rejected_guesses(1)[0])
     assert redis_client().keys(f"{settings.RATELIMIT_CACHE_PREFIX}sec:*")
+
+
+def test_while_redis_does_not_answer_the_allowance_still_holds_per_process_and_lookups_are_answered(api, pool):
+    """#17 × #18: a Redis outage neither stops redemptions (the limiter's windows move into the process) nor waives
+    the failed-guess allowance (it is counted there): the first COUPON_FAILED_GUESS_LIMIT unknown codes → 404, then
+    429 — not 503."""
+    from core import redis as core_redis
+
+    guesses = rejected_guesses(GUESS_LIMIT + 3)
+    core_redis.mark_down(RuntimeError("test: Redis frozen"))
+    try:
+        answers = [api.post(f"/api/v1/coupons/{code}/lock", {"member_id": "m-out", "order_id": "o-1",
+                                                             "order": factories.order()}, format="json")
+                   for code in guesses]
+    finally:
+        core_redis.mark_up()
+    statuses = [r.status_code for r in answers]
+    assert statuses == [404] * GUESS_LIMIT + [429] * 3, [r.json() for r in answers if r.status_code not in (404, 429)]
