@@ -86,11 +86,26 @@ def local_day(tz_name: str, now: datetime | None = None) -> tuple[date, int]:
     return local.date(), max(1, math.ceil((midnight - local).total_seconds()))
 
 
+def _namespace() -> str:
+    # The database's name keeps installations sharing one Redis apart — and the parallel test databases, whose
+    # tenants and inventories have the same ids (a CI run once saw one worker's counters in another's test).
+    return str(connection.settings_dict.get("NAME", ""))
+
+
 def counter_key(*, tenant_id: int, scope: str, action: str, dimension: str, value: str, day: date) -> str:
     """Values are hashed: phone numbers and IPs never appear in Redis or in the fallback table. The hash tag keeps
     one tenant's counters in one cluster slot, so the script may touch several of them."""
     digest = hashlib.sha256(value.encode()).hexdigest()[:24]
-    return f"risk:{{t{tenant_id}}}:{scope}:{action}:{dimension}:{digest}:{day:%Y%m%d}"
+    return f"risk:{_namespace()}:{{t{tenant_id}}}:{scope}:{action}:{dimension}:{digest}:{day:%Y%m%d}"
+
+
+def forget_counters() -> int:
+    """Delete this database's Redis counters (tests start from zero; ids restart with each test database)."""
+    from coupons.locks import redis_client
+
+    client = redis_client()
+    keys = list(client.scan_iter(match=f"risk:{_namespace()}:*", count=1000))
+    return client.delete(*keys) if keys else 0
 
 
 def take(counters: list[Counter], *, day: date, seconds_left: int) -> Taken:
