@@ -126,7 +126,7 @@ def test_a_frozen_redis_stalls_no_redemption_and_claims_answer_503_at_once(on_st
         # tests/security/test_code_guessing.py), and the Bloom filter fails open to the database.
         lookup, seconds = _timed(lambda: server.get(f"/api/v1/coupons/{owned[0][0]}", token))
         assert lookup.status_code == 200, lookup.text
-        assert seconds <= bound, (seconds, normal_p99)
+        assert seconds <= bound + REDIS_TIMEOUT, (seconds, normal_p99)  # its limits and its Bloom lookup may each wait
     finally:
         stack.redis.thaw()
     # Redis back: claims work again within the retry period, and a key refused with 503 was not spent.
