@@ -125,3 +125,15 @@ def test_a_revoke_without_a_reason_or_a_file_changes_nothing(client, operator_us
     viewer = factories.make_viewer(tenant)
     client.force_login(viewer)
     assert client.post(url, {"members_file": SimpleUploadedFile("m.csv", b"m-1\n"), "reason": "x"}).status_code == 403
+
+
+def test_a_superuser_names_the_tenant_of_the_member(client, tenant):
+    admin_user = factories.make_user(tenant=None, role=None, superuser=True)
+    client.force_login(admin_user)
+    url = reverse("admin:rewards_memberpoints_adjust")
+    response = client.post(url, {"member_id": "m-9", "amount": "10", "note": "x"}, follow=True)
+    assert "Choose the tenant of this member." in response.content.decode()
+    assert not PointsEntry.objects.exists()
+    response = client.post(url, {"tenant": tenant.pk, "member_id": "m-9", "amount": "10", "note": "x"})
+    assert response.status_code == 302
+    assert MemberPoints.objects.get(tenant=tenant, member_id="m-9").balance == 10
