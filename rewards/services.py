@@ -359,23 +359,30 @@ def points_refund_order(*, tenant: Tenant, member_id: str, order_id: str, client
     _check_identifier(member_id, "member_id")
     _check_identifier(order_id, "order_id")
     actor = actor or (Actor.api_client(client) if client is not None else Actor.system("rewards"))
-    with transaction.atomic():
-        member = _lock_member(tenant.pk, member_id)
-        debit = PointsEntry.objects.filter(tenant=tenant, member_id=member_id, reason=PointsEntry.Reason.SPEND,
-                                           order_id=order_id).first()
-        if debit is None:
-            raise NoPointsSpent(details={"order_id": order_id})
-        if spend_refund(debit) is not None:
-            return debit, False
-        allocations = list(PointsAllocation.objects.select_related("credit").filter(debit=debit).order_by("id"))
-        PointsEntry.objects.bulk_create([
-            PointsEntry(tenant=tenant, member_id=member_id, amount=a.amount, remaining=a.amount,
-                        reason=PointsEntry.Reason.REFUND, reference=f"refund:{order_id}"[:128], order_id=order_id,
-                        expires_at=a.credit.expires_at, refund_of=a, client=client) for a in allocations])
-        points = sum(a.amount for a in allocations)
-        MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") + points)
-        audit_record(tenant=tenant, actor=actor, action="points.refund", obj=debit,
-                     after={"member_id": member_id, "order_id": order_id, "points": points})
+    spend = PointsEntry.objects.filter(tenant=tenant, member_id=member_id, reason=PointsEntry.Reason.SPEND,
+                                       order_id=order_id)
+    try:
+        with transaction.atomic():
+            member = _lock_member(tenant.pk, member_id)
+            debit = spend.first()
+            if debit is None:
+                raise NoPointsSpent(details={"order_id": order_id})
+            if spend_refund(debit) is not None:
+                return debit, False
+            allocations = list(PointsAllocation.objects.select_related("credit").filter(debit=debit).order_by("id"))
+            PointsEntry.objects.bulk_create([
+                PointsEntry(tenant=tenant, member_id=member_id, amount=a.amount, remaining=a.amount,
+                            reason=PointsEntry.Reason.REFUND, reference=f"refund:{order_id}"[:128],
+                            order_id=order_id, expires_at=a.credit.expires_at, refund_of=a, client=client)
+                for a in allocations])
+            points = sum(a.amount for a in allocations)
+            MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") + points)
+            audit_record(tenant=tenant, actor=actor, action="points.refund", obj=debit,
+                         after={"member_id": member_id, "order_id": order_id, "points": points})
+    except IntegrityError as exc:
+        if "refund_of_id" not in str(exc):
+            raise
+        return spend.get(), False  # a concurrent refund of this order won: UNIQUE(refund_of) credited it once
     return debit, True
 
 

@@ -3,7 +3,8 @@
 50 concurrent spends of 100 from a balance of 1,000: exactly 10 succeed, the balance ends at 0 and each refund
 restores exactly. The twins remove the guards and show what they prevent: without the member's row lock the
 database's CHECKs still refuse every overspend; without the lock and the CHECKs the balance goes negative.
-An exchange sent concurrently under one Idempotency-Key issues one coupon and debits once."""
+An exchange sent concurrently under one Idempotency-Key issues one coupon and debits once. Concurrent refunds of one
+order credit it once; their twins remove the row lock (UNIQUE(refund_of) still holds) and then the constraint too."""
 from __future__ import annotations
 
 from collections import Counter
@@ -118,3 +119,41 @@ def test_an_exchange_sent_concurrently_under_one_key_issues_one_coupon_and_debit
     assert CouponCode.objects.filter(tenant=tenant, member_id=M).count() == 1
     assert PointsEntry.objects.filter(tenant=tenant, reason="exchange").count() == 1
     assert stored_balance(tenant) == 700
+
+
+def refund_unique_constraint() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'rewards_pointsentry'::regclass "
+                       "AND contype = 'u' AND pg_get_constraintdef(oid) = 'UNIQUE (refund_of_id)'")
+        return cursor.fetchone()[0]
+
+
+def refund_burst(monkeypatch, n: int = 10):
+    """n concurrent refunds of one order, with the member's row lock removed and every refund having seen the
+    order not yet refunded before any credits (``rendezvous``)."""
+    tenant, token = member_with(1000)
+    services.points_spend_order(tenant=tenant, member_id=M, order_id="o-1", points=400)
+    monkeypatch.setattr(services, "_lock_member", lambda tenant_id, member_id: MemberPoints.objects.get(
+        tenant_id=tenant_id, member_id=member_id))
+    monkeypatch.setattr(services, "spend_refund", rendezvous(services.spend_refund, parties=n, timeout=30))
+    responses = race(lambda _: api_for(token).post(f"/api/v1/members/{M}/points/refund", {"order_id": "o-1"},
+                                                   format="json"), range(n), threads=n)
+    return tenant, responses
+
+
+def test_without_the_row_lock_unique_refund_of_still_credits_a_refund_once(monkeypatch):
+    tenant, responses = refund_burst(monkeypatch)
+    assert Counter(r.status_code for r in responses) == {200: 10}
+    assert Counter(r.json()["refunded"] for r in responses) == {True: 1, False: 9}
+    assert stored_balance(tenant) == 1000
+    assert PointsEntry.objects.filter(tenant=tenant, reason="refund").count() == 1
+
+
+def test_without_the_row_lock_and_unique_refund_of_concurrent_refunds_credit_twice(monkeypatch):
+    name = refund_unique_constraint()
+    with constraint_dropped("rewards_pointsentry", name,
+                            f'ALTER TABLE rewards_pointsentry ADD CONSTRAINT "{name}" UNIQUE (refund_of_id)'):
+        tenant, responses = refund_burst(monkeypatch)
+        credited = Counter(r.json()["refunded"] for r in responses if r.status_code == 200)[True]
+        assert credited > 1  # the guards above are what make a refund credit once
+        assert stored_balance(tenant) == 600 + 400 * credited > 1000
