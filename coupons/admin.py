@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -19,7 +20,7 @@ from core.admin_lists import DateRangeFilter, LargeTableAdminMixin, values_filte
 from core.exceptions import DomainError
 from core.admin_confirm import confirm_action
 from core.money import money_column
-from coupons import services
+from coupons import revocations, services
 from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.counters import inventory_counts
 from coupons.issuing import RequestContext, normalise_code
@@ -200,6 +201,19 @@ class GrantFileForm(forms.Form):
         return members
 
 
+class RevokeFileForm(GrantFileForm):
+    reason = forms.CharField(label=_("reason"), max_length=500,
+                             help_text=_("Why the coupons are taken back; kept in the audit log of each coupon."))
+    field_order = ["members_file", "reason"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["members_file"].help_text = _(
+            "A text or CSV file with one member id per line (first column; a header line 'member_id' is skipped), "
+            "at most 10,000 members. Their ISSUED coupons of this inventory are revoked; a locked one is reported, "
+            "not revoked.")
+
+
 class InventoryForm(forms.ModelForm):
     class Meta:
         model = CouponInventory
@@ -250,7 +264,35 @@ class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
 
     def get_urls(self) -> list[Any]:
         return [path("<int:object_id>/grant/", self.admin_site.admin_view(self.grant_view),
-                     name="coupons_couponinventory_grant"), *super().get_urls()]
+                     name="coupons_couponinventory_grant"),
+                path("<int:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
+                     name="coupons_couponinventory_revoke"), *super().get_urls()]
+
+    def revoke_view(self, request: HttpRequest, object_id: int) -> Any:
+        """Revoke this inventory's coupons held by the members of an uploaded file, each member reported (#16)."""
+        inventory = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not request.user.has_perm("coupons.change_couponcode"):
+            raise DjangoPermissionDenied
+        form = RevokeFileForm(request.POST or None, request.FILES or None)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = revocations.coupons_revoke_for_members(
+                    tenant=inventory.tenant, member_ids=form.cleaned_data["members_file"],
+                    reason=form.cleaned_data["reason"], ctx=RequestContext(operator=request.user),
+                    inventory=inventory.public_id, max_members=revocations.CONSOLE_MAX_MEMBERS)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                revoked = sum(len(r.revoked) for r in report)
+                failed = sum(1 for r in report if not r.ok)
+                self.message_user(request, gettext(
+                    "%(revoked)d coupons revoked for %(members)d members; %(failed)d members with a problem are "
+                    "listed below.") % {"revoked": revoked, "members": len(report), "failed": failed},
+                    messages.WARNING if failed else messages.SUCCESS)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": inventory, "form": form,
+                   "report": report, "title": gettext("Revoke coupons of %(name)s") % {"name": inventory.name}}
+        return TemplateResponse(request, "admin/coupons/couponinventory/revoke.html", context)
 
     def grant_view(self, request: HttpRequest, object_id: int) -> Any:
         """Grant this inventory to the members of an uploaded file, as a job (R-ISS-2)."""

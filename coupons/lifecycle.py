@@ -203,14 +203,18 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
     return coupon, True
 
 
-def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext) -> CouponCode:
+def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext,
+                  member_id: str | None = None) -> CouponCode:
     """ISSUED (or AVAILABLE/MAPPED/DISTRIBUTED, never registered) → REVOKED with a reason (R-ISS-5). A coupon locked to an order
-    must be released first; a used one cannot be revoked."""
+    must be released first; a used one cannot be revoked. With ``member_id`` (issue #16) the coupon must be that
+    member's (NotOwner otherwise), so a mistyped code never takes back someone else's coupon."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(_("Say why the coupon is revoked."), code="reason_required")
     with transaction.atomic():
         coupon = _locked_coupon(tenant, code)
+        if member_id is not None:
+            _check_owner(coupon, member_id)
         if coupon.status == S.LOCKED:
             raise LockedByOtherOrder(_("This coupon is locked to an order; release it first."))
         if coupon.status == S.USED:

@@ -9,15 +9,19 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.admin import TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
 from core.models import Tenant
-from rewards import services
-from rewards.models import MemberBirthday, MemberPoints, PointsEntry, RewardGrant, RewardRule
+from rewards import selectors, services
+from rewards.models import ExchangeOffer, MemberBirthday, MemberPoints, PointsEntry, RewardGrant, RewardRule
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -104,12 +108,122 @@ class PointsEntryAdmin(ReadOnlyRewardsAdmin):
     date_hierarchy = "created_at"
 
 
+class PointsAdjustForm(forms.Form):
+    """A manual correction of a member's points (issue #16): the reason is required and lands in the audit log."""
+
+    amount = forms.IntegerField(label=_("points"), min_value=-services.MAX_POINTS, max_value=services.MAX_POINTS,
+                                help_text=_("Positive to add points, negative to take them away."))
+    valid_days = forms.IntegerField(label=_("valid for (days)"), required=False, min_value=1, max_value=36_500,
+                                    help_text=_("Added points only: they expire after this many days; empty = "
+                                                "never."))
+    note = forms.CharField(label=_("reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+                           help_text=_("Why the balance is corrected; kept in the ledger and the audit log."))
+
+
+class NewMemberAdjustForm(PointsAdjustForm):
+    member_id = forms.CharField(label=_("member ID"), max_length=64)
+    tenant = forms.ModelChoiceField(label=_("tenant"), queryset=Tenant.objects.all(), required=False,
+                                    help_text=_("Superusers only: the tenant of this member."))
+    field_order = ["tenant", "member_id", "amount", "valid_days", "note"]
+
+
 @admin.register(MemberPoints)
 class MemberPointsAdmin(ReadOnlyRewardsAdmin):
-    list_display = ["member_id", "balance", "updated_at", "tenant"]
+    list_display = ["member_id", "balance", "ledger_link", "updated_at", "tenant"]
     list_filter = ["tenant"]
     search_fields = ["=member_id"]
     list_select_related = ["tenant"]
+    change_list_template = "admin/rewards/memberpoints/change_list.html"
+
+    @admin.display(description=_("ledger"))
+    def ledger_link(self, obj: MemberPoints) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:rewards_memberpoints_ledger", args=[obj.pk]),
+                           gettext("Ledger and adjustment"))
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:object_id>/ledger/", self.admin_site.admin_view(self.ledger_view),
+                     name="rewards_memberpoints_ledger"),
+                path("adjust/", self.admin_site.admin_view(self.adjust_view), name="rewards_memberpoints_adjust"),
+                *super().get_urls()]
+
+    @staticmethod
+    def can_adjust(request: HttpRequest) -> bool:
+        return request.user.has_perm("rewards.change_memberpoints")
+
+    def _adjust(self, request: HttpRequest, tenant: Tenant, member_id: str, data: dict[str, Any]) -> bool:
+        try:
+            services.points_adjust(tenant=tenant, member_id=member_id, amount=data["amount"], note=data["note"],
+                                   valid_days=data.get("valid_days"), actor=self.actor(request))
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return False
+        self.message_user(request, gettext("%(member)s: %(amount)+d points (%(note)s).")
+                          % {"member": member_id, "amount": data["amount"], "note": data["note"].strip()},
+                          messages.SUCCESS)
+        return True
+
+    def ledger_view(self, request: HttpRequest, object_id: int) -> Any:
+        """A member's balance, newest ledger lines and the adjustment form."""
+        member = get_object_or_404(self.get_queryset(request).select_related("tenant"), pk=object_id)
+        if not self.has_view_permission(request, member):
+            raise DjangoPermissionDenied
+        form = PointsAdjustForm(request.POST or None) if self.can_adjust(request) else None
+        if request.method == "POST":
+            if form is None:
+                raise DjangoPermissionDenied
+            if form.is_valid() and self._adjust(request, member.tenant, member.member_id, form.cleaned_data):
+                return HttpResponseRedirect(request.path)
+        entries = selectors.points_entries(tenant=member.tenant, member_id=member.member_id).select_related(
+            "coupon")[:200]
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "member": member, "form": form,
+                   "balance": selectors.points_balance(tenant=member.tenant, member_id=member.member_id,
+                                                       now=timezone.now()),
+                   "entries": entries, "title": gettext("Points of %(member)s") % {"member": member.member_id}}
+        return TemplateResponse(request, "admin/rewards/memberpoints/ledger.html", context)
+
+    def adjust_view(self, request: HttpRequest) -> Any:
+        """Adjust the points of any member, also one who has none yet."""
+        if not self.can_adjust(request):
+            raise DjangoPermissionDenied
+        form = NewMemberAdjustForm(request.POST or None)
+        if not request.user.is_superuser:
+            form.fields.pop("tenant")
+        if request.method == "POST" and form.is_valid():
+            tenant_id = user_tenant_id(request)
+            tenant = Tenant.objects.get(pk=tenant_id) if tenant_id is not None else form.cleaned_data.get("tenant")
+            member_id = form.cleaned_data["member_id"].strip()
+            if tenant is None:
+                self.message_user(request, gettext("Choose the tenant of this member."), messages.ERROR)
+            elif self._adjust(request, tenant, member_id, form.cleaned_data):
+                row = MemberPoints.objects.get(tenant=tenant, member_id=member_id)
+                return HttpResponseRedirect(reverse("admin:rewards_memberpoints_ledger", args=[row.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": gettext("Adjust a member's points")}
+        return TemplateResponse(request, "admin/rewards/memberpoints/adjust.html", context)
+
+
+class ExchangeOfferForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeOffer
+        fields = "__all__"
+
+
+@admin.register(ExchangeOffer)
+class ExchangeOfferAdmin(TenantScopedAdmin):
+    """Inventories members can buy with points (issue #16)."""
+
+    form = ExchangeOfferForm
+    list_display = ["inventory", "points", "is_active", "updated_at", "tenant"]
+    list_filter = ["is_active", "tenant"]
+    list_select_related = ["inventory", "tenant"]
+    fields = ["inventory", "points", "is_active"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + ["inventory"] if obj is not None else readonly
+
+    def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        services.exchange_offer_save(offer=obj, actor=self.actor(request))
 
 
 class BirthdayUploadForm(forms.Form):

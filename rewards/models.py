@@ -128,6 +128,9 @@ class PointsEntry(models.Model):
         GRANT = "grant", _("reward grant")
         SPEND = "spend", _("spent")
         EXPIRY = "expiry", _("expired")
+        REFUND = "refund", _("refunded")
+        EXCHANGE = "exchange", _("exchanged for a coupon")
+        ADJUSTMENT = "adjustment", _("manual adjustment")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     member_id = models.CharField(_("member ID"), max_length=64)
@@ -143,6 +146,18 @@ class PointsEntry(models.Model):
     expired_entry = models.OneToOneField("self", verbose_name=_("expired credit"), null=True, blank=True,
                                          on_delete=models.PROTECT,
                                          related_name="expiry_debit")
+    # Issue #16 (all nullable, so code of the previous release keeps inserting rows during a deploy — R-OPS-4).
+    order_id = models.CharField(_("order ID"), max_length=64, null=True, blank=True,
+                                help_text=_("Spends: the order the points paid for (one spend per order)."))
+    coupon = models.OneToOneField(CouponCode, verbose_name=_("coupon"), null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="+",
+                                  help_text=_("Exchanges: the coupon the points bought."))
+    refund_of = models.OneToOneField("PointsAllocation", verbose_name=_("refunded allocation"), null=True,
+                                     blank=True, on_delete=models.PROTECT, related_name="refund")
+    note = models.TextField(_("note"), null=True, blank=True,
+                            help_text=_("Manual adjustments: why (required)."))
+    client = models.ForeignKey(ApiClient, verbose_name=_("API client"), null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -162,6 +177,18 @@ class PointsEntry(models.Model):
                 condition=(Q(reason="expiry", amount__lt=0, expired_entry__isnull=False)
                            | (~Q(reason="expiry") & Q(expired_entry__isnull=True))),
                 name="pointsentry_expiry_debits_a_credit"),
+            # Issue #16: a spend or an exchange is a debit; a refund credits back one allocation, once.
+            models.CheckConstraint(condition=~Q(reason__in=["spend", "exchange"]) | Q(amount__lt=0),
+                                   name="pointsentry_spend_is_debit"),
+            models.CheckConstraint(
+                condition=(Q(reason="refund", amount__gt=0, refund_of__isnull=False)
+                           | (~Q(reason="refund") & Q(refund_of__isnull=True))),
+                name="pointsentry_refund_credits_an_allocation"),
+            models.CheckConstraint(condition=~Q(reason="adjustment") | Q(note__isnull=False) & ~Q(note=""),
+                                   name="pointsentry_adjustment_has_note"),
+            models.UniqueConstraint(fields=["tenant", "order_id"],
+                                    condition=Q(reason="spend", order_id__isnull=False),
+                                    name="pointsentry_one_spend_per_order"),
         ]
         indexes = [
             models.Index(fields=["tenant", "member_id", "-created_at"], name="pointsentry_member_time"),
@@ -170,6 +197,49 @@ class PointsEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.amount:+d} {self.reason}"
+
+
+class PointsAllocation(models.Model):
+    """Which credit a debit consumed, and how much (issue #16): a refund gives each part back with the expiry of
+    the credit it came from, and only once (``PointsEntry.refund_of`` is unique)."""
+
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    debit = models.ForeignKey(PointsEntry, verbose_name=_("debit"), on_delete=models.PROTECT,
+                              related_name="allocations")
+    credit = models.ForeignKey(PointsEntry, verbose_name=_("credit"), on_delete=models.PROTECT,
+                               related_name="consumed_by")
+    amount = models.BigIntegerField(_("amount"))
+
+    class Meta:
+        verbose_name = _("points allocation")
+        verbose_name_plural = _("points allocations")
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="pointsallocation_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.debit_id} ← {self.credit_id}: {self.amount}"
+
+
+class ExchangeOffer(models.Model):
+    """An inventory an operator offers for points (issue #16, seed 003): a member exchanges ``points`` for the next
+    coupon of the inventory."""
+
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    inventory = models.OneToOneField(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+                                     related_name="exchange_offer")
+    points = models.PositiveBigIntegerField(_("price in points"))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("points exchange offer")
+        verbose_name_plural = _("points exchange offers")
+        ordering = ["-is_active", "inventory_id"]
+        constraints = [models.CheckConstraint(condition=Q(points__gte=1), name="exchangeoffer_price_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.inventory} ← {self.points}"
 
 
 class MemberBirthday(models.Model):

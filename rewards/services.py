@@ -26,11 +26,13 @@ from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.locks import session_lock
 from core.models import ApiClient, Tenant
-from coupons.exceptions import MemberBusy
+from coupons.exceptions import InventoryNotFound, MemberBusy
 from coupons.issuing import RequestContext, issue_from_pool
-from coupons.models import CouponIssue
-from rewards.exceptions import InsufficientPoints, NoActiveRule
-from rewards.models import BASIS_POINTS, MemberBirthday, MemberPoints, PointsEntry, RewardGrant, RewardRule, Trigger
+from coupons.models import CouponCode, CouponInventory, CouponIssue
+from rewards.exceptions import (InsufficientPoints, NoActiveRule, NoPointsSpent, NotExchangeable, PointsAlreadySpent,
+                                PointsExceedPayable)
+from rewards.models import (BASIS_POINTS, ExchangeOffer, MemberBirthday, MemberPoints, PointsAllocation, PointsEntry,
+                            RewardGrant, RewardRule, Trigger)
 
 logger = logging.getLogger("rewards")
 
@@ -218,33 +220,280 @@ def _unexpired(now: datetime) -> Q:
     return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
 
 
+MAX_POINTS = 10**12  # the API's money limit: no single points movement is larger
+
+
+def _open_credits(tenant: Tenant, member_id: str, now: datetime) -> list[PointsEntry]:
+    """The member's spendable credits, the one that expires first first (never-expiring ones last), row-locked.
+    Called after ``_lock_member``, which is what serialises one member's debits."""
+    return list(PointsEntry.objects.select_for_update().filter(
+        _unexpired(now), tenant=tenant, member_id=member_id, amount__gt=0, remaining__gt=0)
+        .order_by(F("expires_at").asc(nulls_last=True), "id"))
+
+
+def _debit(*, tenant: Tenant, member: MemberPoints, amount: int, reason: str, reference: str, now: datetime,
+           **fields: Any) -> PointsEntry:
+    """Take ``amount`` from the member's credits, soonest expiry first, recording what came from which credit
+    (``PointsAllocation``). Inside the caller's transaction, after ``_lock_member``. All or nothing."""
+    credits = _open_credits(tenant, member.member_id, now)
+    available = sum(c.remaining for c in credits)
+    if amount > available:
+        raise InsufficientPoints(details={"balance": available, "requested": amount})
+    debit = PointsEntry.objects.create(tenant=tenant, member_id=member.member_id, amount=-amount, reason=reason,
+                                       reference=reference[:128], **fields)
+    allocations, left = [], amount
+    for credit in credits:
+        take = min(left, credit.remaining)
+        PointsEntry.objects.filter(pk=credit.pk).update(remaining=F("remaining") - take)
+        allocations.append(PointsAllocation(tenant=tenant, debit=debit, credit=credit, amount=take))
+        left -= take
+        if not left:
+            break
+    PointsAllocation.objects.bulk_create(allocations)
+    MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") - amount)
+    return debit
+
+
+# The database's last guards against spending points that are not there (a credit's remainder, the balance).
+_OVERSPEND_GUARDS = ("pointsentry_remaining_within_credit", "memberpoints_balance_not_negative")
+
+
+def _overspent(exc: IntegrityError) -> bool:
+    return any(name in str(exc) for name in _OVERSPEND_GUARDS)
+
+
+def _check_points(value: Any, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_POINTS:
+        raise InvalidInput(_("%(name)s must be an integer from %(min)d to %(max)d.")
+                           % {"name": name, "min": minimum, "max": MAX_POINTS}, details={name: "invalid"})
+    return value
+
+
+def _check_identifier(value: Any, name: str, max_length: int = 64) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise InvalidInput(_("%(name)s must be 1 to %(max)d characters.") % {"name": name, "max": max_length},
+                           details={name: "invalid"})
+    return value
+
+
 def points_spend(*, tenant: Tenant, member_id: str, amount: int, reference: str, actor: Actor,
                  now: datetime | None = None) -> PointsEntry:
     """Debit points, at most the member's balance; the credits that expire first are used first."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise InvalidInput(_("amount must be a positive integer."))
     now = now or timezone.now()
-    with transaction.atomic():
-        member = _lock_member(tenant.pk, member_id)
-        credits = list(PointsEntry.objects.select_for_update().filter(
-            _unexpired(now), tenant=tenant, member_id=member_id, amount__gt=0, remaining__gt=0)
-            .order_by(F("expires_at").asc(nulls_last=True), "id"))
-        available = sum(c.remaining for c in credits)
-        if amount > available:
-            raise InsufficientPoints(details={"balance": available, "requested": amount})
-        left = amount
-        for credit in credits:
-            take = min(left, credit.remaining)
-            PointsEntry.objects.filter(pk=credit.pk).update(remaining=F("remaining") - take)
-            left -= take
-            if not left:
-                break
-        debit = PointsEntry.objects.create(tenant=tenant, member_id=member_id, amount=-amount,
-                                           reason=PointsEntry.Reason.SPEND, reference=reference[:128])
-        MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") - amount)
-        audit_record(tenant=tenant, actor=actor, action="points.spend", obj=debit,
-                     after={"member_id": member_id, "amount": amount, "reference": reference})
+    try:
+        with transaction.atomic():
+            member = _lock_member(tenant.pk, member_id)
+            debit = _debit(tenant=tenant, member=member, amount=amount, reason=PointsEntry.Reason.SPEND,
+                           reference=reference, now=now)
+            audit_record(tenant=tenant, actor=actor, action="points.spend", obj=debit,
+                         after={"member_id": member_id, "amount": amount, "reference": reference})
+    except IntegrityError as exc:
+        if _overspent(exc):
+            raise InsufficientPoints() from exc
+        raise
     return debit
+
+
+def _order_spend(tenant: Tenant, order_id: str) -> PointsEntry | None:
+    return PointsEntry.objects.filter(tenant=tenant, reason=PointsEntry.Reason.SPEND, order_id=order_id).first()
+
+
+def _same_spend(existing: PointsEntry, member_id: str, points: int) -> PointsEntry:
+    if existing.member_id != member_id or -existing.amount != points:
+        raise PointsAlreadySpent(details={"order_id": existing.order_id})
+    return existing
+
+
+def points_spend_order(*, tenant: Tenant, member_id: str, order_id: str, points: int, payable: int | None = None,
+                       client: ApiClient | None = None, actor: Actor | None = None,
+                       now: datetime | None = None) -> tuple[PointsEntry, bool]:
+    """Points as a payment line of an order (issue #16): all of ``points`` or nothing, one spend per order.
+
+    The same order with the same points again answers the first spend and debits nothing (False); other points →
+    PointsAlreadySpent. ``payable`` (what is left to pay after coupons), when given, caps the points. The member's
+    row lock serialises their debits; the CHECKs on credits and balance refuse an overspend even if code is wrong.
+    """
+    _check_identifier(member_id, "member_id")
+    _check_identifier(order_id, "order_id")
+    _check_points(points, "points")
+    if payable is not None:
+        _check_points(payable, "payable", minimum=0)
+        if points > payable:
+            raise PointsExceedPayable(details={"points": points, "payable": payable})
+    now = now or timezone.now()
+    actor = actor or (Actor.api_client(client) if client is not None else Actor.system("rewards"))
+    try:
+        with transaction.atomic():
+            member = _lock_member(tenant.pk, member_id)
+            existing = _order_spend(tenant, order_id)
+            if existing is not None:
+                return _same_spend(existing, member_id, points), False
+            debit = _debit(tenant=tenant, member=member, amount=points, reason=PointsEntry.Reason.SPEND,
+                           reference=f"order:{order_id}", now=now, order_id=order_id, client=client)
+            audit_record(tenant=tenant, actor=actor, action="points.spend", obj=debit,
+                         after={"member_id": member_id, "order_id": order_id, "points": points, "payable": payable})
+    except IntegrityError as exc:
+        if _overspent(exc):
+            raise InsufficientPoints() from exc
+        if "pointsentry_one_spend_per_order" not in str(exc):
+            raise
+        existing = _order_spend(tenant, order_id)  # another member's request for the same order won
+        if existing is None:
+            raise MemberBusy() from exc
+        return _same_spend(existing, member_id, points), False
+    return debit, True
+
+
+def spend_refund(debit: PointsEntry) -> PointsEntry | None:
+    """The first refund credit of a spend, None while it is not refunded."""
+    return PointsEntry.objects.filter(refund_of__debit=debit).order_by("id").first()
+
+
+def points_refund_order(*, tenant: Tenant, member_id: str, order_id: str, client: ApiClient | None = None,
+                        actor: Actor | None = None) -> tuple[PointsEntry, bool]:
+    """The order was refunded: give back the points spent on it, each part with the expiry of the credit it came
+    from (a part whose credit has expired meanwhile comes back expired). Once: a repeat credits nothing (False).
+    UNIQUE(refund_of) holds that even if code is wrong. No spend of this member on the order → NoPointsSpent."""
+    _check_identifier(member_id, "member_id")
+    _check_identifier(order_id, "order_id")
+    actor = actor or (Actor.api_client(client) if client is not None else Actor.system("rewards"))
+    spend = PointsEntry.objects.filter(tenant=tenant, member_id=member_id, reason=PointsEntry.Reason.SPEND,
+                                       order_id=order_id)
+    try:
+        with transaction.atomic():
+            member = _lock_member(tenant.pk, member_id)
+            debit = spend.first()
+            if debit is None:
+                raise NoPointsSpent(details={"order_id": order_id})
+            if spend_refund(debit) is not None:
+                return debit, False
+            allocations = list(PointsAllocation.objects.select_related("credit").filter(debit=debit).order_by("id"))
+            PointsEntry.objects.bulk_create([
+                PointsEntry(tenant=tenant, member_id=member_id, amount=a.amount, remaining=a.amount,
+                            reason=PointsEntry.Reason.REFUND, reference=f"refund:{order_id}"[:128],
+                            order_id=order_id, expires_at=a.credit.expires_at, refund_of=a, client=client)
+                for a in allocations])
+            points = sum(a.amount for a in allocations)
+            MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") + points)
+            audit_record(tenant=tenant, actor=actor, action="points.refund", obj=debit,
+                         after={"member_id": member_id, "order_id": order_id, "points": points})
+    except IntegrityError as exc:
+        if "refund_of_id" not in str(exc):
+            raise
+        return spend.get(), False  # a concurrent refund of this order won: UNIQUE(refund_of) credited it once
+    return debit, True
+
+
+def exchange_offer(*, tenant: Tenant, inventory_public_id: str) -> ExchangeOffer:
+    """The active offer of an inventory of the tenant; another tenant's inventory is 'not found' like a missing one."""
+    offer = ExchangeOffer.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
+        tenant=tenant, inventory__public_id=inventory_public_id, inventory__tenant=tenant).first()
+    if offer is None:
+        if not CouponInventory.objects.filter(tenant=tenant, public_id=inventory_public_id).exists():
+            raise InventoryNotFound()
+        raise NotExchangeable(details={"inventory": inventory_public_id})
+    if not offer.is_active:
+        raise NotExchangeable(details={"inventory": inventory_public_id})
+    return offer
+
+
+def exchange_offer_save(*, offer: ExchangeOffer, actor: Actor) -> ExchangeOffer:
+    """Offer an inventory for points, or change the offer (price, on/off). Audited."""
+    if offer.tenant_id is None or offer.inventory_id is None:
+        raise InvalidInput(_("Choose the inventory to offer."), details={"inventory": "required"})
+    if offer.inventory.tenant_id != offer.tenant_id:
+        raise InvalidInput(_("The inventory belongs to another tenant."), details={"inventory": "invalid"})
+    if isinstance(offer.points, bool) or not isinstance(offer.points, int) or not 1 <= offer.points <= MAX_POINTS:
+        raise InvalidInput(_("The price must be 1 to %(max)d points.") % {"max": MAX_POINTS},
+                           details={"points": "invalid"})
+    before = None
+    if offer.pk is not None:
+        old = ExchangeOffer.objects.filter(pk=offer.pk).values("points", "is_active").first()
+        before = dict(old) if old else None
+    try:
+        with transaction.atomic():
+            offer.save()
+            audit_record(tenant=offer.tenant, actor=actor, action="exchange_offer.save", obj=offer, before=before,
+                         after={"inventory": offer.inventory.public_id, "points": offer.points,
+                                "is_active": offer.is_active})
+    except IntegrityError as exc:
+        if "inventory_id" in str(exc) or "exchangeoffer_inventory" in str(exc):
+            raise InvalidInput(_("This inventory is already offered for points; change that offer."),
+                               code="already_exists") from exc
+        raise
+    return offer
+
+
+def points_exchange(*, tenant: Tenant, member_id: str, inventory_public_id: str, client: ApiClient | None = None,
+                    ctx: RequestContext | None = None, now: datetime | None = None) -> tuple[CouponCode, PointsEntry]:
+    """Exchange points for the next coupon of an inventory an operator offers for points: the coupon, the debit of
+    its price and the audit row commit together, or nothing does (a sold-out pool debits nothing; too few points
+    issue nothing). Lock order as everywhere here: the coupon's issue first, then the member's points row."""
+    _check_identifier(member_id, "member_id")
+    offer = exchange_offer(tenant=tenant, inventory_public_id=inventory_public_id)
+    now = now or timezone.now()
+    ctx = ctx or RequestContext(client=client)
+    # Cheap early refusal without touching the pool; the debit below re-checks under the member's lock.
+    from rewards.selectors import points_balance
+
+    balance = points_balance(tenant=tenant, member_id=member_id, now=now)
+    if balance < offer.points:
+        raise InsufficientPoints(details={"balance": balance, "requested": offer.points})
+    try:
+        with transaction.atomic():
+            coupon = issue_from_pool(inventory=offer.inventory, member_id=member_id, via=CouponIssue.Via.GRANT,
+                                     ctx=ctx)
+            member = _lock_member(tenant.pk, member_id)
+            debit = _debit(tenant=tenant, member=member, amount=offer.points, reason=PointsEntry.Reason.EXCHANGE,
+                           reference=f"exchange:{offer.inventory.public_id}", now=now, coupon=coupon, client=client)
+            audit_record(tenant=tenant, actor=ctx.actor, action="points.exchange", obj=debit,
+                         after={"member_id": member_id, "inventory": offer.inventory.public_id,
+                                "coupon": coupon.code, "points": offer.points})
+    except IntegrityError as exc:
+        if _overspent(exc):
+            raise InsufficientPoints() from exc
+        raise
+    return coupon, debit
+
+
+def points_adjust(*, tenant: Tenant, member_id: str, amount: int, note: str, actor: Actor,
+                  valid_days: int | None = None, now: datetime | None = None) -> PointsEntry:
+    """A manual correction by staff (issue #16), with the reason in ``note``: a credit (expiring after
+    ``valid_days``, or never) or a debit taken like a spend (never below zero). Audited."""
+    _check_identifier(member_id, "member_id")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_POINTS:
+        raise InvalidInput(_("The adjustment must be a whole number of points other than 0, at most %(max)d either "
+                             "way.") % {"max": MAX_POINTS}, details={"amount": "invalid"})
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput(_("Say why the points are adjusted."), code="reason_required")
+    if len(note) > 500:
+        raise InvalidInput(_("The reason is at most 500 characters."), details={"note": "too_long"})
+    if valid_days is not None and (amount < 0 or not 1 <= valid_days <= 36_500):
+        raise InvalidInput(_("A validity (1 to 36500 days) is only for added points."),
+                           details={"valid_days": "invalid"})
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            member = _lock_member(tenant.pk, member_id)
+            if amount > 0:
+                entry = PointsEntry.objects.create(
+                    tenant=tenant, member_id=member_id, amount=amount, remaining=amount,
+                    reason=PointsEntry.Reason.ADJUSTMENT, reference="adjustment", note=note,
+                    expires_at=now + timedelta(days=valid_days) if valid_days else None)
+                MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") + amount)
+            else:
+                entry = _debit(tenant=tenant, member=member, amount=-amount, reason=PointsEntry.Reason.ADJUSTMENT,
+                               reference="adjustment", now=now, note=note)
+            audit_record(tenant=tenant, actor=actor, action="points.adjust", obj=entry,
+                         after={"member_id": member_id, "amount": amount, "note": note, "valid_days": valid_days})
+    except IntegrityError as exc:
+        if _overspent(exc):
+            raise InsufficientPoints() from exc
+        raise
+    return entry
 
 
 @dataclass

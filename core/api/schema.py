@@ -60,7 +60,9 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
                       "(EXPIRED if past validity) and `returned: true`. A partial refund leaves it USED "
                       "(`returned: false`). Another order → 409 order_mismatch."),
     "coupon_revoke": ("Lifecycle", "Revoke a coupon",
-                      "ISSUED (or LOCKED) → REVOKED with a reason, recorded in the audit log."),
+                      "ISSUED → REVOKED with a reason, recorded in the audit log (operator scope: a member client "
+                      "gets 403 permission_denied). With `member_id`, another member's coupon → 403 not_owner, "
+                      "unchanged. LOCKED → 409 locked_by_other_order (release first); USED → 409 already_used."),
     **{f"coupon_batch_{action}": ("Lifecycle", f"Batch {action}",
                                   f"`{action}` for up to 500 coupons. Every item is checked first (a bad item → 400 "
                                   "naming it, nothing done); then each item is its own transaction and the answer "
@@ -71,7 +73,11 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "event_draws": ("Events and draws", "The draws of an event", ""),
     "reward_trigger": ("Rewards", "Report a reward trigger", ""),
     "member_points": ("Rewards", "A member's points", ""),
+    "points_spend": ("Rewards", "Pay with points", ""),
+    "points_refund": ("Rewards", "Give back the points of a refunded order", ""),
+    "points_exchange": ("Rewards", "Exchange points for a coupon", ""),
     "grant": ("Operator endpoints", "Grant coupons to members", ""),
+    "revocation_create": ("Operator endpoints", "Revoke coupons of listed members", ""),
     "grant_status": ("Operator endpoints", "Progress of a grant job",
                      "Status, counts and progress (0–1) of a grant that ran as a job, and up to 1,000 failures."),
     "partner_upload_create": ("Operator endpoints", "Upload partner codes", ""),

@@ -18,6 +18,7 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
     schemas = result.get("components", {}).get("schemas", {})
     _split_batch(result, schemas)
     _claim(schemas.get("ClaimRequest"))
+    _revocation(schemas.get("RevocationRequest"))
     for name in ("LockRequest", "RedeemRequest"):
         _order_id_required(schemas.get(name))
     order = schemas.get("OrderRequest")
@@ -38,6 +39,13 @@ def _claim(component: dict[str, Any] | None) -> None:
         component["description"] = "`member_id` and exactly one of `inventory`, `promo_code`, `code`, `partner_code`."
 
 
+def _revocation(component: dict[str, Any] | None) -> None:
+    if component:
+        component["oneOf"] = [{"required": ["inventory"], "not": {"required": ["policy"]}},
+                              {"required": ["policy"], "not": {"required": ["inventory"]}}]
+        component["description"] = "`member_ids`, `reason` and exactly one of `inventory`, `policy`."
+
+
 def _order_id_required(component: dict[str, Any] | None) -> None:
     if component:
         component["anyOf"] = [
@@ -52,7 +60,7 @@ BATCH_ITEM_FIELDS = {
     "redeem": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
     "release": (["code", "order_id"], ["code", "order_id"]),
     "refund": (["code", "order_id", "full_refund"], ["code", "order_id"]),
-    "revoke": (["code", "reason"], ["code", "reason"]),
+    "revoke": (["code", "reason", "member_id"], ["code", "reason"]),
 }
 
 

@@ -199,6 +199,19 @@ class RefundSerializer(serializers.Serializer):
 
 class RevokeSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
+    member_id = identifier_member_field(required=False,
+                                        help_text="Optional: the member who holds the coupon; another member's "
+                                                  "coupon is refused with 403 not_owner and stays as it is.")
+
+
+class RevocationSerializer(serializers.Serializer):
+    inventory = serializers.CharField(min_length=1, max_length=16, required=False,
+                                      help_text="Public id of the inventory whose coupons are revoked (or policy).")
+    policy = serializers.CharField(min_length=1, max_length=16, required=False,
+                                   help_text="Public id of the policy: the coupons of all its inventories.")
+    member_ids = serializers.ListField(child=identifier_member_field(), allow_empty=False, min_length=1,
+                                       max_length=1000)
+    reason = serializers.CharField(max_length=500)
 
 
 class PolicyOutSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ from coupons.api import views
 urlpatterns = [
     path("claims", views.ClaimView.as_view(), name="api-claims"),
     path("grants", views.GrantView.as_view(), name="api-grants"),
+    path("revocations", views.RevocationsView.as_view(), name="api-revocations"),
     path("grants/<str:job>", views.GrantStatusView.as_view(), name="api-grant-status"),
     path("checkout/validate", views.CheckoutValidateView.as_view(), name="api-checkout-validate"),
     path("checkout/best", views.CheckoutBestView.as_view(), name="api-checkout-best"),

@@ -16,7 +16,7 @@ from core.api.permissions import IsOperatorClient
 from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
 from core.identifiers import identifier_from_path
-from coupons import issuing, lifecycle, pricing, selectors
+from coupons import issuing, lifecycle, pricing, revocations, selectors
 from coupons.api import serializers as s
 from coupons.exceptions import CouponNotFound, OrderIdMismatch, refusal_message
 from coupons.models import CouponGrant, CouponGrantMember
@@ -243,13 +243,40 @@ class RefundView(CouponAPIView):
 
 class RevokeView(CouponAPIView):
     code_fields = ("code",)  # R-RISK-4: a lifecycle call by code is a code lookup (issue #17)
+    permission_classes = [IsOperatorClient]  # issue #16: taking a coupon back is the back office's decision
 
     @extend_schema(operation_id="coupon_revoke", request=s.RevokeSerializer, parameters=[IDEMPOTENCY_PARAMETER],
-                   responses={200: COUPON_RESPONSE, **_errors(400, 404, 409)})
+                   responses={200: COUPON_RESPONSE, **_errors(400, 403, 404, 409)})
     def post(self, request: Request, code: str) -> Response:
         data = self.valid(s.RevokeSerializer)
         return self.coupon(lifecycle.coupon_revoke(tenant=self.tenant, code=code, reason=data["reason"],
-                                                   ctx=self.context({})))
+                                                   member_id=data.get("member_id"), ctx=self.context({})))
+
+
+class RevocationsView(CouponAPIView):
+    permission_classes = [IsOperatorClient]
+
+    @extend_schema(operation_id="revocation_create", request=s.RevocationSerializer,
+                   parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={200: inline_serializer("RevocationResult", {"results": inline_serializer(
+                       "RevocationMember", {
+                           "member_id": serializers.CharField(), "ok": serializers.BooleanField(),
+                           "revoked": serializers.ListField(child=serializers.CharField()),
+                           "errors": inline_serializer("RevocationError", {
+                               "coupon": serializers.CharField(allow_null=True), "code": serializers.CharField(),
+                               "message": serializers.CharField()}, many=True)}, many=True)}),
+                              **_errors(400, 403, 404)},
+                   description="Revoke the coupons of an inventory (or of every inventory of a policy) held by up "
+                               "to 1,000 members, with a reason (operator scope). Each coupon is its own "
+                               "transaction; each member is reported: the codes `revoked` and the `errors` (a LOCKED "
+                               "coupon → locked_by_other_order; no revocable coupon → not_found). `ok` is true when "
+                               "something was revoked and nothing failed.")
+    def post(self, request: Request) -> Response:
+        data = self.valid(s.RevocationSerializer)
+        report = revocations.coupons_revoke_for_members(
+            tenant=self.tenant, member_ids=data["member_ids"], reason=data["reason"], ctx=self.context({}),
+            inventory=data.get("inventory"), policy=data.get("policy"))
+        return Response({"results": [r.as_dict() for r in report]})
 
 
 BATCH_ACTIONS = ["lock", "release", "redeem", "refund", "revoke"]
@@ -275,6 +302,8 @@ class BatchActionView(CouponAPIView):
         if action not in BATCH_ACTIONS:
             raise CouponNotFound(_("Unknown batch action %(action)r; use one of %(choices)s.")
                                  % {"action": action, "choices": ", ".join(BATCH_ACTIONS)})
+        if action == "revoke" and not IsOperatorClient().has_permission(request, self):
+            self.permission_denied(request, message=IsOperatorClient.message)  # issue #16: operator scope only
         items = self.valid(s.BatchSerializer)["items"]
         for index, item in enumerate(items):  # every item checked before any is applied: a bad one changes nothing
             if action in ("lock", "redeem") and item.get("order"):
@@ -318,7 +347,8 @@ class BatchActionView(CouponAPIView):
             lifecycle.coupon_refund(tenant=t, code=code, order_id=item["order_id"], full=item["full_refund"],
                                     ctx=ctx)
         else:
-            lifecycle.coupon_revoke(tenant=t, code=code, reason=item["reason"], ctx=ctx)
+            lifecycle.coupon_revoke(tenant=t, code=code, reason=item["reason"], member_id=item.get("member_id"),
+                                    ctx=ctx)
 
 
 def _checkout_out(result: Any) -> dict[str, Any]:

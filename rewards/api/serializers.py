@@ -66,3 +66,37 @@ def grant_payload(grant: RewardGrant, now: datetime) -> dict[str, Any]:
 def entry_payload(entry: PointsEntry) -> dict[str, Any]:
     return {"amount": entry.amount, "reason": entry.reason, "reference": entry.reference,
             "expires_at": _iso(entry.expires_at), "created_at": _iso(entry.created_at)}
+
+
+# --- points as money (issue #16) --------------------------------------------------------------------------------------
+
+class PointsSpendSerializer(serializers.Serializer):
+    order_id = IdentifierField(max_length=64, help_text="The order the points pay for; one points payment per order.")
+    points = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="All of these points, or nothing.")
+    payable = StrictIntegerField(min_value=0, max_value=MAX_AMOUNT, required=False,
+                                 help_text="Optional: what is left to pay after coupons (minor units); the points "
+                                           "may not exceed it, and the answer's payable is what is left after them.")
+
+
+class PointsRefundSerializer(serializers.Serializer):
+    order_id = IdentifierField(max_length=64, help_text="The refunded order whose points come back.")
+
+
+class PointsExchangeSerializer(serializers.Serializer):
+    inventory = serializers.CharField(min_length=1, max_length=16,
+                                      help_text="Public id of an inventory offered for points.")
+
+
+class PointsSpendOutSerializer(serializers.Serializer):
+    """Documents the spend object; rendered by ``spend_payload``."""
+
+    member_id = serializers.CharField()
+    order_id = serializers.CharField()
+    points = serializers.IntegerField()
+    spent_at = serializers.DateTimeField()
+    refunded_at = serializers.DateTimeField(allow_null=True)
+
+
+def spend_payload(debit: PointsEntry, refund: PointsEntry | None) -> dict[str, Any]:
+    return {"member_id": debit.member_id, "order_id": debit.order_id, "points": -debit.amount,
+            "spent_at": _iso(debit.created_at), "refunded_at": _iso(refund.created_at) if refund else None}

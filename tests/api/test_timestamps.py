@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from core.api.times import TIMESTAMP_PATTERN
 from draws import services as draw_services
+from rewards.models import ExchangeOffer
 from tests import factories
 from tests.draws.helpers import ACTOR, committed_draw, ended_event_with
 from tests.rewards.factories import make_rule
@@ -115,6 +116,13 @@ def every_response(tenant) -> list[tuple[str, object]]:
     record("reward trigger", member.post("/api/v1/rewards/triggers", {"member_id": "m-3", "trigger": "signup",
                                                                       "reference": "r-1"}, format="json"))
     record("points", member.get("/api/v1/members/m-3/points"))
+    record("points spend", member.post("/api/v1/members/m-3/points/spend", {"order_id": "o-9", "points": 50},
+                                       format="json"))
+    record("points refund", member.post("/api/v1/members/m-3/points/refund", {"order_id": "o-9"}, format="json"))
+    gift, _ = factories.make_pool(tenant, size=1)
+    ExchangeOffer.objects.create(tenant=tenant, inventory=gift, points=10)
+    record("points exchange", member.post("/api/v1/members/m-3/points/exchange", {"inventory": gift.public_id},
+                                          format="json"))
 
     export = record("export", operator.post("/api/v1/exports", {"kind": "usages"}, format="json"))
     record("export status", operator.get(f"/api/v1/exports/{export['id']}"))

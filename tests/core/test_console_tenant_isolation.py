@@ -76,6 +76,11 @@ def b_objects(other_tenant):
                      actor=factories.TEST_ACTOR)
     reward_trigger(tenant=other_tenant, member_id=f"{SECRET}-rewarded", trigger="signup", reference="signup")
     birthdays_import(tenant=other_tenant, text=f"{SECRET}-birthday,03-15\n", actor=factories.TEST_ACTOR)
+    from rewards.models import ExchangeOffer
+    from rewards.services import exchange_offer_save
+
+    exchange_offer_save(offer=ExchangeOffer(tenant=other_tenant, inventory=inventory, points=100),
+                        actor=factories.TEST_ACTOR)  # str(): "SECRETB pool ← 100"
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from partners.models import Partner

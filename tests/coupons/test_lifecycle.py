@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from core.models import AuditLog
 from coupons.counters import inventory_counts
@@ -20,6 +21,14 @@ def issued(api, tenant):
     code = api.post("/api/v1/claims", {"member_id": "m-1", "inventory": inventory.public_id},
                     format="json").json()["coupon"]["code"]
     return CouponCode.objects.get(code=code)
+
+
+@pytest.fixture
+def operator_api(tenant):
+    """Revoking is for operator clients only (issue #16)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
+    return client
 
 
 def post(api, code, action, **body):
@@ -124,22 +133,22 @@ def test_refund_after_validity_ends_leaves_the_coupon_expired(api, issued):
     assert CouponCode.objects.get(pk=issued.pk).status == "EXPIRED"
 
 
-def test_revoke_needs_a_reason_and_refuses_a_locked_coupon(api, issued):
-    assert post(api, issued.code, "revoke", reason="").status_code == 400
+def test_revoke_needs_a_reason_and_refuses_a_locked_coupon(api, operator_api, issued):
+    assert post(operator_api, issued.code, "revoke", reason="").status_code == 400
     post(api, issued.code, "lock", member_id="m-1", order_id="o-1", order=factories.order())
-    locked = post(api, issued.code, "revoke", reason="fraud")
+    locked = post(operator_api, issued.code, "revoke", reason="fraud")
     assert (locked.status_code, locked.json()["code"]) == (409, "locked_by_other_order")
     post(api, issued.code, "release", order_id="o-1")
-    revoked = post(api, issued.code, "revoke", reason="fraud")
+    revoked = post(operator_api, issued.code, "revoke", reason="fraud")
     assert revoked.json()["coupon"]["status"] == "REVOKED"
     entry = AuditLog.objects.get(action="coupon.revoke")
     assert entry.after == {"status": "REVOKED", "reason": "fraud"}
 
 
-def test_unknown_and_foreign_codes_answer_the_same_404(api, other_tenant):
+def test_unknown_and_foreign_codes_answer_the_same_404(api, operator_api, other_tenant):
     _, codes = factories.make_pool(other_tenant, size=1)
-    foreign = post(api, codes[0].code, "revoke", reason="x")
-    missing = post(api, "ZZZZZZZZ", "revoke", reason="x")
+    foreign = post(operator_api, codes[0].code, "revoke", reason="x")
+    missing = post(operator_api, "ZZZZZZZZ", "revoke", reason="x")
     assert foreign.status_code == missing.status_code == 404
     assert foreign.json() == missing.json()
     assert api.get(f"/api/v1/coupons/{codes[0].code}").json() == api.get("/api/v1/coupons/ZZZZZZZZ").json()

@@ -30,7 +30,9 @@ import schemathesis
 ACCEPTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 POSITIVE_CHECK_OFF = {"POST /api/v1/partner-uploads",
                       "GET /api/v1/members/{member_id}/coupons", "GET /api/v1/members/{member_id}/points",
-                      "DELETE /api/v1/events/{event_id}/participants/{member_id}"}
+                      "DELETE /api/v1/events/{event_id}/participants/{member_id}",
+                      "POST /api/v1/members/{member_id}/points/spend", "POST /api/v1/members/{member_id}/points/refund",
+                      "POST /api/v1/members/{member_id}/points/exchange"}
 ORDER_TEXTS = ("sku", "spu", "category", "shop")
 
 

@@ -35,6 +35,14 @@ def small_filter_and_limits(settings, db):
 
 
 @pytest.fixture
+def operator_api(tenant):
+    """Revoking is for operator clients only (issue #16)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
+    return client
+
+
+@pytest.fixture
 def pool(tenant):
     return factories.make_pool(tenant, size=5)
 
@@ -111,7 +119,7 @@ def test_guesses_count_across_code_taking_endpoints(api, tenant):
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
 
 
-def test_unknown_codes_on_lifecycle_and_lookup_paths_never_reach_the_database(api):
+def test_unknown_codes_on_lifecycle_and_lookup_paths_never_reach_the_database(api, operator_api):
     """R-RISK-4: every path that takes a coupon code asks the Bloom filter first."""
     code = rejected_guesses(1)[0]
     order = factories.order()
@@ -123,7 +131,7 @@ def test_unknown_codes_on_lifecycle_and_lookup_paths_never_reach_the_database(ap
                          format="json"),
         lambda: api.post(f"/api/v1/coupons/{code}/release", {"order_id": "o-1"}, format="json"),
         lambda: api.post(f"/api/v1/coupons/{code}/refund", {"order_id": "o-1"}, format="json"),
-        lambda: api.post(f"/api/v1/coupons/{code}/revoke", {"reason": "test"}, format="json"),
+        lambda: operator_api.post(f"/api/v1/coupons/{code}/revoke", {"reason": "test"}, format="json"),
         lambda: api.post("/api/v1/checkout/validate", {"member_id": "m-9", "codes": [code], "order": order},
                          format="json"),
         lambda: claim(api, code, member="m-9"),
@@ -135,7 +143,7 @@ def test_unknown_codes_on_lifecycle_and_lookup_paths_never_reach_the_database(ap
         assert code_queries(ctx) == [], response.request["PATH_INFO"]
 
 
-def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, tenant, other_tenant):
+def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, operator_api, tenant, other_tenant):
     """R-TEN-1 / R-RISK-4: same status, error code, message and details for another tenant's code as for one that
     does not exist — on claim, lookup and every lifecycle action — and it counts as a failed guess."""
     _, foreign_codes = factories.make_pool(other_tenant, size=3)
@@ -150,7 +158,7 @@ def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, tenant, 
             api.get(f"/api/v1/coupons/{code}"),
             api.post(f"/api/v1/coupons/{code}/redeem", {"member_id": "m-1", "order_id": "o-1", "order": order},
                      format="json"),
-            api.post(f"/api/v1/coupons/{code}/revoke", {"reason": "x"}, format="json"),
+            operator_api.post(f"/api/v1/coupons/{code}/revoke", {"reason": "x"}, format="json"),
         ]
         return [(r.status_code, r.json()) for r in results]
 

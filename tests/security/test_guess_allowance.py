@@ -38,6 +38,14 @@ def small_filter_and_limits(settings, db):
 
 
 @pytest.fixture
+def operator_api(tenant):
+    """Revoking is for operator clients only (issue #16)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
+    return client
+
+
+@pytest.fixture
 def evaluated(monkeypatch):
     """Counts the codes that reach evaluation (thread-safe)."""
     seen: list[str] = []
@@ -89,7 +97,8 @@ def test_probe_2000_random_codes_over_lock_redeem_batch_validate_from_one_member
     assert set(statuses[LIMIT:]) == {429}
 
 
-def test_every_code_taking_endpoint_refuses_a_member_past_the_allowance_before_evaluating(api, tenant, evaluated):
+def test_every_code_taking_endpoint_refuses_a_member_past_the_allowance_before_evaluating(api, operator_api, tenant,
+                                                                                         evaluated):
     """Claims by code / promo / partner code, GET coupon, lock, release, redeem, refund, revoke, batch/*, checkout
     validate and best: 429 with ``failed_guesses_member`` and no code evaluated — even a valid one."""
     _, codes = factories.make_pool(tenant, size=2)
@@ -109,7 +118,7 @@ def test_every_code_taking_endpoint_refuses_a_member_past_the_allowance_before_e
         "redeem": lambda: api.post(f"/api/v1/coupons/{valid}/redeem", lock_body(), format="json"),
         "refund": lambda: api.post(f"/api/v1/coupons/{valid}/refund", {"member_id": "m-1", "order_id": "o-1"},
                                    format="json"),
-        "revoke": lambda: api.post(f"/api/v1/coupons/{valid}/revoke", {"member_id": "m-1", "reason": "x"},
+        "revoke": lambda: operator_api.post(f"/api/v1/coupons/{valid}/revoke", {"member_id": "m-1", "reason": "x"},
                                    format="json"),
         "batch": lambda: api.post("/api/v1/coupons/batch/redeem", {"items": [
             {"code": valid, "member_id": "m-1", "order_id": "o-1", "order": order}]}, format="json"),
