@@ -138,7 +138,7 @@ def approvals_badge(request: HttpRequest) -> int | None:
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
                              help_text=_("Shown to the author, who can fix the policy and submit it again."))
 
 

@@ -131,9 +131,10 @@ def _report_event(request: HttpRequest, event_id: int) -> Event:
 
 
 def _report_for(request: HttpRequest, event: Event) -> tuple[ReportRangeForm, CampaignReport]:
-    form = ReportRangeForm(request.GET or None)
     today = timezone.now().astimezone(tenant_zone(event.tenant)).date()
     start, end = default_range(event, event.tenant, today)
+    # Unbound, the form shows the days the page shows.
+    form = ReportRangeForm(request.GET or None, initial={"start": start, "end": end})
     if form.is_bound and form.is_valid() and form.cleaned_data.get("start"):
         start, end = form.cleaned_data["start"], form.cleaned_data["end"]
     return form, campaign_report(event=event, start=start, end=end)
