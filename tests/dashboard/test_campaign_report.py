@@ -204,7 +204,7 @@ def test_the_xlsx_holds_the_same_figures_with_charts_frozen_headers_and_widths(c
     client.force_login(factories.make_viewer(tenant))
     response = client.get(reverse("dashboard:event_report_xlsx", args=[seeded.pk]))
     assert response.status_code == 200
-    today = timezone.now().astimezone(ZoneInfo("Asia/Seoul"))
+    today = timezone.now().astimezone(SEOUL)
     assert response["Content-Disposition"] == (
         f'attachment; filename="campaign-report-{seeded.public_id}-{today:%Y%m%d}.xlsx"')
     wb = load_workbook(io.BytesIO(response.content))
@@ -259,14 +259,15 @@ def test_the_xlsx_is_in_the_tenants_language(client, tenant, seeded):
 
 def test_a_chosen_range_limits_the_days_and_the_cumulative_rate_counts_what_came_before(client, tenant, seeded):
     client.force_login(factories.make_viewer(tenant))
-    today = timezone.now().astimezone(ZoneInfo("Asia/Seoul")).date()
+    today = timezone.now().astimezone(SEOUL).date()
     start = today - timedelta(days=1)
     response = client.get(reverse("dashboard:event_report", args=[seeded.pk]),
                           {"start": start.isoformat(), "end": today.isoformat()})
     report = response.context["report"]
     assert [d.day for d in report.days] == [start, today]
     before = sql("SELECT count(*) FROM coupons_couponissue i JOIN coupons_couponinventory v ON v.id = i.inventory_id"
-                 " WHERE v.event_id = %s AND (i.issued_at AT TIME ZONE 'Asia/Seoul')::date < %s", seeded.pk, start)[0][0]
+                 " WHERE v.event_id = %s AND (i.issued_at AT TIME ZONE 'Asia/Seoul')::date < %s",
+                 seeded.pk, start)[0][0]
     assert report.days[0].cumulative_issued == before + report.days[0].issued
     assert report.days[-1].cumulative_issued == expected(seeded)["issued"]
 
@@ -284,7 +285,7 @@ def test_a_bad_range_is_explained_and_the_default_days_are_shown(client, tenant,
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/html")  # the xlsx route shows the page, not a file
         assert message in response.content.decode()
-        assert response.context["report"].days[0].day == seeded.starts_at.astimezone(ZoneInfo("Asia/Seoul")).date()
+        assert response.context["report"].days[0].day == seeded.starts_at.astimezone(SEOUL).date()
 
 
 def test_another_tenants_event_and_unknown_ids_answer_404(client, tenant, other_tenant, seeded):
