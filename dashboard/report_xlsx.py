@@ -146,15 +146,19 @@ def report_workbook(report: CampaignReport, *, generated_at: datetime) -> Workbo
     line.add_data(Reference(daily, min_col=2, max_col=3, min_row=1, max_row=1 + n_days), titles_from_data=True)
     line.set_categories(Reference(daily, min_col=1, min_row=2, max_row=1 + n_days))
     charts.add_chart(line, "A3")
-    bar = BarChart()
-    bar.type = "col"
-    bar.title = _("Issued and used by channel")
-    bar.y_axis.title = _("Coupons")
-    bar.height, bar.width = 9, 24
     n_channels = len(report.channels)
-    bar.add_data(Reference(channels, min_col=2, max_col=3, min_row=1, max_row=1 + n_channels), titles_from_data=True)
-    bar.set_categories(Reference(channels, min_col=1, min_row=2, max_row=1 + n_channels))
-    charts.add_chart(bar, "A22")
+    if n_channels:  # a chart over no rows would reference the header row alone, which Excel offers to "repair"
+        bar = BarChart()
+        bar.type = "col"
+        bar.title = _("Issued and used by channel")
+        bar.y_axis.title = _("Coupons")
+        bar.height, bar.width = 9, 24
+        bar.add_data(Reference(channels, min_col=2, max_col=3, min_row=1, max_row=1 + n_channels),
+                     titles_from_data=True)
+        bar.set_categories(Reference(channels, min_col=1, min_row=2, max_row=1 + n_channels))
+        charts.add_chart(bar, "A22")
+    else:
+        charts["A22"] = _("Nothing issued or used yet.")
     charts.column_dimensions["A"].width = 40
     return wb
 

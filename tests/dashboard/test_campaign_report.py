@@ -329,3 +329,19 @@ def test_the_report_reads_the_history_with_a_fixed_number_of_queries(client, ten
         _redeem(tenant, _issue(tenant, more, "c-1", "wechat"), "c-1", f"o-c{i}", 30_000, "wechat")
     assert queries() == before
     assert queries(start="2026-01-01", end="2026-12-31") == before  # 365 days: still no query per day
+
+
+def test_an_event_without_pools_or_activity_has_an_empty_report_and_a_valid_workbook(client, tenant):
+    event = factories.make_event(tenant, name="Quiet event")
+    client.force_login(factories.make_viewer(tenant))
+    page = client.get(reverse("dashboard:event_report", args=[event.pk]))
+    assert page.status_code == 200
+    report = page.context["report"]
+    assert (report.totals.issued, report.pools, report.channels, report.partners, report.budget) == (0, [], [], [],
+                                                                                                    None)
+    assert '<strong id="kpi-rate">—</strong>' in page.content.decode()
+    response = client.get(reverse("dashboard:event_report_xlsx", args=[event.pk]))
+    wb = load_workbook(io.BytesIO(response.content))
+    assert [type(c).__name__ for c in wb["Charts"]._charts] == ["LineChart"]  # no channel rows, no bar chart
+    assert wb["Charts"]["A22"].value == "Nothing issued or used yet."
+    assert list(wb["By pool"].iter_rows(values_only=True))[1:] == []
