@@ -295,6 +295,8 @@ def test_another_tenants_event_and_unknown_ids_answer_404(client, tenant, other_
         assert client.get(reverse(name, args=[foreign.pk])).status_code == 404
         assert client.get(reverse(name, args=[999_999_999])).status_code == 404
     assert client.get("/admin/dashboard/events/abc/report/").status_code == 404
+    assert client.get(f"/admin/dashboard/events/{10 ** 20}/report/").status_code == 404  # past bigint: not a 500
+    assert client.get(f"/admin/dashboard/events/{10 ** 20}/report.xlsx").status_code == 404
 
 
 def test_the_dashboard_and_the_event_page_link_to_the_report(client, tenant, other_tenant, seeded):
