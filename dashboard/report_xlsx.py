@@ -1,5 +1,6 @@
 """The campaign report as an Excel workbook (issue #20): the figures on sheets of their own, and a chart sheet whose
-charts (openpyxl ``LineChart`` / ``BarChart``) reference those sheets' cells, so the numbers and the charts agree.
+charts (openpyxl ``LineChart``s of issues and redemptions per day and of the cumulative redemption rate, a
+``BarChart`` by channel) reference those sheets' cells, so the numbers and the charts agree.
 
 The workbook is small whatever the event's size: one row per day of the range (at most 366), per channel, pool and
 partner — the heavy part is the SQL aggregation, the same as the page's. So the console streams it directly (a
@@ -146,6 +147,16 @@ def report_workbook(report: CampaignReport, *, generated_at: datetime) -> Workbo
     line.add_data(Reference(daily, min_col=2, max_col=3, min_row=1, max_row=1 + n_days), titles_from_data=True)
     line.set_categories(Reference(daily, min_col=1, min_row=2, max_row=1 + n_days))
     charts.add_chart(line, "A3")
+    rate_chart = LineChart()
+    rate_chart.title = _("Redemption rate (cumulative)")
+    rate_chart.y_axis.title = _("Redemption rate")
+    rate_chart.y_axis.number_format = "0%"
+    rate_chart.y_axis.scaling.min = 0
+    rate_chart.x_axis.number_format = "mm-dd"
+    rate_chart.height, rate_chart.width = 9, 24
+    rate_chart.add_data(Reference(daily, min_col=7, min_row=1, max_row=1 + n_days), titles_from_data=True)
+    rate_chart.set_categories(Reference(daily, min_col=1, min_row=2, max_row=1 + n_days))
+    charts.add_chart(rate_chart, "A22")
     n_channels = len(report.channels)
     if n_channels:  # a chart over no rows would reference the header row alone, which Excel offers to "repair"
         bar = BarChart()
@@ -156,9 +167,9 @@ def report_workbook(report: CampaignReport, *, generated_at: datetime) -> Workbo
         bar.add_data(Reference(channels, min_col=2, max_col=3, min_row=1, max_row=1 + n_channels),
                      titles_from_data=True)
         bar.set_categories(Reference(channels, min_col=1, min_row=2, max_row=1 + n_channels))
-        charts.add_chart(bar, "A22")
+        charts.add_chart(bar, "A41")
     else:
-        charts["A22"] = _("Nothing issued or used yet.")
+        charts["A41"] = _("Nothing issued or used yet.")
     charts.column_dimensions["A"].width = 40
     return wb
 

@@ -51,7 +51,7 @@ def test_an_operator_opens_the_campaign_report_from_the_dashboard_and_downloads_
     summary = [row for row in wb.worksheets[0].iter_rows(values_only=True) if row and row[0]]
     values = [row[1] for row in summary]
     assert figures["issued"] in values and figures["discount"] in values
-    assert [type(c).__name__ for c in wb.worksheets[-1]._charts] == ["LineChart", "BarChart"]
+    assert [type(c).__name__ for c in wb.worksheets[-1]._charts] == ["LineChart", "LineChart", "BarChart"]
 
 
 def test_an_approver_goes_from_the_header_count_to_the_inbox_and_approves_with_the_terms_in_view(console, tenant):

@@ -237,12 +237,14 @@ def test_the_xlsx_holds_the_same_figures_with_charts_frozen_headers_and_widths(c
     assert wb["By pool"].column_dimensions["A"].width >= len("Partner pool")
 
     charts = wb["Charts"]._charts
-    assert [type(c).__name__ for c in charts] == ["LineChart", "BarChart"]
-    line, bar = charts
+    assert [type(c).__name__ for c in charts] == ["LineChart", "LineChart", "BarChart"]
+    line, rate_line, bar = charts
     n_days = len(daily) - 1
     assert [s.val.numRef.f for s in line.series] == [f"'Per day'!$B$2:$B${n_days + 1}",
                                                      f"'Per day'!$C$2:$C${n_days + 1}"]
     assert line.series[0].cat.numRef.f == f"'Per day'!$A$2:$A${n_days + 1}"
+    assert [s.val.numRef.f for s in rate_line.series] == [f"'Per day'!$G$2:$G${n_days + 1}"]
+    assert daily[0][6] == "Redemption rate (cumulative)"
     n_channels = len(channels) - 1
     assert [s.val.numRef.f for s in bar.series] == [f"'By channel'!$B$2:$B${n_channels + 1}",
                                                     f"'By channel'!$C$2:$C${n_channels + 1}"]
@@ -344,6 +346,6 @@ def test_an_event_without_pools_or_activity_has_an_empty_report_and_a_valid_work
     assert '<strong id="kpi-rate">—</strong>' in page.content.decode()
     response = client.get(reverse("dashboard:event_report_xlsx", args=[event.pk]))
     wb = load_workbook(io.BytesIO(response.content))
-    assert [type(c).__name__ for c in wb["Charts"]._charts] == ["LineChart"]  # no channel rows, no bar chart
-    assert wb["Charts"]["A22"].value == "Nothing issued or used yet."
+    assert [type(c).__name__ for c in wb["Charts"]._charts] == ["LineChart", "LineChart"]  # no channel, no bar chart
+    assert wb["Charts"]["A41"].value == "Nothing issued or used yet."
     assert list(wb["By pool"].iter_rows(values_only=True))[1:] == []
