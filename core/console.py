@@ -26,6 +26,8 @@ class ConsolePage:
     url_name: str
     permission: str | Callable[[HttpRequest], bool] | None = None
     order: int = 100
+    # A count shown beside the label (e.g. approvals waiting for the user); None = no count.
+    badge: Callable[[HttpRequest], int | None] | None = None
 
     def allowed(self, request: HttpRequest) -> bool:
         user = getattr(request, "user", None)
@@ -42,9 +44,10 @@ _pages: dict[str, ConsolePage] = {}
 
 
 def register_page(label: Any, url_name: str, *, permission: str | Callable[[HttpRequest], bool] | None = None,
-                  order: int = 100) -> None:
-    """Add (or replace, keyed by url_name) a page in the console navigation."""
-    _pages[url_name] = ConsolePage(label=label, url_name=url_name, permission=permission, order=order)
+                  order: int = 100, badge: Callable[[HttpRequest], int | None] | None = None) -> None:
+    """Add (or replace, keyed by url_name) a page in the console navigation; ``badge(request)`` gives a count to show
+    beside its label on every console page (one cheap query: it runs on each page view)."""
+    _pages[url_name] = ConsolePage(label=label, url_name=url_name, permission=permission, order=order, badge=badge)
 
 
 def pages_for(request: HttpRequest) -> list[dict[str, Any]]:
@@ -56,7 +59,9 @@ def pages_for(request: HttpRequest) -> list[dict[str, Any]]:
             url = reverse(page.url_name)
         except NoReverseMatch:
             continue
-        items.append({"label": page.label, "url": url, "active": request.path.startswith(url)})
+        items.append({"label": page.label, "url": url, "active": request.path.startswith(url),
+                      "badge": page.badge(request) if page.badge is not None else None,
+                      "key": page.url_name.replace(":", "-")})
     return items
 
 

@@ -11,6 +11,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -19,12 +21,13 @@ from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_i
 from core.admin_lists import DateRangeFilter, LargeTableAdminMixin, values_filter
 from core.exceptions import DomainError
 from core.admin_confirm import confirm_action
-from core.money import money_column
+from core.money import format_money, money_column
 from coupons import revocations, services
 from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.counters import inventory_counts
 from coupons.issuing import RequestContext, normalise_code
 from coupons.issuing import grant_create as issue_grant
+from coupons.selectors import approvals_waiting_count, policies_pending
 from coupons.models import (CHANNELS, PAYMENT_METHODS, AudienceEntry, CouponBatch, CouponCode, CouponGrant,
                             CouponInventory, CouponIssue, CouponPolicy, CouponUsage)
 
@@ -58,8 +61,85 @@ class PolicyForm(forms.ModelForm):
         return probe
 
 
+def _listed(values: list[str]) -> str:
+    return ", ".join(values)
+
+
+def policy_terms(policy: CouponPolicy) -> list[tuple[Any, str]]:
+    """The terms an approver decides on (issue #20), as (label, text) lines in the console's language and the
+    tenant's money and time formats."""
+    currency = policy.tenant.currency
+    money = lambda value: format_money(value, currency)  # noqa: E731
+    when = lambda value: date_format(timezone.localtime(value), "Y-m-d H:i")  # noqa: E731
+    kind = policy.kind
+    if kind in ("amount", "threshold"):
+        discount = money(policy.amount)
+    elif kind == "percentage":
+        discount = _("%(rate)s%% off") % {"rate": policy.rate}
+    elif kind == "shipping":
+        discount = (_("shipping fee, at most %(amount)s") % {"amount": money(policy.amount)} if policy.amount
+                    else _("the whole shipping fee"))
+    else:
+        discount = _("%(units)s unit(s) of SKU %(sku)s free") % {"units": policy.sku_deduction_units,
+                                                                  "sku": policy.sku_deduction_sku}
+    if policy.validity_type == CouponPolicy.ValidityType.FIXED:
+        validity = _("from %(start)s to %(end)s") % {"start": when(policy.valid_from), "end": when(policy.valid_until)}
+    else:
+        validity = _("%(hours)s hours from issue") % {"hours": policy.validity_hours}
+        if policy.valid_until:
+            validity += " " + _("(never after %(end)s)") % {"end": when(policy.valid_until)}
+    scope = [f"{label}: {_listed(values)}" for label, values in (
+        (_("included SKUs"), policy.include_skus), (_("excluded SKUs"), policy.exclude_skus),
+        (_("included SPUs"), policy.include_spus), (_("excluded SPUs"), policy.exclude_spus),
+        (_("included categories"), policy.include_categories), (_("excluded categories"), policy.exclude_categories),
+        (_("included shops"), policy.include_shops), (_("excluded shops"), policy.exclude_shops)) if values]
+    stacking = policy.get_stacking_group_display()
+    if policy.exclusive:
+        stacking = _("%(group)s, exclusive (combines with no other coupon)") % {"group": stacking}
+    budgets = []
+    for inventory in policy.inventories.order_by("id")[:20]:
+        parts = [f"{label} {value}" for label, value in (
+            (_("issue budget (count)"), inventory.issue_budget_count),
+            (_("issue budget (amount)"), money(inventory.issue_budget_amount) if inventory.issue_budget_amount
+             is not None else None),
+            (_("use budget (count)"), inventory.use_budget_count),
+            (_("use budget (amount)"), money(inventory.use_budget_amount) if inventory.use_budget_amount
+             is not None else None)) if value is not None]
+        budgets.append(f"{inventory.name}: {', '.join(parts) if parts else _('no budget')}")
+    return [
+        (_("kind"), policy.get_kind_display()),
+        (_("discount"), discount),
+        (_("cap"), money(policy.cap) if policy.cap is not None else _("none")),
+        (_("threshold"), money(policy.threshold) if policy.threshold else _("none")),
+        (_("validity"), validity),
+        (_("scope"), "; ".join(scope) if scope else _("every product and shop")),
+        (_("channels"), _listed(policy.channels) if policy.channels else _("every channel")),
+        (_("payment methods"), _listed(policy.payment_methods) if policy.payment_methods
+         else _("every payment method")),
+        (_("audience"), policy.get_audience_display()),
+        (_("stacking group"), stacking),
+        (_("budget"), "; ".join(budgets) if budgets else
+         _("Budgets are set on the inventories that use a policy; none uses this one yet.")),
+        (_("description"), policy.description or "—"),
+        (_("author"), str(policy.created_by)),
+        (_("submitted at"), when(policy.submitted_at) if policy.submitted_at else "—"),
+    ]
+
+
+APPROVALS_SHOWN = 200  # the inbox lists at most this many (oldest first); the counts are exact
+
+
+def approvals_badge(request: HttpRequest) -> int | None:
+    """The console header's count for approvers: policies waiting that they may decide (0 shown as 0)."""
+    try:
+        tenant_id = user_tenant_id(request)
+    except DjangoPermissionDenied:
+        return None
+    return approvals_waiting_count(user=request.user, tenant_id=tenant_id)
+
+
 class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
                              help_text=_("Shown to the author, who can fix the policy and submit it again."))
 
 
@@ -127,15 +207,40 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
 
     def get_urls(self) -> list[Any]:
         return [
+            path("approvals/", self.admin_site.admin_view(self.approvals_view), name="coupons_couponpolicy_approvals"),
             path("<int:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
                  name="coupons_couponpolicy_decide"),
             *super().get_urls(),
         ]
 
+    def approvals_view(self, request: HttpRequest) -> Any:
+        """The approvals inbox (issue #20): what waits for a decision in the user's tenant, split into what this user
+        may decide and what they may not because they wrote it (R-POL-5: the approver is never the author).
+
+        Only policies have an approval step; partner distributions and grants run on the operator's own permission."""
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        pending = list(policies_pending(tenant_id=user_tenant_id(request))
+                       .select_related("tenant", "created_by")[:APPROVALS_SHOWN])
+        may_approve = self.has_approve_permission(request)
+        mine = [p for p in pending if p.created_by_id == request.user.pk]
+        others = [p for p in pending if p.created_by_id != request.user.pk]
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "title": _("Approvals waiting"), "may_approve": may_approve,
+                   "to_decide": others, "own": mine, "shown": APPROVALS_SHOWN,
+                   "truncated": len(pending) >= APPROVALS_SHOWN,
+                   "waiting_count": approvals_waiting_count(user=request.user, tenant_id=user_tenant_id(request)),
+                   "own_count": policies_pending(tenant_id=user_tenant_id(request))
+                   .filter(created_by_id=request.user.pk).count()}
+        return TemplateResponse(request, "admin/coupons/couponpolicy/approvals.html", context)
+
     def decide_view(self, request: HttpRequest, object_id: int) -> Any:
         """Submit, approve or reject one policy from its page (reject asks for a reason)."""
         policy = get_object_or_404(self.get_queryset(request), pk=object_id)
         change_url = reverse("admin:coupons_couponpolicy_change", args=[policy.pk])
+        # Opened from the approvals inbox, the decision leads back to it (only that page: no open redirect).
+        inbox = reverse("admin:coupons_couponpolicy_approvals")
+        next_url = inbox if request.POST.get("next", request.GET.get("next")) == inbox else None
         reject_form = RejectForm(request.POST or None)
         if request.method == "POST":
             decision = request.POST.get("decision")
@@ -161,9 +266,12 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
                     raise DomainError(_("Choose submit, approve or reject."), code="invalid_decision")
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(change_url)
+            return HttpResponseRedirect(next_url or change_url)
         context = {**self.admin_site.each_context(request), "opts": self.opts, "original": policy,
-                   "policy": policy, "reject_form": reject_form, "title": f"Decide on '{policy.name}'",
+                   "policy": policy, "reject_form": reject_form, "terms": policy_terms(policy),
+                   "title": _("Decide on “%(name)s”") % {"name": policy.name},
+                   "next": next_url or "", "inbox_url": reverse("admin:coupons_couponpolicy_approvals"),
+                   "is_author": policy.created_by_id == request.user.pk,
                    "can_approve": self.has_approve_permission(request) and policy.created_by_id != request.user.pk}
         return TemplateResponse(request, "admin/coupons/couponpolicy/decide.html", context)
 

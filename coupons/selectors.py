@@ -72,3 +72,21 @@ def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id:
         if member_id is None or row.claimed < row.per_member_limit:
             result.append(row)
     return result
+
+
+# --- the approvals inbox (issue #20, R-POL-5) ---------------------------------------------------------------------
+
+def policies_pending(*, tenant_id: int | None) -> QuerySet:
+    """Policies waiting for a decision, oldest submission first; ``tenant_id`` None = every tenant (superusers)."""
+    from coupons.models import CouponPolicy
+
+    qs = CouponPolicy.objects.filter(status=CouponPolicy.Status.PENDING)
+    if tenant_id is not None:
+        qs = qs.filter(tenant_id=tenant_id)
+    return qs.order_by("submitted_at", "id")
+
+
+def approvals_waiting_count(*, user: object, tenant_id: int | None) -> int:
+    """What the header shows an approver: pending policies they may decide — everyone's but their own (R-POL-5).
+    One indexed count (``policy_tenant_status``)."""
+    return policies_pending(tenant_id=tenant_id).exclude(created_by_id=getattr(user, "pk", None)).count()

@@ -32,6 +32,8 @@ class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
     list_filter = ["status", "recurrence", "tenant"]
     search_fields = ["name", "public_id"]
     date_hierarchy = "starts_at"
+    # Links to the event's campaign report (issue #20); extends import-export's form, which keeps its export button.
+    change_form_template = "admin/events/event/change_form.html"
     readonly_fields = ["public_id", "participant_count", "previous", "created_at"]
     inlines = [AllowedMemberInline]
     fieldsets = [

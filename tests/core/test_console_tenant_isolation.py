@@ -238,3 +238,32 @@ def test_superuser_sees_both_tenants(client, b_objects, tenant):
 def test_tenant_users_cannot_open_the_user_admin(client, a_user, other_tenant):
     client.force_login(a_user)
     assert client.get(reverse("admin:core_user_changelist")).status_code == 403
+
+
+def test_tenant_a_user_cannot_open_the_campaign_report_of_a_tenant_b_event(client, a_user, b_objects):
+    """Issue #20: the report page and its XLSX answer 404 for another tenant's event, as for its change page."""
+    from events.models import Event
+
+    client.force_login(a_user)
+    event = b_objects[Event]
+    for name in ("dashboard:event_report", "dashboard:event_report_xlsx"):
+        response = client.get(reverse(name, args=[event.pk]))
+        assert response.status_code == 404
+        assert SECRET not in response.content.decode(errors="replace")
+
+
+def test_tenant_a_approvers_inbox_and_header_count_hold_none_of_tenant_bs_pending_policies(client, a_user, tenant,
+                                                                                             other_tenant, b_objects):
+    """Issue #20: a pending tenant-B policy is neither listed nor counted for a tenant-A approver; a pending
+    tenant-A policy is (so the assertions are not vacuous)."""
+    from coupons.services import policy_submit
+
+    b_author = factories.make_operator(other_tenant)
+    policy_submit(policy=factories.make_draft_policy(other_tenant, author=b_author, name=f"{SECRET} pending"),
+                  actor_user=b_author)
+    a_author = factories.make_operator(tenant)
+    policy_submit(policy=factories.make_draft_policy(tenant, author=a_author, name="A pending"), actor_user=a_author)
+    client.force_login(a_user)
+    page = client.get(reverse("admin:coupons_couponpolicy_approvals")).content.decode()
+    assert "A pending" in page and SECRET not in page
+    assert 'id="console-badge-admin-coupons_couponpolicy_approvals">1</span>' in page

@@ -218,6 +218,10 @@ CONSOLE_CASES: dict[str, Case] = {
     "console-language": Case(scope="global", body=lambda b: {"language": "en"}),
     "console-preferences": Case(scope="global"),
     "dashboard:index": Case(scope="list", methods=("GET",)),
+    # issue #20: an event's campaign report (page and XLSX) and the approvals inbox
+    "dashboard:event_report": Case(kwargs=lambda b: {"event_id": b.event.pk}, methods=("GET",)),
+    "dashboard:event_report_xlsx": Case(kwargs=lambda b: {"event_id": b.event.pk}, methods=("GET",)),
+    "admin:coupons_couponpolicy_approvals": Case(scope="list", methods=("GET",)),
     "ops:jobs": Case(scope="global", methods=("GET",)),
     "ops:failed_jobs": Case(scope="global", methods=("GET",)),
     "ops:failed_job": Case(kwargs=lambda b: {"queue": "default", "job_id": f"{SECRET}-job"}, methods=("GET",)),
