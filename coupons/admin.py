@@ -52,7 +52,8 @@ class PolicyForm(forms.ModelForm):
     def instance_with(self, cleaned: dict[str, Any]) -> CouponPolicy:
         probe = CouponPolicy()
         for name in ("kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units",
-                     "validity_type", "valid_from", "valid_until", "validity_hours"):
+                     "validity_type", "valid_from", "valid_until", "validity_hours", "validity_days",
+                     "audience_tiers"):
             setattr(probe, name, cleaned.get(name, getattr(self.instance, name)))
         return probe
 
@@ -77,10 +78,12 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "kind", "stacking_group", "exclusive"]}),
         (_("Discount"), {"fields": ["amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units"]}),
-        (_("Validity"), {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours"]}),
+        (_("Validity"), {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours",
+                                     "validity_days"]}),
         (_("Scope"), {"classes": ["collapse"], "fields": [
             "include_skus", "exclude_skus", "include_spus", "exclude_spus", "include_categories",
-            "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "audience"]}),
+            "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "audience",
+            "audience_tiers"]}),
         (_("Approval"), {"fields": ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
                                  "rejection_reason", "created_at"]}),
     ]

@@ -23,7 +23,7 @@ from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, Lock
 from coupons.issuing import RequestContext, normalise_code
 from coupons.models import CouponCode, CouponUsage
 from coupons.discounts import Order
-from coupons.pricing import Quote, quote
+from coupons.pricing import MEMBER, Buyer, Quote, quote
 from coupons.validity import effective_status
 from risk.budgets import consume as budget_consume
 from risk.budgets import release_use as budget_release_use
@@ -75,7 +75,7 @@ def _audit(coupon: CouponCode, ctx: RequestContext, action: str, before: str, **
 
 
 def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: Order,
-                ctx: RequestContext) -> tuple[CouponCode, Quote]:
+                ctx: RequestContext, buyer: Buyer = MEMBER) -> tuple[CouponCode, Quote]:
     """ISSUED → LOCKED to an order, after checking the coupon applies to it. Locking again for the same order is a
     no-op that answers the same way."""
     now = timezone.now()
@@ -85,7 +85,7 @@ def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, ord
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
         guard.check(coupon.inventory, now)  # R-RISK-2: a blocked member cannot start using a coupon either
-        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
+        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now, buyer=buyer)
         if coupon.status == S.LOCKED:  # same order (else refused above)
             return coupon, priced
         before = coupon.status
@@ -110,7 +110,7 @@ def coupon_release(*, tenant: Tenant, code: str, order_id: str, ctx: RequestCont
 
 
 def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: Order,
-                  ctx: RequestContext) -> tuple[CouponCode, CouponUsage]:
+                  ctx: RequestContext, buyer: Buyer = MEMBER) -> tuple[CouponCode, CouponUsage]:
     """ISSUED, or LOCKED by the same order → USED, writing the accounting row (R-LIFE-4, R-USE-4)."""
     now = timezone.now()
     guard = RiskGuard(action="use", member_id=member_id, ctx=ctx)
@@ -118,7 +118,7 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
         coupon = _locked_coupon(tenant, code)
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
-        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
+        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now, buyer=buyer)
         guard.check(coupon.inventory, now)  # R-RISK-1/2: block list, daily use limits
         before = coupon.status
         usage = CouponUsage(tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id,

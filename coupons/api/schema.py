@@ -48,8 +48,8 @@ def _order_id_required(component: dict[str, Any] | None) -> None:
 
 
 BATCH_ITEM_FIELDS = {
-    "lock": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
-    "redeem": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
+    "lock": (["code", "member_id", "order_id", "order", "buyer", "tier"], ["code", "member_id", "order"]),
+    "redeem": (["code", "member_id", "order_id", "order", "buyer", "tier"], ["code", "member_id", "order"]),
     "release": (["code", "order_id"], ["code", "order_id"]),
     "refund": (["code", "order_id", "full_refund"], ["code", "order_id"]),
     "revoke": (["code", "reason"], ["code", "reason"]),
