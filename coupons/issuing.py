@@ -27,6 +27,7 @@ from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, Inv
 from coupons.locks import advisory_lock, member_lock
 from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponGrantMember, CouponInventory,
                             CouponIssue, CouponPolicy)
+from coupons import webhook_events
 from coupons.validity import CALENDAR_TYPES, validity_at_issue
 from events import windows
 from risk.budgets import consume as budget_consume
@@ -237,6 +238,7 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                                 issued_at=now, valid_from=valid_from, valid_until=valid_until)
             coupon.batch = _batch(row[2])
             transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
+            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now)  # #16
             if on_issued is not None:
                 on_issued(coupon)
     except IntegrityError as exc:
@@ -276,6 +278,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
             issued = _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot, via=via,
                                    ctx=ctx, now=now)
             budget_consume(inventory=inventory, kind="issue", now=now)  # R-RISK-3
+            webhook_events.coupon_issued(coupon=issued, inventory=inventory, via=via, now=now)  # #16
             return issued
     except IntegrityError as exc:
         if "issue_unique_member_slot" in str(exc):

@@ -20,6 +20,7 @@ from core.locks import session_lock
 from core.models import Tenant
 from coupons.counters import counter_add, shard_of
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
+from coupons import webhook_events
 from coupons.issuing import RequestContext, normalise_code
 from coupons.models import CouponCode, CouponUsage
 from coupons.discounts import Order
@@ -138,6 +139,8 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
         budget_consume(inventory=coupon.inventory, kind="use", amount=priced.discount, now=now)  # R-RISK-3, last
         transaction.on_commit(lambda: record_redemption(tenant.pk))  # /metrics (R-OPS)
         coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
+        webhook_events.coupon_redeemed(coupon=coupon, order_id=order_id, order_amount=priced.order_amount,
+                                       discount=priced.discount, now=now)  # #16
     return coupon, usage
 
 
@@ -200,6 +203,7 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
                     used_discount=-usage.discount)
         budget_release_use(inventory_id=coupon.inventory_id, discount=usage.discount, now=now)  # R-RISK-3
         _audit(coupon, ctx, "coupon.refund", S.USED, order_id=order_id, discount=usage.discount)
+        webhook_events.coupon_refunded(coupon=coupon, order_id=order_id, discount=usage.discount, now=now)  # #16
     return coupon, True
 
 
