@@ -73,7 +73,7 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "created_by", "decided_by"]
     readonly_fields = ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
                        "rejection_reason", "created_at"]
-    actions = ["submit_for_approval", "approve"]
+    actions = ["submit_for_approval", "approve", "clone_as_template"]
     change_form_template = "admin/coupons/couponpolicy/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "description", "kind", "stacking_group", "exclusive"]}),
@@ -119,6 +119,13 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
         self._each(request, queryset, services.policy_submit,
                    lambda n: ngettext("Submitted %(count)d policy.", "Submitted %(count)d policies.", n),
                    _("Not submitted: “%(name)s”: %(error)s"))
+
+    @admin.action(description=_("Copy the selected policies as new drafts"), permissions=["add"])
+    def clone_as_template(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, services.policy_clone,
+                   lambda n: ngettext("Copied %(count)d policy as a draft.", "Copied %(count)d policies as drafts.",
+                                      n),
+                   _("Not copied: “%(name)s”: %(error)s"))
 
     @admin.action(description=_("Approve the selected policies"), permissions=["approve"])
     @confirm_action()

@@ -194,6 +194,27 @@ def policy_approve(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
                        action="policy.approve", decided_by=actor_user, decided_at=timezone.now())
 
 
+# The rule of a policy: what a clone copies. Identity, approval and authorship are the clone's own.
+CLONED_POLICY_FIELDS = ("description", "kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku",
+                        "sku_deduction_units", "validity_type", "valid_from", "valid_until", "validity_hours",
+                        "validity_days", "include_skus", "exclude_skus", "include_spus", "exclude_spus",
+                        "include_categories", "exclude_categories", "include_shops", "exclude_shops", "channels",
+                        "payment_methods", "audience", "audience_tiers", "stacking_group", "exclusive")
+
+
+def policy_clone(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
+    """A policy as a template (seed 001 §8): a new DRAFT with the same rule, authored by ``actor_user``, to be
+    changed and sent for approval like any other (an approved policy itself never changes, R-POL-5)."""
+    copy = CouponPolicy(tenant_id=policy.tenant_id, name=(_("%(name)s (copy)") % {"name": policy.name})[:200],
+                        **{name: getattr(policy, name) for name in CLONED_POLICY_FIELDS})
+    copy.tenant = policy.tenant
+    with transaction.atomic():
+        policy_save_draft(policy=copy, actor_user=actor_user)
+        audit_record(tenant=copy.tenant, actor=Actor.user(actor_user), action="policy.clone", obj=copy,
+                     after={"source": policy.public_id})
+    return copy
+
+
 def policy_reject(*, policy: CouponPolicy, actor_user: Any, reason: str) -> CouponPolicy:
     reason = reason.strip()
     if not reason:

@@ -20,6 +20,9 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
     _claim(schemas.get("ClaimRequest"))
     for name in ("LockRequest", "RedeemRequest"):
         _order_id_required(schemas.get(name))
+    for name in ("CheckoutValidateRequest", "CheckoutBestRequest", "LockRequest", "RedeemRequest",
+                 "BatchLockItemRequest", "BatchRedeemItemRequest"):
+        _guest_has_no_tier(schemas.get(name))
     order = schemas.get("OrderRequest")
     if order:
         order["properties"]["order_id"]["pattern"] = EMPTY_OR_NON_BLANK
@@ -36,6 +39,12 @@ def _claim(component: dict[str, Any] | None) -> None:
         component["oneOf"] = [{"required": [target]} for target in ("inventory", "promo_code", "code",
                                                                     "partner_code")]
         component["description"] = "`member_id` and exactly one of `inventory`, `promo_code`, `code`, `partner_code`."
+
+
+def _guest_has_no_tier(component: dict[str, Any] | None) -> None:
+    """A guest buyer with a tier is a 400 (issue #16): never both ``"buyer": "guest"`` and ``tier``."""
+    if component and "buyer" in component.get("properties", {}):
+        component["not"] = {"required": ["buyer", "tier"], "properties": {"buyer": {"enum": ["guest"]}}}
 
 
 def _order_id_required(component: dict[str, Any] | None) -> None:
