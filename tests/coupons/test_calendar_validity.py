@@ -100,3 +100,24 @@ def test_the_database_refuses_an_end_of_day_policy_without_days(tenant):
     policy = factories.make_draft_policy(tenant, validity_type="end_of_month", valid_from=None, valid_until=None)
     with pytest.raises(IntegrityError), transaction.atomic():
         CouponPolicy.objects.filter(pk=policy.pk).update(validity_type="end_of_day")
+
+
+@pytest.mark.django_db
+def test_the_korean_console_saves_an_end_of_day_members_tier_policy_and_explains_a_missing_day_count(client, tenant):
+    from django.urls import reverse
+
+    tenant.language = "ko"
+    tenant.save(update_fields=["language"])
+    client.force_login(factories.make_operator(tenant))
+    form = {"name": "오늘만 3,000원", "kind": "amount", "amount": "3000", "validity_type": "end_of_day",
+            "stacking_group": "platform", "audience": "members", "audience_tiers": "gold,vip"}
+    page = client.get(reverse("admin:coupons_couponpolicy_add")).content.decode()
+    assert "발급일 + N일의 자정까지" in page and "회원 등급" in page
+    refused = client.post(reverse("admin:coupons_couponpolicy_add"), form)
+    assert refused.status_code == 200
+    assert "당일 마감 유효 기간에는 발급일 이후 일수가 필요합니다 (0 = 발급일 당일)." in refused.content.decode()
+    assert not CouponPolicy.objects.filter(tenant=tenant).exists()
+    saved = client.post(reverse("admin:coupons_couponpolicy_add"), {**form, "validity_days": "0"})
+    assert saved.status_code == 302
+    policy = CouponPolicy.objects.get(tenant=tenant)
+    assert (policy.validity_type, policy.validity_days, policy.audience_tiers) == ("end_of_day", 0, ["gold", "vip"])

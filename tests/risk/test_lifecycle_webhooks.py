@@ -184,3 +184,25 @@ def test_an_endpoint_with_bad_events_or_notice_is_refused_and_not_saved(tenant, 
         services.webhook_endpoint_save(endpoint=WebhookEndpoint(tenant=tenant, name="x", url="https://example.com/h",
                                                                 **fields), actor=factories.TEST_ACTOR)
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_rows_written_by_the_code_before_these_columns_get_their_defaults_from_the_database(tenant):
+    """R-OPS-4: during a rolling deploy the previous code inserts without the new columns."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO risk_webhookendpoint (tenant_id, name, url, secret, is_active, created_at) "
+                       "VALUES (%s, 'old', 'https://example.com/h', 'whsec_old', true, now()) RETURNING id",
+                       [tenant.pk])
+        endpoint = WebhookEndpoint.objects.get(pk=cursor.fetchone()[0])
+        cursor.execute("INSERT INTO risk_webhookdelivery (tenant_id, endpoint_id, event, body, status, attempts, "
+                       "next_attempt_at, last_error, created_at) VALUES (%s, %s, 'budget.alarm', '{}', 'PENDING', 0, "
+                       "now(), '', now()) RETURNING event_id, event_key", [tenant.pk, endpoint.pk])
+        assert cursor.fetchone() == ("", "")
+    assert (endpoint.events, endpoint.notice_days) == (["budget.alarm"], 3)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT column_default, is_nullable FROM information_schema.columns "
+                       "WHERE table_name = 'coupons_couponpolicy' AND column_name IN ('audience_tiers', "
+                       "'validity_days') ORDER BY column_name")
+        (tiers_default, tiers_nullable), (_, days_nullable) = cursor.fetchall()
+    assert tiers_default is not None and "{}" in tiers_default and (tiers_nullable, days_nullable) == ("NO", "YES")
