@@ -34,7 +34,7 @@ def terms_of(coupon: CouponCode) -> CouponTerms:
 @dataclass(frozen=True)
 class Buyer:
     """Who pays, as the request states it (issue #16): a member (optionally of a tier or segment) or a guest.
-    Nothing is assumed: the API's default is a member without a tier, as before buyers were stated."""
+    A request that does not say is a member without a tier — what every request was before buyers were stated."""
 
     is_member: bool = True
     tier: str = ""

@@ -320,10 +320,21 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
     readonly_fields = ["endpoint", "alarm", "event", "event_id", "event_key", "body", "status", "attempts",
                        "next_attempt_at", "last_error", "created_at", "delivered_at"]
     inlines = [WebhookAttemptInline]
+    actions = ["retry"]
 
     @admin.display(description=_("webhook delivery"))
     def delivery_display(self, obj: WebhookDelivery) -> str:
         return str(obj)
+
+    @admin.action(description=_("Send the selected failed deliveries again"), permissions=["change"])
+    def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from risk.webhooks import webhook_delivery_retry
+
+        done = sum(webhook_delivery_retry(delivery_id=pk, actor=self.actor(request))
+                   for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, ngettext("%(count)d failed delivery will be sent again.",
+                                            "%(count)d failed deliveries will be sent again.", done)
+                          % {"count": done}, messages.SUCCESS if done else messages.WARNING)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

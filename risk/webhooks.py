@@ -313,6 +313,27 @@ def webhook_deliver(*, delivery_id: int) -> str:
         return delivery.status
 
 
+def webhook_delivery_retry(*, delivery_id: int, actor: Any) -> bool:
+    """A FAILED delivery (given up after ``MAX_ATTEMPTS``, or its endpoint was off) → PENDING with a fresh count of
+    attempts, sent at once on commit: the operator's "retry until it arrives" (issue #16). Its attempt log stays;
+    the event id is the same, so a receiver that did get it ignores it. False if it was not FAILED."""
+    from core.audit import audit_record
+
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update().select_related("tenant")
+                    .filter(pk=delivery_id, status=WebhookDelivery.Status.FAILED).first())
+        if delivery is None:
+            return False
+        before = {"status": delivery.status, "attempts": delivery.attempts}
+        delivery.status, delivery.attempts, delivery.next_attempt_at = (WebhookDelivery.Status.PENDING, 0,
+                                                                        timezone.now())
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+        audit_record(tenant=delivery.tenant, actor=actor, action="risk.webhook_retry", obj=delivery, before=before,
+                     after={"status": delivery.status})
+        _send_on_commit([delivery.pk])
+    return True
+
+
 def deliver_due(*, limit: int = 500, dry_run: bool = False) -> dict[str, int]:
     """Cron: one attempt for every pending delivery whose ``next_attempt_at`` has passed. Safe to run twice and in
     parallel (a row being sent is skipped)."""

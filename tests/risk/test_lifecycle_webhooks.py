@@ -206,3 +206,33 @@ def test_rows_written_by_the_code_before_these_columns_get_their_defaults_from_t
                        "'validity_days') ORDER BY column_name")
         (tiers_default, tiers_nullable), (_, days_nullable) = cursor.fetchall()
     assert tiers_default is not None and "{}" in tiers_default and (tiers_nullable, days_nullable) == ("NO", "YES")
+
+
+def test_the_console_sends_a_given_up_delivery_again_and_it_arrives_once(
+        api, tenant, client, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from core.models import AuditLog
+
+    with lifecycle_receiver(down_for=webhooks.MAX_ATTEMPTS) as hook:
+        hook.secret = endpoint_for(tenant, hook.url, ["coupon.issued"]).secret
+        inventory, _ = factories.make_pool(tenant, size=1)
+        with django_capture_on_commit_callbacks(execute=True):
+            api.post("/api/v1/claims", {"member_id": "m-1", "inventory": inventory.public_id}, format="json")
+        for _ in range(webhooks.MAX_ATTEMPTS):
+            cron_until_quiet()
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.status, delivery.attempts) == ("FAILED", webhooks.MAX_ATTEMPTS)
+        client.force_login(factories.make_operator(tenant))
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = client.post(reverse("admin:risk_webhookdelivery_changelist"),
+                                 {"action": "retry", "_selected_action": [delivery.pk]}, follow=True)
+        assert "1 failed delivery will be sent again." in answer.content.decode()
+        with django_capture_on_commit_callbacks(execute=True):  # delivered now: nothing to send again
+            client.post(reverse("admin:risk_webhookdelivery_changelist"),
+                        {"action": "retry", "_selected_action": [delivery.pk]})
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("DELIVERED", 1)
+    assert [r["answer"] for r in hook.requests] == [503] * webhooks.MAX_ATTEMPTS + [200]
+    assert len(hook.processed) == 1
+    assert AuditLog.objects.filter(action="risk.webhook_retry", object_id=str(delivery.pk)).count() == 1
