@@ -56,7 +56,8 @@ class PolicyForm(forms.ModelForm):
     def instance_with(self, cleaned: dict[str, Any]) -> CouponPolicy:
         probe = CouponPolicy()
         for name in ("kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units",
-                     "validity_type", "valid_from", "valid_until", "validity_hours"):
+                     "validity_type", "valid_from", "valid_until", "validity_hours", "validity_days",
+                     "audience_tiers"):
             setattr(probe, name, cleaned.get(name, getattr(self.instance, name)))
         return probe
 
@@ -153,15 +154,17 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
     list_select_related = ["tenant", "created_by", "decided_by"]
     readonly_fields = ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
                        "rejection_reason", "created_at"]
-    actions = ["submit_for_approval", "approve"]
+    actions = ["submit_for_approval", "approve", "clone_as_template"]
     change_form_template = "admin/coupons/couponpolicy/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "description", "kind", "stacking_group", "exclusive"]}),
         (_("Discount"), {"fields": ["amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units"]}),
-        (_("Validity"), {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours"]}),
+        (_("Validity"), {"fields": ["validity_type", "valid_from", "valid_until", "validity_hours",
+                                     "validity_days"]}),
         (_("Scope"), {"classes": ["collapse"], "fields": [
             "include_skus", "exclude_skus", "include_spus", "exclude_spus", "include_categories",
-            "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "audience"]}),
+            "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "audience",
+            "audience_tiers"]}),
         (_("Approval"), {"fields": ["public_id", "status", "created_by", "submitted_at", "decided_by", "decided_at",
                                  "rejection_reason", "created_at"]}),
     ]
@@ -197,6 +200,13 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
         self._each(request, queryset, services.policy_submit,
                    lambda n: ngettext("Submitted %(count)d policy.", "Submitted %(count)d policies.", n),
                    _("Not submitted: “%(name)s”: %(error)s"))
+
+    @admin.action(description=_("Copy the selected policies as new drafts"), permissions=["add"])
+    def clone_as_template(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, services.policy_clone,
+                   lambda n: ngettext("Copied %(count)d policy as a draft.", "Copied %(count)d policies as drafts.",
+                                      n),
+                   _("Not copied: “%(name)s”: %(error)s"))
 
     @admin.action(description=_("Approve the selected policies"), permissions=["approve"])
     @confirm_action()

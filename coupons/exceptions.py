@@ -74,6 +74,8 @@ REFUSAL_MESSAGES: dict[str, Any] = {
     "not_issued": _("This coupon has not been issued to a member."),
     "not_yet_valid": _("This coupon is not valid yet."),
     "audience_not_allowed": _("This coupon is for other members only."),
+    "members_only": _("This coupon is for members only; a guest cannot use it."),
+    "tier_not_allowed": _("This coupon is for members of other tiers only."),
     "channel_not_allowed": _("This coupon cannot be used on this channel."),
     "payment_method_not_allowed": _("This coupon cannot be used with this payment method."),
     "no_shipping_fee": _("The order has no shipping fee for this coupon to reduce."),

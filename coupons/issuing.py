@@ -27,7 +27,8 @@ from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, Inv
 from coupons.locks import advisory_lock, member_lock
 from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponGrantMember, CouponInventory,
                             CouponIssue, CouponPolicy)
-from coupons.validity import validity_at_issue
+from coupons import webhook_events
+from coupons.validity import CALENDAR_TYPES, validity_at_issue
 from events import windows
 from risk.budgets import consume as budget_consume
 from risk.guard import RiskGuard
@@ -188,6 +189,13 @@ def _record_issue(*, inventory: CouponInventory, coupon_id: int, member_id: str,
 _batches: dict[int, CouponBatch] = {}
 
 
+def _zone_of(inventory: CouponInventory) -> str | None:
+    """The tenant's time zone, read only for a validity that ends on a calendar day (the claim path stays lean)."""
+    if inventory.policy.validity_type not in CALENDAR_TYPES:
+        return None
+    return Tenant.objects.filter(pk=inventory.tenant_id).values_list("time_zone", flat=True).first()
+
+
 def _batch(batch_id: int) -> CouponBatch:
     """Batches never change their code; keep them per process for the claim answer."""
     batch = _batches.get(batch_id)
@@ -203,7 +211,7 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
     now = timezone.now()
     _check_claimable(inventory, member_id, now,
                      windows.GRANT if via == CouponIssue.Via.GRANT else windows.PARTICIPATION)
-    valid_from, valid_until = validity_at_issue(inventory.policy, now)
+    valid_from, valid_until = validity_at_issue(inventory.policy, now, _zone_of(inventory))
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
     actor = ctx.actor
     guard = RiskGuard(action="claim", member_id=member_id, ctx=ctx, count_limits=via != CouponIssue.Via.GRANT)
@@ -230,6 +238,7 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                                 issued_at=now, valid_from=valid_from, valid_until=valid_until)
             coupon.batch = _batch(row[2])
             transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
+            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now)  # #16
             if on_issued is not None:
                 on_issued(coupon)
     except IntegrityError as exc:
@@ -253,7 +262,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
     inventory = coupon.inventory
     now = timezone.now()
     _check_claimable(inventory, member_id, now, windows.REGISTRATION)
-    valid_from, valid_until = validity_at_issue(inventory.policy, now)
+    valid_from, valid_until = validity_at_issue(inventory.policy, now, _zone_of(inventory))
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
     guard = RiskGuard(action="claim", member_id=member_id, ctx=ctx)
     try:
@@ -269,6 +278,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
             issued = _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot, via=via,
                                    ctx=ctx, now=now)
             budget_consume(inventory=inventory, kind="issue", now=now)  # R-RISK-3
+            webhook_events.coupon_issued(coupon=issued, inventory=inventory, via=via, now=now)  # #16
             return issued
     except IntegrityError as exc:
         if "issue_unique_member_slot" in str(exc):

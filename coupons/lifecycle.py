@@ -20,10 +20,11 @@ from core.locks import session_lock
 from core.models import Tenant
 from coupons.counters import counter_add, shard_of
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
+from coupons import webhook_events
 from coupons.issuing import RequestContext, normalise_code
 from coupons.models import CouponCode, CouponUsage
 from coupons.discounts import Order
-from coupons.pricing import Quote, quote
+from coupons.pricing import MEMBER, Buyer, Quote, quote
 from coupons.validity import effective_status
 from risk.budgets import consume as budget_consume
 from risk.budgets import release_use as budget_release_use
@@ -75,7 +76,7 @@ def _audit(coupon: CouponCode, ctx: RequestContext, action: str, before: str, **
 
 
 def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: Order,
-                ctx: RequestContext) -> tuple[CouponCode, Quote]:
+                ctx: RequestContext, buyer: Buyer = MEMBER) -> tuple[CouponCode, Quote]:
     """ISSUED → LOCKED to an order, after checking the coupon applies to it. Locking again for the same order is a
     no-op that answers the same way."""
     now = timezone.now()
@@ -85,7 +86,7 @@ def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, ord
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
         guard.check(coupon.inventory, now)  # R-RISK-2: a blocked member cannot start using a coupon either
-        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
+        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now, buyer=buyer)
         if coupon.status == S.LOCKED:  # same order (else refused above)
             return coupon, priced
         before = coupon.status
@@ -110,7 +111,7 @@ def coupon_release(*, tenant: Tenant, code: str, order_id: str, ctx: RequestCont
 
 
 def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, order: Order,
-                  ctx: RequestContext) -> tuple[CouponCode, CouponUsage]:
+                  ctx: RequestContext, buyer: Buyer = MEMBER) -> tuple[CouponCode, CouponUsage]:
     """ISSUED, or LOCKED by the same order → USED, writing the accounting row (R-LIFE-4, R-USE-4)."""
     now = timezone.now()
     guard = RiskGuard(action="use", member_id=member_id, ctx=ctx)
@@ -118,7 +119,7 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
         coupon = _locked_coupon(tenant, code)
         _refuse_unusable(coupon, now, order_id=order_id)
         _check_owner(coupon, member_id)
-        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now)
+        priced = quote(coupon=coupon, order=order, tenant=tenant, now=now, buyer=buyer)
         guard.check(coupon.inventory, now)  # R-RISK-1/2: block list, daily use limits
         before = coupon.status
         usage = CouponUsage(tenant=tenant, inventory_id=coupon.inventory_id, coupon=coupon, member_id=member_id,
@@ -138,6 +139,8 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
         budget_consume(inventory=coupon.inventory, kind="use", amount=priced.discount, now=now)  # R-RISK-3, last
         transaction.on_commit(lambda: record_redemption(tenant.pk))  # /metrics (R-OPS)
         coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
+        webhook_events.coupon_redeemed(coupon=coupon, order_id=order_id, order_amount=priced.order_amount,
+                                       discount=priced.discount, now=now)  # #16
     return coupon, usage
 
 
@@ -200,6 +203,7 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
                     used_discount=-usage.discount)
         budget_release_use(inventory_id=coupon.inventory_id, discount=usage.discount, now=now)  # R-RISK-3
         _audit(coupon, ctx, "coupon.refund", S.USED, order_id=order_id, discount=usage.discount)
+        webhook_events.coupon_refunded(coupon=coupon, order_id=order_id, discount=usage.discount, now=now)  # #16
     return coupon, True
 
 

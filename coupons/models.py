@@ -40,6 +40,8 @@ class CouponPolicy(models.Model):
     class ValidityType(models.TextChoices):
         FIXED = "fixed", _("fixed period")
         DYNAMIC = "dynamic", _("N hours from issue")
+        END_OF_DAY = "end_of_day", _("until the end of the day of issue + N days")
+        END_OF_MONTH = "end_of_month", _("until the end of the month of issue")
 
     class Audience(models.TextChoices):
         ALL = "all", _("everyone")
@@ -75,13 +77,17 @@ class CouponPolicy(models.Model):
     sku_deduction_sku = models.CharField(_("SKU deduction: SKU"), max_length=64, blank=True)
     sku_deduction_units = models.PositiveIntegerField(_("SKU deduction: units"), null=True, blank=True)
 
-    validity_type = models.CharField(_("validity type"), max_length=8, choices=ValidityType.choices,
+    validity_type = models.CharField(_("validity type"), max_length=16, choices=ValidityType.choices,
                                      default=ValidityType.FIXED)
     valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
     valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
     validity_hours = models.PositiveIntegerField(_("validity (hours)"), null=True, blank=True,
                                                  help_text=_("Dynamic validity: hours from issue, never past "
                                                              "valid_until."))
+    validity_days = models.PositiveSmallIntegerField(
+        _("validity (days after the day of issue)"), null=True, blank=True,
+        help_text=_("End-of-day validity: 0 = until 23:59:59 of the day of issue, 1 = of the next day, … in the "
+                    "tenant's time zone; never past valid_until."))
 
     include_skus = _list_field(_("included SKUs"))
     exclude_skus = _list_field(_("excluded SKUs"))
@@ -99,6 +105,12 @@ class CouponPolicy(models.Model):
                                  help_text=format_lazy(_("Empty = every payment method. Choices: {choices}."),
                                                        choices=", ".join(PAYMENT_METHODS)))
     audience = models.CharField(_("audience"), max_length=16, choices=Audience.choices, default=Audience.ALL)
+    # db_default: rows written by the code before this column (a rolling deploy, R-OPS-4) get "every tier".
+    audience_tiers = ArrayField(models.CharField(max_length=64), default=list, db_default=[], blank=True,
+                                verbose_name=_("member tiers"),
+                                help_text=_("Empty = every member. Otherwise only members of these tiers or "
+                                            "segments (the tier the checkout request states) can use the coupon; "
+                                            "guests never."))
     stacking_group = models.CharField(_("stacking group"), max_length=16, choices=StackingGroup.choices,
                                       default=StackingGroup.PLATFORM)
     exclusive = models.BooleanField(_("exclusive"), default=False, help_text=_("Combines with no other coupon."))
@@ -148,10 +160,15 @@ class CouponPolicy(models.Model):
                 # NULL makes a comparison unknown, which a CHECK lets through: every compared column is also
                 # required to be NOT NULL explicitly.
                 condition=Q(validity_type="fixed", valid_from__isnull=False, valid_until__isnull=False,
-                            valid_until__gt=F("valid_from"), validity_hours__isnull=True)
-                | (Q(validity_type="dynamic", validity_hours__isnull=False, validity_hours__gte=1)
+                            valid_until__gt=F("valid_from"), validity_hours__isnull=True, validity_days__isnull=True)
+                | ((Q(validity_type="dynamic", validity_hours__isnull=False, validity_hours__gte=1,
+                      validity_days__isnull=True)
+                    | Q(validity_type="end_of_day", validity_days__isnull=False, validity_days__lte=3650,
+                        validity_hours__isnull=True)
+                    | Q(validity_type="end_of_month", validity_hours__isnull=True, validity_days__isnull=True))
                    & (Q(valid_from__isnull=True) | Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")))),
             ),
+            models.CheckConstraint(condition=~Q(audience_tiers__contains=[""]), name="policy_tiers_not_blank"),
             models.CheckConstraint(condition=Q(channels__contained_by=CHANNELS), name="policy_channels_valid"),
             models.CheckConstraint(condition=Q(payment_methods__contained_by=PAYMENT_METHODS),
                                    name="policy_payment_methods_valid"),

@@ -31,15 +31,33 @@ def terms_of(coupon: CouponCode) -> CouponTerms:
                                    valid_until=coupon.valid_until)
 
 
-def _context(tenant: Tenant, now: datetime) -> Context:
-    # Every API member is a member (the API serves the tenant's member apps). Whitelist membership is per inventory,
-    # so callers drop coupons whose whitelist does not hold the member before the engine sees them.
-    return Context(now=now, rounding_unit=tenant.rounding_unit, is_member=True, whitelisted=True)
+@dataclass(frozen=True)
+class Buyer:
+    """Who pays, as the request states it (issue #16): a member (optionally of a tier or segment) or a guest.
+    A request that does not say is a member without a tier — what every request was before buyers were stated."""
+
+    is_member: bool = True
+    tier: str = ""
 
 
-def _audience_refusal(coupon: CouponCode, member_id: str) -> str | None:
-    if coupon.inventory.policy.audience == CouponPolicy.Audience.WHITELIST and not _whitelisted(coupon, member_id):
+MEMBER = Buyer()
+
+
+def _context(tenant: Tenant, now: datetime, buyer: Buyer) -> Context:
+    # Whitelist membership is per inventory, so callers drop coupons whose whitelist does not hold the member before
+    # the engine sees them (``_audience_refusal``); the engine checks members-only and tiers against the buyer.
+    return Context(now=now, rounding_unit=tenant.rounding_unit, is_member=buyer.is_member,
+                   whitelisted=buyer.is_member, tier=buyer.tier)
+
+
+def _audience_refusal(coupon: CouponCode, member_id: str, buyer: Buyer = MEMBER) -> str | None:
+    policy = coupon.inventory.policy
+    if not buyer.is_member and (policy.audience != CouponPolicy.Audience.ALL or policy.audience_tiers):
+        return "members_only"
+    if policy.audience == CouponPolicy.Audience.WHITELIST and not _whitelisted(coupon, member_id):
         return "audience_not_allowed"
+    if policy.audience_tiers and buyer.tier not in policy.audience_tiers:
+        return "tier_not_allowed"
     return None
 
 
@@ -47,12 +65,12 @@ def _whitelisted(coupon: CouponCode, member_id: str) -> bool:
     return AudienceEntry.objects.filter(inventory_id=coupon.inventory_id, member_id=member_id).exists()
 
 
-def quote(*, coupon: CouponCode, order: Order, tenant: Tenant, now: datetime) -> Quote:
+def quote(*, coupon: CouponCode, order: Order, tenant: Tenant, now: datetime, buyer: Buyer = MEMBER) -> Quote:
     """Price one coupon on an order or raise NotApplicable with the engine's reason."""
-    refusal = _audience_refusal(coupon, coupon.member_id or "")
+    refusal = _audience_refusal(coupon, coupon.member_id or "", buyer)
     if refusal:
         raise NotApplicable(refusal)
-    result = evaluate(terms_of(coupon), order, _context(tenant, now))
+    result = evaluate(terms_of(coupon), order, _context(tenant, now, buyer))
     if not result.ok:
         raise NotApplicable(result.reason or "not_applicable")
     return Quote(discount=result.discount, order_amount=order.total)
@@ -71,7 +89,7 @@ def _refusal(coupon: CouponCode, member_id: str, order_id: str | None, now: date
 
 
 def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order: Order,
-                now: datetime) -> CombinationResult:
+                now: datetime, buyer: Buyer = MEMBER) -> CombinationResult:
     """/checkout/validate: apply the given codes in order (R-USE-1); unknown or unusable ones are rejected."""
     from coupons.bloom_check import might_exist
 
@@ -83,12 +101,16 @@ def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order
     for code in codes:
         coupon = found.get(code)
         reason = "not_found" if coupon is None else (_refusal(coupon, member_id, order.order_id, now)
-                                                     or _audience_refusal(coupon, member_id))
+                                                     or _audience_refusal(coupon, member_id, buyer))
         if reason:
             rejected.append(Rejection(code=code, reason=reason))
         else:
             usable.append(coupon)
-    result = apply_combination([terms_of(c) for c in usable], order, _context(tenant, now))
+    result = apply_combination([terms_of(c) for c in usable], order, _context(tenant, now, buyer))
+    return _with_rejected(result, rejected)
+
+
+def _with_rejected(result: CombinationResult, rejected: list[Rejection]) -> CombinationResult:
     if not rejected:
         return result
     return CombinationResult(discount=result.discount, applied=result.applied,
@@ -108,11 +130,20 @@ def usable_coupons(*, tenant: Tenant, member_id: str, now: datetime, order_id: s
         inside, state, tenant=tenant, member_id=member_id).order_by("valid_until", "id")[:limit])
 
 
-def best_for_member(*, tenant: Tenant, member_id: str, order: Order, now: datetime) -> CombinationResult:
-    """/checkout/best: the best combination of the member's usable coupons (R-POL-7, R-USE-2)."""
+def best_for_member(*, tenant: Tenant, member_id: str, order: Order, now: datetime,
+                    buyer: Buyer = MEMBER) -> CombinationResult:
+    """/checkout/best: the best combination of the member's usable coupons (R-POL-7, R-USE-2). A coupon the buyer
+    may not use (members only, a whitelist, a tier) is listed as rejected with its reason (issue #16)."""
     coupons = usable_coupons(tenant=tenant, member_id=member_id, now=now, order_id=order.order_id)
-    eligible = [c for c in coupons if not _audience_refusal(c, member_id)]
-    return best_combination([terms_of(c) for c in eligible], order, _context(tenant, now))
+    eligible, rejected = [], []
+    for coupon in coupons:
+        refusal = _audience_refusal(coupon, member_id, buyer)
+        if refusal:
+            rejected.append(Rejection(code=coupon.code, reason=refusal))
+        else:
+            eligible.append(coupon)
+    return _with_rejected(best_combination([terms_of(c) for c in eligible], order, _context(tenant, now, buyer)),
+                          rejected)
 
 
 def scope_filter(prefix: str, **product: Any) -> Q:

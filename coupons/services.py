@@ -54,7 +54,8 @@ def _full_clean(obj: Any, exclude: list[str] | None = None) -> None:
 
 def _snapshot(policy: CouponPolicy) -> dict[str, Any]:
     fields = ["name", "kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku", "sku_deduction_units",
-              "validity_type", "validity_hours", "stacking_group", "exclusive", "audience", "channels",
+              "validity_type", "validity_hours", "validity_days", "stacking_group", "exclusive", "audience",
+              "audience_tiers", "channels",
               "payment_methods", "status"]
     data: dict[str, Any] = {name: getattr(policy, name) for name in fields}
     data["valid_from"] = policy.valid_from.isoformat() if policy.valid_from else None
@@ -96,10 +97,24 @@ def policy_rule_errors(policy: CouponPolicy) -> dict[str, str]:
         if policy.validity_hours:
             errors["validity_hours"] = "Hours from issue apply only to a dynamic validity."
     else:
-        if not policy.validity_hours:
+        kind_of_validity = policy.validity_type
+        if kind_of_validity == CouponPolicy.ValidityType.DYNAMIC and not policy.validity_hours:
             errors["validity_hours"] = "A dynamic validity needs the number of hours from issue."
+        if kind_of_validity != CouponPolicy.ValidityType.DYNAMIC and policy.validity_hours:
+            errors["validity_hours"] = _("Hours from issue apply only to a dynamic validity.")
+        if kind_of_validity == CouponPolicy.ValidityType.END_OF_DAY:
+            if policy.validity_days is None:
+                errors["validity_days"] = _("An end-of-day validity needs the number of days after the day of "
+                                            "issue (0 = the day of issue).")
+            elif policy.validity_days > 3650:
+                errors["validity_days"] = _("At most 3650 days after the day of issue.")
         if policy.valid_from and policy.valid_until and policy.valid_until <= policy.valid_from:
             errors["valid_until"] = "'Valid until' must be after 'valid from'."
+    if policy.validity_type != CouponPolicy.ValidityType.END_OF_DAY and policy.validity_days is not None:
+        errors["validity_days"] = _("Days after the day of issue apply only to an end-of-day validity.")
+    tiers = list(policy.audience_tiers or [])
+    if any(not str(tier).strip() or len(str(tier)) > 64 for tier in tiers):
+        errors["audience_tiers"] = _("A member tier is 1 to 64 characters and not blank.")
     for field in ("amount", "threshold", "cap"):
         value = getattr(policy, field)
         if value is not None and value < 0:
@@ -177,6 +192,27 @@ def policy_approve(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
     _check_decider(policy, actor_user)
     return _transition(policy=policy, from_states=["PENDING"], to_state="APPROVED", actor_user=actor_user,
                        action="policy.approve", decided_by=actor_user, decided_at=timezone.now())
+
+
+# The rule of a policy: what a clone copies. Identity, approval and authorship are the clone's own.
+CLONED_POLICY_FIELDS = ("description", "kind", "amount", "rate", "threshold", "cap", "sku_deduction_sku",
+                        "sku_deduction_units", "validity_type", "valid_from", "valid_until", "validity_hours",
+                        "validity_days", "include_skus", "exclude_skus", "include_spus", "exclude_spus",
+                        "include_categories", "exclude_categories", "include_shops", "exclude_shops", "channels",
+                        "payment_methods", "audience", "audience_tiers", "stacking_group", "exclusive")
+
+
+def policy_clone(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
+    """A policy as a template (seed 001 §8): a new DRAFT with the same rule, authored by ``actor_user``, to be
+    changed and sent for approval like any other (an approved policy itself never changes, R-POL-5)."""
+    copy = CouponPolicy(tenant_id=policy.tenant_id, name=(_("%(name)s (copy)") % {"name": policy.name})[:200],
+                        **{name: getattr(policy, name) for name in CLONED_POLICY_FIELDS})
+    copy.tenant = policy.tenant
+    with transaction.atomic():
+        policy_save_draft(policy=copy, actor_user=actor_user)
+        audit_record(tenant=copy.tenant, actor=Actor.user(actor_user), action="policy.clone", obj=copy,
+                     after={"source": policy.public_id})
+    return copy
 
 
 def policy_reject(*, policy: CouponPolicy, actor_user: Any, reason: str) -> CouponPolicy:

@@ -14,6 +14,8 @@ from core.admin import TenantExportActionMixin, TenantScopedAdmin
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
 from events.services import allow_list_changed, event_save, staff_member_add, staff_member_remove
 
+EVENT_CLONE = "draws.templates.event_clone"
+
 
 class AllowedMemberInline(admin.TabularInline):
     model = EventAllowedMember
@@ -47,8 +49,28 @@ class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
         (_("Identifiers"), {"fields": ["public_id", "created_at"]}),
     ]
 
+    actions = ["clone_as_template"]
+
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         event_save(event=obj, actor=self.actor(request))
+
+    @admin.action(description=_("Copy the selected events as templates (with their pools and draws)"),
+                  permissions=["add"])
+    def clone_as_template(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from django.utils.module_loading import import_string
+
+        from core.exceptions import DomainError
+
+        event_clone = import_string(EVENT_CLONE)  # draws sits above events: by dotted path
+        for event in queryset.select_related("tenant"):
+            try:
+                copy = event_clone(event=event, actor=self.actor(request))
+            except DomainError as exc:
+                self.message_user(request, _("Not copied: “%(name)s”: %(error)s") % {
+                    "name": event.name, "error": exc.message}, messages.ERROR)
+                continue
+            self.message_user(request, _("Copied “%(name)s” as the draft “%(copy)s” with its pools and draws.") % {
+                "name": event.name, "copy": copy.name}, messages.SUCCESS)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         with transaction.atomic():

@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 import calendar
+import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from core.audit import Actor, audit_record
-from core.exceptions import InvalidInput
+from core.exceptions import DomainError, InvalidInput
 from core.locks import session_lock
 from core.models import Tenant
 from events.exceptions import AlreadyJoined, EventNotFound, LimitReached, NotEligible, NotJoined
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
 from events.windows import check_participation
+
+logger = logging.getLogger("coupons.events")
 
 CHANNELS = ["android", "ios", "pc_web", "mobile_web", "wechat", "mini_program"]
 # Fields an operator edits; the participant counter is written only by join/cancel under the event's row lock.
@@ -161,6 +165,7 @@ def allow_list_changed(*, event: Event, added: list[str], removed: list[str], ac
 # Repeatable events ---------------------------------------------------------------------------------------------
 
 ROLL_LOCK = "events:roll_recurring"
+OCCURRENCE_SETUP = "draws.templates.occurrence_copy_setup"
 
 
 def _add_months(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
@@ -216,6 +221,8 @@ def event_next_occurrence(*, event: Event, actor: Actor, now: datetime | None = 
                     EventAllowedMember.objects.bulk_create(batch)
                     batch = []
             EventAllowedMember.objects.bulk_create(batch)
+            # Its pools, budgets and draws (issue #16): a layer above, so by dotted path; same transaction.
+            import_string(OCCURRENCE_SETUP)(previous=previous, occurrence=nxt, actor=actor)
             audit_record(tenant=nxt.tenant, actor=actor, action="event.recur", obj=nxt,
                          after={"previous": previous.public_id, "starts_at": starts_at.isoformat(),
                                 "ends_at": ends_at.isoformat()})
@@ -240,6 +247,9 @@ def events_roll_recurring(*, now: datetime | None = None, dry_run: bool = False,
             return due.count()
         created = 0
         for event in due.iterator(chunk_size=500):
-            if event_next_occurrence(event=event, actor=actor, now=now) is not None:
-                created += 1
+            try:
+                if event_next_occurrence(event=event, actor=actor, now=now) is not None:
+                    created += 1
+            except DomainError as exc:  # its setup cannot be copied (e.g. a pool over its total): the others roll
+                logger.warning("event %s: next occurrence not created: %s", event.public_id, exc.message)
         return created

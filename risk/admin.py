@@ -21,8 +21,8 @@ from core.audit import Actor, audit_record
 from core.exceptions import DomainError
 from risk import services
 from risk.budgets import budget_recount, face_value
-from risk.models import Alarm, FrequencyLimit, InventoryBudget, MemberRisk, WebhookAttempt, WebhookDelivery, \
-    WebhookEndpoint
+from risk.models import WEBHOOK_EVENTS, Alarm, FrequencyLimit, InventoryBudget, MemberRisk, WebhookAttempt, \
+    WebhookDelivery, WebhookEndpoint
 
 
 def _form_errors(form: forms.ModelForm, errors: dict[str, str]) -> None:
@@ -265,7 +265,13 @@ class AlarmAdmin(TenantScopedAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https",
-                         help_text=_("http(s) URL that receives a JSON POST per alarm."))
+                         help_text=_("http(s) URL that receives a JSON POST per event."))
+    events = forms.MultipleChoiceField(label=_("events"), choices=list(WEBHOOK_EVENTS.items()),
+                                       widget=forms.CheckboxSelectMultiple,
+                                       help_text=_("Tick the events this endpoint receives (docs/WEBHOOKS.md)."))
+    notice_days = forms.IntegerField(label=_("notice (days)"), min_value=1, max_value=90, initial=3,
+                                     help_text=_("coupon.expiring and points.expiring are sent this many days "
+                                                 "before the end (1–90), once per coupon or points credit."))
 
     class Meta:
         model = WebhookEndpoint
@@ -289,7 +295,7 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     list_filter = ["is_active", "tenant"]
     search_fields = ["name", "url"]
     readonly_fields = ["secret", "created_at"]
-    fields = ["name", "url", "is_active", "secret", "created_at"]
+    fields = ["name", "url", "events", "notice_days", "is_active", "secret", "created_at"]
 
     def save_with_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         services.webhook_endpoint_save(endpoint=obj, actor=self.actor(request))
@@ -311,13 +317,24 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
                     "delivered_at"]
     list_filter = ["status", "event", "tenant"]
     list_select_related = ["tenant", "endpoint"]
-    readonly_fields = ["endpoint", "alarm", "event", "body", "status", "attempts", "next_attempt_at", "last_error",
-                       "created_at", "delivered_at"]
+    readonly_fields = ["endpoint", "alarm", "event", "event_id", "event_key", "body", "status", "attempts",
+                       "next_attempt_at", "last_error", "created_at", "delivered_at"]
     inlines = [WebhookAttemptInline]
+    actions = ["retry"]
 
     @admin.display(description=_("webhook delivery"))
     def delivery_display(self, obj: WebhookDelivery) -> str:
         return str(obj)
+
+    @admin.action(description=_("Send the selected failed deliveries again"), permissions=["change"])
+    def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from risk.webhooks import webhook_delivery_retry
+
+        done = sum(webhook_delivery_retry(delivery_id=pk, actor=self.actor(request))
+                   for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, ngettext("%(count)d failed delivery will be sent again.",
+                                            "%(count)d failed deliveries will be sent again.", done)
+                          % {"count": done}, messages.SUCCESS if done else messages.WARNING)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,6 +7,7 @@ alarms) and ``risk.webhooks`` (outbox delivery). Invariants a row can break are 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -200,14 +201,39 @@ def new_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+# The webhook events (docs/WEBHOOKS.md): what an endpoint may subscribe to.
+WEBHOOK_EVENTS: dict[str, Any] = {
+    "budget.alarm": _("budget alarm"),
+    "coupon.issued": _("coupon issued"),
+    "coupon.redeemed": _("coupon redeemed"),
+    "coupon.refunded": _("coupon refunded"),
+    "coupon.expiring": _("coupon expiring soon"),
+    "coupon.expired": _("coupon expired"),
+    "points.expiring": _("points expiring soon"),
+}
+
+
+def default_webhook_events() -> list[str]:
+    return ["budget.alarm"]
+
+
 class WebhookEndpoint(models.Model):
-    """Where a tenant wants its alarms POSTed, signed with ``secret`` (HMAC-SHA256 of the body)."""
+    """Where a tenant wants its events POSTed — the ones ticked in ``events`` — signed with ``secret``
+    (HMAC-SHA256 of the body)."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=100)
     url = models.URLField(_("URL"), max_length=500, help_text=_("http(s) URL that receives a JSON POST per alarm."))
     secret = models.CharField(_("secret"), max_length=100, default=new_webhook_secret,
                               help_text=_("Verify X-Coupon-Signature = 'sha256=' + hex HMAC-SHA256(secret, body)."))
+    # db_default: endpoints saved by the code before this column (a rolling deploy, R-OPS-4) keep getting alarms.
+    events = ArrayField(models.CharField(max_length=32), verbose_name=_("events"), default=default_webhook_events,
+                        db_default=["budget.alarm"],
+                        help_text=_("The events this endpoint receives (docs/WEBHOOKS.md)."))
+    notice_days = models.PositiveSmallIntegerField(
+        _("notice (days)"), default=3, db_default=3,
+        help_text=_("coupon.expiring and points.expiring are sent this many days before the end (1–90), once per "
+                    "coupon or points credit."))
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -215,7 +241,13 @@ class WebhookEndpoint(models.Model):
         verbose_name = _("webhook endpoint")
         verbose_name_plural = _("webhook endpoints")
         ordering = ["name"]
-        constraints = [models.CheckConstraint(condition=Q(url__regex=r"^https?://"), name="webhook_url_http")]
+        constraints = [
+            models.CheckConstraint(condition=Q(url__regex=r"^https?://"), name="webhook_url_http"),
+            models.CheckConstraint(condition=Q(events__contained_by=list(WEBHOOK_EVENTS)) & Q(events__len__gte=1),
+                                   name="webhook_events_known"),
+            models.CheckConstraint(condition=Q(notice_days__gte=1, notice_days__lte=90),
+                                   name="webhook_notice_days_range"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -236,6 +268,11 @@ class WebhookDelivery(models.Model):
     alarm = models.ForeignKey(Alarm, verbose_name=_("alarm"), null=True, blank=True, on_delete=models.PROTECT,
                               related_name="deliveries")
     event = models.CharField(_("event"), max_length=64)
+    # The event's id (the body's "id", header X-Coupon-Event-Id): receivers ignore an id they have seen (issue #16).
+    event_id = models.CharField(_("event ID"), max_length=40, blank=True, db_default="", default="")
+    # For events sent once per thing (coupon.expiring: once per coupon): UNIQUE(endpoint, event_key) holds it even
+    # when two scans run at once.
+    event_key = models.CharField(_("event key"), max_length=120, blank=True, db_default="", default="")
     body = models.TextField(_("body"))
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
@@ -253,6 +290,8 @@ class WebhookDelivery(models.Model):
                                    name="webhook_delivery_status_valid"),
             models.CheckConstraint(condition=~Q(status="DELIVERED") | Q(delivered_at__isnull=False),
                                    name="webhook_delivered_has_time"),
+            models.UniqueConstraint(fields=["endpoint", "event_key"], condition=~Q(event_key=""),
+                                    name="webhook_delivery_once_per_key"),
         ]
         indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="PENDING"),
                                 name="webhook_delivery_due")]

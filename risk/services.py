@@ -144,14 +144,25 @@ def budget_settings_save(*, spend: InventoryBudget, actor: Actor) -> InventoryBu
 def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
     from risk.webhooks import url_check_at_save
 
+    from risk.models import WEBHOOK_EVENTS
+
     url = (endpoint.url or "").strip()
     url_check_at_save(url)  # http(s) only; a host resolving to a non-public address is refused (SSRF)
-    endpoint.url = url
+    events = list(dict.fromkeys(endpoint.events or []))
+    unknown = [event for event in events if event not in WEBHOOK_EVENTS]
+    if not events or unknown:
+        raise InvalidInput(gettext("Choose one or more of the events %(events)s.") % {
+            "events": ", ".join(WEBHOOK_EVENTS)}, details={"fields": {"events": unknown or events}})
+    if not isinstance(endpoint.notice_days, int) or not 1 <= endpoint.notice_days <= 90:
+        raise InvalidInput(gettext("The notice is 1 to 90 days."), details={"fields": {"notice_days": "1–90"}})
+    endpoint.url, endpoint.events = url, events
     created = endpoint.pk is None
     with transaction.atomic():
         endpoint.save()
         audit_record(tenant=endpoint.tenant, actor=actor, action="risk.webhook_create" if created else
-                     "risk.webhook_change", obj=endpoint, after={"url": url, "active": endpoint.is_active})
+                     "risk.webhook_change", obj=endpoint, after={"url": url, "active": endpoint.is_active,
+                                                                 "events": events,
+                                                                 "notice_days": endpoint.notice_days})
     return endpoint
 
 

@@ -32,8 +32,9 @@ import json
 import logging
 import socket
 import time
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,7 +45,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from risk.exceptions import UnsafeWebhookUrl
-from risk.models import Alarm, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from risk.models import WEBHOOK_EVENTS, Alarm, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger("coupons.risk")
 
@@ -179,17 +180,13 @@ def alarm_payload(alarm: Alarm) -> dict[str, Any]:
             "alarm_id": alarm.pk, "message": message}
 
 
-def outbox_add_alarm(alarm: Alarm) -> list[WebhookDelivery]:
-    """Inside the alarm's transaction: one delivery per active endpoint, sent once that transaction commits."""
-    endpoints = list(WebhookEndpoint.objects.filter(tenant_id=alarm.tenant_id, is_active=True))
-    if not endpoints:
-        return []
-    body = json.dumps(alarm_payload(alarm), separators=(",", ":"), sort_keys=True)
-    now = timezone.now()
-    deliveries = WebhookDelivery.objects.bulk_create([
-        WebhookDelivery(tenant_id=alarm.tenant_id, endpoint=endpoint, alarm=alarm, event=EVENT_ALARM, body=body,
-                        next_attempt_at=now) for endpoint in endpoints])
-    ids = [d.pk for d in deliveries]
+def new_event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+def _send_on_commit(ids: list[int]) -> None:
+    if not ids:
+        return
 
     def send() -> None:
         from core.jobs import enqueue
@@ -199,7 +196,64 @@ def outbox_add_alarm(alarm: Alarm) -> list[WebhookDelivery]:
             enqueue("default", deliver_webhook_job, delivery_id)
 
     transaction.on_commit(send, robust=True)
+
+
+def outbox_add_alarm(alarm: Alarm) -> list[WebhookDelivery]:
+    """Inside the alarm's transaction: one delivery per active endpoint taking ``budget.alarm``, sent once that
+    transaction commits."""
+    endpoints = list(WebhookEndpoint.objects.filter(tenant_id=alarm.tenant_id, is_active=True,
+                                                    events__contains=[EVENT_ALARM]))
+    if not endpoints:
+        return []
+    body = json.dumps(alarm_payload(alarm), separators=(",", ":"), sort_keys=True)
+    now = timezone.now()
+    event_id = new_event_id()
+    deliveries = WebhookDelivery.objects.bulk_create([
+        WebhookDelivery(tenant_id=alarm.tenant_id, endpoint=endpoint, alarm=alarm, event=EVENT_ALARM, body=body,
+                        event_id=event_id, next_attempt_at=now) for endpoint in endpoints])
+    _send_on_commit([d.pk for d in deliveries])
     return deliveries
+
+
+def event_time(value: datetime | None, time_zone: str) -> str | None:
+    """A timestamp of a webhook body: like every API time, to the second with the tenant's UTC offset."""
+    from core.api.times import api_datetime, tenant_zone
+
+    return api_datetime(value, tenant_zone(time_zone)) if value is not None else None
+
+
+def outbox_add(*, tenant_id: int, event: str, data: dict[str, Any], occurred_at: datetime | None = None,
+               key: str = "", endpoints: list[WebhookEndpoint] | None = None) -> list[int]:
+    """Inside the transaction of the change it reports: one delivery of ``event`` per active endpoint of the tenant
+    that takes it (or of the given ``endpoints``), sent once that transaction commits; nothing when none does.
+
+    The body (docs/WEBHOOKS.md) is ``{"id", "event", "tenant", "occurred_at", "data"}``; ``id`` is the same for every
+    endpoint and every attempt. With ``key``, an endpoint gets the event at most once for ever (UNIQUE(endpoint,
+    event_key)): a scan that runs twice, or two at once, sends nothing twice. Returns the new deliveries' ids."""
+    if event not in WEBHOOK_EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    if endpoints is None:
+        endpoints = list(WebhookEndpoint.objects.filter(tenant_id=tenant_id, is_active=True,
+                                                        events__contains=[event]))
+    if not endpoints:
+        return []
+    from core.models import Tenant
+
+    tenant = Tenant.objects.only("slug", "time_zone").get(pk=tenant_id)
+    now = timezone.now()
+    event_id = new_event_id()
+    body = json.dumps({"id": event_id, "event": event, "tenant": tenant.slug,
+                       "occurred_at": event_time(occurred_at or now, tenant.time_zone), "data": data},
+                      separators=(",", ":"), sort_keys=True)
+    rows = [WebhookDelivery(tenant_id=tenant_id, endpoint=endpoint, event=event, event_id=event_id, event_key=key,
+                            body=body, next_attempt_at=now) for endpoint in endpoints]
+    if key:
+        WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+        ids = list(WebhookDelivery.objects.filter(event_id=event_id).values_list("pk", flat=True))
+    else:
+        ids = [d.pk for d in WebhookDelivery.objects.bulk_create(rows)]
+    _send_on_commit(ids)
+    return ids
 
 
 def webhook_deliver(*, delivery_id: int) -> str:
@@ -221,6 +275,8 @@ def webhook_deliver(*, delivery_id: int) -> str:
         headers = {"Content-Type": "application/json", "User-Agent": "coupon-platform-webhooks/1",
                    "X-Coupon-Signature": sign(endpoint.secret, body), "X-Coupon-Timestamp": str(int(time.time())),
                    "X-Coupon-Event": delivery.event, "X-Coupon-Delivery": str(delivery.pk)}
+        if delivery.event_id:
+            headers["X-Coupon-Event-Id"] = delivery.event_id
         started = time.monotonic()
         status_code, error, refused = None, "", False
         try:
@@ -255,6 +311,27 @@ def webhook_deliver(*, delivery_id: int) -> str:
                            delivery.attempts, error)
         delivery.save(update_fields=["status", "delivered_at", "last_error", "next_attempt_at", "attempts"])
         return delivery.status
+
+
+def webhook_delivery_retry(*, delivery_id: int, actor: Any) -> bool:
+    """A FAILED delivery (given up after ``MAX_ATTEMPTS``, or its endpoint was off) → PENDING with a fresh count of
+    attempts, sent at once on commit: the operator's "retry until it arrives" (issue #16). Its attempt log stays;
+    the event id is the same, so a receiver that did get it ignores it. False if it was not FAILED."""
+    from core.audit import audit_record
+
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update().select_related("tenant")
+                    .filter(pk=delivery_id, status=WebhookDelivery.Status.FAILED).first())
+        if delivery is None:
+            return False
+        before = {"status": delivery.status, "attempts": delivery.attempts}
+        delivery.status, delivery.attempts, delivery.next_attempt_at = (WebhookDelivery.Status.PENDING, 0,
+                                                                        timezone.now())
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+        audit_record(tenant=delivery.tenant, actor=actor, action="risk.webhook_retry", obj=delivery, before=before,
+                     after={"status": delivery.status})
+        _send_on_commit([delivery.pk])
+    return True
 
 
 def deliver_due(*, limit: int = 500, dry_run: bool = False) -> dict[str, int]:

@@ -21,6 +21,9 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
     _revocation(schemas.get("RevocationRequest"))
     for name in ("LockRequest", "RedeemRequest"):
         _order_id_required(schemas.get(name))
+    for name in ("CheckoutValidateRequest", "CheckoutBestRequest", "LockRequest", "RedeemRequest",
+                 "BatchLockItemRequest", "BatchRedeemItemRequest"):
+        _guest_has_no_tier(schemas.get(name))
     order = schemas.get("OrderRequest")
     if order:
         order["properties"]["order_id"]["pattern"] = EMPTY_OR_NON_BLANK
@@ -46,6 +49,12 @@ def _revocation(component: dict[str, Any] | None) -> None:
         component["description"] = "`member_ids`, `reason` and exactly one of `inventory`, `policy`."
 
 
+def _guest_has_no_tier(component: dict[str, Any] | None) -> None:
+    """A guest buyer with a tier is a 400 (issue #16): never both ``"buyer": "guest"`` and ``tier``."""
+    if component and "buyer" in component.get("properties", {}):
+        component["not"] = {"required": ["buyer", "tier"], "properties": {"buyer": {"enum": ["guest"]}}}
+
+
 def _order_id_required(component: dict[str, Any] | None) -> None:
     if component:
         component["anyOf"] = [
@@ -56,8 +65,8 @@ def _order_id_required(component: dict[str, Any] | None) -> None:
 
 
 BATCH_ITEM_FIELDS = {
-    "lock": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
-    "redeem": (["code", "member_id", "order_id", "order"], ["code", "member_id", "order"]),
+    "lock": (["code", "member_id", "order_id", "order", "buyer", "tier"], ["code", "member_id", "order"]),
+    "redeem": (["code", "member_id", "order_id", "order", "buyer", "tier"], ["code", "member_id", "order"]),
     "release": (["code", "order_id"], ["code", "order_id"]),
     "refund": (["code", "order_id", "full_refund"], ["code", "order_id"]),
     "revoke": (["code", "reason", "member_id"], ["code", "reason"]),

@@ -153,6 +153,33 @@ class CodesField(serializers.Field):
         return list(value)
 
 
+BUYERS = ("member", "guest")
+
+
+class BuyerSerializer(serializers.Serializer):
+    """Who pays (issue #16): a member — optionally of a tier or segment — or a guest. Members-only and tier-scoped
+    coupons refuse a guest (``members_only``), tier-scoped ones a member of another tier (``tier_not_allowed``)."""
+
+    buyer = serializers.ChoiceField(choices=BUYERS, required=False, default="member",
+                                    help_text="`member` (default) or `guest`.")
+    tier = IdentifierField(max_length=64, required=False,
+                           help_text="The member's tier or segment (e.g. `gold`), for tier-scoped coupons; "
+                                     "members only.")
+
+
+def check_buyer(attrs: dict[str, Any], *, where: str = "") -> dict[str, Any]:
+    if attrs.get("buyer") == "guest" and attrs.get("tier"):
+        raise serializers.ValidationError({f"{where}tier": [_("A guest has no tier; leave tier out or send "
+                                                               "buyer \"member\".")]})
+    return attrs
+
+
+def buyer_of(attrs: dict[str, Any]) -> Any:
+    from coupons.pricing import Buyer
+
+    return Buyer(is_member=attrs.get("buyer", "member") != "guest", tier=attrs.get("tier") or "")
+
+
 class ClaimSerializer(RiskContextSerializer):
     member_id = member_id_field
     inventory = serializers.CharField(max_length=16, required=False)
@@ -173,14 +200,14 @@ class GrantSerializer(serializers.Serializer):
                                        min_length=1, max_length=1_000_000)
 
 
-class LockSerializer(RiskContextSerializer):
+class LockSerializer(RiskContextSerializer, BuyerSerializer):
     member_id = member_id_field
     order_id = IdentifierField(max_length=64, required=False,
                                help_text="The order's id, here or as order.order_id (equal if both).")
     order = OrderField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return resolve_order_id(attrs, required=True)
+        return resolve_order_id(check_buyer(attrs), required=True)
 
 
 class RedeemSerializer(LockSerializer):
@@ -223,6 +250,10 @@ class PolicyOutSerializer(serializers.Serializer):
     threshold = serializers.IntegerField(allow_null=True)
     cap = serializers.IntegerField(allow_null=True)
     stacking_group = serializers.CharField()
+    audience = serializers.ChoiceField(choices=["all", "members", "whitelist"],
+                                       help_text="Who may use it: everyone (guests too), members, listed members.")
+    tiers = serializers.ListField(child=serializers.CharField(), source="audience_tiers",
+                                  help_text="Member tiers the coupon is for; empty = every tier.")
 
 
 class CouponSerializer(serializers.Serializer):
@@ -262,7 +293,8 @@ def coupon_payload(coupon: CouponCode, now: Any) -> dict[str, Any]:
         "member_id": coupon.member_id,
         "policy": {"id": policy.public_id, "name": policy.name, "kind": policy.kind, "amount": policy.amount,
                    "rate": policy.rate, "threshold": policy.threshold, "cap": policy.cap,
-                   "stacking_group": policy.stacking_group},
+                   "stacking_group": policy.stacking_group, "audience": policy.audience,
+                   "tiers": list(policy.audience_tiers)},
         "inventory": coupon.inventory.public_id,
         "batch_code": coupon.batch.batch_code,
         "valid_from": _iso(coupon.valid_from) if coupon.valid_from else None,
@@ -273,7 +305,7 @@ def coupon_payload(coupon: CouponCode, now: Any) -> dict[str, Any]:
     }
 
 
-class BatchItemSerializer(serializers.Serializer):
+class BatchItemSerializer(BuyerSerializer):
     class Meta:
         list_serializer_class = BoundedListSerializer
 
@@ -289,7 +321,7 @@ class BatchSerializer(serializers.Serializer):
     items = BatchItemSerializer(many=True, allow_empty=False, min_length=1, max_length=500)
 
 
-class CheckoutValidateSerializer(serializers.Serializer):
+class CheckoutValidateSerializer(BuyerSerializer):
     member_id = member_id_field
     codes = CodesField()
     order_id = serializers.CharField(max_length=64, required=False,
@@ -298,10 +330,10 @@ class CheckoutValidateSerializer(serializers.Serializer):
     order = OrderField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return resolve_order_id(attrs, required=False)
+        return resolve_order_id(check_buyer(attrs), required=False)
 
 
-class CheckoutBestSerializer(serializers.Serializer):
+class CheckoutBestSerializer(BuyerSerializer):
     member_id = member_id_field
     order_id = serializers.CharField(max_length=64, required=False,
                                      help_text="Optional: the order's id, here or as order.order_id (equal if both). "
@@ -309,7 +341,7 @@ class CheckoutBestSerializer(serializers.Serializer):
     order = OrderField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return resolve_order_id(attrs, required=False)
+        return resolve_order_id(check_buyer(attrs), required=False)
 
 
 class LineOutSerializer(serializers.Serializer):

@@ -192,7 +192,7 @@ class LockView(CouponAPIView):
         data = self.valid(s.LockSerializer)
         coupon, priced = lifecycle.coupon_lock(tenant=self.tenant, code=code, member_id=data["member_id"],
                                                order_id=data["order_id"], order=data["order"],
-                                               ctx=self.context(data))
+                                               ctx=self.context(data), buyer=s.buyer_of(data))
         return self.coupon(coupon, discount=priced.discount)
 
 
@@ -223,7 +223,7 @@ class RedeemView(CouponAPIView):
         data = self.valid(s.RedeemSerializer)
         coupon, usage = lifecycle.coupon_redeem(tenant=self.tenant, code=code, member_id=data["member_id"],
                                                 order_id=data["order_id"], order=data["order"],
-                                                ctx=self.context(data))
+                                                ctx=self.context(data), buyer=s.buyer_of(data))
         return self.coupon(coupon, usage=_usage_out(usage))
 
 
@@ -306,6 +306,11 @@ class BatchActionView(CouponAPIView):
             self.permission_denied(request, message=IsOperatorClient.message)  # issue #16: operator scope only
         items = self.valid(s.BatchSerializer)["items"]
         for index, item in enumerate(items):  # every item checked before any is applied: a bad one changes nothing
+            try:
+                s.check_buyer(item, where=f"items[{index}].")
+            except serializers.ValidationError as exc:
+                raise InvalidInput(_("items[%(index)d]: a guest has no tier.") % {"index": index},
+                                   details={"index": index, "fields": exc.detail}) from exc
             if action in ("lock", "redeem") and item.get("order"):
                 try:
                     s.resolve_order_id(item, required=False, where=f"items[{index}].")
@@ -337,12 +342,12 @@ class BatchActionView(CouponAPIView):
         t, code = self.tenant, item["code"]
         if action == "lock":
             lifecycle.coupon_lock(tenant=t, code=code, member_id=item["member_id"], order_id=item["order_id"],
-                                  order=item["order"], ctx=ctx)
+                                  order=item["order"], ctx=ctx, buyer=s.buyer_of(item))
         elif action == "release":
             lifecycle.coupon_release(tenant=t, code=code, order_id=item["order_id"], ctx=ctx)
         elif action == "redeem":
             lifecycle.coupon_redeem(tenant=t, code=code, member_id=item["member_id"], order_id=item["order_id"],
-                                    order=item["order"], ctx=ctx)
+                                    order=item["order"], ctx=ctx, buyer=s.buyer_of(item))
         elif action == "refund":
             lifecycle.coupon_refund(tenant=t, code=code, order_id=item["order_id"], full=item["full_refund"],
                                     ctx=ctx)
@@ -373,7 +378,8 @@ class CheckoutValidateView(CouponAPIView):
         codes = data["codes"]
         allowance = len(codes) if self.lookup_allowance is None else self.lookup_allowance
         result = _checkout_out(pricing.check_codes(tenant=self.tenant, member_id=data["member_id"],
-                                                   codes=codes[:allowance], order=data["order"], now=timezone.now()))
+                                                   codes=codes[:allowance], order=data["order"], now=timezone.now(),
+                                                   buyer=s.buyer_of(data)))
         if allowance < len(codes):  # the rest is not evaluated at all (issue #17): no answer about them either way
             result["valid"] = False
             result["rejected"] += [{"code": code, "reason": "rate_limited", "message": refusal_message("rate_limited")}
@@ -393,7 +399,7 @@ class CheckoutBestView(CouponAPIView):
     def post(self, request: Request) -> Response:
         data = self.valid(s.CheckoutBestSerializer)
         result = pricing.best_for_member(tenant=self.tenant, member_id=data["member_id"], order=data["order"],
-                                         now=timezone.now())
+                                         now=timezone.now(), buyer=s.buyer_of(data))
         return Response(_checkout_out(result))
 
 

@@ -30,6 +30,8 @@ class Reason(StrEnum):
     NOT_YET_VALID = "not_yet_valid"
     EXPIRED = "expired"
     AUDIENCE_NOT_ALLOWED = "audience_not_allowed"
+    MEMBERS_ONLY = "members_only"
+    TIER_NOT_ALLOWED = "tier_not_allowed"
     CHANNEL_NOT_ALLOWED = "channel_not_allowed"
     PAYMENT_METHOD_NOT_ALLOWED = "payment_method_not_allowed"
     NO_SHIPPING_FEE = "no_shipping_fee"
@@ -184,10 +186,14 @@ class _Prepared:
             return Reason.NOT_YET_VALID
         if terms.valid_until is not None and ctx.now >= terms.valid_until:
             return Reason.EXPIRED
-        if terms.audience == "members" and not ctx.is_member:
-            return Reason.AUDIENCE_NOT_ALLOWED
+        # A guest is refused by any audience narrower than "all" (a tier or a whitelist names members); a member
+        # outside the whitelist or the tiers, by that rule.
+        if (terms.audience != "all" or terms.tiers) and not ctx.is_member:
+            return Reason.MEMBERS_ONLY
         if terms.audience == "whitelist" and not ctx.whitelisted:
             return Reason.AUDIENCE_NOT_ALLOWED
+        if terms.tiers and ctx.tier not in terms.tiers:
+            return Reason.TIER_NOT_ALLOWED
         order = view.order
         if terms.channels and order.channel not in terms.channels:
             return Reason.CHANNEL_NOT_ALLOWED

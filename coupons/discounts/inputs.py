@@ -19,7 +19,7 @@ AUDIENCES: tuple[str, ...] = ("all", "members", "whitelist")
 GROUP_ORDER: tuple[str, ...] = ("merchant", "platform", "shipping", "super")
 
 _SCOPE_FIELDS = ("include_skus", "exclude_skus", "include_spus", "exclude_spus", "include_categories",
-                 "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods")
+                 "exclude_categories", "include_shops", "exclude_shops", "channels", "payment_methods", "tiers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,7 @@ class Context:
     rounding_unit: int = 1
     is_member: bool = False
     whitelisted: bool = False
+    tier: str = ""  # the member's tier or segment as the request states it ("" = none given)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -122,6 +123,7 @@ class CouponTerms:
     channels: frozenset[str] = field(default_factory=frozenset)
     payment_methods: frozenset[str] = field(default_factory=frozenset)
     audience: str = "all"
+    tiers: frozenset[str] = field(default_factory=frozenset)  # empty = every tier; else members of these only
     valid_from: datetime | None = None
     valid_until: datetime | None = None
 
@@ -189,5 +191,6 @@ class CouponTerms:
             exclude_categories=frozenset(policy.exclude_categories or ()),
             include_shops=frozenset(policy.include_shops or ()), exclude_shops=frozenset(policy.exclude_shops or ()),
             channels=frozenset(policy.channels or ()), payment_methods=frozenset(policy.payment_methods or ()),
-            audience=policy.audience, valid_from=start, valid_until=end,
+            audience=policy.audience, tiers=frozenset(getattr(policy, "audience_tiers", None) or ()),
+            valid_from=start, valid_until=end,
         )

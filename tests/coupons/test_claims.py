@@ -35,7 +35,8 @@ def test_claim_by_inventory_issues_the_next_code_in_the_api_shape(api, pool, mem
     assert set(coupon) == COUPON_KEYS
     assert coupon["code"] == codes[0].code
     assert (coupon["status"], coupon["member_id"], coupon["inventory"]) == ("ISSUED", "m-1", inventory.public_id)
-    assert set(coupon["policy"]) == {"id", "name", "kind", "amount", "rate", "threshold", "cap", "stacking_group"}
+    assert set(coupon["policy"]) == {"id", "name", "kind", "amount", "rate", "threshold", "cap", "stacking_group",
+                                     "audience", "tiers"}  # audience and tiers: issue #16
     issue = CouponIssue.objects.get(coupon__code=coupon["code"])
     assert (issue.member_id, issue.slot, issue.via, issue.client, issue.channel, issue.device_id, issue.ip) == (
         "m-1", 1, "inventory", member_client[0], "ios", "dev-9", "10.1.2.3")

@@ -192,10 +192,19 @@ def test_a_payment_method_restricted_coupon_is_refused_for_another_method():
 
 def test_the_audience_is_checked_against_the_context():
     members_only, whitelist = coupon(audience="members"), coupon(audience="whitelist")
-    assert reason_of(members_only, order(line())) == "audience_not_allowed"
+    assert reason_of(members_only, order(line())) == "members_only"  # a guest (issue #16)
     assert evaluate(members_only, order(line()), Context(now=NOW, is_member=True)).ok
     assert reason_of(whitelist, order(line()), Context(now=NOW, is_member=True)) == "audience_not_allowed"
-    assert evaluate(whitelist, order(line()), Context(now=NOW, whitelisted=True)).ok
+    assert reason_of(whitelist, order(line()), Context(now=NOW, whitelisted=True)) == "members_only"
+    assert evaluate(whitelist, order(line()), Context(now=NOW, is_member=True, whitelisted=True)).ok
+
+
+def test_a_tier_scope_admits_members_of_those_tiers_only():
+    gold = coupon(tiers={"gold", "vip"})
+    assert reason_of(gold, order(line())) == "members_only"
+    assert reason_of(gold, order(line()), Context(now=NOW, is_member=True)) == "tier_not_allowed"
+    assert reason_of(gold, order(line()), Context(now=NOW, is_member=True, tier="silver")) == "tier_not_allowed"
+    assert evaluate(gold, order(line()), Context(now=NOW, is_member=True, tier="vip")).ok
 
 
 VALIDITY_TABLE = [

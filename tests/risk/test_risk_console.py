@@ -144,14 +144,39 @@ def test_every_risk_page_opens_for_an_operator_and_a_superuser(client, operator_
     assert client.get(reverse("admin:risk_memberrisk_import")).status_code == 200
 
 
+HOOK_FIELDS = {"events": ["budget.alarm"], "notice_days": "3"}  # issue #16: an endpoint chooses its events
+
+
+def test_a_webhook_endpoint_chooses_its_events_and_needs_at_least_one(operator_client, tenant):
+    from risk.models import WebhookEndpoint
+
+    url = reverse("admin:risk_webhookendpoint_add")
+    page = operator_client.get(url).content.decode()
+    assert 'value="coupon.redeemed"' in page and 'value="points.expiring"' in page
+    refused = operator_client.post(url, {"name": "ops", "url": "https://hooks.example.com/c", "is_active": "on",
+                                         "notice_days": "3"})
+    assert refused.status_code == 200 and "events" in refused.context["adminform"].form.errors
+    refused = operator_client.post(url, {"name": "ops", "url": "https://hooks.example.com/c", "is_active": "on",
+                                         "events": ["coupon.issued"], "notice_days": "0"})
+    assert refused.status_code == 200 and "notice_days" in refused.context["adminform"].form.errors
+    assert not WebhookEndpoint.objects.exists()
+    saved = operator_client.post(url, {"name": "ops", "url": "https://hooks.example.com/c", "is_active": "on",
+                                       "events": ["coupon.issued", "coupon.expiring"], "notice_days": "7"})
+    assert saved.status_code == 302
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.events, endpoint.notice_days) == (["coupon.issued", "coupon.expiring"], 7)
+    assert AuditLog.objects.get(action="risk.webhook_create").after["events"] == ["coupon.issued",
+                                                                                  "coupon.expiring"]
+
+
 def test_a_webhook_endpoint_gets_a_secret_and_a_non_http_url_is_refused(operator_client, tenant):
     from risk.models import WebhookEndpoint
 
     url = reverse("admin:risk_webhookendpoint_add")
-    refused = operator_client.post(url, {"name": "ops", "url": "ftp://example.com/x", "is_active": "on"})
+    refused = operator_client.post(url, {"name": "ops", "url": "ftp://example.com/x", "is_active": "on", **HOOK_FIELDS})
     assert refused.status_code == 200 and not WebhookEndpoint.objects.exists()
     assert operator_client.post(url, {"name": "ops", "url": "https://hooks.example.com/coupons",
-                                      "is_active": "on"}).status_code == 302
+                                      "is_active": "on", **HOOK_FIELDS}).status_code == 302
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.tenant_id == tenant.pk and endpoint.secret.startswith("whsec_") and len(endpoint.secret) > 40
     assert AuditLog.objects.filter(action="risk.webhook_create", object_id=str(endpoint.pk)).exists()
@@ -170,12 +195,12 @@ def test_a_webhook_url_on_a_private_network_is_refused_with_a_form_error(operato
 
     settings.COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     url = reverse("admin:risk_webhookendpoint_add")
-    refused = operator_client.post(url, {"name": "ops", "url": bad_url, "is_active": "on"})
+    refused = operator_client.post(url, {"name": "ops", "url": bad_url, "is_active": "on", **HOOK_FIELDS})
     assert refused.status_code == 200
     assert message in refused.content.decode()
     assert refused.context["adminform"].form.errors["url"] == [
         message + "; webhooks are sent to public addresses only."]
     assert not WebhookEndpoint.objects.exists()
     settings.COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    assert operator_client.post(url, {"name": "ops", "url": bad_url, "is_active": "on"}).status_code == 302
+    assert operator_client.post(url, {"name": "ops", "url": bad_url, "is_active": "on", **HOOK_FIELDS}).status_code == 302
     assert WebhookEndpoint.objects.get().url == bad_url
