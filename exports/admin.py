@@ -62,7 +62,11 @@ class ExportRequestForm(forms.Form):
             self.fields[name].queryset = qs if tenant_id is None else qs.filter(tenant_id=tenant_id)
         if tenant_id is not None:
             del self.fields["tenant"]
-        kinds = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in KIND_FILTERS.items())
+        # In the reader's words: each kind's label and its filters' field labels, not the stored keys (issue #20).
+        kinds = "; ".join(
+            f"{Export.Kind(kind).label}: "
+            + ", ".join(str(self.fields[n].label or n) if n in self.fields else n for n in names)
+            for kind, names in KIND_FILTERS.items())
         self.fields["kind"].help_text = gettext("Filters each kind takes — %(kinds)s.") % {"kinds": kinds}
 
     def filter_values(self) -> dict[str, str]:
@@ -173,7 +177,7 @@ class ExportAdmin(TenantScopedAdmin):
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:exports_export_changelist"))
-        return FileResponse(handle, as_attachment=True, filename=export.filename, content_type=XLSX)
+        return FileResponse(handle, as_attachment=True, filename=export.download_filename, content_type=XLSX)
 
     def progress_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         export = self._export(request, object_id)
