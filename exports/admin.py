@@ -30,6 +30,10 @@ from exports.selectors import ALL_FILTERS, KIND_FILTERS
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+# Filters the API takes that this form has no field for (a distribution's codes are downloaded from its own page).
+_OTHER_FILTERS = {"distribution": _("Distribution (API only)")}
+
+
 class ExportRequestForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), label=_("Tenant"),
                                     help_text=_("Superusers only: whose rows."))
@@ -65,7 +69,7 @@ class ExportRequestForm(forms.Form):
         # In the reader's words: each kind's label and its filters' field labels, not the stored keys (issue #20).
         kinds = "; ".join(
             f"{Export.Kind(kind).label}: "
-            + ", ".join(str(self.fields[n].label or n) if n in self.fields else n for n in names)
+            + ", ".join(str(self.fields[n].label) if n in self.fields else str(_OTHER_FILTERS.get(n, n)) for n in names)
             for kind, names in KIND_FILTERS.items())
         self.fields["kind"].help_text = gettext("Filters each kind takes — %(kinds)s.") % {"kinds": kinds}
 

@@ -222,9 +222,14 @@ class PartnerUploadAdmin(TenantScopedAdmin):
                                           "upload."),
                                   messages.SUCCESS if created else messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:partners_partnerupload_change", args=[upload.pk]))
+        # An empty list says why and where to fix it, instead of a bare empty dropdown (issue #20).
         return TemplateResponse(request, "admin/partners/partnerupload/upload.html", {
             **self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
-            "title": gettext("Upload partner codes")})
+            "title": gettext("Upload partner codes"),
+            "no_partners": not form.fields["partner"].queryset.exists(),
+            "no_inventories": not form.fields["inventory"].queryset.exists(),
+            "can_add_partner": request.user.has_perm("partners.add_partner"),
+            "can_add_inventory": request.user.has_perm("coupons.add_couponinventory")})
 
     def template_view(self, request: HttpRequest) -> HttpResponse:
         response = HttpResponse(services.csv_template(), content_type="text/csv")
