@@ -368,7 +368,7 @@ def _model_names() -> dict[str, Any]:
     from django.apps import apps
     from django.utils.text import capfirst
 
-    return {m._meta.label: capfirst(m._meta.verbose_name) for m in apps.get_models()}
+    return {m._meta.label: capfirst(gettext(str(m._meta.verbose_name))) for m in apps.get_models()}
 
 
 def _json_block(value: Any) -> Any:

@@ -27,4 +27,7 @@ OVERRIDES = (
     gettext_noop("This exporter will export the following fields: "),
     gettext_noop("Select all"),
     gettext_noop("queue"),
+    # django-rq's one permission and its model
+    gettext_noop("Access admin page"),
+    gettext_noop("Queue"),
 )

@@ -47,7 +47,7 @@ class RewardRuleForm(forms.ModelForm):
 class RewardRuleAdmin(TenantScopedAdmin):
     form = RewardRuleForm
     list_display = ["name", "trigger", "is_active", "points", "review_text_points", "review_image_points",
-                    "purchase_rate_bp", "inventory", "points_valid_days", "tenant", "updated_at"]
+                    "purchase_rate_bp", "inventory", "points_valid_days", "tenant"]
     list_filter = ["trigger", "is_active", "tenant"]
     search_fields = ["name"]
     list_select_related = ["inventory", "tenant"]
