@@ -16,10 +16,10 @@ from core.models import Tenant, User
 from tests import factories
 
 NAMES = {
-    "ko": {"draw": "연말 경품 추첨", "first": "1등", "second": "2등", "reason": "부정 사용 의심", "rule": "가입 축하 포인트",
+    "ko": {"webhook": "알람 수신", "staff": "사내 시험 계정", "draw": "연말 경품 추첨", "first": "1등", "second": "2등", "reason": "부정 사용 의심", "rule": "가입 축하 포인트",
            "prize_pool": "경품 쿠폰", "upload": "gs25-코드.csv",
            "event": "연말 감사 이벤트"},
-    "en": {"draw": "Year-end prize draw", "first": "first prize", "second": "second prize",
+    "en": {"webhook": "Alarm receiver", "staff": "in-house test account", "draw": "Year-end prize draw", "first": "first prize", "second": "second prize",
            "reason": "suspected abuse", "rule": "Welcome points", "prize_pool": "Prize coupons",
            "upload": "gs25-codes.csv", "event": "Year-end thank-you event"},
 }
@@ -55,6 +55,7 @@ def seed_tenant(lang: str) -> Seeded:
         _export(tenant, inventory)
         _rewards(tenant, names)
         _risk(tenant, inventory, names)
+        _more_rows(tenant, inventory, names)
     return Seeded(tenant=tenant, admin=admin, operator=operator)
 
 
@@ -145,3 +146,24 @@ def _risk(tenant: Tenant, inventory: Any, names: dict[str, str]) -> None:
     member_risk_save(entry=MemberRisk(tenant=tenant, member_id="member-666", level=MemberRisk.Level.BLOCK,
                                       reason=names["reason"], expires_at=timezone.now() + timedelta(days=30)),
                      actor=factories.TEST_ACTOR)
+
+
+def _more_rows(tenant: Tenant, inventory: Any, names: dict[str, str]) -> None:
+    """One row for each list the steps above leave empty, so its change page is crawled too."""
+    from coupons.models import AudienceEntry
+    from events.models import EventStaffMember
+    from rewards.services import birthdays_import
+    from risk.models import Alarm, FrequencyLimit, InventoryBudget, WebhookEndpoint
+    from risk.services import frequency_limit_save
+
+    frequency_limit_save(limit=FrequencyLimit(tenant=tenant, inventory=inventory, action=FrequencyLimit.Action.CLAIM,
+                                              dimension=FrequencyLimit.Dimension.MEMBER, max_per_day=3),
+                         actor=factories.TEST_ACTOR)
+    # created directly: saving through the service resolves the host (the SSRF guard), and tests have no DNS
+    WebhookEndpoint.objects.create(tenant=tenant, name=names["webhook"], url="https://hooks.example.com/coupons")
+    InventoryBudget.objects.get_or_create(tenant=tenant, inventory=inventory, defaults={"alarm_thresholds": [80, 95]})
+    Alarm.objects.create(tenant=tenant, inventory=inventory, budget=Alarm.Budget.ISSUE_COUNT, threshold=80,
+                         spent=80_000, limit=100_000, raised_at=timezone.now())
+    EventStaffMember.objects.create(tenant=tenant, member_id="staff-001", note=names["staff"])
+    AudienceEntry.objects.create(tenant=tenant, inventory=inventory, member_id="member-007")
+    birthdays_import(tenant=tenant, text="member_id,birthday\nmember-001,1990-12-07\n", actor=factories.TEST_ACTOR)
