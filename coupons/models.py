@@ -542,6 +542,9 @@ class AudienceEntry(models.Model):
     member_id = models.CharField(_("member ID"), max_length=64)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
+    def __str__(self) -> str:
+        return self.member_id  # not "AudienceEntry object (1)" (issue #20)
+
     class Meta:
         verbose_name = _("audience entry")
         verbose_name_plural = _("audience entries")
