@@ -508,7 +508,7 @@ class CouponGrant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"grant {self.public_id}"
+        return gettext("grant %(id)s") % {"id": self.public_id}
 
 
 class CouponGrantMember(models.Model):

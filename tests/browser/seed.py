@@ -153,17 +153,23 @@ def _more_rows(tenant: Tenant, inventory: Any, names: dict[str, str]) -> None:
     from coupons.models import AudienceEntry
     from events.models import EventStaffMember
     from rewards.services import birthdays_import
-    from risk.models import Alarm, FrequencyLimit, InventoryBudget, WebhookEndpoint
+    from risk.models import Alarm, FrequencyLimit, InventoryBudget, WebhookDelivery, WebhookEndpoint
     from risk.services import frequency_limit_save
 
     frequency_limit_save(limit=FrequencyLimit(tenant=tenant, inventory=inventory, action=FrequencyLimit.Action.CLAIM,
                                               dimension=FrequencyLimit.Dimension.MEMBER, max_per_day=3),
                          actor=factories.TEST_ACTOR)
     # created directly: saving through the service resolves the host (the SSRF guard), and tests have no DNS
-    WebhookEndpoint.objects.create(tenant=tenant, name=names["webhook"], url="https://hooks.example.com/coupons")
+    endpoint = WebhookEndpoint.objects.create(tenant=tenant, name=names["webhook"],
+                                              url="https://hooks.example.com/coupons")
     InventoryBudget.objects.get_or_create(tenant=tenant, inventory=inventory, defaults={"alarm_thresholds": [80, 95]})
-    Alarm.objects.create(tenant=tenant, inventory=inventory, budget=Alarm.Budget.ISSUE_COUNT, threshold=80,
-                         spent=80_000, limit=100_000, raised_at=timezone.now())
+    alarm = Alarm.objects.create(tenant=tenant, inventory=inventory, budget=Alarm.Budget.ISSUE_COUNT, threshold=80,
+                                 spent=80_000, limit=100_000, raised_at=timezone.now())
+    WebhookDelivery.objects.create(tenant=tenant, endpoint=endpoint, alarm=alarm, event="budget.threshold",
+                                   body='{"alarm": 1, "threshold": 80}', next_attempt_at=timezone.now())
+    from coupons.models import CouponGrant
+
+    CouponGrant.objects.create(tenant=tenant, inventory=inventory, status=CouponGrant.Status.PENDING, total=0)
     EventStaffMember.objects.create(tenant=tenant, member_id="staff-001", note=names["staff"])
     AudienceEntry.objects.create(tenant=tenant, inventory=inventory, member_id="member-007")
     birthdays_import(tenant=tenant, text="member_id,birthday\nmember-001,1990-12-07\n", actor=factories.TEST_ACTOR)
