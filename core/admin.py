@@ -6,11 +6,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import ForeignKey, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import formats, timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -20,6 +23,7 @@ from core.admin_lists import (DateRangeFilter, LargeTableAdminMixin, TenantRelat
                               values_filter)
 from core.audit import Actor
 from core.exceptions import DomainError
+from core.export_formats import EXPORT_FORMATS, TranslatedFieldsExportForm
 from core.models import ApiClient, AuditLog, Tenant, User
 from core.admin_confirm import confirm_action
 from core.services import (api_client_create, api_client_end_rollover, api_client_revoke, api_client_rotate_token,
@@ -141,7 +145,14 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
 
 class TenantExportActionMixin(ExportActionMixin):
-    """django-import-export's list export, limited to the tenant's rows (list it before TenantScopedAdmin)."""
+    """django-import-export's list export, limited to the tenant's rows (list it before TenantScopedAdmin); CSV and
+    XLSX with translated field names (core/export_formats.py)."""
+
+    export_form_class = TranslatedFieldsExportForm
+
+    @property
+    def export_formats(self) -> list[Any]:
+        return EXPORT_FORMATS
 
     def get_valid_export_item_pks(self, request: HttpRequest) -> Any:
         # The export action validates the selected ids against this; the library's default is every row.
@@ -168,8 +179,56 @@ class TenantAdmin(admin.ModelAdmin):
         return False
 
 
+# Permission names are stored in English when the tables are migrated ("Can add alarm"); the console names them in
+# the reader's language from the model's translated name (issue #20). Our own permissions' names are msgids below.
+_ACTIONS = {"add": _("Can add %(model)s"), "change": _("Can change %(model)s"), "delete": _("Can delete %(model)s"),
+            "view": _("Can view %(model)s")}
+_CUSTOM_PERMISSION_NAMES = (_("Can see queues, workers and failed jobs"), _("Can re-queue and discard failed jobs"),
+                            _("Can approve or reject coupon policies"))
+
+
+def permission_label(permission: Any) -> str:
+    from django.utils.text import capfirst
+
+    model = permission.content_type.model_class()
+    if model is None:
+        return str(permission)
+    opts = model._meta
+    action, _sep, model_name = permission.codename.partition("_")
+    if action in _ACTIONS and model_name == opts.model_name:
+        name = _ACTIONS[action] % {"model": gettext(str(opts.verbose_name))}
+    else:
+        name = gettext(permission.name)
+    from django.apps import apps
+
+    app = _THIRD_PARTY_APP_NAMES.get(opts.app_label) or apps.get_app_config(opts.app_label).verbose_name
+    return f"{capfirst(app)} | {capfirst(gettext(str(opts.verbose_name)))} | {name}"
+
+
+# Libraries whose app names have no translation: named here (the models' names are in coupon_project's overrides).
+_THIRD_PARTY_APP_NAMES = {"axes": _("Login lockouts"), "django_rq": _("Job queues")}
+
+
+class TranslatedPermissionsMixin:
+    """The permissions pickers of users and groups, labelled by ``permission_label``."""
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+        if db_field.name in ("permissions", "user_permissions") and field is not None:
+            field.label_from_instance = permission_label
+        return field
+
+
+class GroupAdmin(TranslatedPermissionsMixin, DjangoGroupAdmin):
+    pass
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(TranslatedPermissionsMixin, DjangoUserAdmin):
     fieldsets = (*DjangoUserAdmin.fieldsets, (_("Tenant and language"), {"fields": ("tenant", "language")}))
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets,
                      (_("Tenant and language"), {"fields": ("tenant", "language", "is_staff", "groups")}))
@@ -207,13 +266,22 @@ class ApiClientChangeForm(ApiClientAddForm):
 
 @admin.register(ApiClient)
 class ApiClientAdmin(TenantScopedAdmin):
-    list_display = ["name", "tenant", "scope", "key_prefix", "previous_valid_until", "created_at", "last_used_at",
-                    "revoked_at"]
+    list_display = ["name", "tenant", "scope", "key_prefix_code", "previous_valid_until", "created_at",
+                    "last_used_at", "revoked_at"]
     list_filter = ["scope", "tenant"]
     search_fields = ["name", "key_prefix"]
-    readonly_fields = ["key_prefix", "previous_key_prefix", "previous_valid_until", "created_at", "last_used_at",
-                       "revoked_at"]
+    readonly_fields = ["key_prefix_code", "previous_key_prefix_code", "previous_valid_until", "created_at",
+                       "last_used_at", "revoked_at"]
     actions = ["revoke", "rotate_token", "end_rollover"]
+
+    # A token prefix is a random code, not a word: shown as code (issue #20).
+    @admin.display(description=_("key prefix"), ordering="key_prefix")
+    def key_prefix_code(self, obj: ApiClient) -> Any:
+        return format_html("<code>{}</code>", obj.key_prefix) if obj.key_prefix else "-"
+
+    @admin.display(description=_("previous key prefix"))
+    def previous_key_prefix_code(self, obj: ApiClient) -> Any:
+        return format_html("<code>{}</code>", obj.previous_key_prefix) if obj.previous_key_prefix else "-"
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         kwargs["form"] = ApiClientAddForm if obj is None else ApiClientChangeForm
@@ -295,19 +363,61 @@ def _audited_model_labels() -> list[str]:
     return sorted(m._meta.label for m in apps.get_models())
 
 
+def _model_names() -> dict[str, Any]:
+    """``app.Model`` → the model's name in the reader's language (the console shows names, searches by label)."""
+    from django.apps import apps
+    from django.utils.text import capfirst
+
+    return {m._meta.label: capfirst(gettext(str(m._meta.verbose_name))) for m in apps.get_models()}
+
+
+def _json_block(value: Any) -> Any:
+    import json
+
+    if value in (None, {}, []):
+        return "-"
+    return format_html("<pre class=\"json\">{}</pre>", json.dumps(value, ensure_ascii=False, indent=1,
+                                                                     sort_keys=True, default=str))
+
+
 @admin.register(AuditLog)
 class AuditLogAdmin(LargeTableAdminMixin, TenantScopedAdmin):
     """Audit viewer: read-only, tenant-scoped; filters by actor, action, object type and date range; search by
     object id (``123`` or ``coupons.CouponCode#123``). Every filter is served by an index or bounded by the
     (tenant, created_at) scan; the list never counts the whole table (R-OPS console polish)."""
 
-    list_display = ["created_at", "tenant", "actor_type", "actor_label", "action", "object_type", "object_id",
-                    "object_repr"]
+    list_display = ["created_at", "tenant", "actor_type", "actor_display", "action_code", "object_type_name",
+                    "object_id", "object_repr"]
     list_select_related = ["tenant"]
     search_fields = ["object_id"]
     search_help_text = _("Object id, e.g. 123 or coupons.CouponCode#123 (exact).")
-    readonly_fields = ["created_at", "tenant", "actor_type", "actor_id", "actor_label", "action", "object_type",
-                       "object_id", "object_repr", "before", "after"]
+    readonly_fields = ["created_at", "tenant", "actor_type", "actor_id", "actor_display", "action_code",
+                       "object_type_name", "object_id", "object_repr", "before_json", "after_json"]
+    fields = readonly_fields
+
+    # The audit vocabulary (actions, JSON keys) is code: shown as code; object types by their names (issue #20).
+    @admin.display(description=_("actor"), ordering="actor_label")
+    def actor_display(self, obj: AuditLog) -> Any:
+        """A job's or the system's name is an identifier (``issuing``, ``demo_data``): shown as code."""
+        if obj.actor_type in (AuditLog.ActorType.JOB, AuditLog.ActorType.SYSTEM):
+            return format_html("<code>{}</code>", obj.actor_label)
+        return obj.actor_label
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_code(self, obj: AuditLog) -> Any:
+        return format_html("<code>{}</code>", obj.action)
+
+    @admin.display(description=_("object type"), ordering="object_type")
+    def object_type_name(self, obj: AuditLog) -> Any:
+        return _model_names().get(obj.object_type, obj.object_type)
+
+    @admin.display(description=_("before"))
+    def before_json(self, obj: AuditLog) -> Any:
+        return _json_block(obj.before)
+
+    @admin.display(description=_("after"))
+    def after_json(self, obj: AuditLog) -> Any:
+        return _json_block(obj.after)
 
     def get_list_filter(self, request: HttpRequest) -> list[Any]:
         filters: list[Any] = [
@@ -315,7 +425,7 @@ class AuditLogAdmin(LargeTableAdminMixin, TenantScopedAdmin):
             "actor_type",
             text_filter(_("actor (user name, client or job)"), "actor", "actor_label"),
             text_filter(_("action (prefix, e.g. coupon. or coupon.redeem)"), "action", "action__startswith"),
-            ("object_type", values_filter(_("object type"), _audited_model_labels())),
+            ("object_type", values_filter(_("object type"), _audited_model_labels(), _model_names())),
         ]
         if request.user.is_superuser:
             filters.append(("tenant", TenantRelatedFilter))

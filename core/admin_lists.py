@@ -85,8 +85,8 @@ class TenantRelatedFilter(admin.RelatedFieldListFilter):
         return [(obj.pk, str(obj)) for obj in qs.order_by(*ordering)[:500]]
 
 
-def values_filter(title: Any, values: list[str]) -> type[admin.FieldListFilter]:
-    """A filter offering exactly ``values`` for a plain column."""
+def values_filter(title: Any, values: list[str], labels: dict[str, Any] | None = None) -> type[admin.FieldListFilter]:
+    """A filter offering exactly ``values`` for a plain column, each shown by its label when ``labels`` has one."""
 
     class ValuesFilter(admin.FieldListFilter):
         def __init__(self, field: Any, request: HttpRequest, params: Any, model: Any, model_admin: Any,
@@ -104,7 +104,7 @@ def values_filter(title: Any, values: list[str]) -> type[admin.FieldListFilter]:
             yield {"selected": self.value is None, "display": _("All"),
                    "query_string": changelist.get_query_string(remove=[self.lookup_kwarg])}
             for value in values:
-                yield {"selected": self.value == value, "display": value,
+                yield {"selected": self.value == value, "display": (labels or {}).get(value, value),
                        "query_string": changelist.get_query_string({self.lookup_kwarg: value})}
 
     return ValuesFilter

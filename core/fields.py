@@ -1,8 +1,10 @@
 """Small shared helpers for models: public identifiers and money."""
 from __future__ import annotations
 
+import re
 import secrets
 
+from django import forms
 from django.db import models
 
 # The unambiguous alphabet of SPEC R-CODE-1 (no I, O, 0, 1), reused for public identifiers.
@@ -28,3 +30,34 @@ class MoneyField(models.BigIntegerField):
     """An amount in the tenant currency's minor unit (KRW: won). Integers only — never floats near money."""
 
     description = "Integer amount in minor units"
+
+    def formfield(self, **kwargs):  # type: ignore[no-untyped-def]
+        return super().formfield(**{"form_class": MoneyFormField, **kwargs})
+
+
+class MoneyInput(forms.TextInput):
+    """An amount as the operator reads it: ``30,000``, not ``30000`` (issue #20). Typed with or without the
+    separators (or a ₩ sign); a text box, since a number box can show no grouping."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__({"inputmode": "numeric", "autocomplete": "off", "class": "money-input", **(attrs or {})})
+
+    def format_value(self, value):  # type: ignore[no-untyped-def]
+        if isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip())):
+            from core.money import format_number
+
+            return format_number(int(value))
+        return super().format_value(value)
+
+
+class MoneyFormField(forms.IntegerField):
+    widget = MoneyInput
+
+    def to_python(self, value):  # type: ignore[no-untyped-def]
+        if isinstance(value, str):
+            value = re.sub(r"[\s,₩]", "", value)
+        return super().to_python(value)
+
+    def widget_attrs(self, widget):  # type: ignore[no-untyped-def]
+        # IntegerField would add min/max/step, which only a number box understands
+        return forms.Field.widget_attrs(self, widget)

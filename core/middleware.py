@@ -42,7 +42,7 @@ def outage_response(request: HttpRequest, exception: BaseException | None) -> Ht
 def server_error_view(request: HttpRequest) -> HttpResponse:
     """``handler500``: Django calls it for an exception nothing else handled — also one raised in a middleware (the
     console's language middleware reads the user from the database). A dependency outage answers 503 instead."""
-    from django.views.defaults import server_error
+    from core.error_pages import server_error
 
     response = outage_response(request, sys.exc_info()[1])
     if response is not None:

@@ -102,7 +102,7 @@ class ApiClient(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.scope})"
+        return f"{self.name} ({self.get_scope_display()})"
 
     # DRF treats request.user as the authenticated principal.
     is_authenticated = True
@@ -157,7 +157,16 @@ class AuditLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+        # in the active (tenant's) time zone, the object by its model's name: a page title the operator reads (#20)
+        from django.apps import apps
+        from django.utils import timezone
+
+        try:
+            kind = str(apps.get_model(self.object_type)._meta.verbose_name)
+        except (LookupError, ValueError):
+            kind = self.object_type
+        when = timezone.localtime(self.created_at) if self.created_at else None
+        return f"{when:%Y-%m-%d %H:%M:%S} {self.actor_label} · {kind} #{self.object_id}"
 
 
 class IdempotencyRecord(models.Model):

@@ -210,6 +210,8 @@ if LANGUAGE_CODE not in dict(LANGUAGES):
 # Catalogues: one locale/ per app (app strings) plus this one for templates/ and project-level strings. The .po
 # files are the sources; the .mo files are built by `make` (core/catalogues.py) and never committed.
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our own formats where Django's are wrong for a Korean back office (24-hour times; issue #20).
+FORMAT_MODULE_PATH = ["coupon_project.formats"]
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="Asia/Seoul")
 USE_I18N = True
 USE_TZ = True

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core import i18n
+from core.error_pages import favicon
 from core.health import health
 from dashboard.metrics import metrics_view
 
@@ -11,6 +12,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/dashboard/", include("dashboard.urls")),
     path("metrics", metrics_view, name="metrics"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/ops/", include("ops.urls")),
     # The console's language switcher and the user's own settings (issue #11); before admin's catch-all.
     path("admin/language/", admin.site.admin_view(i18n.language_switch), name="console-language"),
@@ -30,5 +32,8 @@ urlpatterns = [
 ]
 
 handler404 = "core.api.errors.not_found_view"
+# The console's styled, translated pages instead of Django's bare English ones (issue #20).
+handler403 = "core.error_pages.permission_denied"
+handler400 = "core.error_pages.bad_request"
 # PostgreSQL or Redis not answering, raised anywhere (a middleware included) → 503 + Retry-After (issue #18).
 handler500 = "core.middleware.server_error_view"

@@ -28,15 +28,16 @@ from coupons.counters import inventory_counts
 from coupons.issuing import RequestContext, normalise_code
 from coupons.issuing import grant_create as issue_grant
 from coupons.selectors import approvals_waiting_count, policies_pending
-from coupons.models import (CHANNELS, PAYMENT_METHODS, AudienceEntry, CouponBatch, CouponCode, CouponGrant,
+from coupons.models import (CHANNEL_LABELS, CHANNELS, PAYMENT_METHOD_LABELS, PAYMENT_METHODS, AudienceEntry,
+                            CouponBatch, CouponCode, CouponGrant,
                             CouponInventory, CouponIssue, CouponPolicy, CouponUsage)
 
 
 class PolicyForm(forms.ModelForm):
-    channels = forms.MultipleChoiceField(choices=[(c, c) for c in CHANNELS], required=False,
+    channels = forms.MultipleChoiceField(choices=[(c, CHANNEL_LABELS[c]) for c in CHANNELS], required=False,
                                          widget=forms.CheckboxSelectMultiple,
                                          help_text=_("None ticked = every channel."))
-    payment_methods = forms.MultipleChoiceField(choices=[(m, m) for m in PAYMENT_METHODS], required=False,
+    payment_methods = forms.MultipleChoiceField(choices=[(m, PAYMENT_METHOD_LABELS[m]) for m in PAYMENT_METHODS], required=False,
                                                 widget=forms.CheckboxSelectMultiple,
                                                 help_text=_("None ticked = every payment method."))
 
@@ -279,7 +280,7 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
             return HttpResponseRedirect(next_url or change_url)
         context = {**self.admin_site.each_context(request), "opts": self.opts, "original": policy,
                    "policy": policy, "reject_form": reject_form, "terms": policy_terms(policy),
-                   "title": _("Decide on “%(name)s”") % {"name": policy.name},
+                   "title": gettext("Decide on “%(policy)s”") % {"policy": policy.name},
                    "next": next_url or "", "inbox_url": reverse("admin:coupons_couponpolicy_approvals"),
                    "is_author": policy.created_by_id == request.user.pk,
                    "can_approve": self.has_approve_permission(request) and policy.created_by_id != request.user.pk}
@@ -294,7 +295,7 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
 class GrantFileForm(forms.Form):
     MAX_BYTES = 64 * 1024 * 1024
     members_file = forms.FileField(
-        help_text=_("A text or CSV file with one member id per line (first column); a header line 'member_id' is "
+        label=_("Members file"), help_text=_("A text or CSV file with one member id per line (first column); a header line 'member_id' is "
                   "skipped. Each member gets at most one coupon."))
 
     def clean_members_file(self) -> list[str]:
@@ -433,7 +434,7 @@ class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
                                            "job": result.grant.public_id}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:coupons_coupongrant_change", args=[result.grant.pk]))
         context = {**self.admin_site.each_context(request), "opts": self.opts, "original": inventory, "form": form,
-                   "title": f"Grant '{inventory.name}' to members"}
+                   "title": gettext("Grant “%(inventory)s” to members") % {"inventory": inventory.name}}
         return TemplateResponse(request, "admin/coupons/couponinventory/grant.html", context)
 
 
@@ -494,7 +495,27 @@ class CouponCodeAdmin(LargeTableAdminMixin, TenantScopedAdmin):
 # --- issuing history, grants, audience (issue #4) ----------------------------------------------------------------
 
 class ReadOnlyLogAdmin(TenantScopedAdmin):
-    """History rows are written by services only; the console lists and searches them."""
+    """History rows are written by services only; the console lists and searches them. A stored channel or payment
+    method is shown by its label (CHANNEL_LABELS), in lists and on the row's page."""
+
+    LABELLED = {"channel": "channel_label", "payment_method": "payment_method_label"}
+
+    @admin.display(description=_("channel"), ordering="channel")
+    def channel_label(self, obj: Any) -> Any:
+        return CHANNEL_LABELS.get(obj.channel, obj.channel) or "-"
+
+    @admin.display(description=_("payment method"), ordering="payment_method")
+    def payment_method_label(self, obj: Any) -> Any:
+        return PAYMENT_METHOD_LABELS.get(obj.payment_method, obj.payment_method) or "-"
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return [self.LABELLED.get(f, f) if isinstance(f, str) else f for f in super().get_list_display(request)]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [self.LABELLED.get(f, f) for f in super().get_fields(request, obj)]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*super().get_readonly_fields(request, obj), *self.LABELLED.values()]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -532,7 +553,8 @@ class CouponUsageAdmin(LargeTableAdminMixin, ReadOnlyLogAdmin):
     discount_display = money_column("discount", _("discount"))
     list_display = ["used_at", "order_id", "member_id", "coupon", "inventory", "order_amount_display",
                     "discount_display", "channel", "client", "refunded_at"]
-    list_filter = [("used_at", DateRangeFilter), ("channel", values_filter(_("channel"), CHANNELS)), "inventory",
+    list_filter = [("used_at", DateRangeFilter), ("channel", values_filter(_("channel"), CHANNELS, CHANNEL_LABELS)),
+                   "inventory",
                    "tenant"]
     search_fields = ["=order_id", "=member_id"]
     search_help_text = _("An order id, a member id or a code (case, spaces and hyphens ignored), exact.")

@@ -657,6 +657,16 @@ def batch_generate(*, batch_id: int, actor: Actor, progress: Callable[[int], Non
 # --- progress (read) -----------------------------------------------------------------------------------------------
 
 
+def generation_percent(batch: CouponBatch) -> float:
+    """Codes committed so far, in percent; 100 only once the batch is COMPLETED, so the figure never says "done"
+    while the status still says pending or running (issue #20: a bar at 100 % beside a status of 대기)."""
+    if batch.status == CouponBatch.Status.COMPLETED:
+        return 100.0
+    if not batch.quantity:
+        return 0.0
+    return min(round(100 * batch.generated_count / batch.quantity, 1), 99.9)
+
+
 def batch_generation_progress(batch: CouponBatch) -> dict[str, Any]:
     """Progress of a batch for the console and the command: counts, percent, rate (codes/s) and ETA."""
     recent = list(CouponBatchChunk.objects.filter(batch_id=batch.pk).order_by("-chunk_no")
@@ -672,7 +682,7 @@ def batch_generation_progress(batch: CouponBatch) -> dict[str, Any]:
         "status": batch.status,
         "generated_count": batch.generated_count,
         "quantity": batch.quantity,
-        "percent": round(100 * batch.generated_count / batch.quantity, 1) if batch.quantity else 100.0,
+        "percent": generation_percent(batch),
         "rate_per_second": rate,
         "eta_seconds": round(remaining / rate) if rate and running and remaining else None,
         "chunks": CouponBatchChunk.objects.filter(batch_id=batch.pk).count(),

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext
 
 from core.fields import CODE_ALPHABET, MoneyField, PublicIdField
 from core.models import Tenant
@@ -21,6 +22,10 @@ from events.models import Event
 
 CHANNELS = ["android", "ios", "pc_web", "mobile_web", "wechat", "mini_program"]
 PAYMENT_METHODS = ["cod", "online"]
+# What the console shows for the stored values above (issue #20: the raw keys read as English internals).
+CHANNEL_LABELS = {"android": _("Android app"), "ios": _("iOS app"), "pc_web": _("PC web"),
+                  "mobile_web": _("mobile web"), "wechat": _("WeChat"), "mini_program": _("mini program")}
+PAYMENT_METHOD_LABELS = {"cod": _("cash on delivery"), "online": _("online payment")}
 
 
 def _list_field(verbose_name: Any) -> ArrayField:
@@ -423,6 +428,9 @@ class CouponIssue(models.Model):
     device_id = models.CharField(_("device ID"), max_length=128, blank=True)
     issued_at = models.DateTimeField(_("issued at"))
 
+    def __str__(self) -> str:
+        return gettext("%(code)s to %(member)s") % {"code": self.coupon_id and self.coupon.code, "member": self.member_id}
+
     class Meta:
         verbose_name = _("coupon issue")
         verbose_name_plural = _("coupon issues")
@@ -457,6 +465,9 @@ class CouponUsage(models.Model):
     device_id = models.CharField(_("device ID"), max_length=128, blank=True)
     used_at = models.DateTimeField(_("used at"))
     refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
+
+    def __str__(self) -> str:
+        return gettext("order %(order)s of %(member)s") % {"order": self.order_id, "member": self.member_id}
 
     class Meta:
         verbose_name = _("coupon usage")
@@ -514,7 +525,7 @@ class CouponGrant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"grant {self.public_id}"
+        return gettext("grant %(id)s") % {"id": self.public_id}
 
 
 class CouponGrantMember(models.Model):
@@ -547,6 +558,9 @@ class AudienceEntry(models.Model):
                                   related_name="audience")
     member_id = models.CharField(_("member ID"), max_length=64)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.member_id  # not "AudienceEntry object (1)" (issue #20)
 
     class Meta:
         verbose_name = _("audience entry")

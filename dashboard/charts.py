@@ -13,6 +13,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.money import format_number
+
 # Colour-blind-safe (Okabe–Ito) and distinguished by dash pattern too, not colour alone.
 SERIES_STYLE = {
     "issued": ("#0072B2", ""),
@@ -26,22 +28,26 @@ def _label(name: str) -> str:
     return str(SERIES_LABELS.get(name, name))
 
 
-def _nice_max(value: int) -> int:
-    if value <= 5:
-        return 5
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        top = int(step * magnitude)
-        if top >= value:
-            return top
-    return value
+TICKS = 4  # intervals on the y axis
+
+
+def nice_ticks(value: int, intervals: int = TICKS) -> list[int]:
+    """Evenly spaced integer ticks from 0 that cover ``value``: a step of 1, 2 or 5 × 10ⁿ (issue #20: a peak of 5
+    gave 0, 1, 2, 3, 5). ``value`` 0 still gets an axis (0…4)."""
+    raw = max(value, 1) / intervals
+    magnitude = 1
+    while magnitude * 10 <= raw:
+        magnitude *= 10
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return [step * k for k in range(intervals + 1)]
 
 
 def line_chart(*, days: Sequence[date], series: dict[str, Sequence[int]], title: str, chart_id: str,
                width: int = 760, height: int = 240) -> SafeString:
     left, right, top, bottom = 56, 12, 12, 36
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = _nice_max(max([0, *(v for values in series.values() for v in values)]))
+    ticks = nice_ticks(max([0, *(v for values in series.values() for v in values)]))
+    peak = ticks[-1]
     n = len(days)
 
     def x(i: int) -> float:
@@ -62,11 +68,10 @@ def line_chart(*, days: Sequence[date], series: dict[str, Sequence[int]], title:
              f'<title id="{chart_id}-title">{escape(title)}</title>',
              f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
              '<g font-size="11" fill="currentColor">']
-    for k in range(5):  # horizontal grid lines with their values
-        value = peak * k // 4
+    for value in ticks:  # horizontal grid lines with their values
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                      f'stroke="#888" stroke-opacity=".25"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{format_number(value)}</text>')
     step = max(1, n // 8)
     for i in range(0, n, step):  # at most ~8 date labels
         parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle">'
@@ -77,7 +82,7 @@ def line_chart(*, days: Sequence[date], series: dict[str, Sequence[int]], title:
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash_attr} points="{points}">'
-                     f'<title>{escape(name)}</title></polyline>')
+                     f'<title>{escape(_label(name))}</title></polyline>')
     # Legend, inside the chart so a saved image keeps it.
     for k, name in enumerate(series):
         colour, dash = SERIES_STYLE.get(name, ("#555", ""))

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import TenantScopedAdmin, user_tenant_id
 from core.admin_confirm import confirm_action
 from core.exceptions import DomainError, message_for_code
+from core.spreadsheets import local_stamp
 from draws import services
 from draws.exports import DeleteOnClose, winners_xlsx
 from draws.models import Draw, DrawWinner, PrizeTier
@@ -197,15 +198,22 @@ class DrawAdmin(TenantScopedAdmin):
     def export_winners_xlsx(self, request: HttpRequest, queryset: QuerySet) -> Any:
         draws = list(queryset.filter(status=Draw.Status.DONE).order_by("pk"))
         path = winners_xlsx(draws)
-        name = f"winners-{draws[0].public_id if len(draws) == 1 else 'draws'}-{timezone.now():%Y%m%d-%H%M%S}.xlsx"
+        # the time in the file name is the tenant's, as the operator reads it (issue #20)
+        zone = draws[0].tenant.time_zone if draws else None
+        name = f"winners-{draws[0].public_id if len(draws) == 1 else 'draws'}-{local_stamp(timezone.now(), zone)}.xlsx"
         return FileResponse(DeleteOnClose(path), as_attachment=True, filename=name,  # type: ignore[arg-type]
                             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @admin.register(DrawWinner)
 class DrawWinnerAdmin(TenantScopedAdmin):
-    list_display = ["member_id", "draw", "tier", "rank", "coupon", "grant_error", "forfeited_at"]
+    list_display = ["member_id", "draw", "tier", "rank", "coupon", "grant_error_message", "forfeited_at"]
     list_filter = [("forfeited_at", admin.EmptyFieldListFilter), "tenant"]
+
+    @admin.display(description=_("grant error"), ordering="grant_error")
+    def grant_error_message(self, obj: DrawWinner) -> str:
+        """The reason in the reader's language, not the stored error code (issue #20)."""
+        return message_for_code(obj.grant_error) if obj.grant_error else "-"
     search_fields = ["member_id", "draw__public_id"]
     list_select_related = ["draw", "tier", "coupon"]
     actions = ["forfeit"]

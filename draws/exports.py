@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from core.spreadsheets import safe_cell
+from core.spreadsheets import safe_cell, start_sheet
 from draws.models import Draw, DrawWinner
 
 HEADER = ["draw", "draw name", "round", "tier", "tier name", "rank", "member_id", "coupon", "grant error",
@@ -30,7 +30,7 @@ def winners_xlsx(draws: Iterable[Draw], directory: Path | None = None) -> Path:
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title="winners")
-    sheet.append(HEADER)
+    start_sheet(sheet, HEADER, ["id", "text", "number", "number", "text", "number", "id", "code", "code", "date"])
     for row in winner_rows(draws):
         sheet.append([safe_cell(value) for value in row])
     target_dir = directory or Path(settings.MEDIA_ROOT) / "exports"

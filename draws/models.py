@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext
 
 from core.fields import PublicIdField
 from core.models import Tenant
@@ -72,7 +73,7 @@ class Draw(models.Model):
         indexes = [models.Index(fields=["status", "draw_at"], name="draw_status_due")]
 
     def __str__(self) -> str:
-        return f"{self.name} (round {self.round})"
+        return gettext("%(name)s (round %(round)d)") % {"name": self.name, "round": self.round}
 
 
 class PrizeTier(models.Model):

@@ -30,6 +30,10 @@ from exports.selectors import ALL_FILTERS, KIND_FILTERS
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+# Filters the API takes that this form has no field for (a distribution's codes are downloaded from its own page).
+_OTHER_FILTERS = {"distribution": _("Distribution (API only)")}
+
+
 class ExportRequestForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), label=_("Tenant"),
                                     help_text=_("Superusers only: whose rows."))
@@ -62,7 +66,11 @@ class ExportRequestForm(forms.Form):
             self.fields[name].queryset = qs if tenant_id is None else qs.filter(tenant_id=tenant_id)
         if tenant_id is not None:
             del self.fields["tenant"]
-        kinds = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in KIND_FILTERS.items())
+        # In the reader's words: each kind's label and its filters' field labels, not the stored keys (issue #20).
+        kinds = "; ".join(
+            f"{Export.Kind(kind).label}: "
+            + ", ".join(str(self.fields[n].label) if n in self.fields else str(_OTHER_FILTERS.get(n, n)) for n in names)
+            for kind, names in KIND_FILTERS.items())
         self.fields["kind"].help_text = gettext("Filters each kind takes — %(kinds)s.") % {"kinds": kinds}
 
     def filter_values(self) -> dict[str, str]:
@@ -90,10 +98,17 @@ class ExportAdmin(TenantScopedAdmin):
     list_filter = ["kind", "status", "tenant"]
     search_fields = ["=public_id"]
     list_select_related = ["tenant", "requested_by", "client"]
-    readonly_fields = ["public_id", "kind", "description", "filters", "header", "status", "progress_bar",
+    readonly_fields = ["public_id", "kind", "description", "filters_code", "header", "status", "progress_bar",
                        "rows_display", "file_size", "requested", "error", "created_at", "started_at",
                        "finished_at", "download_link"]
     fields = readonly_fields
+
+    @admin.display(description=_("filters"))
+    def filters_code(self, obj: Export) -> Any:
+        """The filters as the API takes them (keys and public ids): code; the description says them in words."""
+        import json
+
+        return format_html("<code>{}</code>", json.dumps(obj.filters, ensure_ascii=False, sort_keys=True))
     change_list_template = "admin/exports/export/change_list.html"
 
     @admin.display(description=_("progress"))
@@ -173,7 +188,7 @@ class ExportAdmin(TenantScopedAdmin):
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:exports_export_changelist"))
-        return FileResponse(handle, as_attachment=True, filename=export.filename, content_type=XLSX)
+        return FileResponse(handle, as_attachment=True, filename=export.download_filename, content_type=XLSX)
 
     def progress_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         export = self._export(request, object_id)

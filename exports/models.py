@@ -88,4 +88,12 @@ class Export(models.Model):
 
     @property
     def filename(self) -> str:
+        """The stored file's name (its time in UTC: the storage path of files already written must not move)."""
         return f"{self.kind}-{self.public_id}-{self.created_at:%Y%m%d-%H%M%S}.xlsx"
+
+    @property
+    def download_filename(self) -> str:
+        """The name the operator's browser saves: the time in the tenant's zone, as the console shows it (#20)."""
+        from core.spreadsheets import local_stamp
+
+        return f"{self.kind}-{self.public_id}-{local_stamp(self.created_at, self.tenant.time_zone)}.xlsx"

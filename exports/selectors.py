@@ -149,39 +149,39 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
         event = one("event", Event, "public_id", values["event"].upper())
         resolved.q &= Q(**{event_path: event.pk})
         resolved.normalised["event"] = event.public_id
-        resolved.words.append(f"event '{event.name}'")
+        resolved.words.append(_("event “%(name)s”") % {"name": event.name})
     if "policy" in values:
         policy = one("policy", CouponPolicy, "public_id", values["policy"].upper())
         resolved.q &= Q(inventory__policy=policy.pk)
         resolved.normalised["policy"] = policy.public_id
-        resolved.words.append(f"policy '{policy.name}'")
+        resolved.words.append(_("policy “%(name)s”") % {"name": policy.name})
     if "inventory" in values:
         inventory = one("inventory", CouponInventory, "public_id", values["inventory"].upper())
         resolved.q &= Q(inventory=inventory.pk)
         resolved.normalised["inventory"] = inventory.public_id
-        resolved.words.append(f"inventory '{inventory.name}'")
+        resolved.words.append(_("inventory “%(name)s”") % {"name": inventory.name})
     if "batch" in values:
         batch = one("batch", CouponBatch, "batch_code", values["batch"])
         resolved.q &= Q(batch=batch.pk) if kind == "codes" else Q(coupon__batch=batch.pk)
         resolved.normalised["batch"] = batch.batch_code
-        resolved.words.append(f"batch '{batch.batch_code}'")
+        resolved.words.append(_("batch “%(name)s”") % {"name": batch.batch_code})
     if "distribution" in values:
         from partners.models import Distribution
 
         handed = one("distribution", Distribution, "public_id", values["distribution"].upper())
         resolved.q &= Q(distribution_id=handed.pk)
         resolved.normalised["distribution"] = handed.public_id
-        resolved.words.append(f"distribution '{handed.public_id}'")
+        resolved.words.append(_("distribution “%(name)s”") % {"name": handed.public_id})
     if "client" in values:
         client = one("client", ApiClient, "name", values["client"])
         resolved.q &= Q(client=client.pk)
         resolved.normalised["client"] = client.name
-        resolved.words.append(f"API client '{client.name}'")
+        resolved.words.append(_("API client “%(name)s”") % {"name": client.name})
     if "draw" in values:
         draw = one("draw", Draw, "public_id", values["draw"].upper())
         resolved.q &= Q(draw=draw.pk)
         resolved.normalised["draw"] = draw.public_id
-        resolved.words.append(f"draw '{draw.name}'")
+        resolved.words.append(_("draw “%(name)s”") % {"name": draw.name})
     zone = tenant_zone(tenant)
     date_from, date_to = values.get("date_from"), values.get("date_to")
     if date_from and date_to and date_from > date_to:
@@ -189,12 +189,12 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
     if date_from:
         resolved.q &= Q(**{f"{time_path}__gte": dt.datetime.combine(date_from, dt.time.min, tzinfo=zone)})
         resolved.normalised["date_from"] = date_from.isoformat()
-        resolved.words.append(f"from {date_from.isoformat()}")
+        resolved.words.append(_("from %(date)s") % {"date": date_from.isoformat()})
     if date_to:
         resolved.q &= Q(**{f"{time_path}__lt": dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min,
                                                                    tzinfo=zone)})
         resolved.normalised["date_to"] = date_to.isoformat()
-        resolved.words.append(f"to {date_to.isoformat()}")
+        resolved.words.append(_("to %(date)s") % {"date": date_to.isoformat()})
     return resolved
 
 

@@ -55,7 +55,11 @@ def export_request(*, tenant: Tenant, kind: str, filters: dict[str, Any], actor:
     if header not in Export.Header.values:
         raise InvalidInput(gettext("Unknown header '%(header)s'; use labels or keys.") % {"header": header}, code="invalid_filter",
                            details={"field": "header"})
-    resolved = resolve_filters(tenant=tenant, kind=kind, filters=filters)
+    resolved = resolve_filters(tenant=tenant, kind=kind, filters=filters)  # errors in the caller's language
+    if tenant.language and tenant.language != translation.get_language():
+        # The filters in words are stored for the list: in the tenant's language, as its exports' labels are (#20).
+        with translation.override(tenant.language):
+            resolved = resolve_filters(tenant=tenant, kind=kind, filters=filters)
     with transaction.atomic():
         export = Export.objects.create(
             tenant=tenant, kind=kind, filters=resolved.normalised, description=resolved.description, header=header,

@@ -21,8 +21,8 @@ from django.db import connection
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from core.spreadsheets import NEEDS_CARE as _NEEDS_CARE, safe_text
-from exports.columns import MONEY, MONEY_FORMAT, TEXT, Column
+from core.spreadsheets import NEEDS_CARE as _NEEDS_CARE, safe_text, start_sheet
+from exports.columns import DATETIME, MONEY, MONEY_FORMAT, TEXT, Column
 
 ROWS_PER_SHEET = 1_000_000  # Excel's limit is 1,048,576 rows per sheet
 FETCH_ROWS = 5_000
@@ -56,6 +56,17 @@ def stream_rows(sql: str, params: Sequence[Any], *, on_count: Callable[[int], No
         conn.rollback()
 
 
+def _kind(column: Column) -> str:
+    """The width hint of a column (core.spreadsheets.KIND_WIDTHS) from its type and key."""
+    if column.type == MONEY:
+        return "money"
+    if column.type == DATETIME:
+        return "date"
+    if column.type != TEXT:
+        return "number"
+    return "code" if column.key.endswith(("code", "_id")) else "text"
+
+
 class SheetWriter:
     """Appends rows to a write-only workbook, a new sheet (with its header) every ``ROWS_PER_SHEET`` rows."""
 
@@ -71,12 +82,13 @@ class SheetWriter:
         self.text_idx = [i for i, c in enumerate(columns) if c.type == TEXT]
         self.money_idx = [i for i, c in enumerate(columns) if c.type == MONEY]
         self._money_cells: list[WriteOnlyCell] = []
+        self.kinds = [_kind(c) for c in columns]
 
     def _new_sheet(self) -> None:
         self.sheets += 1
         title = self.title if self.sheets == 1 else f"{self.title} {self.sheets}"
         self.sheet = self.workbook.create_sheet(title=title)
-        self.sheet.append(self.header)
+        start_sheet(self.sheet, self.header, self.kinds)
         self.in_sheet = 0
         # One styled cell per amount column, reused: write-only rows are serialised as soon as they are appended.
         self._money_cells = [WriteOnlyCell(self.sheet) for _ in self.money_idx]

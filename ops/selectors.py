@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from ops.permissions import job_visible_to
 
@@ -61,6 +62,16 @@ def jobs_configured() -> bool:
 
 def queue_names() -> list[str]:
     return list(settings.JOB_QUEUES)
+
+
+# What each queue carries, for the queue picker (issue #20); the name itself stays what rqworker is started with.
+QUEUE_LABELS = {"generation": _("code generation"), "uploads": _("partner uploads"), "grants": _("grants to members"),
+                "expiry": _("expiry"), "draws": _("prize draws"), "exports": _("exports"), "default": _("other jobs")}
+
+
+def queue_label(name: str) -> str:
+    label = QUEUE_LABELS.get(name)
+    return str(label) if label else name
 
 
 def get_queue(name: str) -> Any:

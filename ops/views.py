@@ -51,6 +51,7 @@ def failed_jobs(request: HttpRequest) -> HttpResponse:
     _require_view(request)
     queue = request.GET.get("queue") or None
     ctx = _context(request, gettext("Failed jobs"), queue=queue, queue_names=selectors.queue_names(),
+                   queue_choices=[(name, selectors.queue_label(name)) for name in selectors.queue_names()],
                    can_manage=can_manage_jobs(request))
     if ctx["configured"]:
         if queue is not None and queue not in selectors.queue_names():

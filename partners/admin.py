@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +23,7 @@ from import_export.admin import ImportMixin
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
+from core.spreadsheets import local_stamp, start_sheet
 from coupons.models import CouponBatch, CouponInventory
 from partners import distribution, services
 from partners.models import CouponMapping, Distribution, Partner, PartnerUpload, PartnerUploadFailure
@@ -220,9 +222,14 @@ class PartnerUploadAdmin(TenantScopedAdmin):
                                           "upload."),
                                   messages.SUCCESS if created else messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:partners_partnerupload_change", args=[upload.pk]))
+        # An empty list says why and where to fix it, instead of a bare empty dropdown (issue #20).
         return TemplateResponse(request, "admin/partners/partnerupload/upload.html", {
             **self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
-            "title": gettext("Upload partner codes")})
+            "title": gettext("Upload partner codes"),
+            "no_partners": not form.fields["partner"].queryset.exists(),
+            "no_inventories": not form.fields["inventory"].queryset.exists(),
+            "can_add_partner": request.user.has_perm("partners.add_partner"),
+            "can_add_inventory": request.user.has_perm("coupons.add_couponinventory")})
 
     def template_view(self, request: HttpRequest) -> HttpResponse:
         response = HttpResponse(services.csv_template(), content_type="text/csv")
@@ -292,7 +299,7 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
                           for key in FAILURE_COLUMNS]
                 reasons = {key: str(label) for key, label in reasons.items()}
         sheet = workbook.create_sheet(title)
-        sheet.append(header)
+        start_sheet(sheet, header, ["id", "number", "code", "text", "text"])
         for failure in queryset.select_related("upload").order_by("upload_id", "line").iterator(chunk_size=2000):
             reason = failure.reason if machine_keys else reasons.get(failure.reason, failure.reason)
             sheet.append([failure.upload.public_id, failure.line, services.spreadsheet_safe(failure.value),
@@ -301,7 +308,8 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
         workbook.save(out)
         response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument."
                                                               "spreadsheetml.sheet")
-        response["Content-Disposition"] = 'attachment; filename="partner_upload_failures.xlsx"'
+        stamp = local_stamp(timezone.now(), getattr(tenant, "time_zone", None))
+        response["Content-Disposition"] = f'attachment; filename="partner_upload_failures-{stamp}.xlsx"'
         return response
 
 

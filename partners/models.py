@@ -159,7 +159,7 @@ class PartnerUploadFailure(models.Model):
         indexes = [models.Index(fields=["upload", "reason", "line"], name="failure_upload_reason")]
 
     def __str__(self) -> str:
-        return f"{self.upload_id}:{self.line} {self.reason} {self.value[:40]}"
+        return f"{self.upload_id}:{self.line} {self.get_reason_display()} {self.value[:40]}"
 
 
 class Distribution(models.Model):

@@ -51,7 +51,7 @@ class RewardRuleForm(forms.ModelForm):
 class RewardRuleAdmin(TenantScopedAdmin):
     form = RewardRuleForm
     list_display = ["name", "trigger", "is_active", "points", "review_text_points", "review_image_points",
-                    "purchase_rate_bp", "inventory", "points_valid_days", "tenant", "updated_at"]
+                    "purchase_rate_bp", "inventory", "points_valid_days", "tenant"]
     list_filter = ["trigger", "is_active", "tenant"]
     search_fields = ["name"]
     list_select_related = ["inventory", "tenant"]
@@ -60,9 +60,9 @@ class RewardRuleAdmin(TenantScopedAdmin):
         (_("Coupon"), {"fields": ["inventory"]}),
         (_("Points"), {"fields": ["points", "review_text_points", "review_image_points", "purchase_rate_bp",
                                "points_valid_days"],
-                    "description": "Signup and birthday use “points”; review uses the text / image amounts; "
-                                   "purchase confirmed uses the rate (basis points: 100 = 1 %), rounded down to "
-                                   "the tenant's rounding unit. Grants keep the amounts in force when granted."}),
+                    "description": _("Signup and birthday use “points”; review uses the text / image amounts; "
+                                     "purchase confirmed uses the rate (basis points: 100 = 1 %), rounded down to "
+                                     "the tenant's rounding unit. Grants keep the amounts in force when granted.")}),
     ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
@@ -97,6 +97,22 @@ class RewardGrantAdmin(ReadOnlyRewardsAdmin):
     search_fields = ["=member_id"]
     list_select_related = ["coupon", "rule", "client", "tenant"]
     date_hierarchy = "created_at"
+
+    # The rule as it was is a record of keys and values: shown as code, not as prose (issue #20).
+    @admin.display(description=_("rule at grant time"))
+    def rule_snapshot_json(self, obj: RewardGrant) -> Any:
+        import json
+
+        from django.utils.html import format_html
+
+        return format_html("<pre class=\"json\">{}</pre>", json.dumps(obj.rule_snapshot, ensure_ascii=False,
+                                                                         indent=1, sort_keys=True))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["rule_snapshot_json" if f == "rule_snapshot" else f for f in super().get_fields(request, obj)]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*super().get_readonly_fields(request, obj), "rule_snapshot_json"]
 
 
 @admin.register(PointsEntry)
@@ -227,9 +243,9 @@ class ExchangeOfferAdmin(TenantScopedAdmin):
 
 
 class BirthdayUploadForm(forms.Form):
-    file = forms.FileField(help_text=_("CSV, one member a line: member_id,YYYY-MM-DD (or MM-DD) or member_id,month,day. "
+    file = forms.FileField(label=_("File"), help_text=_("CSV, one member a line: member_id,YYYY-MM-DD (or MM-DD) or member_id,month,day. "
                                      "A header line is optional. Any bad line → nothing is imported."))
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False,
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all(), required=False, label=_("Tenant"),
                                     help_text=_("Superusers only: the tenant these members belong to."))
 
 
@@ -275,5 +291,5 @@ class MemberBirthdayAdmin(TenantScopedAdmin):
         if not request.user.is_superuser:
             form.fields.pop("tenant")
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Upload members' birthdays"}
+                   "title": _("Upload members' birthdays")}
         return TemplateResponse(request, "admin/rewards/memberbirthday/upload.html", context)

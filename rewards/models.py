@@ -59,7 +59,7 @@ class RewardRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.trigger})"
+        return f"{self.name} ({self.get_trigger_display()})"
 
 
 class RewardGrant(models.Model):
@@ -95,7 +95,7 @@ class RewardGrant(models.Model):
         indexes = [models.Index(fields=["tenant", "member_id"], name="rewardgrant_member")]
 
     def __str__(self) -> str:
-        return f"{self.trigger} {self.reference} → {self.member_id}"
+        return f"{self.get_trigger_display()} {self.reference} → {self.member_id}"
 
 
 class MemberPoints(models.Model):
@@ -196,7 +196,7 @@ class PointsEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.member_id} {self.amount:+d} {self.reason}"
+        return f"{self.member_id} {self.amount:+d} {self.get_reason_display()}"
 
 
 class PointsAllocation(models.Model):

@@ -317,10 +317,20 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
                     "delivered_at"]
     list_filter = ["status", "event", "tenant"]
     list_select_related = ["tenant", "endpoint"]
-    readonly_fields = ["endpoint", "alarm", "event", "event_id", "event_key", "body", "status", "attempts",
+    readonly_fields = ["endpoint", "alarm", "event_code", "event_id", "event_key", "body_code", "status", "attempts",
                        "next_attempt_at", "last_error", "created_at", "delivered_at"]
+    fields = readonly_fields
     inlines = [WebhookAttemptInline]
     actions = ["retry"]
+
+    # What was sent is a machine's message: its event key and JSON body shown as code (issue #20).
+    @admin.display(description=_("event"), ordering="event")
+    def event_code(self, obj: WebhookDelivery) -> Any:
+        return format_html("<code>{}</code>", obj.event)
+
+    @admin.display(description=_("body"))
+    def body_code(self, obj: WebhookDelivery) -> Any:
+        return format_html("<pre class=\"json\">{}</pre>", obj.body)
 
     @admin.display(description=_("webhook delivery"))
     def delivery_display(self, obj: WebhookDelivery) -> str:

@@ -109,9 +109,9 @@ def dependency_outage(exc: BaseException) -> DomainError | None:
 
 
 def not_found_view(request, exception=None):
-    """404 for unknown URLs: the API error shape under /api/, Django's page elsewhere."""
+    """404 for unknown URLs: the API error shape under /api/, the console's page elsewhere."""
     from django.http import JsonResponse
-    from django.views.defaults import page_not_found
+    from core.error_pages import page_not_found
 
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "not_found", "message": _("No such API endpoint."), "details": {}}, status=404)

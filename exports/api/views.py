@@ -138,4 +138,4 @@ class ExportDownloadView(ExportAPIView):
     def get(self, request: Request, export_id: str) -> Any:
         export = self.export(export_id)
         handle = services.export_open(export=export, actor=Actor.api_client(self.client))
-        return FileResponse(handle, as_attachment=True, filename=export.filename, content_type=XLSX)
+        return FileResponse(handle, as_attachment=True, filename=export.download_filename, content_type=XLSX)

@@ -76,14 +76,58 @@ def pytest_runtest_logreport(report: Any) -> None:
         _OUTCOMES.setdefault(journey, {})[lang] = "skipped" if report.skipped else report.outcome
 
 
+def _crawl_index() -> list[str]:
+    """The crawl's screenshots (test_console_crawl.py): one row per page, one column per language × width, from the
+    manifests the crawler leaves (``crawl-<role>-<lang>.json``); a page with problems is marked and lists them."""
+    import json
+
+    manifests = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ARTIFACTS_DIR.glob("crawl-*.json"))]
+    if not manifests:
+        return []
+    parts = []
+    for label in sorted({m["label"] for m in manifests}):
+        runs = [m for m in manifests if m["label"] == label]
+        columns = sorted({(p["lang"], p["width"]) for m in runs for p in m["pages"]},
+                         key=lambda c: (CONSOLE_LANGUAGES.index(c[0]) if c[0] in CONSOLE_LANGUAGES else 9, c[1]))
+        pages: dict[str, dict[tuple[str, int], dict]] = {}
+        for m in runs:
+            for p in m["pages"]:
+                pages.setdefault(p["pattern"], {})[(p["lang"], p["width"])] = p
+        timing = ", ".join(f"{m['lang']}: {m['seconds']} s" for m in runs)
+        parts.append(f"<h2 id='{escape(label)}'>{escape(label)}: {len(pages)} pages ({escape(timing)})</h2>"
+                     "<table class=crawl><tr><th>page</th>"
+                     + "".join(f"<th>{escape(lang)} {width}px</th>" for lang, width in columns) + "</tr>")
+        for pattern, by_col in sorted(pages.items()):
+            cells = []
+            for col in columns:
+                p = by_col.get(col)
+                if p is None:
+                    cells.append("<td></td>")
+                    continue
+                problems = "".join(f"<li>{escape(x)}</li>" for x in p["problems"])
+                cells.append(f"<td class='{'bad' if p['problems'] else 'ok'}'><a href='{escape(p['screenshot'])}'>"
+                             f"<img loading=lazy src='{escape(p['screenshot'])}'></a>"
+                             f"<br>{p['status']} {escape(p['title'])}<ul>{problems}</ul></td>")
+            parts.append(f"<tr><th>{escape(pattern)}<br><small>{escape(next(iter(by_col.values()))['url'])}"
+                         "</small></th>" + "".join(cells) + "</tr>")
+        parts.append("</table>")
+    return parts
+
+
 def _write_index(journeys: list[str]) -> Path | None:
-    """``index.html``: each journey's screenshots, ko and en side by side, step by step."""
+    """``index.html``: each journey's screenshots, ko and en side by side, step by step; then the crawl's pages by
+    language and width."""
     shots = sorted(ARTIFACTS_DIR.glob("*.png"))
-    if not shots:
+    crawl = _crawl_index()
+    if not shots and not crawl:
         return None
     parts = ["<!doctype html><meta charset=utf-8><title>Console journeys in ko and en</title>",
              "<style>img{width:100%;border:1px solid #ccc} td{vertical-align:top;width:50%} "
-             "h2{margin-top:2em}</style>"]
+             "h2{margin-top:2em} table.crawl td{width:auto;max-width:22em;font-size:.8em} "
+             "table.crawl img{max-height:14em;object-fit:cover;object-position:top} td.bad{background:#fdd} "
+             "table.crawl th{text-align:left;vertical-align:top;font-size:.85em}</style>",
+             "<h1>Console screenshots</h1><p>Journeys: each step in ko and en side by side. Crawl: every console page"
+             " by language and width (tests/browser/test_console_crawl.py).</p>"]
     for journey in journeys:
         name = journey.rsplit("::", 1)[-1]
         by_lang = {lang: [s.name for s in shots if s.name.startswith(f"{name}-{lang}-")] for lang in CONSOLE_LANGUAGES}
@@ -100,6 +144,7 @@ def _write_index(journeys: list[str]) -> Path | None:
                              f"src='{escape(files[i])}'></a></td>" if i < len(files) else "<td></td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
+    parts.extend(crawl)
     index = ARTIFACTS_DIR / "index.html"
     index.write_text("\n".join(parts), encoding="utf-8")
     return index

@@ -40,7 +40,8 @@ def test_an_operator_exports_usage_to_xlsx_and_the_file_holds_the_rows(console, 
 
     console.login(factories.make_operator(tenant).username)
     console.page.locator("#console-nav a[href='/admin/exports/export/']").click()
-    console.link("/admin/exports/export/add/").first.click()
+    # the list's own add button (below 1600 px the app sidebar, which also has one, starts closed: issue #20)
+    console.page.locator("#content a[href*='/admin/exports/export/add/']").first.click()
     console.select("kind", "usages")
     console.select("inventory", inventory.pk)
     console.shot("export-form")

@@ -297,3 +297,26 @@ def test_a_worker_killed_half_way_resumes_with_exactly_n_distinct_codes_and_each
     assert before_kill <= set(chunks)  # the chunks committed before the kill were kept, not redone
     assert min(no for no, _, _ in set(chunks) - before_kill) > max(no for no, _, _ in before_kill)
     assert AuditLog.objects.filter(action="batch.generation_resumed", object_id=str(batch.pk)).count() == 1
+
+
+def test_the_consoles_progress_advances_per_chunk_and_says_100_only_when_completed(pool):
+    """Issue #20: the batch page's bar, its label and the status field read one progress answer; each committed
+    chunk moves it, and it reads 100 % only with the status COMPLETED (never beside 'running' or 'queued')."""
+    import threading
+
+    from django.db import connections
+
+    batch = factories.make_batch(pool, quantity=9000)
+    seen: list[tuple[str, float]] = []
+
+    def watch(_codes: int) -> None:  # after each chunk's commit, what the console's poll would answer
+        answer = batch_generation_progress(CouponBatch.objects.get(pk=batch.pk))
+        seen.append((answer["status"], answer["percent"]))
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()  # a writer thread's own connection: not left open past the test
+
+    done = batch_generate(batch_id=batch.pk, actor=ACTOR, progress=watch)
+
+    assert seen == [("RUNNING", 33.3), ("RUNNING", 66.7), ("RUNNING", 99.9)]
+    assert (batch_generation_progress(done)["status"], batch_generation_progress(done)["percent"]) == ("COMPLETED",
+                                                                                                      100.0)

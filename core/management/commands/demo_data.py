@@ -12,6 +12,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.commands import BaseCommand
@@ -49,30 +51,38 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help=_("Print identifiers and tokens as one JSON object."))
+        parser.add_argument("--language", choices=[code for code, _name in settings.LANGUAGES], default="ko",
+                            help=_("Language of the demo tenant and of the names of its data (default: Korean)."))
 
     def handle(self, *args, **opts):
+        # The demo is a Korean card company's unless told otherwise: its names are in its own language.
+        with translation.override(opts["language"]):
+            self._handle(**opts)
+
+    def _handle(self, *, language: str, **opts):
         ensure_roles()
         creds = _load_credentials()
         creds.setdefault("password", secrets.token_urlsafe(9))
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first() or tenant_create(
-            name="Demo Card Co.", slug=DEMO_SLUG, currency="KRW", rounding_unit=10, actor=ACTOR)
+            name=gettext("Demo Card Co."), slug=DEMO_SLUG, currency="KRW", rounding_unit=10, language=language,
+            actor=ACTOR)
         admin = self._user("admin", creds["password"], superuser=True, tenant=None, group=None)
         operator = self._user("operator", creds["password"], superuser=False, tenant=tenant, group=ROLE_OPERATOR)
         approver = self._user("approver", creds["password"], superuser=False, tenant=tenant, group=ROLE_APPROVER)
-        creds["member_token"] = self._token(tenant, "demo member app", ApiClient.Scope.MEMBER, creds.get("member_token"))
-        creds["operator_token"] = self._token(tenant, "demo back office", ApiClient.Scope.OPERATOR,
+        creds["member_token"] = self._token(tenant, gettext("demo member app"), ApiClient.Scope.MEMBER, creds.get("member_token"))
+        creds["operator_token"] = self._token(tenant, gettext("demo back office"), ApiClient.Scope.OPERATOR,
                                               creds.get("operator_token"))
         _save_credentials(creds)
 
         policies = self._policies(tenant, author=operator, approver=approver)
         now = timezone.now()
-        event = Event.objects.filter(tenant=tenant, name="Demo welcome event").first() or event_create(
-            tenant=tenant, name="Demo welcome event", description="Open demo event for trying the API.",
+        event = Event.objects.filter(tenant=tenant, name=gettext("Demo welcome event")).first() or event_create(
+            tenant=tenant, name=gettext("Demo welcome event"), description=gettext("Open demo event for trying the API."),
             starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=60), status=Event.Status.OPEN,
             actor=ACTOR)
-        inventory = CouponInventory.objects.filter(tenant=tenant, name="Welcome 10% pool").first() or \
+        inventory = CouponInventory.objects.filter(tenant=tenant, name=gettext("Welcome 10% pool")).first() or \
             coupon_services.inventory_create(tenant=tenant, event=event, policy=policies["percentage"],
-                                             name="Welcome 10% pool", total_quantity=100_000, per_member_limit=1,
+                                             name=gettext("Welcome 10% pool"), total_quantity=100_000, per_member_limit=1,
                                              promo_code="WELCOME10", actor=ACTOR)
         batch = CouponBatch.objects.filter(tenant=tenant, batch_code="DEMO-001").first() or \
             coupon_services.batch_create(inventory=inventory, batch_code="DEMO-001", quantity=1_000, actor=ACTOR)
@@ -86,7 +96,7 @@ class Command(BaseCommand):
 
         # A partner to hand codes to (flow 1: POST /distributions) and to take partner codes from (flow 2).
         partner = Partner.objects.filter(tenant=tenant, code="GS25").first() or partner_create(
-            tenant=tenant, name="GS25 convenience stores", code="GS25", actor=ACTOR)
+            tenant=tenant, name=gettext("GS25 convenience stores"), code="GS25", actor=ACTOR)
 
         result: dict[str, Any] = {
             "tenant": tenant.slug,
@@ -143,13 +153,13 @@ class Command(BaseCommand):
         now = timezone.now()
         period = {"validity_type": "fixed", "valid_from": now - timedelta(days=1), "valid_until": now + timedelta(days=90)}
         specs: dict[str, dict[str, Any]] = {
-            "amount": {"name": "5,000 won voucher", "amount": 5000, "stacking_group": "platform"},
-            "threshold": {"name": "3,000 off 30,000", "amount": 3000, "threshold": 30000,
+            "amount": {"name": gettext("5,000 won voucher"), "amount": 5000, "stacking_group": "platform"},
+            "threshold": {"name": gettext("3,000 off 30,000"), "amount": 3000, "threshold": 30000,
                           "stacking_group": "merchant"},
-            "percentage": {"name": "10% off, up to 5,000", "rate": 10, "cap": 5000, "threshold": 20000,
+            "percentage": {"name": gettext("10% off, up to 5,000"), "rate": 10, "cap": 5000, "threshold": 20000,
                            "stacking_group": "platform"},
-            "shipping": {"name": "Free shipping", "stacking_group": "shipping"},
-            "sku_deduction": {"name": "One free sample", "sku_deduction_sku": "SAMPLE-1", "sku_deduction_units": 1,
+            "shipping": {"name": gettext("Free shipping"), "stacking_group": "shipping"},
+            "sku_deduction": {"name": gettext("One free sample"), "sku_deduction_sku": "SAMPLE-1", "sku_deduction_units": 1,
                               "stacking_group": "super"},
         }
         result = {}
