@@ -49,7 +49,9 @@ from risk.models import WEBHOOK_EVENTS, Alarm, WebhookAttempt, WebhookDelivery, 
 
 logger = logging.getLogger("coupons.risk")
 
-MAX_ATTEMPTS = 10
+# A receiver may be down for a weekend: 7 growing pauses (about 1 h in all), then hourly, for about three days
+# before a delivery is given up (and the operator can still send it again from the console).
+MAX_ATTEMPTS = 80
 TIMEOUT_SECONDS = 10
 EVENT_ALARM = "budget.alarm"
 
