@@ -38,16 +38,20 @@ class RangeForm(forms.Form):
             "days": DEFAULT_DAYS}
 
     def clean(self) -> dict:
-        data = super().clean()
-        start, end = data.get("start"), data.get("end")
-        if start and end:
-            if start > end:
-                raise forms.ValidationError(gettext("The start date must not be after the end date."))
-            if (end - start).days + 1 > MAX_DAYS:
-                raise forms.ValidationError(gettext("Choose a range of at most %(days)s days.") % {"days": MAX_DAYS})
-        elif start or end:
-            raise forms.ValidationError(gettext("Give both a start and an end date, or neither."))
-        return data
+        return _clean_range(super().clean(), MAX_DAYS)
+
+
+def _clean_range(data: dict, max_days: int) -> dict:
+    """Both dates or neither, in order, at most ``max_days`` days (the dashboard's and the report's ranges)."""
+    start, end = data.get("start"), data.get("end")
+    if start and end:
+        if start > end:
+            raise forms.ValidationError(gettext("The start date must not be after the end date."))
+        if (end - start).days + 1 > max_days:
+            raise forms.ValidationError(gettext("Choose a range of at most %(days)s days.") % {"days": max_days})
+    elif start or end:
+        raise forms.ValidationError(gettext("Give both a start and an end date, or neither."))
+    return data
 
 
 def _range(form: RangeForm, today: date) -> tuple[date, date]:
@@ -106,17 +110,7 @@ class ReportRangeForm(forms.Form):
     end = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self) -> dict:
-        data = super().clean()
-        start, end = data.get("start"), data.get("end")
-        if start and end:
-            if start > end:
-                raise forms.ValidationError(gettext("The start date must not be after the end date."))
-            if (end - start).days + 1 > MAX_REPORT_DAYS:
-                raise forms.ValidationError(gettext("Choose a range of at most %(days)s days.")
-                                            % {"days": MAX_REPORT_DAYS})
-        elif start or end:
-            raise forms.ValidationError(gettext("Give both a start and an end date, or neither."))
-        return data
+        return _clean_range(super().clean(), MAX_REPORT_DAYS)
 
 
 def _report_event(request: HttpRequest, event_id: int) -> Event:
