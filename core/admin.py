@@ -9,7 +9,6 @@ from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import ForeignKey, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import formats, timezone
@@ -20,7 +19,7 @@ from django.utils.translation import ngettext
 from import_export.admin import ExportActionMixin
 
 from core.admin_lists import (DateRangeFilter, LargeTableAdminMixin, TenantRelatedFilter, text_filter,
-                              values_filter)
+                              user_tenant_id, values_filter)
 from core.audit import Actor
 from core.exceptions import DomainError
 from core.export_formats import EXPORT_FORMATS, TranslatedFieldsExportForm
@@ -32,16 +31,6 @@ from core.services import (api_client_create, api_client_end_rollover, api_clien
 admin.site.site_header = _("Coupon platform — back office")
 admin.site.site_title = _("Coupon back office")
 admin.site.index_title = _("Operations")
-
-
-def user_tenant_id(request: HttpRequest) -> int | None:
-    """The tenant a console request is limited to; None for superusers (who see all)."""
-    user = request.user
-    if user.is_superuser:
-        return None
-    if user.tenant_id is None:  # type: ignore[union-attr]
-        raise DjangoPermissionDenied(_("Your account is not attached to a tenant."))
-    return user.tenant_id  # type: ignore[union-attr]
 
 
 def _has_tenant_field(model: Any) -> bool:

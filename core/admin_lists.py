@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -24,6 +25,16 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 
 LIST_COUNT_CAP = 10_000
+
+
+def user_tenant_id(request: HttpRequest) -> int | None:
+    """The tenant a console request is limited to; None for superusers (who see all)."""
+    user = request.user
+    if user.is_superuser:
+        return None
+    if user.tenant_id is None:  # type: ignore[union-attr]
+        raise DjangoPermissionDenied(_("Your account is not attached to a tenant."))
+    return user.tenant_id  # type: ignore[union-attr]
 
 
 class CappedCountPaginator(Paginator):
@@ -69,8 +80,6 @@ class TenantRelatedFilter(admin.RelatedFieldListFilter):
     """Foreign-key choices from the related table itself, limited to the user's tenant (superusers: all)."""
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
-        from core.admin import user_tenant_id
-
         related = field.related_model
         qs = related._default_manager.all()
         tenant_id = user_tenant_id(request)

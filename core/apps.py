@@ -9,6 +9,7 @@ class CoreConfig(AppConfig):
     verbose_name = _("Platform")
 
     def ready(self) -> None:
+        from core import metrics  # noqa: F401  (registers the Prometheus collectors once per process)
         from core.api import authentication  # noqa: F401  (registers the OpenAPI auth extension)
         from core.roles import ensure_roles
 

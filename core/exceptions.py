@@ -74,3 +74,9 @@ def message_for_code(code: str) -> str:
             return str(cls.default_message)
         pending.extend(cls.__subclasses__())
     return code
+
+
+class MemberBusy(DomainError):
+    code = "request_in_progress"
+    status = 409
+    default_message = _("Another request for this member is being processed; retry shortly.")

@@ -36,7 +36,7 @@ def _redis_and_queues() -> tuple[str, dict[str, Any]]:
 
 
 def _trusted(request) -> bool:
-    from dashboard.metrics import operator_caller
+    from core.metrics import operator_caller
 
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and user.is_staff) or operator_caller(request)
@@ -47,7 +47,7 @@ def _trusted(request) -> bool:
 def health(request):
     """Anonymous callers (a load balancer, the internet) get the verdict only: ``ok`` or ``down`` per dependency.
     Queue lengths and the failure's exception class are for staff and for metrics callers (token or allowed
-    address, ``dashboard.metrics.operator_caller``) — issue #17: no queue internals for anonymous callers."""
+    address, ``core.metrics.operator_caller``) — issue #17: no queue internals for anonymous callers."""
     database = _database()
     redis, queues = _redis_and_queues()
     down = [name for name, value in (("database", database), ("redis", redis)) if value.startswith("down")]

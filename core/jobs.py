@@ -28,11 +28,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import django_rq
+import redis.exceptions
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.utils import InterfaceError, OperationalError
+from django.utils.module_loading import import_string
+from rq import Callback, Retry
+from rq.exceptions import AbandonedJobError
+from rq.timeouts import JobTimeoutException
 
 from core.exceptions import DomainError
+from core.metrics import record_job
 
 logger = logging.getLogger("coupons.jobs")
 
@@ -49,21 +56,10 @@ class TransientError(Exception):
 def _transient_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [TransientError, OperationalError, InterfaceError, ConnectionError,
                                          TimeoutError, socket.timeout]
-    try:
-        import redis.exceptions
-
-        types += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError]
-    except ImportError:  # pragma: no cover - redis is a dependency
-        pass
-    try:
-        from rq.exceptions import AbandonedJobError
-        from rq.timeouts import JobTimeoutException
-
-        # AbandonedJobError: the worker running the job died (SIGKILL, OOM, a lost host). The jobs resume from their
-        # last committed chunk, so running it again is exactly right (issue #18).
-        types += [JobTimeoutException, AbandonedJobError]
-    except ImportError:  # pragma: no cover
-        pass
+    types += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError]
+    # AbandonedJobError: the worker running the job died (SIGKILL, OOM, a lost host). The jobs resume from their
+    # last committed chunk, so running it again is exactly right (issue #18).
+    types += [JobTimeoutException, AbandonedJobError]
     return tuple(types)
 
 
@@ -102,9 +98,7 @@ def on_job_failure(job: Any, connection: Any, exc_type: type, exc_value: BaseExc
 
 
 def _timed(queue: str, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    """One attempt, timed for /metrics like an RQ worker's (dashboard.worker): same metric, labels and outcome."""
-    from dashboard.metrics import record_job
-
+    """One attempt, timed for /metrics like an RQ worker's (core.worker): same metric, labels and outcome."""
     started = time.perf_counter()
     ok = False
     try:
@@ -140,25 +134,25 @@ def rq_enqueue(rq_queue: Any, func: Callable[..., Any], *args: Any, job_id: str,
                **kwargs: Any) -> Any:
     """Put a job on an RQ queue with the project's failure callback and retries (``enqueue`` without Redis settings:
     the fault tests use it on their own Redis)."""
-    from rq import Callback, Retry
-
     intervals = retry_intervals()
     meta = {"tenant_id": int(tenant_id)} if tenant_id is not None else {}
     return rq_queue.enqueue(func, *args, job_id=job_id, meta=meta, on_failure=Callback(on_job_failure),
                             retry=Retry(max=len(intervals), interval=intervals) if intervals else None, **kwargs)
 
 
-def enqueue(queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None,
+def enqueue(queue: str, func: Callable[..., Any] | str, *args: Any, job_id: str | None = None,
             tenant_id: int | None = None, **kwargs: Any) -> str:
+    """``func``: the job, or its dotted path — a service queues its app's job by path, so services never import
+    jobs (the jobs import the services)."""
     if queue not in settings.JOB_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; known: {settings.JOB_QUEUES}")
     job_id = job_id or uuid.uuid4().hex
+    if isinstance(func, str):
+        func = import_string(func)
     if getattr(settings, "JOBS_SYNC", False):
         func(*args, **kwargs)
         return job_id
     if settings.USE_REDIS:
-        import django_rq
-
         rq_enqueue(django_rq.get_queue(queue), func, *args, job_id=job_id, tenant_id=tenant_id, **kwargs)
         return job_id
     global _executor

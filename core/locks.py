@@ -14,7 +14,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection
+
+from core import redis as core_redis
+from core.exceptions import MemberBusy
 
 logger = logging.getLogger("coupons.locks")
 
@@ -24,22 +28,46 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-@contextmanager
-def session_lock(key: int | str, *, wait: bool = False) -> Iterator[bool]:
+def advisory_acquire(key: int | str, *, wait: bool = True, shared: bool = False) -> bool:
+    """Take a session advisory lock on this connection; with ``wait=False`` answer at once whether it was free."""
     key = lock_key(key) if isinstance(key, str) else key
+    kind = "_shared" if shared else ""
     with connection.cursor() as cursor:
         if wait:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-            got = True
-        else:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            got = bool(cursor.fetchone()[0])
+            cursor.execute(f"SELECT pg_advisory_lock{kind}(%s)", [key])
+            return True
+        cursor.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def advisory_release(key: int | str, *, shared: bool = False) -> None:
+    """Give back a session advisory lock. A lost connection has released its locks already: logged, not raised."""
+    key = lock_key(key) if isinstance(key, str) else key
+    kind = "_shared" if shared else ""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_unlock{kind}(%s)", [key])
+    except Exception:
+        logger.warning("could not release advisory lock %s", key, exc_info=True)
+
+
+@contextmanager
+def session_lock(key: int | str, *, wait: bool = False, shared: bool = False) -> Iterator[bool]:
+    """Hold the lock for the block; yields whether it was got (always True with ``wait``). ``shared``: many holders
+    at once, none while an exclusive holder has it (the Bloom filter's writers and its rebuild)."""
+    got = advisory_acquire(key, wait=wait, shared=shared)
     try:
         yield got
     finally:
         if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            advisory_release(key, shared=shared)
+
+
+def xact_lock(key: int | str) -> None:
+    """Inside a transaction: wait for the key, hold it until commit or rollback."""
+    key = lock_key(key) if isinstance(key, str) else key
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 # --- locks held until the request's transaction ends ------------------------------------------------------------
@@ -83,3 +111,51 @@ def session_lock_held(key: int | str) -> bool:
     goes with its connection, so False means nobody is working on it now."""
     with session_lock(key) as got:
         return not got
+
+
+# --- per-member serialisation of claims (R-ISS-3, seed 001: "issuance contention → Redis distributed lock") -----
+# With Redis: a lock key per (tenant, inventory, member) — SET NX PX with a token, released by a Lua compare-and-delete
+# (redis-py's Lock), held around the claim's transaction; inside an Idempotency-Key request until the wrapper's
+# transaction has ended (``release_after_transaction``). Redis not answering fails closed (503). Without Redis (the
+# zero-setup default): a transaction-level advisory lock on the same key. The database constraints stay the last guard.
+
+LOCK_TIMEOUT_SECONDS = 10  # a crashed holder frees the lock after this long
+WAIT_SECONDS = 5
+
+
+@contextmanager
+def member_lock(key: str) -> Iterator[None]:
+    """Hold the member's lock around a transaction. Without Redis this is a no-op and ``advisory_lock`` is used."""
+    if not settings.USE_REDIS:
+        yield
+        return
+    if core_redis.is_down():
+        raise core_redis.fail_closed("a member lock")
+    lock = core_redis.client().lock(f"coupons:lock:member:{key}", timeout=LOCK_TIMEOUT_SECONDS, blocking=True,
+                               blocking_timeout=WAIT_SECONDS)
+    try:
+        got = lock.acquire()
+    except core_redis.error_types() as exc:  # fail closed: no lock, no claim
+        core_redis.mark_down(exc)
+        raise core_redis.fail_closed("a member lock") from exc
+    if not got:
+        raise MemberBusy()
+
+    def release() -> None:
+        try:
+            lock.release()
+        except Exception:  # expired meanwhile: the transaction finished anyway, constraints guarded it
+            pass
+
+    try:
+        yield
+    finally:
+        if not defer_release(release):
+            release()
+
+
+def advisory_lock(key: str) -> None:
+    """Inside a transaction, without Redis: serialise on the key until commit/rollback."""
+    if settings.USE_REDIS:
+        return
+    xact_lock(key)

@@ -9,11 +9,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from core.api.authentication import forget_client
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, Tenant
-from core.tokens import new_token
+from core.tokens import forget_client, new_token
 
 def tenant_create(*, name: str, actor: Actor, slug: str = "", currency: str = "KRW", rounding_unit: int = 1,
                   time_zone: str = "Asia/Seoul", language: str = "ko") -> Tenant:

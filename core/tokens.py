@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 TOKEN_SCHEME = "cpn"
 PREFIX_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -33,3 +34,15 @@ def split_token(token: str) -> str | None:
 
 def token_matches(token: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_token(token), stored_hash)
+
+
+# Verified API clients are kept per process for a few seconds (core.api.authentication; a query per request
+# otherwise). Revoking or rotating drops the entry in the process that did it (``forget_client``, called by the
+# services); other processes notice within COUPON_TOKEN_CACHE_SECONDS. An entry for a previous token (rotation grace)
+# never outlives that token's end of validity.
+verified_clients: dict[str, tuple[Any, str, float]] = {}
+
+
+def forget_client(key_prefix: str | None) -> None:
+    if key_prefix:
+        verified_clients.pop(key_prefix, None)

@@ -82,8 +82,8 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    "dashboard.log.RequestIdMiddleware",
-    "dashboard.metrics.MetricsMiddleware",
+    "core.log.RequestIdMiddleware",
+    "core.metrics.MetricsMiddleware",
     # PostgreSQL or Redis not answering → 503 with Retry-After, never a 500 (issue #18).
     "core.middleware.DependencyOutageMiddleware",
     # /api/: bodies over COUPON_API_MAX_BODY_BYTES (uploads: COUPON_API_MAX_UPLOAD_BYTES) → 413 before reading;
@@ -189,7 +189,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=parse_non_negative(
     "COUPON_LOGIN_COOLOFF_MINUTES", env.int("COUPON_LOGIN_COOLOFF_MINUTES", default=15)) or 15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "core.api.limits.connection_ip"
+AXES_CLIENT_IP_CALLABLE = "core.addresses.connection_ip"
 AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
 AXES_ENABLE_ADMIN = False  # the console is tenant-scoped; lockouts are lifted with manage.py axes_reset
 AXES_VERBOSE = False
@@ -333,7 +333,7 @@ IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 # Idempotency-Key records live this long (API.md: 24 h).
 IDEMPOTENCY_TTL_SECONDS = env.int("COUPON_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 
-# --- Logs and metrics (issue #9: R-OPS; dashboard/log.py, dashboard/metrics.py) ------------------------------
+# --- Logs and metrics (issue #9: R-OPS; core/log.py, core/metrics.py) ------------------------------
 # LOG_FORMAT=json: one JSON object per line (production, log shippers); text: one readable line. Default: text on a
 # terminal, JSON otherwise. Every record carries the request id (X-Request-ID) and the tenant id.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if sys.stderr.isatty() else "json")
@@ -342,7 +342,7 @@ if LOG_FORMAT not in ("json", "text"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "dashboard.log.RequestContextFilter"}},
+    "filters": {"request_context": {"()": "core.log.RequestContextFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s tenant=%(tenant_id)s] %(message)s"},
         "json": {"()": "pythonjsonlogger.json.JsonFormatter",
@@ -364,7 +364,7 @@ except ValueError as exc:
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("COUPON_METRICS_TOKEN must be at least 16 characters long.")
 # rqworker times every job for /metrics (coupon_job_duration_seconds).
-RQ = {"WORKER_CLASS": "dashboard.worker.MetricsWorker"}
+RQ = {"WORKER_CLASS": "core.worker.MetricsWorker"}
 # Lost workers (issue #18): how often a worker proves it is alive while running a job, and how often it looks for
 # jobs whose worker died (they are retried, and resume from their last committed chunk).
 COUPON_WORKER_HEARTBEAT_SECONDS = env.int("COUPON_WORKER_HEARTBEAT_SECONDS", default=10)

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from core import i18n
 from core.error_pages import favicon
 from core.health import health
-from dashboard.metrics import metrics_view
+from core.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

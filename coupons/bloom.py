@@ -55,6 +55,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
+from core.locks import advisory_acquire, advisory_release, session_lock
+
 logger = logging.getLogger("coupons.bloom")
 
 MAX_CODE_BYTES = 48  # coupons_couponcode.code is varchar(48)
@@ -600,18 +602,8 @@ def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
 
 @contextmanager
 def _advisory_lock(shared: bool) -> Iterator[None]:
-    fn = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
-    unlock = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {fn}(%s)", [BLOOM_LOCK_KEY])
-    try:
+    with session_lock(BLOOM_LOCK_KEY, wait=True, shared=shared):
         yield
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {unlock}(%s)", [BLOOM_LOCK_KEY])
-        except Exception:  # a lost connection has released the session's locks already
-            logger.warning("could not release the Bloom writers' lock", exc_info=True)
 
 
 # --- writers -------------------------------------------------------------------------------------------------------
@@ -723,15 +715,13 @@ def _ensure_filter(store: BloomStore) -> BloomParams:
         if params is not None:
             return params
         # Upgrade: drop the shared lock, build under the exclusive one (unless someone did meanwhile), re-take.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [BLOOM_LOCK_KEY])
+        advisory_release(BLOOM_LOCK_KEY, shared=True)
         try:
             if store.params() is None:
                 logger.warning("Bloom filter missing (%s): rebuilding it from the database", store.describe())
                 bloom_rebuild()
         finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_lock_shared(%s)", [BLOOM_LOCK_KEY])
+            advisory_acquire(BLOOM_LOCK_KEY, shared=True)
 
 
 @contextmanager

@@ -1,35 +1,29 @@
-"""Sharded inventory counters (see InventoryCounter): increments inside the caller's transaction, summed reads."""
+"""An inventory's sharded counters (``InventoryCounter``: issued, used, used_discount), on ``core.counters``."""
 from __future__ import annotations
 
-import zlib
-
-from django.db import connection
-from django.db.models import Sum
-
+from core import counters
 from coupons.models import InventoryCounter
+
+TABLE = "coupons_inventorycounter"
+OWNER = "inventory_id"
+COLUMNS = ("issued", "used", "used_discount")
 
 
 def shard_of(member_id: str) -> int:
-    return zlib.crc32(member_id.encode()) % InventoryCounter.SHARDS
+    return counters.shard_of(member_id, InventoryCounter.SHARDS)
+
+
+def upsert_from(cte: str, *, shard: str, issued: str = "0", used: str = "0", used_discount: str = "0") -> str:
+    """The counter write of a one-statement claim or redemption: one row per row of ``cte``."""
+    return counters.upsert_sql(table=TABLE, owner=OWNER, columns=COLUMNS,
+                               select=f"SELECT inventory_id, {shard}, {issued}, {used}, {used_discount} FROM {cte}")
 
 
 def counter_add(*, inventory_id: int, member_id: str, issued: int = 0, used: int = 0, used_discount: int = 0) -> None:
     """Add to the member's shard. Must run inside the transaction of the change it counts."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount)
-            VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT (inventory_id, shard) DO UPDATE SET
-                issued = coupons_inventorycounter.issued + EXCLUDED.issued,
-                used = coupons_inventorycounter.used + EXCLUDED.used,
-                used_discount = coupons_inventorycounter.used_discount + EXCLUDED.used_discount
-            """,
-            [inventory_id, shard_of(member_id), issued, used, used_discount],
-        )
+    counters.counter_add(table=TABLE, owner=OWNER, owner_id=inventory_id, shard=shard_of(member_id),
+                         deltas={"issued": issued, "used": used, "used_discount": used_discount})
 
 
 def inventory_counts(inventory_id: int) -> dict[str, int]:
-    totals = InventoryCounter.objects.filter(inventory_id=inventory_id).aggregate(
-        issued=Sum("issued"), used=Sum("used"), used_discount=Sum("used_discount"))
-    return {key: value or 0 for key, value in totals.items()}
+    return counters.counter_totals(table=TABLE, owner=OWNER, owner_id=inventory_id, columns=COLUMNS)

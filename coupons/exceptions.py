@@ -109,9 +109,3 @@ class OrderIdMismatch(DomainError):
     code = "order_id_mismatch"
     status = 400
     default_message = _("order_id and order.order_id differ; give one order id, or the same in both places.")
-
-
-class MemberBusy(DomainError):
-    code = "request_in_progress"
-    status = 409
-    default_message = _("Another request for this member is being processed; retry shortly.")

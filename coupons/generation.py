@@ -46,14 +46,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import BusinessRuleViolation, DomainError, InvalidState
+from core.locks import advisory_acquire, advisory_release
 from coupons.bloom import BloomWriter, bloom_writer
 from coupons.models import CouponBatch, CouponBatchChunk, CouponCode
 
 logger = logging.getLogger("coupons.generation")
 
-BATCH_LOCK_CLASS = 0x4350  # pg_try_advisory_lock(class, batch id): one generation run per batch
+BATCH_LOCK_CLASS = 0x4350  # high half of a batch's generation lock key (batch_lock_key): one run per batch
 MAX_CHUNK_ATTEMPTS = 5
 # A sparse code space has at least this many possible codes per code that exists or is requested: the pre-check alone
 # decides, and chunks partition the key space.
@@ -522,18 +524,17 @@ class _Run:
 # --- services ------------------------------------------------------------------------------------------------------
 
 
+def batch_lock_key(batch_id: int) -> int:
+    """The advisory-lock key of a batch's generation run: BATCH_LOCK_CLASS in the high 32 bits, the id below."""
+    return (BATCH_LOCK_CLASS << 32) | (batch_id % (1 << 31))
+
+
 def _batch_lock(batch_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [BATCH_LOCK_CLASS, batch_id % (1 << 31)])
-        return bool(cursor.fetchone()[0])
+    return advisory_acquire(batch_lock_key(batch_id), wait=False)
 
 
 def _batch_unlock(batch_id: int) -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [BATCH_LOCK_CLASS, batch_id % (1 << 31)])
-    except Exception:  # a lost connection has released it already
-        logger.warning("could not release the generation lock of batch %s", batch_id, exc_info=True)
+    advisory_release(batch_lock_key(batch_id))
 
 
 def batch_generation_running(batch_id: int) -> bool:
@@ -550,9 +551,6 @@ def _actor_dict(actor: Actor) -> dict[str, str]:
 
 def batch_start_generation(*, batch: CouponBatch, actor: Actor) -> CouponBatch:
     """Check that ``batch`` can be generated and enqueue the job (on commit). Raises, writing nothing, if not."""
-    from core.jobs import enqueue
-    from coupons.jobs import generate_batch_job
-
     batch = CouponBatch.objects.select_related("tenant").get(pk=batch.pk)
     if batch_generation_running(batch.pk):
         raise GenerationRunning(_("Batch %(batch)s is being generated right now (%(generated)s of %(quantity)s).")
@@ -567,7 +565,8 @@ def batch_start_generation(*, batch: CouponBatch, actor: Actor) -> CouponBatch:
         audit_record(tenant=batch.tenant, actor=actor, action="batch.generation_requested", obj=locked,
                      after={"remaining": plan.remaining, "status": locked.status,
                             "generated_count": locked.generated_count})
-        transaction.on_commit(lambda: enqueue("generation", generate_batch_job, batch.pk, _actor_dict(actor)))
+        transaction.on_commit(lambda: jobs.enqueue("generation", "coupons.jobs.generate_batch_job", batch.pk,
+                                                 _actor_dict(actor)))
     return locked
 
 

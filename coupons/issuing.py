@@ -1,7 +1,7 @@
 """Issuing: AVAILABLE → ISSUED (R-ISS). Claims by inventory id, promo code or unique code, and targeted grants.
 
 A claim takes the next free code of the pool with ``FOR UPDATE SKIP LOCKED`` (no hot row), under a per-member lock
-(``coupons.locks``); in one transaction it updates the code, writes the ``CouponIssue`` row (whose
+(``core.locks``); in one transaction it updates the code, writes the ``CouponIssue`` row (whose
 UNIQUE(inventory, member, slot) is the last guard against exceeding the per-member limit), adds to the inventory's
 counter shard and writes the audit row.
 """
@@ -12,19 +12,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
+from core.locks import advisory_lock, member_lock
+from core.metrics import record_issue
 from core.models import ApiClient, Tenant
-from dashboard.metrics import record_issue
-from coupons.counters import counter_add, shard_of
+from coupons.counters import counter_add, shard_of, upsert_from
 from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
                                 NotEligible, SoldOut)
-from coupons.locks import advisory_lock, member_lock
 from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponGrantMember, CouponInventory,
                             CouponIssue, CouponPolicy)
 from coupons import webhook_events
@@ -151,9 +153,7 @@ WITH taken AS (
            %(channel)s, %(ip)s, %(device)s, %(now)s FROM taken
     RETURNING id
 ), counter AS (
-    INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount)
-    SELECT inventory_id, %(shard)s, 1, 0, 0 FROM taken
-    ON CONFLICT (inventory_id, shard) DO UPDATE SET issued = coupons_inventorycounter.issued + 1
+    """ + upsert_from("taken", shard="%(shard)s", issued="1") + """
     RETURNING id
 ), audit AS (
     INSERT INTO core_auditlog (tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id,
@@ -305,6 +305,16 @@ def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: R
                            via=CouponIssue.Via.CODE, ctx=ctx, taken_message="This code has already been registered.")
 
 
+# A claim by a partner's code (flow 2) is carried out by the partners app, a layer above: it registers its handler
+# when the apps load (``PartnersConfig.ready``), so coupons never imports partners.
+_partner_code_claim: Callable[..., CouponCode] | None = None
+
+
+def register_partner_code_claim(handler: Callable[..., CouponCode]) -> None:
+    global _partner_code_claim
+    _partner_code_claim = handler
+
+
 def coupon_claim(*, tenant: Tenant, member_id: str, ctx: RequestContext, inventory: str | None = None,
                  promo_code: str | None = None, code: str | None = None,
                  partner_code: str | None = None) -> CouponCode:
@@ -322,12 +332,17 @@ def coupon_claim(*, tenant: Tenant, member_id: str, ctx: RequestContext, invento
         return issue_from_pool(inventory=inv, member_id=member_id, via=CouponIssue.Via.PROMO_CODE, ctx=ctx)
     if code:
         return issue_specific_code(tenant=tenant, raw_code=code, member_id=member_id, ctx=ctx)
-    from coupons.partner_claims import claim_partner_code
-
-    return claim_partner_code(tenant=tenant, partner_code=partner_code or "", member_id=member_id, ctx=ctx)
+    if _partner_code_claim is None:
+        raise ImproperlyConfigured("partner codes need the partners app (INSTALLED_APPS)")
+    return _partner_code_claim(tenant=tenant, partner_code=partner_code or "", member_id=member_id, ctx=ctx)
 
 
 # --- grants ----------------------------------------------------------------------------------------------------
+
+def grant_work_key(grant_id: int) -> str:
+    """The session advisory lock a worker holds while it runs the grant (``coupons.jobs.run_grant``)."""
+    return f"grant:{grant_id}"
+
 
 @dataclass
 class GrantResult:
@@ -363,10 +378,7 @@ def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[s
             for start in range(0, len(members), 5000):
                 CouponGrantMember.objects.bulk_create(
                     [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]])
-            from core.jobs import enqueue
-            from coupons.grant_jobs import run_grant
-
-            transaction.on_commit(lambda: enqueue("grants", run_grant, grant.pk))
+            transaction.on_commit(lambda: jobs.enqueue("grants", "coupons.jobs.run_grant", grant.pk))
     if run_as_job:
         return GrantResult(grant=grant, issued=[], failed=[])
     issued, failed = [], []

@@ -1,11 +1,30 @@
-"""RQ entry points of the coupons app: they take ids, call one service, nothing else (STYLE.md)."""
+"""RQ entry points of the coupons app: they take ids, call one service, nothing else (STYLE.md).
+
+- ``generate_batch_job`` (queue ``generation``): a batch's codes; a failure after the start is raised so RQ retries,
+  and the retry resumes (R-CODE-5).
+- ``run_grant`` (queue ``grants``): holds the grant's work lock (a PostgreSQL session lock) for the whole run, so two
+  runs of one grant (an abandoned job retried, the sweeper's re-queue) never issue side by side, and ``ops.sweep``
+  knows a RUNNING grant whose lock nobody holds is stuck (issue #18).
+- ``expire_job`` (queue ``expiry``): expiry and stale-lock release; re-schedules itself under a fixed job id when RQ
+  is in use. Cron running the management commands is the alternative; both may run together (advisory locks).
+"""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
 
 from core.audit import Actor
+from core.locks import session_lock
+from coupons.generation import GenerationRefused, GenerationRunning, batch_generate, batch_generation_failed
+from coupons.issuing import grant_process, grant_work_key
+from coupons.lifecycle import coupons_expire, locks_release_stale
 
 logger = logging.getLogger("coupons.jobs")
+
+NEXT_EXPIRY_JOB_ID = "coupons-expire-next"
 
 
 def _actor(actor: dict[str, str] | None, default: str) -> Actor:
@@ -14,8 +33,6 @@ def _actor(actor: dict[str, str] | None, default: str) -> Actor:
 
 def generate_batch_job(batch_id: int, actor: dict[str, str] | None = None) -> None:
     """Queue ``generation``. A failure after the start is raised, so RQ retries it — the retry resumes (R-CODE-5)."""
-    from coupons.generation import GenerationRefused, GenerationRunning, batch_generate, batch_generation_failed
-
     who = _actor(actor, "generate_codes")
     try:
         batch_generate(batch_id=batch_id, actor=who)
@@ -24,3 +41,21 @@ def generate_batch_job(batch_id: int, actor: dict[str, str] | None = None) -> No
     except GenerationRefused as exc:
         # Nothing was written and a retry cannot help: record why, for the console, and stop.
         batch_generation_failed(batch_id=batch_id, message=exc.message, actor=who)
+
+
+def run_grant(grant_id: int) -> None:
+    with session_lock(grant_work_key(grant_id)) as got:
+        if not got:
+            logger.info("grant %s is being processed by another worker; nothing to do", grant_id)
+            return
+        grant_process(grant_id=grant_id)
+
+
+def expire_job(reschedule: bool = True) -> int | None:
+    expired = coupons_expire()
+    locks_release_stale()
+    if reschedule and settings.USE_REDIS:
+        queue = django_rq.get_queue("expiry")
+        queue.enqueue_in(timedelta(seconds=settings.COUPON_EXPIRY_INTERVAL_SECONDS), expire_job,
+                         job_id=NEXT_EXPIRY_JOB_ID)
+    return expired

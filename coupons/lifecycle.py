@@ -18,7 +18,7 @@ from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.locks import session_lock
 from core.models import Tenant
-from coupons.counters import counter_add, shard_of
+from coupons.counters import counter_add, shard_of, upsert_from
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
 from coupons import webhook_events
 from coupons.issuing import RequestContext, normalise_code
@@ -29,7 +29,7 @@ from coupons.validity import effective_status
 from risk.budgets import consume as budget_consume
 from risk.budgets import release_use as budget_release_use
 from risk.guard import RiskGuard
-from dashboard.metrics import record_redemption
+from core.metrics import record_redemption
 
 S = CouponCode.Status
 
@@ -151,7 +151,7 @@ _REDEEM_WRITES = """
 WITH used AS (
     UPDATE coupons_couponcode SET status = 'USED', used_at = %(now)s, locked_order_id = NULL, locked_at = NULL
      WHERE id = %(coupon)s
-    RETURNING id
+    RETURNING id, inventory_id
 ), usage AS (
     INSERT INTO coupons_couponusage (tenant_id, inventory_id, coupon_id, member_id, order_id, order_amount, discount,
                                      channel, payment_method, client_id, ip, device_id, used_at)
@@ -159,10 +159,7 @@ WITH used AS (
            %(payment_method)s, %(client)s, %(ip)s, %(device)s, %(now)s FROM used
     RETURNING id
 ), counter AS (
-    INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount)
-    SELECT %(inventory)s, %(shard)s, 0, 1, %(discount)s FROM used
-    ON CONFLICT (inventory_id, shard) DO UPDATE SET used = coupons_inventorycounter.used + 1,
-        used_discount = coupons_inventorycounter.used_discount + EXCLUDED.used_discount
+    """ + upsert_from("used", shard="%(shard)s", used="1", used_discount="%(discount)s") + """
     RETURNING id
 ), audit AS (
     INSERT INTO core_auditlog (tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id,

@@ -192,6 +192,16 @@ class CouponPolicy(models.Model):
         ]
         indexes = [models.Index(fields=["tenant", "status"], name="policy_tenant_status")]
 
+    def face_value(self) -> int:
+        """What one issued coupon may cost at most (budgets, R-RISK-2): the amount of a cash or threshold voucher,
+        the cap of a percentage, the maximum deduction of a shipping coupon (0 when it is the whole fee, unknown in
+        advance); 0 for a SKU deduction, whose value depends on the order."""
+        if self.kind == self.Kind.PERCENTAGE:
+            return self.cap or 0
+        if self.kind in (self.Kind.AMOUNT, self.Kind.THRESHOLD, self.Kind.SHIPPING):
+            return self.amount or 0
+        return 0
+
     def __str__(self) -> str:
         return self.name
 

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.locks import session_lock
@@ -215,11 +216,9 @@ def _draw_run_locked(draw: Draw, actor: Actor, now: datetime, seed: str) -> Draw
                      after={"participants": draw.participants_count, "participants_digest": digest,
                             "winners": len(picks), "seed_hash": draw.seed_hash, "seed": draw.seed})
         if PrizeTier.objects.filter(draw=draw, inventory__isnull=False).exists():
-            from core.jobs import enqueue
-            from draws.jobs import grant_prizes
 
             draw_pk = draw.pk
-            transaction.on_commit(lambda: enqueue("draws", grant_prizes, draw_pk))
+            transaction.on_commit(lambda: jobs.enqueue("draws", "draws.jobs.grant_prizes", draw_pk))
     return draw
 
 
@@ -321,8 +320,6 @@ def draws_run_due(*, now: datetime | None = None, dry_run: bool = False, actor: 
                   ) -> DueSummary | None:
     """Cron: commit the seeds of scheduled draws, then hand each due draw (draw_at passed, event ended) to a job;
     a RUNNING draw idle for STALE_RUNNING is handed over again (it resumes). None if another run holds the lock."""
-    from core.jobs import enqueue
-    from draws.jobs import grant_prizes, run_draw
 
     now = now or timezone.now()
     actor = actor or Actor.job("run_due_draws")
@@ -361,9 +358,9 @@ def draws_run_due(*, now: datetime | None = None, dry_run: bool = False, actor: 
         summary.grants = len(ungranted)
         if not dry_run:
             for draw_id in summary.ids:
-                enqueue("draws", run_draw, draw_id)
+                jobs.enqueue("draws", "draws.jobs.run_draw", draw_id)
             for draw_id in ungranted:
-                enqueue("draws", grant_prizes, draw_id)
+                jobs.enqueue("draws", "draws.jobs.grant_prizes", draw_id)
     return summary
 
 

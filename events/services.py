@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -73,10 +74,10 @@ def _check_eligible(event: Event, member_id: str) -> None:
     if event.allow_list_only and not EventAllowedMember.objects.filter(event=event, member_id=member_id).exists():
         raise NotEligible(_("This event is only for selected members."), details={"reason": "allow_list"})
     if event.require_redeemed_coupon:
-        from coupons.models import CouponUsage  # coupons imports events: resolve at call time
-
-        if not CouponUsage.objects.filter(tenant_id=event.tenant_id, inventory__event=event, member_id=member_id,
-                                          refunded_at__isnull=True).exists():
+        # Coupons is a layer above events (its pools belong to events): its usage table is named, not imported.
+        usages = apps.get_model("coupons", "CouponUsage")
+        if not usages.objects.filter(tenant_id=event.tenant_id, inventory__event=event, member_id=member_id,
+                                      refunded_at__isnull=True).exists():
             raise NotEligible(_("Only members who redeemed a coupon of this event may take part."),
                               details={"reason": "no_redeemed_coupon"})
 

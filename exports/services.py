@@ -43,10 +43,8 @@ class ExportNotReady(InvalidState):
 
 
 def _enqueue(export_id: int, tenant_id: int) -> None:
-    from exports.jobs import export_run
-
-    jobs.enqueue(QUEUE, export_run, export_id, job_id=f"export-{export_id}-{timezone.now():%Y%m%d%H%M%S%f}",
-                 tenant_id=tenant_id)
+    jobs.enqueue(QUEUE, "exports.jobs.export_run", export_id,
+                 job_id=f"export-{export_id}-{timezone.now():%Y%m%d%H%M%S%f}", tenant_id=tenant_id)
 
 
 def export_request(*, tenant: Tenant, kind: str, filters: dict[str, Any], actor: Actor, user: Any = None,

@@ -8,7 +8,7 @@ sweep looks at the rows instead:
 - code generation batches RUNNING whose generation lock (``coupons.generation``) no session holds;
 - partner uploads RUNNING — or PENDING for longer than ``COUPON_SWEEP_PENDING_GRACE_SECONDS`` — whose work lock
   (``partners.jobs``) no session holds;
-- asynchronous grants RUNNING — or PENDING past the grace — whose work lock (``coupons.grant_jobs``) no session holds.
+- asynchronous grants RUNNING — or PENDING past the grace — whose work lock (``coupons.issuing.grant_work_key``) no session holds.
 
 Each is queued again under a fixed job id (``resume-<kind>-<id>``), so a sweep never queues a second copy while the
 first is still waiting; each job resumes from its last committed chunk and takes the work lock first, so a copy that
@@ -34,7 +34,7 @@ from core.locks import session_lock, session_lock_held
 
 logger = logging.getLogger("coupons.jobs")
 
-SWEEP_LOCK = "cron:requeue_stuck_work"  # the cron frame's key for the command of the same name (ops.cron)
+SWEEP_LOCK = "cron:requeue_stuck_work"  # the cron frame's key for the command of the same name (core.cron)
 ACTOR = "requeue_stuck_work"
 
 
@@ -91,8 +91,8 @@ def _grace_cutoff():
 def stuck_work_requeue(*, dry_run: bool = False) -> SweepResult | None:
     """One sweep. None if another sweep holds the lock."""
     from coupons.generation import batch_generation_running
-    from coupons.grant_jobs import grant_work_key, run_grant
-    from coupons.jobs import generate_batch_job
+    from coupons.issuing import grant_work_key
+    from coupons.jobs import generate_batch_job, run_grant
     from coupons.models import CouponBatch, CouponGrant, CouponGrantMember
     from partners.models import PartnerUpload
     from partners.services import partner_upload_is_stuck, partner_upload_resume_if_stuck

@@ -394,7 +394,6 @@ class DistributionAdmin(TenantScopedAdmin):
         view = self.admin_site.admin_view
         return [path("distribute/", view(self.distribute_view), name="partners_distribution_distribute"),
                 path("<path:object_id>/codes.csv", view(self.csv_view), name="partners_distribution_csv"),
-                path("<path:object_id>/codes.xlsx", view(self.xlsx_view), name="partners_distribution_xlsx"),
                 *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
@@ -457,21 +456,3 @@ class DistributionAdmin(TenantScopedAdmin):
         response["Content-Disposition"] = f'attachment; filename="{distribution.distribution_filename(dist)}"'
         return response
 
-    def xlsx_view(self, request: HttpRequest, object_id: str) -> Any:
-        """A workbook of millions of codes is written by the export job, not in this request (R-REP-2)."""
-        from exports.services import export_request
-
-        dist = self._distribution(request, object_id)
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
-        try:
-            job = export_request(tenant=dist.tenant, kind="codes", filters={"distribution": dist.public_id},
-                                 actor=self.actor(request), user=request.user)
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
-        self.message_user(request, gettext(
-            "The codes of %(distribution)s are being written to XLSX as export %(job)s; the Exports page shows its "
-            "progress and the download link.") % {"distribution": dist.public_id, "job": job.public_id},
-            messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:exports_export_changelist"))

@@ -19,17 +19,13 @@ from partners.models import PartnerUpload
 logger = logging.getLogger("coupons.jobs")
 
 
-def upload_work_key(upload_id: int) -> str:
-    return f"partner_upload:{upload_id}"
-
-
 def _language(upload_id: int) -> str:
     language = PartnerUpload.objects.filter(pk=upload_id).values_list("tenant__language", flat=True).first()
     return language or settings.LANGUAGE_CODE
 
 
 def process_upload(upload_id: int) -> None:
-    with session_lock(upload_work_key(upload_id)) as got:
+    with session_lock(services.upload_work_key(upload_id)) as got:
         if not got:
             logger.info("partner upload %s is being processed by another worker; nothing to do", upload_id)
             return
@@ -38,7 +34,7 @@ def process_upload(upload_id: int) -> None:
 
 
 def reprocess_upload(upload_id: int) -> None:
-    with session_lock(upload_work_key(upload_id)) as got:
+    with session_lock(services.upload_work_key(upload_id)) as got:
         if not got:
             logger.info("partner upload %s is being processed by another worker; nothing to do", upload_id)
             return

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
 from core.models import Tenant
@@ -99,8 +100,6 @@ def partner_create(*, tenant: Tenant, name: str, code: str, actor: Actor) -> Par
 def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public_id: str, uploaded: Any,
                           actor: Actor, user: Any = None, client: Any = None) -> tuple[PartnerUpload, bool]:
     """Store the file and start processing; the same file for the same inventory again → (the earlier upload, False)."""
-    from core.jobs import enqueue
-    from partners.jobs import process_upload
 
     partner = Partner.objects.filter(tenant=tenant, code=(partner_code or "").strip().upper()).first()
     if partner is None:
@@ -134,7 +133,7 @@ def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public
             audit_record(tenant=tenant, actor=actor, action="partner_upload.create", obj=upload,
                          after={"partner": partner.code, "inventory": inventory.public_id, "file": name,
                                 "sha256": sha256, "size": uploaded.size})
-            _after_commit(lambda: enqueue("uploads", process_upload, upload.pk))
+            _after_commit(lambda: jobs.enqueue("uploads", "partners.jobs.process_upload", upload.pk))
     except IntegrityError:
         upload.file.delete(save=False)  # the same file arrived concurrently: that one wins
         return PartnerUpload.objects.get(tenant=tenant, inventory=inventory, sha256=sha256), False
@@ -143,13 +142,17 @@ def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public
 
 # --- stuck uploads (issue #18) ---------------------------------------------------------------------------------
 
+def upload_work_key(upload_id: int) -> str:
+    """The session advisory lock a worker holds while it processes the upload (core.locks)."""
+    return f"partner_upload:{upload_id}"
+
+
 def partner_upload_is_stuck(*, upload: PartnerUpload) -> bool:
     """PENDING or RUNNING, and no worker holds the upload's work lock (a killed worker's lock died with it). A PENDING
     upload younger than ``SWEEP_PENDING_GRACE`` is just waiting in its queue."""
     from django.conf import settings
 
     from core.locks import session_lock_held
-    from partners.jobs import upload_work_key
 
     if upload.status == PartnerUpload.Status.PENDING:
         grace = getattr(settings, "COUPON_SWEEP_PENDING_GRACE_SECONDS", 120)
@@ -162,14 +165,12 @@ def partner_upload_is_stuck(*, upload: PartnerUpload) -> bool:
 
 def partner_upload_resume_if_stuck(*, upload: PartnerUpload, job_id: str | None = None) -> bool:
     """Queue the job that resumes a stuck upload from its last committed chunk; True if one was queued."""
-    from core.jobs import enqueue
-    from partners.jobs import process_upload
 
     if not partner_upload_is_stuck(upload=upload):
         return False
     # RUNNING with every row processed is a reprocess (or a finish) that was cut off: processing finishes it as DONE,
     # and its remaining failures can be reprocessed again.
-    enqueue("uploads", process_upload, upload.pk, job_id=job_id, tenant_id=upload.tenant_id)
+    jobs.enqueue("uploads", "partners.jobs.process_upload", upload.pk, job_id=job_id, tenant_id=upload.tenant_id)
     logger.warning("partner upload %s was stuck %s at %s of %s rows; resumed", upload.pk, upload.status,
                    upload.processed_rows, upload.rows)
     return True
@@ -397,8 +398,6 @@ def partner_upload_process(*, upload_id: int) -> PartnerUpload:
 def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections: list[dict] | None = None
                              ) -> PartnerUpload:
     """Retry the failed rows of a finished upload; a corrected value replaces the original of its line."""
-    from core.jobs import enqueue
-    from partners.jobs import reprocess_upload
 
     fixes: dict[int, str] = {}
     for item in corrections or []:
@@ -430,7 +429,7 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
         PartnerUpload.objects.filter(pk=locked.pk).update(status=PartnerUpload.Status.RUNNING, finished_at=None)
         audit_record(tenant=locked.tenant, actor=actor, action="partner_upload.reprocess", obj=locked,
                      after={"failed": locked.failed, "corrections": len(fixes)})
-        _after_commit(lambda: enqueue("uploads", reprocess_upload, locked.pk))
+        _after_commit(lambda: jobs.enqueue("uploads", "partners.jobs.reprocess_upload", locked.pk))
     locked.refresh_from_db()
     return locked
 

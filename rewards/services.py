@@ -23,10 +23,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from core.audit import Actor, audit_record
-from core.exceptions import DomainError, InvalidInput
+from core.exceptions import DomainError, InvalidInput, MemberBusy
 from core.locks import session_lock
 from core.models import ApiClient, Tenant
-from coupons.exceptions import InventoryNotFound, MemberBusy
+from coupons.exceptions import InventoryNotFound
 from coupons.issuing import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponInventory, CouponIssue
 from rewards.exceptions import (InsufficientPoints, NoActiveRule, NoPointsSpent, NotExchangeable, PointsAlreadySpent,

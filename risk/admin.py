@@ -20,7 +20,7 @@ from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_i
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError
 from risk import services
-from risk.budgets import budget_recount, face_value
+from risk.budgets import budget_recount
 from risk.models import WEBHOOK_EVENTS, Alarm, FrequencyLimit, InventoryBudget, MemberRisk, WebhookAttempt, \
     WebhookDelivery, WebhookEndpoint
 
@@ -214,7 +214,7 @@ class InventoryBudgetAdmin(TenantScopedAdmin):
         inv = obj.inventory
         return gettext("%(count)s; %(amount)s — face value %(face)s") % {
             "count": self._of(obj.issued_count, inv.issue_budget_count),
-            "amount": self._of(obj.issued_amount, inv.issue_budget_amount), "face": f"{face_value(inv.policy):,}"}
+            "amount": self._of(obj.issued_amount, inv.issue_budget_amount), "face": f"{inv.policy.face_value():,}"}
 
     @admin.display(description=_("used (count; discount)"))
     def use_display(self, obj: InventoryBudget) -> str:

@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.audit import Actor, audit_record
-from coupons.models import CouponInventory, CouponPolicy
+from core.counters import counter_totals
 from risk.exceptions import BudgetExhausted
 from risk.models import Alarm, InventoryBudget, default_thresholds
+
+if TYPE_CHECKING:
+    from coupons.models import CouponInventory
 
 logger = logging.getLogger("coupons.risk")
 
@@ -40,17 +44,6 @@ _COLUMNS = {
     "issue": ("issued_count", "issued_amount", "issue_budget_count", "issue_budget_amount"),
     "use": ("used_count", "used_amount", "use_budget_count", "use_budget_amount"),
 }
-
-
-def face_value(policy: CouponPolicy) -> int:
-    """What one issued coupon may cost at most: the amount of a cash or threshold voucher, the cap of a percentage,
-    the maximum deduction of a shipping coupon (0 when it is the whole fee, unknown in advance); 0 for a SKU
-    deduction, whose value depends on the order."""
-    if policy.kind == CouponPolicy.Kind.PERCENTAGE:
-        return policy.cap or 0
-    if policy.kind in (CouponPolicy.Kind.AMOUNT, CouponPolicy.Kind.THRESHOLD, CouponPolicy.Kind.SHIPPING):
-        return policy.amount or 0
-    return 0
 
 
 def has_budget(inventory: CouponInventory, kind: str) -> bool:
@@ -89,7 +82,7 @@ ON CONFLICT (inventory_id) DO NOTHING
 def _create_row(inventory: CouponInventory, *, kind: str | None, amount: int, now: datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_CREATE_FROM_HISTORY, {
-            "tenant": inventory.tenant_id, "inventory": inventory.pk, "face": face_value(inventory.policy),
+            "tenant": inventory.tenant_id, "inventory": inventory.pk, "face": inventory.policy.face_value(),
             "issued_now": 1 if kind == "issue" else 0, "used_now": 1 if kind == "use" else 0,
             "discount_now": amount if kind == "use" else 0, "thresholds": default_thresholds(), "now": now})
 
@@ -102,7 +95,7 @@ def consume(*, inventory: CouponInventory, kind: str, amount: int | None = None,
     if not has_budget(inventory, kind):
         return
     now = now or timezone.now()
-    amount = face_value(inventory.policy) if kind == "issue" else int(amount or 0)
+    amount = inventory.policy.face_value() if kind == "issue" else int(amount or 0)
     params = {"amount": amount, "now": now, "inventory": inventory.pk}
     sql = _consume_sql(kind)
     with connection.cursor() as cursor:
@@ -131,7 +124,7 @@ def consume(*, inventory: CouponInventory, kind: str, amount: int | None = None,
 def _exhausted(inventory: CouponInventory, kind: str, amount: int) -> BudgetExhausted:
     spent_count_col, spent_amount_col, budget_count_col, budget_amount_col = _COLUMNS[kind]
     spend = InventoryBudget.objects.filter(inventory_id=inventory.pk).values(spent_count_col, spent_amount_col).first()
-    limits = CouponInventory.objects.filter(pk=inventory.pk).values(budget_count_col, budget_amount_col).first()
+    limits = inventory._meta.model.objects.filter(pk=inventory.pk).values(budget_count_col, budget_amount_col).first()
     spend, limits = spend or {}, limits or {}
     count_limit = limits.get(budget_count_col)
     if count_limit is not None and spend.get(spent_count_col, 0) + 1 > count_limit:
@@ -142,7 +135,7 @@ def _exhausted(inventory: CouponInventory, kind: str, amount: int) -> BudgetExha
                gettext("The use budget of this coupon is exhausted."))
     exc = BudgetExhausted(message,
                           details={"budget": budget, "spent": spent, "limit": limit})
-    exc.inventory_pk = inventory.pk  # type: ignore[attr-defined]  # for alarm_exhausted, not for the client
+    exc.inventory = inventory  # type: ignore[attr-defined]  # for alarm_exhausted, not for the client
     return exc
 
 
@@ -184,8 +177,10 @@ def alarm_exhausted(exc: BudgetExhausted) -> None:
     """After a request was refused for an exhausted budget (its transaction rolled back): raise the 100 % alarm of
     that budget if no request has. Own transaction (a savepoint when nested)."""
     details = exc.details
-    inventory = CouponInventory.objects.select_related("tenant").filter(
-        pk=getattr(exc, "inventory_pk", None)).first()
+    refused = getattr(exc, "inventory", None)
+    if refused is None:
+        return
+    inventory = refused._meta.model.objects.select_related("tenant").filter(pk=refused.pk).first()
     if inventory is None:
         return
     with transaction.atomic():
@@ -202,11 +197,11 @@ def budget_recount(*, inventory: CouponInventory, actor: Actor) -> InventoryBudg
         spend = InventoryBudget.objects.select_for_update().get(inventory_id=inventory.pk)
         before = {"issued_count": spend.issued_count, "issued_amount": spend.issued_amount,
                   "used_count": spend.used_count, "used_amount": spend.used_amount}
-        from coupons.counters import inventory_counts
-
-        counts = inventory_counts(inventory.pk)
+        # The inventory's counter shards (coupons.counters; read by table name: coupons is a layer above risk).
+        counts = counter_totals(table="coupons_inventorycounter", owner="inventory_id", owner_id=inventory.pk,
+                                columns=("issued", "used", "used_discount"))
         spend.issued_count = counts["issued"]
-        spend.issued_amount = counts["issued"] * face_value(inventory.policy)
+        spend.issued_amount = counts["issued"] * inventory.policy.face_value()
         spend.used_count = counts["used"]
         spend.used_amount = counts["used_discount"]
         spend.save()

@@ -19,7 +19,7 @@ import re
 import time
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
@@ -27,10 +27,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
-from coupons.models import CouponInventory
 from risk import limits
 from risk.exceptions import BudgetExhausted, MemberBlocked, RiskContextRequired
 from risk.models import FrequencyLimit, MemberRisk
+
+if TYPE_CHECKING:
+    from coupons.models import CouponInventory
 
 logger = logging.getLogger("coupons.risk")
 

@@ -28,9 +28,3 @@ def deliver_webhook_job(delivery_id: int) -> None:
             time.sleep(pause * 2 ** attempt)
     raise WebhookNotDelivered(f"webhook delivery {delivery_id} not delivered after {attempts} attempts; will retry")
 
-
-def webhook_events_scan_job() -> None:
-    """Queue ``default``: the time-driven webhook events now due (``manage.py scan_webhook_events``)."""
-    from risk.webhook_scans import webhook_events_scan
-
-    webhook_events_scan()

@@ -55,7 +55,7 @@ _scripts: dict[tuple[str, int], object] = {}
 
 
 def _script(name: str):
-    from coupons.locks import redis_client
+    from core.redis import client as redis_client
 
     client = redis_client()
     script = _scripts.get((name, id(client)))
@@ -101,7 +101,7 @@ def counter_key(*, tenant_id: int, scope: str, action: str, dimension: str, valu
 
 def forget_counters() -> int:
     """Delete this database's Redis counters (tests start from zero; ids restart with each test database)."""
-    from coupons.locks import redis_client
+    from core.redis import client as redis_client
 
     client = redis_client()
     keys = list(client.scan_iter(match=f"risk:{_namespace()}:*", count=1000))
@@ -156,7 +156,7 @@ def release(taken: Taken) -> None:
 def current(counter_key_: str, day: date) -> int:
     """A counter's value (tests, console)."""
     if settings.USE_REDIS:
-        from coupons.locks import redis_client
+        from core.redis import client as redis_client
 
         return int(redis_client().get(counter_key_) or 0)
     with connection.cursor() as cursor:

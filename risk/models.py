@@ -17,7 +17,6 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from core.fields import MoneyField
 from core.models import Tenant
-from coupons.models import CouponInventory, CouponPolicy
 
 
 class FrequencyLimit(models.Model):
@@ -36,10 +35,10 @@ class FrequencyLimit(models.Model):
         POSTCODE = "postcode", _("postcode")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), null=True, blank=True,
+    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), null=True, blank=True,
                                   on_delete=models.PROTECT, related_name="frequency_limits",
                                   help_text=_("The limit counts this inventory's claims/uses. Give this or a policy."))
-    policy = models.ForeignKey(CouponPolicy, verbose_name=_("policy"), null=True, blank=True, on_delete=models.PROTECT,
+    policy = models.ForeignKey("coupons.CouponPolicy", verbose_name=_("policy"), null=True, blank=True, on_delete=models.PROTECT,
                                related_name="frequency_limits",
                                help_text=_("The limit counts claims/uses of every inventory of this policy together."))
     action = models.CharField(_("action"), max_length=8, choices=Action.choices)
@@ -136,7 +135,7 @@ class InventoryBudget(models.Model):
     """
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.OneToOneField(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.OneToOneField("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
                                      related_name="budget_spend")
     issued_count = models.BigIntegerField(_("issued count"), default=0)
     issued_amount = MoneyField(_("issued amount"), default=0)
@@ -170,7 +169,7 @@ class Alarm(models.Model):
         USE_AMOUNT = "use_amount", _("use budget (amount)")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="alarms")
     budget = models.CharField(_("budget"), max_length=16, choices=Budget.choices)
     threshold = models.PositiveSmallIntegerField(_("threshold"), help_text=_("Percent of the budget."))

@@ -44,6 +44,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
+from core import jobs
 from risk.exceptions import UnsafeWebhookUrl
 from risk.models import WEBHOOK_EVENTS, Alarm, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -191,11 +192,9 @@ def _send_on_commit(ids: list[int]) -> None:
         return
 
     def send() -> None:
-        from core.jobs import enqueue
-        from risk.jobs import deliver_webhook_job
 
         for delivery_id in ids:
-            enqueue("default", deliver_webhook_job, delivery_id)
+            jobs.enqueue("default", "risk.jobs.deliver_webhook_job", delivery_id)
 
     transaction.on_commit(send, robust=True)
 

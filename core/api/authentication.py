@@ -2,31 +2,22 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from core.api.limits import connection_ip
+from core.addresses import connection_ip
 from core.models import ApiClient
-from core.tokens import hash_token, split_token, token_matches
+from core.tokens import hash_token, split_token, token_matches, verified_clients as _verified
 
 # last_used_at is written at most this often per client, so busy clients do not turn it into a hot row.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-
-# Verified clients are kept per process for a few seconds (a query per request otherwise). Revoking or rotating
-# drops the entry in the process that did it; other processes notice within COUPON_TOKEN_CACHE_SECONDS. An entry for
-# a previous token (rotation grace) never outlives that token's end of validity.
-_verified: dict[str, tuple[ApiClient, str, float]] = {}
-
-
-def forget_client(key_prefix: str | None) -> None:
-    if key_prefix:
-        _verified.pop(key_prefix, None)
-
 
 def _match(client: ApiClient, prefix: str, token: str, now: datetime) -> float | None:
     """Seconds this token stays valid for this client (inf for the current token), or None if it does not match."""
@@ -40,10 +31,6 @@ def _match(client: ApiClient, prefix: str, token: str, now: datetime) -> float |
 
 
 def _lookup(prefix: str, token: str) -> ApiClient | None:
-    import time
-
-    from django.conf import settings
-
     cached = _verified.get(prefix)
     mono = time.monotonic()
     if cached is not None and cached[2] > mono and token_matches(token, cached[1]):

@@ -26,7 +26,6 @@ keep being answered.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import threading
@@ -39,6 +38,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext, gettext_lazy as _
 
+from core.addresses import connection_ip  # noqa: F401  (re-exported: AXES_CLIENT_IP_CALLABLE, callers)
 from core.exceptions import DomainError
 
 logger = logging.getLogger("coupons.limits")
@@ -52,25 +52,6 @@ class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
     default_message = _("Too many requests; retry after the time in Retry-After.")
-
-
-def connection_ip(request: Any) -> str:
-    """The address of the peer: REMOTE_ADDR, or — only behind COUPON_TRUSTED_PROXY_COUNT trusted proxies — the
-    address those proxies saw, taken from the right of X-Forwarded-For (entries further left are client-supplied
-    and could be forged)."""
-    meta = getattr(request, "META", {})
-    remote = meta.get("REMOTE_ADDR", "") or ""
-    proxies = setting("COUPON_TRUSTED_PROXY_COUNT")
-    if proxies <= 0:
-        return remote
-    hops = [h.strip() for h in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-    if len(hops) < proxies:
-        return remote  # fewer hops than trusted proxies: the header did not come through our proxies
-    candidate = hops[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
 
 
 def parse_rate(rate: str) -> tuple[int, int] | None:
@@ -133,7 +114,7 @@ _local_lock = threading.Lock()
 def _script(name: str) -> Any:
     # Registered on the current client each time (a sha1 of the text): core.redis may have replaced the client
     # after an outage, and a Script object stays bound to the client it was made with.
-    from coupons.locks import redis_client
+    from core.redis import client as redis_client
 
     return redis_client().register_script(_RESERVE_LUA if name == "reserve" else _REFUND_LUA)
 
@@ -243,7 +224,7 @@ def used(budget: Budget) -> int:
     """Entries in a budget's current window (tests, console)."""
     now, window = now_ms(), budget.window_seconds * 1000
     if settings.USE_REDIS:
-        from coupons.locks import redis_client
+        from core.redis import client as redis_client
 
         return int(redis_client().zcount(budget.key, now - window + 1, "+inf"))
     with _local_lock:

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.db import connections
+from django.utils.module_loading import import_string
 
 from tests import factories
 from tests.browser.console import Console
@@ -269,12 +270,13 @@ class HeldJobs:
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
 
-    def enqueue(self, queue: str, func: Callable[..., Any], *args: Any, job_id: str | None = None,
+    def enqueue(self, queue: str, func: Callable[..., Any] | str, *args: Any, job_id: str | None = None,
                 tenant_id: int | None = None, **kwargs: Any) -> str:
-        """core.jobs.enqueue's signature: ``tenant_id`` is the job's metadata, not an argument of ``func``."""
+        """core.jobs.enqueue's signature: ``tenant_id`` is the job's metadata, not an argument of ``func``; ``func``
+        may be a dotted path."""
         if queue not in self.queues:
             return self.passthrough(queue, func, *args, job_id=job_id, tenant_id=tenant_id, **kwargs)
-        self.held.append((queue, func, args, kwargs))
+        self.held.append((queue, import_string(func) if isinstance(func, str) else func, args, kwargs))
         return job_id or uuid.uuid4().hex
 
     def release(self) -> threading.Thread:

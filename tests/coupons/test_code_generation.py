@@ -22,7 +22,7 @@ from core.audit import Actor
 from core.models import AuditLog
 from coupons.bloom import bloom_drop, bloom_rebuild
 from coupons.generation import (BatchAlreadyGenerated, CodeSpaceExhausted, GenerationRunning, batch_generate,
-                                batch_generation_progress, batch_start_generation)
+                                batch_generation_progress, batch_lock_key, batch_start_generation)
 from coupons.models import CouponBatch, CouponBatchChunk, CouponCode
 from tests import factories
 
@@ -170,10 +170,10 @@ def test_a_second_run_on_a_batch_being_generated_is_refused(pool):
 
     def hold_the_generation_lock() -> None:
         with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x4350, batch.pk])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [batch_lock_key(batch.pk)])
             holder_ready.set()
             release.wait(10)
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x4350, batch.pk])
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [batch_lock_key(batch.pk)])
         connections["default"].close()
 
     holder = threading.Thread(target=hold_the_generation_lock)

@@ -95,6 +95,6 @@ def test_stale_locks_go_back_to_issued_after_the_ttl(tenant, capsys):
 
 
 def test_the_expiry_job_runs_both_sweeps(mixed):
-    from coupons.lifecycle_jobs import expire_job
+    from coupons.jobs import expire_job
 
     assert expire_job(reschedule=False) == 2

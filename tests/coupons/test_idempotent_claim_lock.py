@@ -92,9 +92,9 @@ def test_two_claims_of_one_member_with_their_own_keys_both_succeed_under_a_limit
 
 
 def test_twin_releasing_the_member_lock_before_the_idempotent_commit_refuses_a_member_below_the_limit(monkeypatch):
-    import coupons.locks
+    import core.locks
 
-    monkeypatch.setattr(coupons.locks, "defer_release", lambda release: False)  # the guard removed
+    monkeypatch.setattr(core.locks, "defer_release", lambda release: False)  # the guard removed
     responses, held = two_idempotent_claims(monkeypatch)
     refused = [r.json() for r in responses if r.status_code != 201]
     assert [r["code"] for r in refused] == ["limit_reached"]  # the false refusal of issue #18 …

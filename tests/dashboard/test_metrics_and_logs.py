@@ -10,7 +10,7 @@ from django.conf import settings
 from prometheus_client import REGISTRY
 from pythonjsonlogger.json import JsonFormatter
 
-from dashboard.log import RequestContextFilter
+from core.log import RequestContextFilter
 from tests import factories
 
 
@@ -80,9 +80,9 @@ def test_the_rq_worker_class_times_jobs_by_queue_function_and_outcome(db):
     from redis import Redis
     from rq import Queue
 
-    from dashboard.worker import MetricsSimpleWorker
+    from core.worker import MetricsSimpleWorker
 
-    assert settings.RQ["WORKER_CLASS"] == "dashboard.worker.MetricsWorker"
+    assert settings.RQ["WORKER_CLASS"] == "core.worker.MetricsWorker"
     connection = Redis.from_url(settings.REDIS_URL)
     queue = Queue("metrics-test", connection=connection)
     queue.empty()

@@ -19,7 +19,7 @@ from core.locks import session_lock_held
 from coupons.jobs import generate_batch_job
 from coupons.models import CouponBatch, CouponCode
 from partners.models import PartnerUpload
-from partners.jobs import upload_work_key
+from partners.services import upload_work_key
 from partners.services import partner_create
 from tests import factories
 from tests.faults import invariants

@@ -20,7 +20,7 @@ from django.utils import timezone
 from core.models import AuditLog
 from coupons.issuing import RequestContext, issue_from_pool
 from coupons.models import CouponCode
-from ops.cron import cron_lock_key
+from core.cron import cron_lock_key
 from tests import factories
 
 SUMMARY = re.compile(r"^(?P<name>[a-z_]+): (?P<pairs>(?:[a-z_]+=\S+ )*)seconds=\d+\.\d$")

@@ -12,7 +12,7 @@ from django.db import connection
 
 from core.locks import session_lock
 from core.models import AuditLog
-from coupons.generation import BATCH_LOCK_CLASS
+from coupons.generation import batch_lock_key
 from coupons.models import CouponBatch, CouponCode
 from tests import factories
 
@@ -54,10 +54,10 @@ def test_a_running_batch_a_live_worker_holds_is_left_alone():
 
     def worker() -> None:  # another session holds the batch's generation lock, like a live work horse
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [BATCH_LOCK_CLASS, batch.pk % (1 << 31)])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [batch_lock_key(batch.pk)])
             held.set()
             release.wait(timeout=30)
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [BATCH_LOCK_CLASS, batch.pk % (1 << 31)])
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [batch_lock_key(batch.pk)])
         connection.close()
 
     thread = threading.Thread(target=worker)

@@ -269,7 +269,7 @@ def test_the_xlsx_of_a_distribution_is_written_by_the_export_job(client, tenant,
     dist = distribution.distribution_create(tenant=tenant, inventory=inventory, partner=partner, quantity=3,
                                             actor=factories.TEST_ACTOR)
     client.force_login(factories.make_operator(tenant))
-    response = client.post(reverse("admin:partners_distribution_xlsx", args=[dist.pk]))
+    response = client.post(reverse("admin:exports_export_distribution", args=[dist.pk]))
     assert response.status_code == 302
     export = Export.objects.get()
     assert (export.kind, export.filters, export.status, export.rows_done) == (

@@ -11,7 +11,7 @@ from coupons.discounts import validate_order_payload
 from coupons.issuing import RequestContext
 from coupons.lifecycle import coupon_redeem, coupon_refund
 from coupons.models import CouponCode, CouponInventory, CouponIssue, CouponUsage
-from risk.budgets import budget_recount, face_value
+from risk.budgets import budget_recount
 from risk.models import Alarm, InventoryBudget
 from tests import factories
 from tests.risk.util import claim
@@ -43,7 +43,7 @@ def test_a_count_budget_issues_exactly_its_count_then_refuses_with_nothing_writt
 def test_an_amount_budget_counts_the_face_value_of_each_coupon(tenant, api):
     """Issue amount = face value (the amount policy's 5,000): 12,000 fits two coupons, not a third."""
     inventory, _ = budgeted_pool(tenant, issue_budget_amount=12_000)
-    assert face_value(inventory.policy) == 5000
+    assert inventory.policy.face_value() == 5000
     assert claim(api, inventory, "a").status_code == 201
     assert claim(api, inventory, "b").status_code == 201
     refused = claim(api, inventory, "c")
@@ -51,9 +51,9 @@ def test_an_amount_budget_counts_the_face_value_of_each_coupon(tenant, api):
 
 
 def test_face_value_of_each_kind(tenant):
-    assert face_value(factories.make_approved_policy(tenant, kind="threshold")) == 3000
-    assert face_value(factories.make_approved_policy(tenant, kind="percentage")) == 5000  # the cap
-    assert face_value(factories.make_approved_policy(tenant, kind="sku_deduction")) == 0
+    assert factories.make_approved_policy(tenant, kind="threshold").face_value() == 3000
+    assert factories.make_approved_policy(tenant, kind="percentage").face_value() == 5000  # the cap
+    assert factories.make_approved_policy(tenant, kind="sku_deduction").face_value() == 0
 
 
 def test_a_budget_set_later_starts_from_the_inventorys_history(tenant, api):

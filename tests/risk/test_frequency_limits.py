@@ -250,7 +250,7 @@ def test_counters_are_per_local_day_of_the_tenant(tenant):
 
 
 def test_redis_counters_expire_after_the_local_day(tenant, api):
-    from coupons.locks import redis_client
+    from core.redis import client as redis_client
 
     inventory, _ = factories.make_pool(tenant, size=2)
     add_limit(inventory=inventory, dimension="device_id", max_per_day=5)

@@ -17,7 +17,7 @@ from coupons.models import CouponCode
 from rewards.models import PointsEntry
 from risk import services, webhooks
 from risk.models import WebhookDelivery, WebhookEndpoint
-from risk.webhook_scans import webhook_events_scan
+from ops.webhook_scans import webhook_events_scan
 from tests import factories
 from tests.risk.webhook_receiver import lifecycle_receiver
 

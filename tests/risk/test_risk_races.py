@@ -71,7 +71,7 @@ def test_the_same_burst_on_the_postgresql_fallback_issues_exactly_5(settings):
 def _check_then_act_scripts(limit=5):
     """The guard removed: read and compare, then increment — separate Redis commands instead of one Lua script.
     limit + 1 claims pass the check before any of them counts (a rendezvous): the window the script closes."""
-    from coupons.locks import redis_client
+    from core.redis import client as redis_client
 
     r = redis_client()
 
@@ -170,7 +170,7 @@ def _check_then_act_consume(fits: int):
     read = rendezvous(spent, parties=fits + 1)
 
     def consume(*, inventory, kind, amount=None, now=None):
-        price = budgets.face_value(inventory.policy)
+        price = inventory.policy.face_value()
         if read(inventory) + price > inventory.issue_budget_amount:
             raise budgets._exhausted(inventory, kind, price)
         with connection.cursor() as cursor:

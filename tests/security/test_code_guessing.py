@@ -239,7 +239,7 @@ def test_the_counters_live_in_the_shared_cache(settings, api):
     if not settings.USE_REDIS:
         pytest.skip("runs against Redis")
     assert type(cache).__module__.startswith("django_redis")
-    from coupons.locks import redis_client
+    from core.redis import client as redis_client
 
     claim(api, rejected_guesses(1)[0])
     assert redis_client().keys(f"{settings.RATELIMIT_CACHE_PREFIX}sec:*")

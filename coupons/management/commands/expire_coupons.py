@@ -5,7 +5,7 @@
 from django.utils.translation import gettext_lazy as _
 
 from coupons.lifecycle import coupons_expire
-from ops.cron import AlreadyRunning, CronCommand
+from core.cron import AlreadyRunning, CronCommand
 
 
 class Command(CronCommand):

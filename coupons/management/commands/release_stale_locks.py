@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from django.utils.translation import gettext_lazy as _
 
 from coupons.lifecycle import locks_release_stale
-from ops.cron import AlreadyRunning, CronCommand
+from core.cron import AlreadyRunning, CronCommand
 
 
 class Command(CronCommand):

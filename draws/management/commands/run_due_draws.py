@@ -6,7 +6,7 @@ counts are what a run would do.
 from django.utils.translation import gettext_lazy as _
 
 from draws.services import draws_run_due
-from ops.cron import AlreadyRunning, CronCommand
+from core.cron import AlreadyRunning, CronCommand
 
 
 class Command(CronCommand):

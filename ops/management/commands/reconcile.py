@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.audit import Actor
 from coupons.models import CouponInventory
-from ops.cron import CronCommand
+from core.cron import CronCommand
 from ops.reconcile import bloom_check, counters_check, counters_fix
 
 

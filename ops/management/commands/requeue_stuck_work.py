@@ -5,7 +5,7 @@
 """
 from django.utils.translation import gettext_lazy as _
 
-from ops.cron import AlreadyRunning, CronCommand
+from core.cron import AlreadyRunning, CronCommand
 from ops.sweep import stuck_work_requeue
 
 

@@ -3,7 +3,7 @@
 Last line: ``expire_points: credits=N points=N seconds=S``."""
 from django.utils.translation import gettext_lazy as _
 
-from ops.cron import AlreadyRunning, CronCommand
+from core.cron import AlreadyRunning, CronCommand
 from rewards.services import points_expire
 
 

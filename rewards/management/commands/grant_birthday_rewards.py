@@ -7,7 +7,7 @@ from datetime import date
 from django.core.management.base import CommandError
 from django.utils.translation import gettext_lazy as _
 
-from ops.cron import AlreadyRunning, CronCommand
+from core.cron import AlreadyRunning, CronCommand
 from rewards.services import birthday_rewards_grant
 
 

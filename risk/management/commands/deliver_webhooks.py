@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.utils.translation import gettext, gettext_lazy as _
 
-from ops.cron import CronCommand
+from core.cron import CronCommand
 from risk.webhooks import deliver_due
 
 

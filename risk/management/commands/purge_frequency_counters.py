@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from ops.cron import CronCommand
+from core.cron import CronCommand
 from risk.limits import purge_counters
 from risk.models import FrequencyCounter
 

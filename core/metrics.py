@@ -5,7 +5,7 @@ own figures. With ``PROMETHEUS_MULTIPROC_DIR`` set (an empty directory shared by
 host, wiped before they start), prometheus_client writes every process's values to memory-mapped files there and
 ``/metrics`` merges them (``MultiProcessCollector``) — so one scrape sees every web worker and every job. Without
 it (development, tests) the values live in this process only. gunicorn should load
-``dashboard/gunicorn_conf.py`` so a dead worker's live gauges are dropped (README "Metrics").
+``core/gunicorn_conf.py`` so a dead worker's live gauges are dropped (README "Metrics").
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
                                generate_latest)
+
+from core.addresses import connection_ip
 
 HTTP_REQUESTS = Counter("coupon_http_requests", "HTTP requests answered, by view, method and status.",
                         ["view", "method", "status"])
@@ -80,8 +82,6 @@ def operator_caller(request: HttpRequest) -> bool:
     """A caller trusted with operational detail (/metrics, /health/'s queues): the metrics bearer token, or an
     address in COUPON_METRICS_ALLOWED_IPS — the connection's, or behind COUPON_TRUSTED_PROXY_COUNT trusted proxies
     the one they forwarded (issue #17: behind a proxy REMOTE_ADDR is the proxy, and may well be allowed)."""
-    from core.api.limits import connection_ip
-
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):

@@ -12,11 +12,11 @@ from typing import Any
 from coupons.exceptions import CouponNotFound
 from coupons.issuing import issue_this_code, normalise_code
 from coupons.models import CouponCode, CouponIssue
+from partners.models import PARTNER_CODE_MAX, CouponMapping
 
 
 def claim_partner_code(*, tenant: Any, partner_code: str, member_id: str, ctx: Any) -> CouponCode:
-    from partners.models import PARTNER_CODE_MAX, CouponMapping
-
+    """``coupons.issuing.coupon_claim`` with a ``partner_code`` (registered by ``PartnersConfig.ready``)."""
     code = normalise_code(partner_code)
     if not code or len(code) > PARTNER_CODE_MAX:
         raise CouponNotFound()

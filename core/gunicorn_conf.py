@@ -1,4 +1,4 @@
-"""gunicorn settings for metrics in multiprocess mode: ``gunicorn -c python:dashboard.gunicorn_conf …``.
+"""gunicorn settings for metrics in multiprocess mode: ``gunicorn -c python:core.gunicorn_conf …``.
 
 A gunicorn worker that exits leaves its metric files in PROMETHEUS_MULTIPROC_DIR; marking it dead drops its live
 gauges (counters and histograms keep counting, as Prometheus expects).

@@ -12,7 +12,7 @@ from typing import Any
 
 from rq import SimpleWorker, Worker
 
-from dashboard.metrics import record_job
+from core.metrics import record_job
 
 logger = logging.getLogger("coupons.jobs")
 

@@ -15,7 +15,7 @@ class Command(BaseCommand):
             raise CommandError("REDIS_URL is not set: use the cron lines in the README instead.")
         import django_rq
 
-        from coupons.lifecycle_jobs import NEXT_EXPIRY_JOB_ID, expire_job
+        from coupons.jobs import NEXT_EXPIRY_JOB_ID, expire_job
 
         from ops.sweep import NEXT_SWEEP_JOB_ID, sweep_job
 

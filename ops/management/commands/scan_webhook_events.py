@@ -8,8 +8,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from ops.cron import CronCommand
-from risk.webhook_scans import webhook_events_scan
+from core.cron import CronCommand
+from ops.webhook_scans import webhook_events_scan
 
 
 class Command(CronCommand):

@@ -1,7 +1,7 @@
 """Time-driven webhook events (issue #16; docs/WEBHOOKS.md): ``coupon.expiring`` and ``points.expiring`` the
 endpoint's ``notice_days`` before the end, and ``coupon.expired`` once the end has passed — each at most once per
 coupon (or points credit) and endpoint: UNIQUE(endpoint, event_key) makes a second run, or two at once, send nothing
-twice. Run by ``manage.py scan_webhook_events`` (cron, e.g. hourly) and its RQ job.
+twice. Run by ``manage.py scan_webhook_events`` (cron, e.g. hourly).
 
 Only endpoints that take an event are scanned for it, and only things that end after the endpoint was created, so a
 new endpoint is not flooded with the past."""
@@ -13,6 +13,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from coupons.models import CouponCode
+from coupons.webhook_events import coupon_data
+from rewards.models import PointsEntry
 from risk.models import WebhookDelivery, WebhookEndpoint
 from risk.webhooks import event_time, outbox_add
 
@@ -41,8 +44,6 @@ def _emit_each(endpoint: WebhookEndpoint, event: str, rows: list[tuple[str, dict
 
 
 def _coupon_rows(endpoint: WebhookEndpoint, event: str, query: Any, zone: str) -> int:
-    from coupons.webhook_events import coupon_data
-
     total, last_id = 0, 0
     while True:
         chunk = list(query.filter(id__gt=last_id).select_related("inventory__policy").order_by("id")[:CHUNK])
@@ -54,8 +55,6 @@ def _coupon_rows(endpoint: WebhookEndpoint, event: str, query: Any, zone: str) -
 
 
 def scan_coupons(endpoint: WebhookEndpoint, now: datetime, zone: str) -> dict[str, int]:
-    from coupons.models import CouponCode
-
     S = CouponCode.Status
     counts = {"coupon.expiring": 0, "coupon.expired": 0}
     mine = CouponCode.objects.filter(tenant_id=endpoint.tenant_id, member_id__isnull=False)
@@ -73,8 +72,6 @@ def scan_coupons(endpoint: WebhookEndpoint, now: datetime, zone: str) -> dict[st
 
 
 def scan_points(endpoint: WebhookEndpoint, now: datetime, zone: str) -> int:
-    from rewards.models import PointsEntry
-
     horizon = now + timedelta(days=endpoint.notice_days)
     query = PointsEntry.objects.filter(tenant_id=endpoint.tenant_id, amount__gt=0, remaining__gt=0,
                                        expires_at__gt=max(now, endpoint.created_at), expires_at__lte=horizon)
