@@ -391,7 +391,7 @@ JOBS_SYNC = parse_bool("COUPON_JOBS_SYNC", env.str("COUPON_JOBS_SYNC", default="
 COUPON_LOCK_TTL_SECONDS = env.int("COUPON_LOCK_TTL_SECONDS", default=30 * 60)
 
 # --- Code generation and the global Bloom filter (issue #3: R-CODE-3, R-CODE-5, R-NFR-1) ---------
-# Everything here is read by coupons/generation.py and coupons/bloom.py only.
+# Everything here is read by coupons/services/generation.py and coupons/bloom.py only.
 # Codes per chunk. A chunk is the unit of resume and of progress: one COPY plus its completion record, one transaction.
 GENERATION_CHUNK_SIZE = env.int("COUPON_GENERATION_CHUNK_SIZE", default=500_000)
 # COPY connections per running batch. Index upkeep, not Python, is the bottleneck of a 10M-row load; two writers use

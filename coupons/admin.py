@@ -22,11 +22,13 @@ from core.admin_lists import DateRangeFilter, LargeTableAdminMixin, values_filte
 from core.exceptions import DomainError
 from core.admin_confirm import confirm_action
 from core.money import format_money, money_column
-from coupons import revocations, services
+from coupons import services
+from coupons.services import revocation as revocations
 from coupons.admin_generation import BatchGenerationAdminMixin
-from coupons.counters import inventory_counts
-from coupons.issuing import RequestContext, normalise_code
-from coupons.issuing import grant_create as issue_grant
+from coupons.services.counters import inventory_counts
+from coupons.codes import normalise_code
+from coupons.services.issue import RequestContext
+from coupons.services.grant import grant_create as issue_grant
 from coupons.selectors import approvals_waiting_count, policies_pending
 from coupons.models import (CHANNEL_LABELS, CHANNELS, PAYMENT_METHOD_LABELS, PAYMENT_METHODS, AudienceEntry,
                             CouponBatch, CouponCode, CouponGrant,

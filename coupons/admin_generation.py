@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.audit import Actor
 from core.exceptions import DomainError
-from coupons.generation import batch_generation_progress, batch_generation_running, batch_start_generation
+from coupons.services.generation import batch_generation_progress, batch_generation_running, batch_start_generation
 from coupons.models import CouponBatch
 
 GENERATE_PERMISSION = "coupons.change_couponbatch"

@@ -52,7 +52,7 @@ def _arguments(parser: Any) -> None:
 
 def _random_sorted_codes(n: int) -> np.ndarray:
     from core.fields import CODE_ALPHABET
-    from coupons.generation import CodeFormat, _Drawer, _sort_keys
+    from coupons.services.generation import CodeFormat, _Drawer, _sort_keys
 
     drawer = _Drawer(CodeFormat(prefix="", length=8, alphabet=CODE_ALPHABET))
     codes = drawer.draw(n, None)
@@ -254,5 +254,5 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
 
 
 # The API benchmarks live in their own module; importing it here registers `bench claim`, `redeem` and `best`.
-from coupons import bench_api  # noqa: E402,F401
-from coupons import bench_guess  # noqa: E402,F401
+from coupons import bench_api  # noqa: E402, F401
+from coupons import bench_guess  # noqa: E402, F401

@@ -77,7 +77,7 @@ def _seed(n: int, *, issued: bool) -> dict[str, Any]:
     from core.audit import Actor
     from core.services import api_client_create, tenant_create
     from coupons import services
-    from coupons.generation import batch_generate
+    from coupons.services.generation import batch_generate
     from coupons.models import CouponPolicy
     from core.models import User
     from events.services import event_create

@@ -4,7 +4,7 @@ Two readers:
 
 - validation paths call ``bloom_might_contain(code)``: ``False`` means the code certainly does not exist, answered
   without a database query (one Redis round trip, or a memory read of the file backend);
-- generation (``coupons.generation``) checks millions of candidates in process with numpy against a snapshot of the
+- generation (``coupons.services.generation``) checks millions of candidates in process with numpy against a snapshot of the
   filter (``BloomWriter``), because one Redis round trip per code (~17k/s, NOTES.md) is far too slow for 10M codes.
 
 What must hold, and how it does:

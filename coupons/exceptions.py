@@ -109,3 +109,19 @@ class OrderIdMismatch(DomainError):
     code = "order_id_mismatch"
     status = 400
     default_message = _("order_id and order.order_id differ; give one order id, or the same in both places.")
+
+
+class PolicyNotEditable(InvalidState):
+    code = "policy_not_editable"
+    default_message = _(
+        "Only draft or rejected policies can be edited; an approved policy cannot be changed.")
+
+
+class SelfApproval(PermissionDenied):
+    code = "self_approval"
+    default_message = _("A policy cannot be approved or rejected by its author.")
+
+
+class PolicyNotApproved(BusinessRuleViolation):
+    code = "policy_not_approved"
+    default_message = _("Only an approved policy can back an inventory.")

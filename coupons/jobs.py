@@ -18,9 +18,9 @@ from django.conf import settings
 
 from core.audit import Actor
 from core.locks import session_lock
-from coupons.generation import GenerationRefused, GenerationRunning, batch_generate, batch_generation_failed
-from coupons.issuing import grant_process, grant_work_key
-from coupons.lifecycle import coupons_expire, locks_release_stale
+from coupons.services.generation import GenerationRefused, GenerationRunning, batch_generate, batch_generation_failed
+from coupons.services.grant import grant_process, grant_work_key
+from coupons.services.lifecycle import coupons_expire, locks_release_stale
 
 logger = logging.getLogger("coupons.jobs")
 

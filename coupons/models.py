@@ -311,7 +311,7 @@ class CouponCode(models.Model):
         EXPIRED = "EXPIRED", _("expired")
         REVOKED = "REVOKED", _("revoked")
 
-    # No per-row foreign-key triggers: codes are written only by coupons.generation, for a batch it holds locked,
+    # No per-row foreign-key triggers: codes are written only by coupons.services.generation, for a batch it holds locked,
     # and batches are never deleted; the RI check alone cost ~48 s per 10M-code COPY (bench/RESULTS.md). The
     # code_batch and code_pool_available indexes serve every lookup by batch and inventory.
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.DO_NOTHING, db_constraint=False,
@@ -385,7 +385,7 @@ class CouponCode(models.Model):
 class InventoryCounter(models.Model):
     """Issued/used counts of an inventory, split over shards so concurrent claims don't queue on one row.
 
-    A claim or redemption adds to the shard of its member (``coupons.counters``) in its own transaction; the
+    A claim or redemption adds to the shard of its member (``coupons.services.counters``) in its own transaction; the
     inventory's figure is the sum of its shards. ``manage.py reconcile`` compares them with the rows they count.
     """
 
@@ -579,7 +579,7 @@ class AudienceEntry(models.Model):
         constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]
 
 
-# --- Code generation progress and partner hand-overs (issue #3; coupons/generation.py; partners/distribution.py) ---
+# --- Code generation progress and partner hand-overs (issue #3; coupons/services/generation.py; partners/distribution.py) ---
 
 
 class CouponBatchChunk(models.Model):

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from core.models import Tenant
-from coupons.issuing import normalise_code
+from coupons.codes import normalise_code
 from coupons.models import CouponCode, CouponInventory, CouponIssue
 from coupons.pricing import scope_filter
 from events.models import Event

@@ -6,7 +6,7 @@ the range, never the size of the table:
 - issued: ``coupons_couponissue`` index ``issue_tenant_time`` (tenant_id, issued_at) — an index-only scan;
 - redeemed: ``coupons_couponusage`` index ``usage_tenant_time`` (tenant_id, used_at) — an index-only scan;
 - expired: the expiry sweep writes one ``coupon.expire`` audit row per chunk and tenant with ``{"codes": n}``
-  (coupons.lifecycle), read through ``auditlog_tenant_time`` (tenant_id, created_at) — a few rows per sweep, so
+  (coupons.services.lifecycle), read through ``auditlog_tenant_time`` (tenant_id, created_at) — a few rows per sweep, so
   no scan of the 10M-row code table (whose expiry index covers only codes not yet expired);
 - budgets: the sharded ``InventoryCounter`` rows (16 per inventory), never the code or history tables.
 

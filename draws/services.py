@@ -235,7 +235,7 @@ class _AlreadyGranted(Exception):
 def draw_grant_prizes(*, draw_id: int, actor: Actor | None = None) -> GrantSummary:
     """Give each unforfeited winner of a tier with an inventory a coupon, once: the winner row is linked to the
     coupon inside the issue's own transaction, so a re-run skips whoever already has one."""
-    from coupons.issuing import RequestContext, issue_from_pool
+    from coupons.services.issue import RequestContext, issue_from_pool
 
     actor = actor or Actor.job("grant_draw_prizes")
     draw = Draw.objects.select_related("tenant").get(pk=draw_id)

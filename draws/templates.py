@@ -75,7 +75,7 @@ def _copy_inventory(source: CouponInventory, target: Event, actor: Actor, *, mov
 
 def _generate_on_commit(batch: CouponBatch, actor: Actor) -> None:
     def start() -> None:
-        from coupons.generation import batch_start_generation
+        from coupons.services.generation import batch_start_generation
 
         batch_start_generation(batch=batch, actor=actor)
 

@@ -5,10 +5,10 @@ job only once its heartbeat has lapsed and a worker runs registry maintenance (t
 job is gone altogether (Redis lost its data, the job was already filed as failed) nothing would ever notice. This
 sweep looks at the rows instead:
 
-- code generation batches RUNNING whose generation lock (``coupons.generation``) no session holds;
+- code generation batches RUNNING whose generation lock (``coupons.services.generation``) no session holds;
 - partner uploads RUNNING — or PENDING for longer than ``COUPON_SWEEP_PENDING_GRACE_SECONDS`` — whose work lock
   (``partners.jobs``) no session holds;
-- asynchronous grants RUNNING — or PENDING past the grace — whose work lock (``coupons.issuing.grant_work_key``) no session holds.
+- asynchronous grants RUNNING — or PENDING past the grace — whose work lock (``coupons.grants.grant_work_key``) no session holds.
 
 Each is queued again under a fixed job id (``resume-<kind>-<id>``), so a sweep never queues a second copy while the
 first is still waiting; each job resumes from its last committed chunk and takes the work lock first, so a copy that
@@ -90,8 +90,8 @@ def _grace_cutoff():
 
 def stuck_work_requeue(*, dry_run: bool = False) -> SweepResult | None:
     """One sweep. None if another sweep holds the lock."""
-    from coupons.generation import batch_generation_running
-    from coupons.issuing import grant_work_key
+    from coupons.services.generation import batch_generation_running
+    from coupons.services.grant import grant_work_key
     from coupons.jobs import generate_batch_job, run_grant
     from coupons.models import CouponBatch, CouponGrant, CouponGrantMember
     from partners.models import PartnerUpload

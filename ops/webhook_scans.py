@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from coupons.models import CouponCode
-from coupons.webhook_events import coupon_data
+from coupons.services.webhook_events import coupon_data
 from rewards.models import PointsEntry
 from risk.models import WebhookDelivery, WebhookEndpoint
 from risk.webhooks import event_time, outbox_add

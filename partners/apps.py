@@ -9,7 +9,7 @@ class PartnersConfig(AppConfig):
 
     def ready(self) -> None:
         # Loaded with the apps, not at import: partners' modules import coupons' models.
-        from coupons.issuing import register_partner_code_claim
+        from coupons.services.issue import register_partner_code_claim
         from partners.claims import claim_partner_code
 
         register_partner_code_claim(claim_partner_code)

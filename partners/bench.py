@@ -86,7 +86,7 @@ def _seed(n: int) -> tuple[int, str]:
     from core.models import User
     from core.services import tenant_create
     from coupons import services
-    from coupons.generation import batch_generate
+    from coupons.services.generation import batch_generate
     from coupons.models import CouponPolicy
     from events.services import event_create
     from partners.services import partner_create

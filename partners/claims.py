@@ -1,7 +1,7 @@
 """Claim by partner code (flow 2, R-ISS-1): partner code → its CouponMapping → the mapped internal code, MAPPED →
 ISSUED to the member, once.
 
-The same path as ``issue_specific_code`` (``coupons.issuing.issue_this_code``: per-member lock, slot, a conditional
+The same path as ``issue_specific_code`` (``coupons.services.issue.issue_this_code``: per-member lock, slot, a conditional
 update from MAPPED): the per-member limit and UNIQUE(inventory, member, slot) apply exactly as for any claim. An unknown
 partner code, another tenant's, or one whose code is no longer claimable answers the same 404 as an unknown code.
 """
@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from coupons.exceptions import CouponNotFound
-from coupons.issuing import issue_this_code, normalise_code
+from coupons.codes import normalise_code
+from coupons.services.issue import issue_this_code
 from coupons.models import CouponCode, CouponIssue
 from partners.models import PARTNER_CODE_MAX, CouponMapping
 
 
 def claim_partner_code(*, tenant: Any, partner_code: str, member_id: str, ctx: Any) -> CouponCode:
-    """``coupons.issuing.coupon_claim`` with a ``partner_code`` (registered by ``PartnersConfig.ready``)."""
+    """``coupons.services.issue.coupon_claim`` with a ``partner_code`` (registered by ``PartnersConfig.ready``)."""
     code = normalise_code(partner_code)
     if not code or len(code) > PARTNER_CODE_MAX:
         raise CouponNotFound()

@@ -7,7 +7,7 @@ only, with the same row locks, so a code is distributed at most once and never i
 CHECK ``code_distributed_has_distribution`` and the status guard are the database's part. Too few codes → 422
 ``not_enough_codes`` and the transaction rolls back: nothing is reserved.
 
-A member registers a distributed code by ``POST /claims {"code"}`` (coupons.issuing, in the event's registration
+A member registers a distributed code by ``POST /claims {"code"}`` (coupons.services.issue, in the event's registration
 window). The file of a distribution is its codes in id order — ``distribution_id`` stays on a code after it is
 registered, so every download gives the same file and the counts below stay exact.
 """

@@ -28,7 +28,7 @@ from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
 from core.models import Tenant
 from coupons.exceptions import InventoryNotFound
-from coupons.issuing import normalise_code
+from coupons.codes import normalise_code
 from coupons.models import CouponInventory
 from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, UploadTooLarge
 from partners.models import PARTNER_CODE_MAX, CouponMapping, Partner, PartnerUpload, PartnerUploadFailure

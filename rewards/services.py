@@ -27,7 +27,7 @@ from core.exceptions import DomainError, InvalidInput, MemberBusy
 from core.locks import session_lock
 from core.models import ApiClient, Tenant
 from coupons.exceptions import InventoryNotFound
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponInventory, CouponIssue
 from rewards.exceptions import (InsufficientPoints, NoActiveRule, NoPointsSpent, NotExchangeable, PointsAlreadySpent,
                                 PointsExceedPayable)

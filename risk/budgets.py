@@ -197,7 +197,7 @@ def budget_recount(*, inventory: CouponInventory, actor: Actor) -> InventoryBudg
         spend = InventoryBudget.objects.select_for_update().get(inventory_id=inventory.pk)
         before = {"issued_count": spend.issued_count, "issued_amount": spend.issued_amount,
                   "used_count": spend.used_count, "used_amount": spend.used_amount}
-        # The inventory's counter shards (coupons.counters; read by table name: coupons is a layer above risk).
+        # The inventory's counter shards (coupons.services.counters; read by table name: coupons is a layer above risk).
         counts = counter_totals(table="coupons_inventorycounter", owner="inventory_id", owner_id=inventory.pk,
                                 columns=("issued", "used", "used_discount"))
         spend.issued_count = counts["issued"]

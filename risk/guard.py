@@ -1,4 +1,4 @@
-"""The risk checks of the claim and use paths (R-RISK-1/2/3), called by coupons.issuing and coupons.lifecycle::
+"""The risk checks of the claim and use paths (R-RISK-1/2/3), called by coupons.services.issue and coupons.services.lifecycle::
 
     guard = RiskGuard(action="claim", member_id=…, ctx=ctx)
     with guard, transaction.atomic():

@@ -16,7 +16,11 @@ from core.api.permissions import IsOperatorClient
 from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.exceptions import DomainError, InvalidInput
 from core.identifiers import identifier_from_path
-from coupons import issuing, lifecycle, pricing, revocations, selectors
+from coupons import pricing, selectors
+from coupons.services import issue as issuing
+from coupons.services import grant as grants
+from coupons.services import lifecycle
+from coupons.services import revocation as revocations
 from coupons.api import serializers as s
 from coupons.exceptions import CouponNotFound, OrderIdMismatch, refusal_message
 from coupons.models import CouponGrant, CouponGrantMember
@@ -79,7 +83,7 @@ class GrantView(CouponAPIView):
                                "result; more: 202 with a job id to poll.")
     def post(self, request: Request) -> Response:
         data = self.valid(s.GrantSerializer)
-        result = issuing.grant_create(tenant=self.tenant, inventory_public_id=data["inventory"],
+        result = grants.grant_create(tenant=self.tenant, inventory_public_id=data["inventory"],
                                       member_ids=data["member_ids"], ctx=self.context({}))
         if result.grant.status == CouponGrant.Status.PENDING:
             return Response({"job": result.grant.public_id}, status=status.HTTP_202_ACCEPTED)

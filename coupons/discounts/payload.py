@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.exceptions import InvalidInput
+from coupons.codes import normalise_code
 from coupons.discounts.inputs import CHANNELS, PAYMENT_METHODS, Order, OrderLine
 
 MAX_LINES = 1_000
@@ -205,11 +206,6 @@ def validate_order_payload(data: Any) -> Order:
     errors.raise_if_any(OrderInvalid, _("The order is not valid"))
     return Order(order_id=order_id, items=tuple(lines), shipping_fee=shipping_fee,  # type: ignore[arg-type]
                  channel=channel, payment_method=payment_method)
-
-
-def normalise_code(code: str) -> str:
-    """Codes are case-insensitive and ignore spaces and '-' (API.md, R-CODE-4)."""
-    return code.upper().replace(" ", "").replace("-", "")
 
 
 def validate_codes_payload(data: Any) -> tuple[str, ...]:

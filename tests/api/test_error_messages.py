@@ -8,7 +8,7 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from tests import factories
 
 pytestmark = pytest.mark.django_db

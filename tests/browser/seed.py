@@ -74,9 +74,9 @@ class _Null:
 
 
 def _issues_and_usages(tenant: Tenant, inventory: Any) -> None:
-    from coupons import lifecycle
+    from coupons.services import lifecycle
     from coupons.discounts import validate_order_payload
-    from coupons.issuing import RequestContext, issue_from_pool
+    from coupons.services.issue import RequestContext, issue_from_pool
 
     ctx = RequestContext(channel="android")
     for i, total in enumerate((53_000, 120_000)):

@@ -7,9 +7,9 @@ from django.utils import translation
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from coupons import lifecycle
+from coupons.services import lifecycle
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from exports.columns import USAGES
 from exports.models import Export
 from tests import factories

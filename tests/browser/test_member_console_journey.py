@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from core.audit import Actor
 from core.models import AuditLog
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode
 from rewards import services as rewards
 from rewards.models import MemberPoints

@@ -160,7 +160,7 @@ def test_the_chart_labels_its_axis_with_those_ticks_grouped():
 # --- generation progress: status and percentage agree ---------------------------------------------------------------
 
 def test_generation_percent_is_100_only_once_the_batch_is_completed(db):
-    from coupons.generation import batch_generation_progress
+    from coupons.services.generation import batch_generation_progress
     from coupons.models import CouponBatch
 
     tenant = factories.make_tenant()

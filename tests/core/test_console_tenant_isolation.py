@@ -12,10 +12,11 @@ from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from core.audit import Actor, audit_record
-from coupons import lifecycle
+from coupons.services import lifecycle
 from coupons.bloom import bloom_adding
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext, grant_create, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
+from coupons.services.grant import grant_create
 from coupons.models import AudienceEntry, CouponCode
 from tests import factories
 

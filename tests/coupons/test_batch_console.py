@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from core.audit import Actor
 from coupons.bloom import bloom_drop
-from coupons.generation import batch_generate
+from coupons.services.generation import batch_generate
 from coupons.models import CouponBatch
 from tests import factories
 

@@ -12,7 +12,7 @@ from coupons import bloom
 from coupons.bloom import (BitArray, BloomParams, BloomUnavailable, BloomWriter, FileBloomStore, as_code_array,
                            bloom_adding, bloom_drop, bloom_might_contain, bloom_rebuild, bloom_verify, get_store,
                            hash_codes, hash_one)
-from coupons.generation import batch_generate
+from coupons.services.generation import batch_generate
 from coupons.models import CouponCode
 from tests import factories
 

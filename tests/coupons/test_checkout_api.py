@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from tests import factories
 
 

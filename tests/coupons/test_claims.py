@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.models import AuditLog
-from coupons.counters import inventory_counts
+from coupons.services.counters import inventory_counts
 from coupons.models import AudienceEntry, CouponCode, CouponIssue
 from events.models import Event
 from tests import factories
@@ -181,7 +181,7 @@ def test_claims_need_a_token(db):
 
 
 def test_inventory_configuration_is_cached_for_the_configured_seconds_only(api, tenant, settings):
-    from coupons import issuing
+    from coupons.services import issue as issuing
 
     settings.COUPON_CONFIG_CACHE_SECONDS = 60
     inventory, _ = factories.make_pool(tenant, size=3)

@@ -21,7 +21,7 @@ from django.db import connection
 from core.audit import Actor
 from core.models import AuditLog
 from coupons.bloom import bloom_drop, bloom_rebuild
-from coupons.generation import (BatchAlreadyGenerated, CodeSpaceExhausted, GenerationRunning, batch_generate,
+from coupons.services.generation import (BatchAlreadyGenerated, CodeSpaceExhausted, GenerationRunning, batch_generate,
                                 batch_generation_progress, batch_lock_key, batch_start_generation)
 from coupons.models import CouponBatch, CouponBatchChunk, CouponCode
 from tests import factories

@@ -9,8 +9,9 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from coupons import issuing, lifecycle
-from coupons.counters import inventory_counts
+from coupons.services import issue as issuing
+from coupons.services import lifecycle
+from coupons.services.counters import inventory_counts
 from coupons.models import CouponCode, CouponIssue, CouponUsage
 from tests import factories
 from tests.coupons.concurrency import api_for, constraint_dropped, race, race_rounds, rendezvous

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from coupons.api.serializers import CouponSerializer, coupon_payload
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode
 from tests import factories
 

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from core.models import AuditLog
-from coupons import lifecycle
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services import lifecycle
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponPolicy
 from tests import factories
 

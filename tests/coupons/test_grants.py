@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from coupons import issuing
+from coupons.services import issue as issuing
+from coupons.services import grant as grants
 from coupons.models import CouponGrant, CouponGrantMember, CouponIssue
 from tests import factories
 
@@ -55,7 +56,7 @@ def test_a_large_grant_runs_as_a_job_with_progress(operator_api, tenant, django_
 
 def test_a_resumed_grant_job_never_issues_a_member_twice(tenant):
     inventory, _ = factories.make_pool(tenant, size=10)
-    result = issuing.grant_create(tenant=tenant, inventory_public_id=inventory.public_id,
+    result = grants.grant_create(tenant=tenant, inventory_public_id=inventory.public_id,
                                   member_ids=[f"m-{i}" for i in range(5)], ctx=issuing.RequestContext(),
                                   force_async=True)
     grant_row = result.grant
@@ -65,7 +66,7 @@ def test_a_resumed_grant_job_never_issues_a_member_twice(tenant):
                                          ctx=issuing.RequestContext(), grant=grant_row)
         CouponGrantMember.objects.filter(pk=member.pk).update(status="ISSUED", coupon=coupon)
     CouponGrant.objects.filter(pk=grant_row.pk).update(status="RUNNING", processed=0)
-    finished = issuing.grant_process(grant_id=grant_row.pk)
+    finished = grants.grant_process(grant_id=grant_row.pk)
     assert finished.status == "COMPLETED"
     assert CouponIssue.objects.filter(inventory=inventory).count() == 5
     assert set(CouponGrantMember.objects.filter(grant=grant_row).values_list("status", flat=True)) == {"ISSUED"}
@@ -87,6 +88,6 @@ def test_bad_member_lists_are_refused(operator_api, tenant, members, message):
 
 def test_another_tenants_grant_job_is_not_found(operator_api, other_tenant):
     inventory, _ = factories.make_pool(other_tenant, size=1)
-    theirs = issuing.grant_create(tenant=other_tenant, inventory_public_id=inventory.public_id, member_ids=["a"],
+    theirs = grants.grant_create(tenant=other_tenant, inventory_public_id=inventory.public_id, member_ids=["a"],
                                   ctx=issuing.RequestContext(), force_async=True).grant
     assert operator_api.get(f"/api/v1/grants/{theirs.public_id}").status_code == 404

@@ -19,7 +19,7 @@ import pytest
 import redis.lock
 
 from core.api.views import TenantAPIView
-from coupons import issuing
+from coupons.services import issue as issuing
 from coupons.models import CouponIssue
 from tests import factories
 from tests.coupons.concurrency import api_for, race

@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.models import AuditLog
-from coupons.counters import inventory_counts
+from coupons.services.counters import inventory_counts
 from coupons.models import CouponCode, CouponUsage
 from tests import factories
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from core.exceptions import DomainError
-from coupons import lifecycle
+from coupons.services import lifecycle
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponUsage
 from tests import factories
 

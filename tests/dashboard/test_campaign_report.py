@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from coupons import lifecycle
+from coupons.services import lifecycle
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext, coupon_claim, issue_from_pool
+from coupons.services.issue import RequestContext, coupon_claim, issue_from_pool
 from coupons.models import CouponCode, CouponIssue, CouponUsage
 from partners.distribution import distribution_create
 from partners.models import Partner

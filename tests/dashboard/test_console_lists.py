@@ -90,7 +90,7 @@ def test_audit_viewer_is_read_only_and_tenant_scoped(client, tenant, other_tenan
 def test_big_list_pages_never_count_the_whole_table(client, tenant, url, monkeypatch):
     """R-OPS: every COUNT on the big tables is capped (a LIMIT inside), and the number of queries is bounded."""
     inventory, codes = factories.make_pool(tenant, size=30)
-    from coupons.issuing import RequestContext, coupon_claim
+    from coupons.services.issue import RequestContext, coupon_claim
 
     from coupons.models import CouponUsage
     from django.utils import timezone
@@ -119,7 +119,7 @@ def test_code_search_normalises_case_spaces_and_hyphens(client, tenant):
     client.force_login(factories.make_operator(tenant))
     found = list(client.get("/admin/coupons/couponcode/", {"q": messy}).context["cl"].result_list)
     assert [c.code for c in found] == [code]
-    from coupons.issuing import RequestContext, issue_specific_code
+    from coupons.services.issue import RequestContext, issue_specific_code
 
     issue_specific_code(tenant=tenant, raw_code=code, member_id="m-9", ctx=RequestContext())
     found = list(client.get("/admin/coupons/couponissue/", {"q": messy}).context["cl"].result_list)
@@ -130,7 +130,7 @@ def test_code_search_normalises_case_spaces_and_hyphens(client, tenant):
 def used_coupons(tenant):
     from django.utils import timezone
 
-    from coupons.issuing import RequestContext, coupon_claim
+    from coupons.services.issue import RequestContext, coupon_claim
     from coupons.models import CouponUsage
 
     inventory, _codes = factories.make_pool(tenant, size=6)
@@ -157,7 +157,7 @@ def test_issue_and_usage_search_find_by_member_order_and_code_only_in_the_own_te
         assert found("o-3") == ["m-3"]
     assert found("nobody") == []
     other_inventory, other_codes = factories.make_pool(other_tenant, size=2)
-    from coupons.issuing import RequestContext, coupon_claim
+    from coupons.services.issue import RequestContext, coupon_claim
 
     foreign = coupon_claim(tenant=other_tenant, member_id="m-2", ctx=RequestContext(),
                            inventory=other_inventory.public_id)

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from coupons import issuing
+from coupons.services import issue as issuing
+from coupons.services import grant as grants
 from coupons.models import CouponCode, CouponIssue
 from events.models import Event
 from partners import distribution
@@ -101,11 +102,11 @@ def test_grants_are_not_claims_they_ignore_the_participation_window_but_not_a_ca
     inventory, _codes = factories.make_pool(tenant, size=3)
     Event.objects.filter(pk=inventory.event_id).update(status=Event.Status.CLOSED,
                                                        ends_at=timezone.now() - timedelta(days=1))
-    result = issuing.grant_create(tenant=tenant, inventory_public_id=inventory.public_id, member_ids=["g-1"],
+    result = grants.grant_create(tenant=tenant, inventory_public_id=inventory.public_id, member_ids=["g-1"],
                                   ctx=issuing.RequestContext())
     assert (len(result.issued), result.failed) == (1, [])
     Event.objects.filter(pk=inventory.event_id).update(status=Event.Status.CANCELLED)
-    result = issuing.grant_create(tenant=tenant, inventory_public_id=inventory.public_id, member_ids=["g-2"],
+    result = grants.grant_create(tenant=tenant, inventory_public_id=inventory.public_id, member_ids=["g-2"],
                                   ctx=issuing.RequestContext())
     assert result.failed == [{"member_id": "g-2", "code": "event_closed"}]
 

@@ -116,9 +116,9 @@ def test_an_allow_list_event_answers_422_not_eligible_to_others(api, tenant):
 
 
 def test_only_members_who_redeemed_a_coupon_of_the_event_may_join_when_required(api, tenant):
-    from coupons import lifecycle
+    from coupons.services import lifecycle
     from coupons.discounts.payload import validate_order_payload
-    from coupons.issuing import RequestContext, issue_from_pool
+    from coupons.services.issue import RequestContext, issue_from_pool
 
     event = factories.make_event(tenant, require_redeemed_coupon=True)
     inventory, _ = factories.make_pool(tenant, size=3, event=event)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from coupons import lifecycle
+from coupons.services import lifecycle
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponUsage
 from tests import factories
 

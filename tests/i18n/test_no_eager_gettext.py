@@ -52,7 +52,7 @@ def test_the_check_finds_an_eager_class_level_message(tmp_path):
 
 @pytest.mark.parametrize("language", ["ko", "en"])
 def test_a_domain_error_default_message_follows_the_active_language(language):
-    from coupons.services import SelfApproval
+    from coupons.exceptions import SelfApproval
 
     with translation.override("en"):
         english = SelfApproval().message

@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.models import AuditLog
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode
 from core.cron import cron_lock_key
 from tests import factories

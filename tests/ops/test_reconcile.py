@@ -10,9 +10,9 @@ from django.db import connection
 
 from core.models import AuditLog
 from coupons.bloom import bloom_drop, bloom_rebuild
-from coupons.counters import inventory_counts
-from coupons.issuing import RequestContext, issue_from_pool
-from coupons.lifecycle import coupon_redeem
+from coupons.services.counters import inventory_counts
+from coupons.services.issue import RequestContext, issue_from_pool
+from coupons.services.lifecycle import coupon_redeem
 from coupons.models import CouponCode, InventoryCounter
 from ops.reconcile import counters_check, counters_fix
 from core.audit import Actor

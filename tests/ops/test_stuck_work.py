@@ -12,7 +12,7 @@ from django.db import connection
 
 from core.locks import session_lock
 from core.models import AuditLog
-from coupons.generation import batch_lock_key
+from coupons.services.generation import batch_lock_key
 from coupons.models import CouponBatch, CouponCode
 from tests import factories
 

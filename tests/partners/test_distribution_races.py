@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, connections
 
 from core.models import ApiClient
-from coupons import issuing
+from coupons.services import issue as issuing
 from coupons.models import CouponCode, CouponIssue
 from partners import distribution
 from partners.models import Distribution

@@ -11,8 +11,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core.models import ApiClient, AuditLog
-from coupons import issuing
-from coupons.lifecycle import coupons_expire
+from coupons.services import issue as issuing
+from coupons.services import grant as grants
+from coupons.services.lifecycle import coupons_expire
 from coupons.models import CouponCode, CouponIssue
 from partners import distribution
 from partners.models import Distribution, Partner
@@ -96,7 +97,7 @@ def test_grants_and_partner_uploads_never_take_distributed_codes(tenant, world):
     inventory, _codes, _partner, _other = world
     distribution.distribution_create(tenant=tenant, inventory=inventory, partner=world[2], quantity=30,
                                      actor=factories.TEST_ACTOR)
-    result = issuing.grant_create(tenant=tenant, inventory_public_id=inventory.public_id, member_ids=["g-1"],
+    result = grants.grant_create(tenant=tenant, inventory_public_id=inventory.public_id, member_ids=["g-1"],
                                   ctx=issuing.RequestContext())
     assert result.failed == [{"member_id": "g-1", "code": "sold_out"}]
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -196,7 +197,7 @@ def test_distributed_codes_expire_with_their_policy_and_can_be_revoked(tenant, w
     dist = distribution.distribution_create(tenant=tenant, inventory=inventory, partner=partner, quantity=3,
                                             actor=factories.TEST_ACTOR)
     revoked = distributed(dist.pk)[0]
-    from coupons.lifecycle import coupon_revoke
+    from coupons.services.lifecycle import coupon_revoke
 
     assert coupon_revoke(tenant=tenant, code=revoked, reason="misprint", ctx=issuing.RequestContext()).status == \
         "REVOKED"

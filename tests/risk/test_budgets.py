@@ -8,8 +8,8 @@ import pytest
 
 from core.audit import Actor
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext
-from coupons.lifecycle import coupon_redeem, coupon_refund
+from coupons.services.issue import RequestContext
+from coupons.services.lifecycle import coupon_redeem, coupon_refund
 from coupons.models import CouponCode, CouponInventory, CouponIssue, CouponUsage
 from risk.budgets import budget_recount
 from risk.models import Alarm, InventoryBudget

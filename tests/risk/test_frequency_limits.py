@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from coupons.discounts import validate_order_payload
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponIssue
 from risk import limits
 from risk.models import FrequencyLimit

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from coupons.issuing import RequestContext, grant_create
+from coupons.services.issue import RequestContext
+from coupons.services.grant import grant_create
 from coupons.models import CouponCode, CouponInventory, CouponIssue
 from tests import factories
 from tests.risk.util import add_limit, claim, set_level

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from django.utils import timezone
 
-from coupons import issuing
+from coupons.services import issue as issuing
 from coupons.models import CouponCode, CouponInventory, CouponIssue
 from risk import budgets, limits
 from risk.models import Alarm, InventoryBudget, WebhookDelivery, WebhookEndpoint

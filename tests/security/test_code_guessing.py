@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from core.fields import CODE_ALPHABET
 from coupons.bloom import bloom_drop, bloom_rebuild
 from coupons.bloom_check import might_exist
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from tests import factories
 
 GUESS_LIMIT = 25

@@ -19,7 +19,7 @@ from core.api import limits
 from core.fields import CODE_ALPHABET
 from coupons import bloom_check
 from coupons.bloom import bloom_drop, bloom_rebuild
-from coupons.issuing import RequestContext, issue_from_pool
+from coupons.services.issue import RequestContext, issue_from_pool
 from tests import factories
 
 LIMIT = 10  # COUPON_FAILED_GUESS_LIMIT's documented default

@@ -4,7 +4,7 @@
 """
 from django.utils.translation import gettext_lazy as _
 
-from coupons.lifecycle import coupons_expire
+from coupons.services.lifecycle import coupons_expire
 from core.cron import AlreadyRunning, CronCommand
 
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from core.commands import BaseCommand
 from core.audit import Actor
 from core.exceptions import DomainError
-from coupons.generation import batch_generate, batch_generation_progress, batch_start_generation, generation_plan
+from coupons.services.generation import batch_generate, batch_generation_progress, batch_start_generation, generation_plan
 from coupons.models import CouponBatch
 
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils.translation import gettext_lazy as _
 
-from coupons.lifecycle import locks_release_stale
+from coupons.services.lifecycle import locks_release_stale
 from core.cron import AlreadyRunning, CronCommand
 
 

@@ -87,7 +87,7 @@ class Command(BaseCommand):
         batch = CouponBatch.objects.filter(tenant=tenant, batch_code="DEMO-001").first() or \
             coupon_services.batch_create(inventory=inventory, batch_code="DEMO-001", quantity=1_000, actor=ACTOR)
         if batch.status != CouponBatch.Status.COMPLETED:
-            from coupons.generation import batch_generate
+            from coupons.services.generation import batch_generate
 
             batch = batch_generate(batch_id=batch.pk, actor=ACTOR)
 

@@ -18,10 +18,11 @@ from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.locks import session_lock
 from core.models import Tenant
-from coupons.counters import counter_add, shard_of, upsert_from
+from coupons.services.counters import counter_add, shard_of, upsert_from
 from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, LockedByOtherOrder, NotOwner)
-from coupons import webhook_events
-from coupons.issuing import RequestContext, normalise_code
+from coupons.services import webhook_events
+from coupons.codes import normalise_code
+from coupons.services.issue import RequestContext
 from coupons.models import CouponCode, CouponUsage
 from coupons.discounts import Order
 from coupons.pricing import MEMBER, Buyer, Quote, quote

@@ -12,8 +12,8 @@ from django.utils.translation import gettext as _
 from core.audit import audit_record
 from core.exceptions import DomainError, InvalidInput, NotFound
 from core.models import Tenant
-from coupons import lifecycle
-from coupons.issuing import RequestContext
+from coupons.services import lifecycle
+from coupons.services.issue import RequestContext
 from coupons.models import CouponCode, CouponInventory, CouponPolicy
 
 MAX_MEMBERS = 1000  # per API request (a synchronous answer); the console takes a file of up to CONSOLE_MAX_MEMBERS

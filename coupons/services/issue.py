@@ -1,4 +1,4 @@
-"""Issuing: AVAILABLE → ISSUED (R-ISS). Claims by inventory id, promo code or unique code, and targeted grants.
+"""Issuing: AVAILABLE → ISSUED (R-ISS). Claims by inventory id, promo code, unique code or partner code.
 
 A claim takes the next free code of the pool with ``FOR UPDATE SKIP LOCKED`` (no hot row), under a per-member lock
 (``core.locks``); in one transaction it updates the code, writes the ``CouponIssue`` row (whose
@@ -14,30 +14,25 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.locks import advisory_lock, member_lock
 from core.metrics import record_issue
 from core.models import ApiClient, Tenant
-from coupons.counters import counter_add, shard_of, upsert_from
+from coupons.services.counters import counter_add, shard_of, upsert_from
+from coupons.codes import normalise_code
 from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
                                 NotEligible, SoldOut)
-from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponGrantMember, CouponInventory,
+from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponInventory,
                             CouponIssue, CouponPolicy)
-from coupons import webhook_events
+from coupons.services import webhook_events
 from coupons.validity import CALENDAR_TYPES, validity_at_issue
 from events import windows
 from risk.budgets import consume as budget_consume
 from risk.guard import RiskGuard
-
-SYNC_GRANT_LIMIT = 1000
-GRANT_CHUNK = 500
-
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -59,11 +54,6 @@ class RequestContext:
         if self.operator is not None:
             return Actor.user(self.operator)
         return Actor.system("issuing")
-
-
-def normalise_code(raw: str) -> str:
-    """R-CODE-4: trim, upper-case, drop separators such as '-' and spaces."""
-    return "".join(ch for ch in raw.strip().upper() if ch not in "- \t")
 
 
 _inventories: dict[tuple[int, str, str], tuple[CouponInventory, float]] = {}
@@ -335,99 +325,3 @@ def coupon_claim(*, tenant: Tenant, member_id: str, ctx: RequestContext, invento
     if _partner_code_claim is None:
         raise ImproperlyConfigured("partner codes need the partners app (INSTALLED_APPS)")
     return _partner_code_claim(tenant=tenant, partner_code=partner_code or "", member_id=member_id, ctx=ctx)
-
-
-# --- grants ----------------------------------------------------------------------------------------------------
-
-def grant_work_key(grant_id: int) -> str:
-    """The session advisory lock a worker holds while it runs the grant (``coupons.jobs.run_grant``)."""
-    return f"grant:{grant_id}"
-
-
-@dataclass
-class GrantResult:
-    grant: CouponGrant
-    issued: list[CouponCode]
-    failed: list[dict[str, str]]
-
-
-def _unique_members(member_ids: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for raw in member_ids:
-        member = raw.strip()
-        if not member or len(member) > 64:
-            raise InvalidInput(_("Member ids must be 1 to 64 characters; got %(value)r.") % {"value": raw})
-        seen.setdefault(member, None)
-    return list(seen)
-
-
-def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[str], ctx: RequestContext,
-                 force_async: bool = False) -> GrantResult:
-    """Grant an inventory to members, each at most once. Up to 1,000 at once; above that (or forced) as a job."""
-    members = _unique_members(member_ids)
-    if not members:
-        raise InvalidInput(_("Give at least one member id."))
-    inventory = _inventory_by(tenant, public_id=inventory_public_id)
-    run_as_job = len(members) > SYNC_GRANT_LIMIT or force_async
-    with transaction.atomic():  # the grant, its member list and the job's start commit together
-        grant = CouponGrant.objects.create(tenant=tenant, inventory=inventory, client=ctx.client,
-                                           operator=ctx.operator, total=len(members))
-        audit_record(tenant=tenant, actor=ctx.actor, action="grant.create", obj=grant,
-                     after={"inventory": inventory.public_id, "members": len(members), "job": run_as_job})
-        if run_as_job:
-            for start in range(0, len(members), 5000):
-                CouponGrantMember.objects.bulk_create(
-                    [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]])
-            transaction.on_commit(lambda: jobs.enqueue("grants", "coupons.jobs.run_grant", grant.pk))
-    if run_as_job:
-        return GrantResult(grant=grant, issued=[], failed=[])
-    issued, failed = [], []
-    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.RUNNING)
-    for member in members:
-        try:
-            issued.append(issue_from_pool(inventory=inventory, member_id=member, via=CouponIssue.Via.GRANT, ctx=ctx,
-                                          grant=grant))
-        except DomainError as exc:
-            failed.append({"member_id": member, "code": exc.code})
-    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.COMPLETED, processed=len(members),
-                                                   issued=len(issued), failed=len(failed),
-                                                   finished_at=timezone.now())
-    grant.refresh_from_db()
-    return GrantResult(grant=grant, issued=issued, failed=failed)
-
-
-def grant_process(*, grant_id: int) -> CouponGrant:
-    """Work through a grant's PENDING members in chunks. Each member's issue and its grant row commit together, so a
-    killed job resumes where it stopped and never issues a member twice."""
-    claimed = CouponGrant.objects.filter(pk=grant_id, status__in=[CouponGrant.Status.PENDING,
-                                                                  CouponGrant.Status.RUNNING])
-    if not claimed.update(status=CouponGrant.Status.RUNNING):
-        return CouponGrant.objects.get(pk=grant_id)
-    grant = CouponGrant.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant",
-                                               "client", "operator").get(pk=grant_id)
-    ctx = RequestContext(client=grant.client, operator=grant.operator)
-    while True:
-        batch = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.PENDING)
-                     .order_by("id")[:GRANT_CHUNK])
-        if not batch:
-            break
-        issued = failed = 0
-        for row in batch:
-            def mark(coupon: CouponCode, row: CouponGrantMember = row) -> None:
-                CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
-                    status=CouponGrantMember.Status.ISSUED, coupon=coupon)
-            try:
-                issue_from_pool(inventory=grant.inventory, member_id=row.member_id, via=CouponIssue.Via.GRANT,
-                                ctx=ctx, grant=grant, on_issued=mark)
-                issued += 1
-            except DomainError as exc:
-                if exc.transient:  # Redis not answering: the job fails as transient and resumes with this member
-                    raise
-                CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
-                    status=CouponGrantMember.Status.FAILED, error_code=exc.code)
-                failed += 1
-        CouponGrant.objects.filter(pk=grant.pk).update(processed=F("processed") + issued + failed,
-                                                       issued=F("issued") + issued, failed=F("failed") + failed)
-    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.COMPLETED, finished_at=timezone.now())
-    grant.refresh_from_db()
-    return grant

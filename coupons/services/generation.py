@@ -53,7 +53,7 @@ from core.locks import advisory_acquire, advisory_release
 from coupons.bloom import BloomWriter, bloom_writer
 from coupons.models import CouponBatch, CouponBatchChunk, CouponCode
 
-logger = logging.getLogger("coupons.generation")
+logger = logging.getLogger("coupons.services.generation")
 
 BATCH_LOCK_CLASS = 0x4350  # high half of a batch's generation lock key (batch_lock_key): one run per batch
 MAX_CHUNK_ATTEMPTS = 5

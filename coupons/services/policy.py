@@ -1,4 +1,4 @@
-"""State changes of policies, inventories and batches. The only writers (STYLE.md).
+"""Policies: draft, submit, approve (by another user), reject, clone (R-POL).
 
 Each function is one transaction that locks (or compare-and-sets) the row it changes and writes its audit row.
 """
@@ -6,50 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from core.audit import Actor, audit_record
-from core.exceptions import BusinessRuleViolation, InvalidInput, InvalidState, PermissionDenied
-from core.fields import CODE_ALPHABET
-from core.models import Tenant
-from coupons.models import CouponBatch, CouponInventory, CouponPolicy
-from events.models import Event
+from core.validation import full_clean
+from core.exceptions import InvalidInput, InvalidState, PermissionDenied
+from coupons.exceptions import PolicyNotEditable, SelfApproval
+from coupons.models import CouponPolicy
 
 APPROVE_PERMISSION = "coupons.approve_couponpolicy"
-
-
-class PolicyNotEditable(InvalidState):
-    code = "policy_not_editable"
-    default_message = gettext_lazy(
-        "Only draft or rejected policies can be edited; an approved policy cannot be changed.")
-
-
-class SelfApproval(PermissionDenied):
-    code = "self_approval"
-    default_message = gettext_lazy("A policy cannot be approved or rejected by its author.")
-
-
-class PolicyNotApproved(BusinessRuleViolation):
-    code = "policy_not_approved"
-    default_message = gettext_lazy("Only an approved policy can back an inventory.")
-
-
-def _validation_message(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
-    return " ".join(exc.messages)
-
-
-def _full_clean(obj: Any, exclude: list[str] | None = None) -> None:
-    try:
-        obj.full_clean(exclude=exclude)
-    except ValidationError as exc:
-        raise InvalidInput(_validation_message(exc), details=getattr(exc, "message_dict", {})) from exc
 
 
 def _snapshot(policy: CouponPolicy) -> dict[str, Any]:
@@ -127,7 +94,7 @@ def _check_policy(policy: CouponPolicy) -> None:
     errors = policy_rule_errors(policy)
     if errors:
         raise InvalidInput("; ".join(errors.values()), details={"fields": errors})
-    _full_clean(policy, exclude=["tenant", "created_by", "decided_by"])
+    full_clean(policy, exclude=["tenant", "created_by", "decided_by"])
 
 
 def policy_save_draft(*, policy: CouponPolicy, actor_user: Any) -> CouponPolicy:
@@ -223,91 +190,3 @@ def policy_reject(*, policy: CouponPolicy, actor_user: Any, reason: str) -> Coup
     return _transition(policy=policy, from_states=["PENDING"], to_state="REJECTED", actor_user=actor_user,
                        action="policy.reject", decided_by=actor_user, decided_at=timezone.now(),
                        rejection_reason=reason)
-
-
-def inventory_save(*, inventory: CouponInventory, actor: Actor) -> CouponInventory:
-    """Create or change an inventory. Its policy must be approved and everything must share one tenant."""
-    policy = inventory.policy
-    if policy.status != CouponPolicy.Status.APPROVED:
-        raise PolicyNotApproved(_("Policy '%(name)s' is %(status)s; only an approved policy can back an inventory.")
-                                % {"name": policy.name, "status": policy.get_status_display()})
-    if policy.tenant_id != inventory.tenant_id or inventory.event.tenant_id != inventory.tenant_id:
-        raise InvalidInput(_("The event, the policy and the inventory must belong to the same tenant."))
-    if inventory.promo_code is not None:
-        inventory.promo_code = inventory.promo_code.strip().upper().replace("-", "").replace(" ", "") or None
-    _full_clean(inventory, exclude=["tenant", "event", "policy"])
-    creating = inventory.pk is None
-    try:
-        with transaction.atomic():
-            if not creating:
-                current = CouponInventory.objects.select_for_update().get(pk=inventory.pk)
-                planned = current.batches.aggregate(total=Sum("quantity"))["total"] or 0
-                if inventory.total_quantity < planned:
-                    raise InvalidInput(_("The total cannot go below the %(planned)s codes its batches hold.")
-                                       % {"planned": planned})
-            inventory.save()
-            audit_record(tenant=inventory.tenant, actor=actor,
-                         action="inventory.create" if creating else "inventory.update", obj=inventory,
-                         after={"name": inventory.name, "policy": policy.pk, "event": inventory.event_id,
-                                "total_quantity": inventory.total_quantity,
-                                "per_member_limit": inventory.per_member_limit, "promo_code": inventory.promo_code})
-    except IntegrityError as exc:
-        raise InvalidInput(_("The promo code %(code)r is already used by another inventory.")
-                           % {"code": inventory.promo_code},
-                           code="promo_code_taken") from exc
-    return inventory
-
-
-def inventory_create(*, tenant: Tenant, event: Event, policy: CouponPolicy, name: str, total_quantity: int,
-                     actor: Actor, per_member_limit: int = 1, promo_code: str | None = None,
-                     **budgets: Any) -> CouponInventory:
-    inventory = CouponInventory(tenant=tenant, event=event, policy=policy, name=name, total_quantity=total_quantity,
-                                per_member_limit=per_member_limit, promo_code=promo_code, **budgets)
-    return inventory_save(inventory=inventory, actor=actor)
-
-
-def batch_validate_parameters(*, quantity: int, code_length: int, alphabet: str, prefix: str) -> None:
-    if quantity < 1:
-        raise InvalidInput(_("A batch needs a quantity of 1 or more."))
-    if not 4 <= code_length <= 32:
-        raise InvalidInput(_("Code length must be between 4 and 32 characters."))
-    if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
-        raise InvalidInput(_("The alphabet needs at least 2 distinct characters and no repeats."))
-    if not alphabet.isalnum() or not alphabet.isascii() or alphabet.upper() != alphabet:
-        # Codes are normalised to upper case and stripped of separators before lookup (R-CODE-4).
-        raise InvalidInput(_("The alphabet may hold only upper-case ASCII letters and digits."))
-    if prefix and (not prefix.isalnum() or not prefix.isascii() or prefix.upper() != prefix):
-        raise InvalidInput(_("A prefix may hold only upper-case ASCII letters and digits."))
-    if len(prefix) + code_length > 48:
-        raise InvalidInput(_("Prefix and code together may be at most 48 characters."))
-
-
-def batch_create(*, inventory: CouponInventory, batch_code: str, quantity: int, actor: Actor, code_length: int = 8,
-                 alphabet: str = CODE_ALPHABET, prefix: str = "") -> CouponBatch:
-    """A new issuance round. Its codes are generated by ``coupons.generation`` (a job)."""
-    batch_code = batch_code.strip()
-    if not batch_code:
-        raise InvalidInput(_("A batch needs a batch code."))
-    batch_validate_parameters(quantity=quantity, code_length=code_length, alphabet=alphabet, prefix=prefix)
-    try:
-        with transaction.atomic():
-            locked = CouponInventory.objects.select_for_update().get(pk=inventory.pk)
-            planned = locked.batches.aggregate(total=Sum("quantity"))["total"] or 0
-            if planned + quantity > locked.total_quantity:
-                raise BusinessRuleViolation(
-                    _("Inventory '%(name)s' holds at most %(total)s codes; its batches already plan %(planned)s, so "
-                      "this batch can have at most %(left)s.") % {
-                        "name": locked.name, "total": locked.total_quantity, "planned": planned,
-                        "left": locked.total_quantity - planned},
-                    code="inventory_total_exceeded",
-                )
-            batch = CouponBatch.objects.create(tenant_id=locked.tenant_id, inventory=locked, batch_code=batch_code,
-                                               quantity=quantity, code_length=code_length, alphabet=alphabet,
-                                               prefix=prefix)
-            audit_record(tenant=locked.tenant, actor=actor, action="batch.create", obj=batch,
-                         after={"batch_code": batch_code, "quantity": quantity, "code_length": code_length,
-                                "alphabet": alphabet, "prefix": prefix, "inventory": locked.pk})
-    except IntegrityError as exc:
-        raise InvalidInput(_("Batch code %(code)r is already used in this tenant.") % {"code": batch_code},
-                           code="already_exists") from exc
-    return batch
