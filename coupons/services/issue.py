@@ -17,12 +17,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.audit import Actor, audit_record
+from core.audit import Actor
 from core.exceptions import DomainError, InvalidInput
 from core.locks import advisory_lock, member_lock
 from core.metrics import record_issue
 from core.models import ApiClient, Tenant
-from coupons.services.counters import counter_add, shard_of, upsert_from
+from coupons.services.counters import shard_of, upsert_from
 from coupons.codes import normalise_code
 from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
                                 NotEligible, SoldOut)
@@ -126,15 +126,13 @@ def _limit_error(inventory: CouponInventory) -> DomainError:
 # BEGIN, slot count, this, COMMIT. Rows: the code (SKIP LOCKED: concurrent claims never queue on one row), its
 # CouponIssue (UNIQUE(inventory, member, slot) is the last guard on the per-member limit; UNIQUE(coupon) on the code
 # having one owner), the member's counter shard and the audit row (the same columns core.audit.audit_record fills).
-_TAKE_NEXT = """
+# A given code (registered by the member) is the same statement with the code's id and the state it must still be in.
+_ISSUE_WRITES = """
 WITH taken AS (
     UPDATE coupons_couponcode
        SET status = 'ISSUED', member_id = %(member)s, issued_at = %(now)s, valid_from = %(valid_from)s,
            valid_until = %(valid_until)s
-     WHERE id = (SELECT id FROM coupons_couponcode
-                  WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE'
-                  ORDER BY id LIMIT 1
-                  FOR UPDATE SKIP LOCKED)
+     WHERE {which}
     RETURNING id, code, batch_id, tenant_id, inventory_id
 ), issue AS (
     INSERT INTO coupons_couponissue (tenant_id, inventory_id, coupon_id, member_id, slot, via, client_id,
@@ -160,20 +158,23 @@ SELECT taken.id, taken.code, taken.batch_id, (SELECT count(*) FROM issue), (SELE
        (SELECT count(*) FROM audit)
   FROM taken
 """
+_TAKE_NEXT = _ISSUE_WRITES.replace("{which}", """id = (SELECT id FROM coupons_couponcode
+                  WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE'
+                  ORDER BY id LIMIT 1
+                  FOR UPDATE SKIP LOCKED)""")
+_TAKE_THIS = _ISSUE_WRITES.replace("{which}", "id = %(coupon)s AND status = %(from_status)s")
 
 
-def _record_issue(*, inventory: CouponInventory, coupon_id: int, member_id: str, slot: int, via: str,
-                  ctx: RequestContext, now: datetime, grant: CouponGrant | None = None) -> CouponCode:
-    CouponIssue.objects.create(tenant_id=inventory.tenant_id, inventory=inventory, coupon_id=coupon_id,
-                               member_id=member_id, slot=slot, via=via, client=ctx.client, operator=ctx.operator,
-                               grant=grant, channel=ctx.channel, ip=ctx.ip, device_id=ctx.device_id, issued_at=now)
-    counter_add(inventory_id=inventory.pk, member_id=member_id, issued=1)
-    transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
-    coupon = CouponCode.objects.select_related("inventory__policy", "batch").get(pk=coupon_id)
-    audit_record(tenant=inventory.tenant, actor=ctx.actor, action="coupon.issue", obj=coupon,
-                 after={"member_id": member_id, "via": via, "inventory": inventory.public_id,
-                        "valid_until": coupon.valid_until.isoformat() if coupon.valid_until else None})
-    return coupon
+def _issue_params(*, inventory: CouponInventory, member_id: str, slot: int, via: str, ctx: RequestContext,
+                  now: datetime, valid_from: datetime | None, valid_until: datetime | None,
+                  grant: CouponGrant | None = None, **extra: Any) -> dict[str, Any]:
+    actor = ctx.actor
+    return {"member": member_id, "now": now, "valid_from": valid_from, "valid_until": valid_until,
+            "inventory": inventory.pk, "slot": slot, "via": via, "client": ctx.client.pk if ctx.client else None,
+            "operator": ctx.operator.pk if ctx.operator else None, "grant": grant.pk if grant else None,
+            "channel": ctx.channel, "ip": ctx.ip, "device": ctx.device_id, "shard": shard_of(member_id),
+            "actor_type": actor.type, "actor_id": actor.id, "actor_label": actor.label[:200],
+            "inventory_public": inventory.public_id, **extra}
 
 
 _batches: dict[int, CouponBatch] = {}
@@ -203,7 +204,6 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                      windows.GRANT if via == CouponIssue.Via.GRANT else windows.PARTICIPATION)
     valid_from, valid_until = validity_at_issue(inventory.policy, now, _zone_of(inventory))
     lock_key = f"{inventory.tenant_id}:{inventory.pk}:{member_id}"
-    actor = ctx.actor
     guard = RiskGuard(action="claim", member_id=member_id, ctx=ctx, count_limits=via != CouponIssue.Via.GRANT)
     try:
         with guard, member_lock(lock_key), transaction.atomic():
@@ -211,14 +211,9 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
             guard.check(inventory, now)  # R-RISK-1/2: block list, daily frequency limits
             slot = _next_slot(inventory, member_id)
             with connection.cursor() as cursor:
-                cursor.execute(_TAKE_NEXT, {
-                    "member": member_id, "now": now, "valid_from": valid_from, "valid_until": valid_until,
-                    "inventory": inventory.pk, "slot": slot, "via": via,
-                    "client": ctx.client.pk if ctx.client else None,
-                    "operator": ctx.operator.pk if ctx.operator else None, "grant": grant.pk if grant else None,
-                    "channel": ctx.channel, "ip": ctx.ip, "device": ctx.device_id, "shard": shard_of(member_id),
-                    "actor_type": actor.type, "actor_id": actor.id, "actor_label": actor.label[:200],
-                    "inventory_public": inventory.public_id})
+                cursor.execute(_TAKE_NEXT, _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via,
+                                                         ctx=ctx, now=now, valid_from=valid_from,
+                                                         valid_until=valid_until, grant=grant))
                 row = cursor.fetchone()
             if row is None:
                 raise SoldOut()
@@ -260,16 +255,21 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
             advisory_lock(lock_key)
             guard.check(inventory, now)  # R-RISK-1/2
             slot = _next_slot(inventory, member_id)
-            taken = CouponCode.objects.filter(pk=coupon.pk, status=from_status).update(
-                status=CouponCode.Status.ISSUED, member_id=member_id, issued_at=now, valid_from=valid_from,
-                valid_until=valid_until)
-            if not taken:
+            with connection.cursor() as cursor:
+                cursor.execute(_TAKE_THIS, _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via,
+                                                         ctx=ctx, now=now, valid_from=valid_from,
+                                                         valid_until=valid_until, coupon=coupon.pk,
+                                                         from_status=from_status))
+                taken = cursor.fetchone()
+            if taken is None:  # registered by someone else meanwhile
                 raise AlreadyClaimed(taken_message)
-            issued = _record_issue(inventory=inventory, coupon_id=coupon.pk, member_id=member_id, slot=slot, via=via,
-                                   ctx=ctx, now=now)
             budget_consume(inventory=inventory, kind="issue", now=now)  # R-RISK-3
-            webhook_events.coupon_issued(coupon=issued, inventory=inventory, via=via, now=now)  # #16
-            return issued
+            coupon.status, coupon.member_id, coupon.issued_at = CouponCode.Status.ISSUED, member_id, now
+            coupon.valid_from, coupon.valid_until = valid_from, valid_until
+            coupon.batch = _batch(coupon.batch_id)
+            transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
+            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now)  # #16
+            return coupon
     except IntegrityError as exc:
         if "issue_unique_member_slot" in str(exc):
             raise _limit_error(inventory) from exc
