@@ -60,3 +60,23 @@ def audit_record(*, tenant: Tenant | None, actor: Actor, action: str, obj: Any, 
         before=before,
         after=after,
     )
+
+
+# The audit row of a one-statement write (the claim and the redemption): the same columns as ``audit_record``,
+# filled by the statement's own SELECT. ``select`` yields, in order: tenant_id, object_id, object_repr, before,
+# after; the actor comes from ``actor_params``.
+AUDIT_COLUMNS = ("tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id, object_repr, before, "
+                 "after, created_at")
+
+
+def audit_insert_sql(*, action: str, object_type: str, tenant: str, object_id: str, object_repr: str, before: str,
+                     after: str, created_at: str, source: str) -> str:
+    """``INSERT INTO core_auditlog … SELECT … FROM source``: SQL expressions for each value (the actor's are the
+    ``%(actor_type)s``, ``%(actor_id)s`` and ``%(actor_label)s`` parameters, see ``actor_params``)."""
+    return (f"INSERT INTO core_auditlog ({AUDIT_COLUMNS})\n"
+            f"SELECT {tenant}, %(actor_type)s, %(actor_id)s, %(actor_label)s, '{action}', '{object_type}', "
+            f"{object_id}, {object_repr}, {before}, {after}, {created_at}\n  FROM {source}")
+
+
+def actor_params(actor: Actor) -> dict[str, str]:
+    return {"actor_type": actor.type, "actor_id": actor.id, "actor_label": actor.label[:200]}

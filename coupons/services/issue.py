@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.audit import Actor
+from core.audit import Actor, actor_params, audit_insert_sql
 from core.exceptions import DomainError, InvalidInput
 from core.locks import advisory_lock, member_lock
 from core.metrics import record_issue
@@ -144,14 +144,12 @@ WITH taken AS (
     """ + upsert_from("taken", shard="%(shard)s", issued="1") + """
     RETURNING id
 ), audit AS (
-    INSERT INTO core_auditlog (tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id,
-                               object_repr, before, after, created_at)
-    SELECT tenant_id, %(actor_type)s, %(actor_id)s, %(actor_label)s, 'coupon.issue', 'coupons.CouponCode',
-           id::text, code, NULL,
-           jsonb_build_object('member_id', %(member)s::text, 'via', %(via)s::text, 'inventory',
-                              %(inventory_public)s::text, 'valid_until', to_jsonb(%(valid_until)s::timestamptz)),
-           %(now)s
-      FROM taken
+    """ + audit_insert_sql(
+    action="coupon.issue", object_type="coupons.CouponCode", tenant="tenant_id", object_id="id::text",
+    object_repr="code", before="NULL",
+    after="""jsonb_build_object('member_id', %(member)s::text, 'via', %(via)s::text, 'inventory',
+                              %(inventory_public)s::text, 'valid_until', to_jsonb(%(valid_until)s::timestamptz))""",
+    created_at="%(now)s", source="taken") + """
     RETURNING id
 )
 SELECT taken.id, taken.code, taken.batch_id, (SELECT count(*) FROM issue), (SELECT count(*) FROM counter),
@@ -168,13 +166,11 @@ _TAKE_THIS = _ISSUE_WRITES.replace("{which}", "id = %(coupon)s AND status = %(fr
 def _issue_params(*, inventory: CouponInventory, member_id: str, slot: int, via: str, ctx: RequestContext,
                   now: datetime, valid_from: datetime | None, valid_until: datetime | None,
                   grant: CouponGrant | None = None, **extra: Any) -> dict[str, Any]:
-    actor = ctx.actor
     return {"member": member_id, "now": now, "valid_from": valid_from, "valid_until": valid_until,
             "inventory": inventory.pk, "slot": slot, "via": via, "client": ctx.client.pk if ctx.client else None,
             "operator": ctx.operator.pk if ctx.operator else None, "grant": grant.pk if grant else None,
             "channel": ctx.channel, "ip": ctx.ip, "device": ctx.device_id, "shard": shard_of(member_id),
-            "actor_type": actor.type, "actor_id": actor.id, "actor_label": actor.label[:200],
-            "inventory_public": inventory.public_id, **extra}
+            "inventory_public": inventory.public_id, **actor_params(ctx.actor), **extra}
 
 
 _batches: dict[int, CouponBatch] = {}

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, actor_params, audit_insert_sql, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.locks import session_lock
 from core.models import Tenant
@@ -127,15 +127,13 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
                             order_id=order_id, order_amount=priced.order_amount, discount=priced.discount,
                             channel=order.channel or ctx.channel, payment_method=order.payment_method or "",
                             client=ctx.client, ip=ctx.ip, device_id=ctx.device_id, used_at=now)
-        actor = ctx.actor
         with connection.cursor() as cursor:
             cursor.execute(_REDEEM_WRITES, {
                 "coupon": coupon.pk, "tenant": tenant.pk, "inventory": coupon.inventory_id, "member": member_id,
                 "order": order_id, "order_amount": priced.order_amount, "discount": priced.discount,
                 "channel": usage.channel, "payment_method": usage.payment_method,
                 "client": ctx.client.pk if ctx.client else None, "ip": ctx.ip, "device": ctx.device_id, "now": now,
-                "shard": shard_of(member_id), "actor_type": actor.type, "actor_id": actor.id,
-                "actor_label": actor.label[:200], "code": coupon.code, "before": before})
+                "shard": shard_of(member_id), **actor_params(ctx.actor), "code": coupon.code, "before": before})
             usage.pk = cursor.fetchone()[0]
         budget_consume(inventory=coupon.inventory, kind="use", amount=priced.discount, now=now)  # R-RISK-3, last
         transaction.on_commit(lambda: record_redemption(tenant.pk))  # /metrics (R-OPS)
@@ -163,14 +161,12 @@ WITH used AS (
     """ + upsert_from("used", shard="%(shard)s", used="1", used_discount="%(discount)s") + """
     RETURNING id
 ), audit AS (
-    INSERT INTO core_auditlog (tenant_id, actor_type, actor_id, actor_label, action, object_type, object_id,
-                               object_repr, before, after, created_at)
-    SELECT %(tenant)s, %(actor_type)s, %(actor_id)s, %(actor_label)s, 'coupon.redeem', 'coupons.CouponCode',
-           id::text, %(code)s, jsonb_build_object('status', %(before)s::text),
-           jsonb_build_object('status', 'USED', 'order_id', %(order)s::text, 'discount', %(discount)s::bigint,
-                              'order_amount', %(order_amount)s::bigint),
-           %(now)s
-      FROM used
+    """ + audit_insert_sql(
+    action="coupon.redeem", object_type="coupons.CouponCode", tenant="%(tenant)s", object_id="id::text",
+    object_repr="%(code)s", before="jsonb_build_object('status', %(before)s::text)",
+    after="""jsonb_build_object('status', 'USED', 'order_id', %(order)s::text, 'discount', %(discount)s::bigint,
+                              'order_amount', %(order_amount)s::bigint)""",
+    created_at="%(now)s", source="used") + """
     RETURNING id
 )
 SELECT (SELECT id FROM usage), (SELECT count(*) FROM counter), (SELECT count(*) FROM audit)
