@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from core.models import Tenant
 from coupons.codes import normalise_code
-from coupons.models import CouponCode, CouponInventory, CouponIssue
+from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue
 from coupons.pricing import scope_filter
 from events.models import Event
 
@@ -90,3 +90,13 @@ def approvals_waiting_count(*, user: object, tenant_id: int | None) -> int:
     """What the header shows an approver: pending policies they may decide — everyone's but their own (R-POL-5).
     One indexed count (``policy_tenant_status``)."""
     return policies_pending(tenant_id=tenant_id).exclude(created_by_id=getattr(user, "pk", None)).count()
+
+
+def grant_by_job(*, tenant: Tenant, job: str) -> CouponGrant | None:
+    return CouponGrant.objects.filter(tenant=tenant, public_id=job).first()
+
+
+def grant_failures(*, grant: CouponGrant, limit: int) -> list[dict[str, str]]:
+    """The members a grant could not issue to, in order: ``member_id`` and ``error_code``."""
+    return list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
+                .order_by("id").values("member_id", "error_code")[:limit])

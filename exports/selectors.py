@@ -232,3 +232,11 @@ def export_values(export: Export) -> QuerySet:
         else:
             fields.append(column.source)
     return export_queryset(export).values_list(*fields)
+
+
+def export_by_public_id(*, tenant: Tenant, public_id: str) -> Export | None:
+    """The tenant's export; None for anything that is not one (another tenant's included)."""
+    public_id = public_id.strip().upper()
+    if not (public_id.isascii() and public_id.isalnum() and len(public_id) <= 16):  # no public id looks otherwise
+        return None
+    return Export.objects.select_related("tenant").filter(tenant=tenant, public_id=public_id).first()

@@ -23,7 +23,7 @@ from coupons.services import lifecycle
 from coupons.services import revocation as revocations
 from coupons.api import serializers as s
 from coupons.exceptions import CouponNotFound, OrderIdMismatch, refusal_message
-from coupons.models import CouponGrant, CouponGrantMember
+from coupons.models import CouponGrant
 
 COUPON_RESPONSE = inline_serializer("CouponResponse", {"coupon": s.CouponSerializer()})
 
@@ -103,11 +103,10 @@ class GrantStatusView(CouponAPIView):
                                                           "code": serializers.CharField()}, many=True)}),
         **_errors(403, 404)})
     def get(self, request: Request, job: str) -> Response:
-        grant = CouponGrant.objects.filter(tenant=self.tenant, public_id=job).first()
+        grant = selectors.grant_by_job(tenant=self.tenant, job=job)
         if grant is None:
             raise DomainError(_("No such grant job."), code="not_found", status=404)
-        failures = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
-                        .order_by("id").values("member_id", "error_code")[:1000])
+        failures = selectors.grant_failures(grant=grant, limit=1000)
         return Response({
             "job": grant.public_id, "status": grant.status, "total": grant.total, "processed": grant.processed,
             "issued": grant.issued, "failed": grant.failed,

@@ -9,9 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.views import API_ERROR as ERROR, TenantAPIView
-from draws.models import Draw, DrawWinner, PrizeTier
+from draws import selectors
+from draws.models import Draw, PrizeTier
 from events.exceptions import EventNotFound
-from events.models import Event
 
 
 DRAW_FIELDS = {
@@ -53,18 +53,8 @@ class EventDrawsView(TenantAPIView):
                    description="The event's draws, oldest round first: status and the seed hash (published before "
                                "the draw); once DONE also the revealed seed and the winners.")
     def get(self, request: Request, event_id: str) -> Response:
-        event = Event.objects.filter(tenant=self.tenant, public_id=event_id.strip().upper()).first()
-        if event is None:
+        found = selectors.event_draws(tenant=self.tenant, event_public_id=event_id)
+        if found is None:
             raise EventNotFound()
-        draws = list(Draw.objects.filter(event=event).select_related("parent").order_by("draw_at", "round", "pk"))
-        tiers: dict[int, list[PrizeTier]] = {}
-        for tier in PrizeTier.objects.filter(draw__in=draws).order_by("position"):
-            tiers.setdefault(tier.draw_id, []).append(tier)
-        winners: dict[int, list[dict[str, Any]]] = {}
-        rows = (DrawWinner.objects.filter(draw__in=[d for d in draws if d.status == Draw.Status.DONE])
-                .order_by("tier__position", "rank").values_list("draw_id", "member_id", "tier__position", "rank",
-                                                                "forfeited_at"))
-        for draw_id, member_id, position, rank, forfeited_at in rows:
-            winners.setdefault(draw_id, []).append({"member_id": member_id, "tier": position, "rank": rank,
-                                                    "forfeited": forfeited_at is not None})
-        return Response([_draw_payload(d, tiers.get(d.pk, []), winners.get(d.pk, [])) for d in draws])
+        return Response([_draw_payload(d, found.tiers.get(d.pk, []), found.winners.get(d.pk, []))
+                         for d in found.draws])

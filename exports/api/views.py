@@ -18,7 +18,7 @@ from core.api.permissions import IsOperatorClient
 from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
 from core.exceptions import NotFound
-from exports import services
+from exports import selectors, services
 from exports.models import Export
 from exports.selectors import ALL_FILTERS
 
@@ -76,10 +76,7 @@ class ExportAPIView(TenantAPIView):
     permission_classes = [IsOperatorClient]
 
     def export(self, export_id: str) -> Export:
-        export_id = export_id.strip().upper()
-        export = None
-        if export_id.isascii() and export_id.isalnum() and len(export_id) <= 16:  # anything else is no public id
-            export = Export.objects.select_related("tenant").filter(tenant=self.tenant, public_id=export_id).first()
+        export = selectors.export_by_public_id(tenant=self.tenant, public_id=export_id)
         if export is None:
             raise ExportNotFound()
         return export

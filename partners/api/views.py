@@ -18,7 +18,7 @@ from core.audit import Actor
 from core.exceptions import InvalidInput
 from core.identifiers import IdentifierField
 from coupons.api.views import CouponPagination
-from partners import distribution, services
+from partners import distribution, selectors, services
 from partners.exceptions import UploadNotFound
 from partners.models import PartnerUpload, PartnerUploadFailure
 
@@ -63,7 +63,7 @@ class PartnerUploadAPIView(TenantAPIView):
     permission_classes = [IsOperatorClient]
 
     def upload(self, upload_id: str) -> PartnerUpload:
-        upload = PartnerUpload.objects.filter(tenant=self.tenant, public_id=upload_id.strip().upper()).first()
+        upload = selectors.upload_by_public_id(tenant=self.tenant, public_id=upload_id)
         if upload is None:
             raise UploadNotFound()
         return upload
@@ -110,14 +110,12 @@ class UploadFailuresView(PartnerUploadAPIView):
             **_errors(400, 403, 404)})
     def get(self, request: Request, upload_id: str) -> Response:
         upload = self.upload(upload_id)
-        qs = PartnerUploadFailure.objects.filter(upload=upload).order_by("line").only("line", "value", "reason",
-                                                                                     "message")
         reason = request.query_params.get("reason")
-        if reason is not None:
-            if reason not in PartnerUploadFailure.Reason.values:  # the schema's enum: say so rather than list nothing
-                raise InvalidInput(_("reason must be one of %(choices)s.")
-                                   % {"choices": ", ".join(PartnerUploadFailure.Reason.values)})
-            qs = qs.filter(reason=reason)
+        if reason is not None and reason not in PartnerUploadFailure.Reason.values:
+            # the schema's enum: say so rather than list nothing
+            raise InvalidInput(_("reason must be one of %(choices)s.")
+                               % {"choices": ", ".join(PartnerUploadFailure.Reason.values)})
+        qs = selectors.upload_failures(upload=upload, reason=reason)
         paginator = FailurePagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(FailureSerializer(page, many=True).data)

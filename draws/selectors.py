@@ -1,0 +1,35 @@
+"""Reads of draws used by the API and the console."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.models import Tenant
+from draws.models import Draw, DrawWinner, PrizeTier
+from events.models import Event
+
+
+@dataclass
+class EventDraws:
+    draws: list[Draw]
+    tiers: dict[int, list[PrizeTier]] = field(default_factory=dict)  # by draw id, in position order
+    winners: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by draw id; DONE draws only
+
+
+def event_draws(*, tenant: Tenant, event_public_id: str) -> EventDraws | None:
+    """An event's draws, oldest round first, with their prize tiers and (once DONE) winners; None if the tenant has
+    no such event."""
+    event = Event.objects.filter(tenant=tenant, public_id=event_public_id.strip().upper()).first()
+    if event is None:
+        return None
+    result = EventDraws(list(Draw.objects.filter(event=event).select_related("parent")
+                             .order_by("draw_at", "round", "pk")))
+    for tier in PrizeTier.objects.filter(draw__in=result.draws).order_by("position"):
+        result.tiers.setdefault(tier.draw_id, []).append(tier)
+    rows = (DrawWinner.objects.filter(draw__in=[d for d in result.draws if d.status == Draw.Status.DONE])
+            .order_by("tier__position", "rank").values_list("draw_id", "member_id", "tier__position", "rank",
+                                                            "forfeited_at"))
+    for draw_id, member_id, position, rank, forfeited_at in rows:
+        result.winners.setdefault(draw_id, []).append({"member_id": member_id, "tier": position, "rank": rank,
+                                                       "forfeited": forfeited_at is not None})
+    return result
