@@ -27,6 +27,9 @@ from core.models import ApiClient, AuditLog, Tenant, User
 from core.admin_confirm import confirm_action
 from core.services import (api_client_create, api_client_end_rollover, api_client_revoke, api_client_rotate_token,
                            api_client_set_networks, parse_networks)
+from django.utils.text import capfirst
+from django.apps import apps
+import json
 
 admin.site.site_header = _("Coupon platform — back office")
 admin.site.site_title = _("Coupon back office")
@@ -177,8 +180,6 @@ _CUSTOM_PERMISSION_NAMES = (_("Can see queues, workers and failed jobs"), _("Can
 
 
 def permission_label(permission: Any) -> str:
-    from django.utils.text import capfirst
-
     model = permission.content_type.model_class()
     if model is None:
         return str(permission)
@@ -188,7 +189,6 @@ def permission_label(permission: Any) -> str:
         name = _ACTIONS[action] % {"model": gettext(str(opts.verbose_name))}
     else:
         name = gettext(permission.name)
-    from django.apps import apps
 
     app = _THIRD_PARTY_APP_NAMES.get(opts.app_label) or apps.get_app_config(opts.app_label).verbose_name
     return f"{capfirst(app)} | {capfirst(gettext(str(opts.verbose_name)))} | {name}"
@@ -347,22 +347,15 @@ class ApiClientAdmin(TenantScopedAdmin):
 
 
 def _audited_model_labels() -> list[str]:
-    from django.apps import apps
-
     return sorted(m._meta.label for m in apps.get_models())
 
 
 def _model_names() -> dict[str, Any]:
     """``app.Model`` → the model's name in the reader's language (the console shows names, searches by label)."""
-    from django.apps import apps
-    from django.utils.text import capfirst
-
     return {m._meta.label: capfirst(gettext(str(m._meta.verbose_name))) for m in apps.get_models()}
 
 
 def _json_block(value: Any) -> Any:
-    import json
-
     if value in (None, {}, []):
         return "-"
     return format_html("<pre class=\"json\">{}</pre>", json.dumps(value, ensure_ascii=False, indent=1,

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from core.models import AuditLog, Tenant
+from core.models import ApiClient
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,6 @@ class Actor:
     @classmethod
     def of(cls, principal: Any) -> "Actor":
         """The actor for a request principal: a console user or an API client."""
-        from core.models import ApiClient
-
         if isinstance(principal, Actor):
             return principal
         if isinstance(principal, ApiClient):

@@ -12,6 +12,9 @@ import logging
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 from django.utils.translation import gettext as _
+from django.contrib import admin
+from django.http import JsonResponse
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +22,6 @@ logger = logging.getLogger(__name__)
 def _render(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
     context: dict = {"title": title, "message": message, "status": status, "is_error_page": True}
     try:
-        from django.contrib import admin
-
         context.update(admin.site.each_context(request))
         context["title"] = title
     except Exception:  # noqa: BLE001 - a page about a failure must not fail
@@ -35,8 +36,6 @@ def _render(request: HttpRequest, status: int, title: str, message: str) -> Http
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
-        from django.http import JsonResponse
-
         return JsonResponse({"code": "permission_denied", "message": _("You do not have permission to do this."),
                              "details": {}}, status=403)
     return _render(request, 403, _("You may not open this page"),
@@ -66,8 +65,6 @@ def favicon(request: HttpRequest) -> HttpResponse:
     """``/favicon.ico``: browsers ask for it on every page; without it every console page logged a 404 (issue #20)."""
     global _FAVICON
     if _FAVICON is None:
-        from pathlib import Path
-
         _FAVICON = (Path(__file__).resolve().parent / "static" / "core" / "favicon.ico").read_bytes()
     response = HttpResponse(_FAVICON, content_type="image/x-icon")
     response["Cache-Control"] = "public, max-age=86400"

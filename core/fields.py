@@ -6,6 +6,7 @@ import secrets
 
 from django import forms
 from django.db import models
+from core.money import format_number
 
 # The unambiguous alphabet of SPEC R-CODE-1 (no I, O, 0, 1), reused for public identifiers.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -44,8 +45,6 @@ class MoneyInput(forms.TextInput):
 
     def format_value(self, value):  # type: ignore[no-untyped-def]
         if isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip())):
-            from core.money import format_number
-
             return format_number(int(value))
         return super().format_value(value)
 

@@ -8,6 +8,9 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from redis import Redis
+from rq import Queue
+from core.metrics import operator_caller
 
 
 def _database() -> str:
@@ -24,9 +27,6 @@ def _redis_and_queues() -> tuple[str, dict[str, Any]]:
     if not settings.USE_REDIS:
         return "not configured", {"mode": "in-process (no REDIS_URL)"}
     try:
-        from redis import Redis
-        from rq import Queue
-
         conn = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
         conn.ping()
         queues = {name: {"queued": Queue(name, connection=conn).count} for name in settings.JOB_QUEUES}
@@ -36,8 +36,6 @@ def _redis_and_queues() -> tuple[str, dict[str, Any]]:
 
 
 def _trusted(request) -> bool:
-    from core.metrics import operator_caller
-
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and user.is_staff) or operator_caller(request)
 

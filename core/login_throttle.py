@@ -14,6 +14,7 @@ from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.shortcuts import render
 from django.utils.translation import gettext
+from django.contrib import admin
 
 
 class ThrottledLoginBackend(AxesStandaloneBackend):
@@ -32,7 +33,6 @@ def lockout_response(request: Any, original_response: Any = None, credentials: A
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     message = gettext("Too many failed logins for this account from your address. Try again in %(minutes)d minutes, "
                       "or ask your tenant administrator to unlock it.") % {"minutes": minutes}
-    from django.contrib import admin
 
     context = {**admin.site.each_context(request), "message": message, "title": gettext("Login locked")}
     return render(request, "admin/lockout.html", context, status=429)

@@ -22,6 +22,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
                                generate_latest)
 
 from core.addresses import connection_ip
+from prometheus_client import multiprocess
 
 HTTP_REQUESTS = Counter("coupon_http_requests", "HTTP requests answered, by view, method and status.",
                         ["view", "method", "status"])
@@ -70,8 +71,6 @@ class MetricsMiddleware:
 
 def _registry() -> Any:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return registry

@@ -11,6 +11,9 @@ import sys
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from core.api.errors import dependency_outage
+from core.error_pages import server_error
+from django.utils.translation import gettext
 
 
 class DependencyOutageMiddleware:
@@ -26,8 +29,6 @@ class DependencyOutageMiddleware:
 
 def outage_response(request: HttpRequest, exception: BaseException | None) -> HttpResponse | None:
     """The 503 for an exception that means a dependency is not answering, else None."""
-    from core.api.errors import dependency_outage
-
     outage = dependency_outage(exception) if exception is not None else None
     if outage is None:
         return None
@@ -42,14 +43,10 @@ def outage_response(request: HttpRequest, exception: BaseException | None) -> Ht
 def server_error_view(request: HttpRequest) -> HttpResponse:
     """``handler500``: Django calls it for an exception nothing else handled — also one raised in a middleware (the
     console's language middleware reads the user from the database). A dependency outage answers 503 instead."""
-    from core.error_pages import server_error
-
     response = outage_response(request, sys.exc_info()[1])
     if response is not None:
         return response
     if request.path.startswith("/api/"):
-        from django.utils.translation import gettext
-
         return JsonResponse({"code": "server_error", "message": gettext("An internal error occurred. It has been "
                                                                          "logged."), "details": {}}, status=500)
     return server_error(request)

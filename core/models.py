@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.validators import validate_time_zone
+from django.apps import apps
+from django.utils import timezone
 
 
 class Tenant(models.Model):
@@ -158,8 +160,6 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         # in the active (tenant's) time zone, the object by its model's name: a page title the operator reads (#20)
-        from django.apps import apps
-        from django.utils import timezone
 
         try:
             kind = str(apps.get_model(self.object_type)._meta.verbose_name)

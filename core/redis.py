@@ -25,6 +25,8 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from core.exceptions import DomainError
+import redis.exceptions
+from redis import Redis
 
 logger = logging.getLogger("coupons.redis")
 
@@ -52,8 +54,6 @@ def retry_after_seconds() -> int:
 
 def error_types() -> tuple[type[BaseException], ...]:
     """What a Redis outage raises: redis-py's connection/timeout errors, django-redis's wrapper, socket errors."""
-    import redis.exceptions
-
     types: list[type[BaseException]] = [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                                          redis.exceptions.BusyLoadingError, ConnectionError, TimeoutError]
     try:
@@ -71,8 +71,6 @@ def is_outage(exc: BaseException) -> bool:
 
 def client(*, timeout: float | None = None) -> Any:
     """A shared redis-py client for ``REDIS_URL`` with the configured connect and read timeouts."""
-    from redis import Redis
-
     connect = float(settings.COUPON_REDIS_CONNECT_TIMEOUT_SECONDS)
     read = float(timeout if timeout is not None else settings.COUPON_REDIS_TIMEOUT_SECONDS)
     key = (settings.REDIS_URL, connect, read)

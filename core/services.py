@@ -13,6 +13,7 @@ from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, Tenant
 from core.tokens import forget_client, new_token
+from django.conf import settings
 
 def tenant_create(*, name: str, actor: Actor, slug: str = "", currency: str = "KRW", rounding_unit: int = 1,
                   time_zone: str = "Asia/Seoul", language: str = "ko") -> Tenant:
@@ -63,8 +64,6 @@ def api_client_create(*, tenant: Tenant, name: str, scope: str, actor: Actor) ->
 
 def rotation_grace_seconds() -> int:
     """How long a rotated-out token keeps working (COUPON_TOKEN_ROTATION_GRACE_SECONDS, default 24 h)."""
-    from django.conf import settings
-
     return int(settings.COUPON_TOKEN_ROTATION_GRACE_SECONDS)
 
 

@@ -13,6 +13,9 @@ from typing import Any
 from rq import SimpleWorker, Worker
 
 from core.metrics import record_job
+from django.conf import settings
+from django.db import connections
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger("coupons.jobs")
 
@@ -35,8 +38,6 @@ class _LostJobsFoundSooner:
     leave it for up to ten minutes; these settings bring that to about a minute (issue #18)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from django.conf import settings
-
         kwargs.setdefault("job_monitoring_interval", settings.COUPON_WORKER_HEARTBEAT_SECONDS)
         kwargs.setdefault("maintenance_interval", settings.COUPON_WORKER_MAINTENANCE_SECONDS)
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
@@ -51,12 +52,9 @@ class _LostJobsFoundSooner:
         sweep (ops/sweep.py): a worker that starts after another one died picks the dead one's work up at once —
         no waiting for the dead worker's heartbeat or scheduler lock to lapse, no cron needed (issue #18)."""
         super().run_maintenance_tasks()  # type: ignore[misc]
-        from django.conf import settings
-        from django.db import connections
 
         if not settings.COUPON_WORKER_SWEEPS:
             return
-        from django.utils.module_loading import import_string
 
         try:
             import_string("ops.sweep.stuck_work_requeue")()  # by dotted path: ops is a sibling app (STYLE.md)

@@ -56,6 +56,8 @@ from django.conf import settings
 from django.db import connection
 
 from core.locks import advisory_acquire, advisory_release, session_lock
+import redis
+from core import redis as core_redis
 
 logger = logging.getLogger("coupons.bloom")
 
@@ -276,8 +278,6 @@ class RedisBloomStore:
     """
 
     def __init__(self, key: str, client: Any = None) -> None:
-        import redis
-
         self.key = key
         self.bits_key, self.meta_key = f"{key}:bits", f"{key}:meta"
         self.redis = client if client is not None else _redis_client()
@@ -522,8 +522,6 @@ _stores_lock = threading.Lock()
 
 
 def _redis_client() -> Any:
-    import redis
-
     url = settings.REDIS_URL
     client = _redis_clients.get(url)
     if client is None:
@@ -544,7 +542,6 @@ def get_store(*, lookup: bool = False) -> BloomStore:
         location = settings.BLOOM_FILE or str(Path(settings.BLOOM_DIR) / f"{db_name}.bloom")
     if lookup and backend == "redis":
         # A request's lookup: the short timeouts of core.redis, so a frozen Redis costs at most one timeout.
-        from core import redis as core_redis
 
         return RedisBloomStore(location, client=core_redis.client())
     with _stores_lock:
@@ -571,7 +568,6 @@ def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
     data = code.encode("utf-8")
     if not data or len(data) > MAX_CODE_BYTES or b"\0" in data:
         return False  # the column cannot hold it
-    from core import redis as core_redis
 
     if settings.BLOOM_BACKEND == "redis" and core_redis.is_down():
         return True  # fail open at once while Redis is known not to answer (issue #18)

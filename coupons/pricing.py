@@ -18,6 +18,7 @@ from coupons.discounts import (CombinationResult, Context, CouponTerms, Order, R
 from coupons.exceptions import NotApplicable
 from coupons.models import AudienceEntry, CouponCode, CouponPolicy
 from coupons.validity import effective_status
+from coupons.bloom_check import might_exist
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,6 @@ def _refusal(coupon: CouponCode, member_id: str, order_id: str | None, now: date
 def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order: Order,
                 now: datetime, buyer: Buyer = MEMBER) -> CombinationResult:
     """/checkout/validate: apply the given codes in order (R-USE-1); unknown or unusable ones are rejected."""
-    from coupons.bloom_check import might_exist
-
     # Codes the Bloom filter rejects for this tenant never reach the database (R-RISK-4, issue #17).
     maybe = [code for code in codes if might_exist(code, tenant.pk)]
     found = {c.code: c for c in CouponCode.objects.select_related("inventory__policy").filter(

@@ -10,6 +10,9 @@ from coupons.codes import normalise_code
 from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue
 from coupons.pricing import scope_filter
 from events.models import Event
+from coupons.bloom_check import might_exist
+from django.db.models import Count, Exists, OuterRef
+from coupons.models import CouponPolicy
 
 MEMBER_STATES = ["usable", "used", "locked", "invalid", "all"]
 
@@ -41,7 +44,6 @@ def coupon_by_code(*, tenant: Tenant, raw_code: str) -> CouponCode | None:
     code = normalise_code(raw_code)
     if not code:
         return None
-    from coupons.bloom_check import might_exist
 
     if not might_exist(code, tenant.pk):
         return None
@@ -51,8 +53,6 @@ def coupon_by_code(*, tenant: Tenant, raw_code: str) -> CouponCode | None:
 def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id: str | None,
                           now: datetime) -> list[CouponInventory]:
     """Inventories a member could claim now on a product/shop page (R-QRY-2). ``claimed`` is set on each row."""
-    from django.db.models import Count, Exists, OuterRef
-
     available = CouponCode.objects.filter(inventory=OuterRef("pk"), status=CouponCode.Status.AVAILABLE)
     qs = (CouponInventory.objects.select_related("policy")
           .filter(tenant=tenant, is_active=True, event__status=Event.Status.OPEN, event__starts_at__lte=now,
@@ -78,8 +78,6 @@ def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id:
 
 def policies_pending(*, tenant_id: int | None) -> QuerySet:
     """Policies waiting for a decision, oldest submission first; ``tenant_id`` None = every tenant (superusers)."""
-    from coupons.models import CouponPolicy
-
     qs = CouponPolicy.objects.filter(status=CouponPolicy.Status.PENDING)
     if tenant_id is not None:
         qs = qs.filter(tenant_id=tenant_id)

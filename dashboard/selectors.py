@@ -28,6 +28,10 @@ from django.utils.translation import gettext
 
 from core.models import AuditLog, Tenant
 from coupons.models import CouponInventory, CouponIssue, CouponUsage, InventoryCounter
+from django.utils import timezone
+from django.db import connection
+from django.conf import settings
+from core import redis as core_redis
 
 MAX_DAYS = 366
 BUDGET_ROWS = 200
@@ -76,7 +80,6 @@ def tenant_zone(tenant: Tenant) -> ZoneInfo:
     try:
         return ZoneInfo(tenant.time_zone)
     except Exception:  # a bad zone name must not take the dashboard down; the server zone is the fallback
-        from django.utils import timezone
 
         return timezone.get_default_timezone()  # type: ignore[return-value]
 
@@ -112,8 +115,6 @@ def _daily_counts(tenant: Tenant, start: date, end: date) -> list[DayRow]:
 
 
 def cache_key(tenant: Tenant, start: date, end: date) -> str:
-    from django.db import connection
-
     return (f"dashboard:v1:{connection.settings_dict['NAME']}:{tenant.pk}:{tenant.time_zone}:"
             f"{start.isoformat()}:{end.isoformat()}")
 
@@ -125,8 +126,6 @@ def daily_counts(tenant: Tenant, start: date, end: date, *, today: date | None =
     their figures are cached for ``DASHBOARD_CACHE_SECONDS``; today's are always counted afresh. A repeat visit then
     reads only today's rows.
     """
-    from django.conf import settings
-
     today = today or datetime.now(tenant_zone(tenant)).date()
     ttl = getattr(settings, "DASHBOARD_CACHE_SECONDS", 300)
     past_end = min(end, today - timedelta(days=1))
@@ -211,8 +210,6 @@ def dashboard_for(tenant: Tenant, start: date, end: date) -> Dashboard:
 
 def _cache_call(fn: Any, *args: Any) -> Any:
     """The dashboard's cache fails open: with Redis not answering the figures are counted afresh (issue #18)."""
-    from core import redis as core_redis
-
     try:
         return fn(*args)
     except core_redis.error_types():

@@ -23,6 +23,7 @@ from draws import services
 from draws.exports import DeleteOnClose, winners_xlsx
 from draws.models import Draw, DrawWinner, PrizeTier
 from events.windows import entries_closed
+from coupons.models import CouponInventory
 
 WINNERS_PER_PAGE = 50
 
@@ -46,8 +47,6 @@ class PrizeTierInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "inventory":
-            from coupons.models import CouponInventory
-
             tenant_id = user_tenant_id(request)
             qs = CouponInventory.objects.all()
             kwargs["queryset"] = qs if tenant_id is None else qs.filter(tenant_id=tenant_id)

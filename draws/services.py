@@ -25,6 +25,7 @@ from draws.models import Draw, DrawWinner, PrizeTier
 from core.sealing import SealBroken, seal, unseal
 from events.models import Event
 from events.windows import entries_closed
+from coupons.services.issue import RequestContext, issue_from_pool
 
 logger = logging.getLogger("coupons.draws")
 
@@ -235,8 +236,6 @@ class _AlreadyGranted(Exception):
 def draw_grant_prizes(*, draw_id: int, actor: Actor | None = None) -> GrantSummary:
     """Give each unforfeited winner of a tier with an inventory a coupon, once: the winner row is linked to the
     coupon inside the issue's own transaction, so a re-run skips whoever already has one."""
-    from coupons.services.issue import RequestContext, issue_from_pool
-
     actor = actor or Actor.job("grant_draw_prizes")
     draw = Draw.objects.select_related("tenant").get(pk=draw_id)
     if draw.status != Draw.Status.DONE:

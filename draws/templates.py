@@ -26,6 +26,7 @@ from draws.services import TierSpec, draw_create
 from events.models import Event, EventAllowedMember
 from events.services import event_save
 from risk.models import FrequencyLimit, InventoryBudget
+from coupons.services.generation import batch_start_generation
 
 CHUNK = 5000
 _BUDGETS = ("issue_budget_count", "issue_budget_amount", "use_budget_count", "use_budget_amount")
@@ -75,8 +76,6 @@ def _copy_inventory(source: CouponInventory, target: Event, actor: Actor, *, mov
 
 def _generate_on_commit(batch: CouponBatch, actor: Actor) -> None:
     def start() -> None:
-        from coupons.services.generation import batch_start_generation
-
         batch_start_generation(batch=batch, actor=actor)
 
     transaction.on_commit(start, robust=True)

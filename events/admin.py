@@ -13,6 +13,8 @@ from core.admin_confirm import confirm_action
 from core.admin import TenantExportActionMixin, TenantScopedAdmin
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
 from events.services import allow_list_changed, event_save, staff_member_add, staff_member_remove
+from django.utils.module_loading import import_string
+from core.exceptions import DomainError
 
 EVENT_CLONE = "draws.templates.event_clone"
 
@@ -57,10 +59,6 @@ class EventAdmin(TenantExportActionMixin, TenantScopedAdmin):
     @admin.action(description=_("Copy the selected events as templates (with their pools and draws)"),
                   permissions=["add"])
     def clone_as_template(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from django.utils.module_loading import import_string
-
-        from core.exceptions import DomainError
-
         event_clone = import_string(EVENT_CLONE)  # draws sits above events: by dotted path
         for event in queryset.select_related("tenant"):
             try:

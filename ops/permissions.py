@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from django.contrib.auth.models import Group, Permission
 
 JOB_OPERATORS_GROUP = "job operators"
 
@@ -33,8 +34,6 @@ def job_visible_to(user: Any, meta: dict | None) -> bool:
 
 
 def ensure_job_operators_group(**_: object) -> None:
-    from django.contrib.auth.models import Group, Permission
-
     perms = Permission.objects.filter(content_type__app_label="ops", codename__in=["view_jobs", "manage_jobs"])
     if not perms.exists():  # the ops migration has not run yet
         return

@@ -18,6 +18,8 @@ from django.db import connection, transaction
 
 from core.audit import Actor, audit_record
 from coupons.models import CouponInventory, InventoryCounter
+from coupons.bloom import BitArray, get_store, iter_code_blocks, offsets_one
+from coupons.bloom import bloom_verify
 
 _TOTALS = """
 WITH issued AS (SELECT inventory_id, count(*) AS n FROM coupons_couponissue {where} GROUP BY inventory_id),
@@ -144,9 +146,6 @@ def bloom_check(*, full: bool = False, sample: int = 2000,
     """Codes of the table the filter calls absent. ``full`` tests every code against a copy of the filter's bits
     (memory: the filter's size, e.g. 69 MiB for 20M codes at 1e-6); a code missing from that copy is tested again
     against the live filter, so a code written by a generation that ran meanwhile is not a false alarm."""
-    from coupons.bloom import BitArray, get_store, iter_code_blocks, offsets_one
-    from coupons.bloom import bloom_verify
-
     if not full:
         result = bloom_verify(sample=sample)
         if progress is not None:

@@ -9,6 +9,10 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from ops.permissions import job_visible_to
+import django_rq
+from rq import Worker
+from rq.job import Job
+from rq.exceptions import NoSuchJobError
 
 # A tenant user's failed-job list is filtered after fetching: look at no more than this many of the newest ids per
 # queue, so one page never fetches a whole 100,000-job registry.
@@ -75,8 +79,6 @@ def queue_label(name: str) -> str:
 
 
 def get_queue(name: str) -> Any:
-    import django_rq
-
     if name not in settings.JOB_QUEUES:
         raise KeyError(name)
     return django_rq.get_queue(name)
@@ -93,8 +95,6 @@ def queue_stats() -> list[QueueStats]:
 
 
 def workers() -> list[WorkerInfo]:
-    from rq import Worker
-
     connection = get_queue(queue_names()[0]).connection
     found = []
     for worker in Worker.all(connection=connection):
@@ -120,8 +120,6 @@ def _as_failed_job(job: Any, queue: str) -> FailedJob:
 
 def failed_jobs(user: Any, *, queue: str | None = None, limit: int = 200) -> list[FailedJob]:
     """The failed jobs ``user`` may see, newest first (across every queue unless ``queue`` is given)."""
-    from rq.job import Job
-
     result: list[FailedJob] = []
     for name in ([queue] if queue else queue_names()):
         q = get_queue(name)
@@ -136,9 +134,6 @@ def failed_jobs(user: Any, *, queue: str | None = None, limit: int = 200) -> lis
 def failed_job(user: Any, *, queue: str, job_id: str) -> FailedJob | None:
     """One failed job, or None when it is not in the queue's failed registry or ``user`` may not see it (a tenant
     user cannot tell another tenant's job from a missing one)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
     try:
         q = get_queue(queue)
     except KeyError:

@@ -31,6 +31,16 @@ from django.utils import timezone
 from core.audit import Actor, audit_record
 from core.jobs import enqueue
 from core.locks import session_lock, session_lock_held
+import django_rq
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from coupons.services.generation import batch_generation_running
+from coupons.services.grant import grant_work_key
+from coupons.jobs import generate_batch_job, run_grant
+from coupons.models import CouponBatch, CouponGrant, CouponGrantMember
+from partners.models import PartnerUpload
+from partners.services import partner_upload_is_stuck, partner_upload_resume_if_stuck
 
 logger = logging.getLogger("coupons.jobs")
 
@@ -55,9 +65,6 @@ def _waiting(job_id: str) -> bool:
     """True when RQ already holds a queued, scheduled, deferred or started job under this id."""
     if not settings.USE_REDIS or getattr(settings, "JOBS_SYNC", False):
         return False
-    import django_rq
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
 
     try:
         job = Job.fetch(job_id, connection=django_rq.get_connection("default"))
@@ -71,8 +78,6 @@ def _abandoned_rq_jobs(dry_run: bool) -> int:
     """Let RQ find the jobs of dead workers now rather than at its next maintenance: they are retried (core.jobs)."""
     if not settings.USE_REDIS or getattr(settings, "JOBS_SYNC", False):
         return 0
-    import django_rq
-    from rq.registry import StartedJobRegistry
 
     found = 0
     for name in settings.JOB_QUEUES:
@@ -90,13 +95,6 @@ def _grace_cutoff():
 
 def stuck_work_requeue(*, dry_run: bool = False) -> SweepResult | None:
     """One sweep. None if another sweep holds the lock."""
-    from coupons.services.generation import batch_generation_running
-    from coupons.services.grant import grant_work_key
-    from coupons.jobs import generate_batch_job, run_grant
-    from coupons.models import CouponBatch, CouponGrant, CouponGrantMember
-    from partners.models import PartnerUpload
-    from partners.services import partner_upload_is_stuck, partner_upload_resume_if_stuck
-
     actor = Actor.job(ACTOR)
     with session_lock(SWEEP_LOCK) as got:
         if not got:
@@ -166,8 +164,6 @@ def sweep_job(reschedule: bool = True) -> dict[str, int] | None:
         result = stuck_work_requeue()
     finally:
         if reschedule and settings.USE_REDIS:
-            import django_rq
-
             django_rq.get_queue("default").enqueue_in(timedelta(seconds=settings.COUPON_SWEEP_INTERVAL_SECONDS),
                                                       sweep_job, job_id=NEXT_SWEEP_JOB_ID)
     return result.counts() if result is not None else None

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from core.exceptions import DomainError
 from ops import selectors, services
 from ops.permissions import can_manage_jobs, can_view_jobs
+from django.urls import reverse
 
 ACTIONS = {
     "requeue": (_("Re-queue"), services.failed_job_requeue,
@@ -99,8 +100,6 @@ def failed_job_action(request: HttpRequest, queue: str, job_id: str, action: str
 
 
 def _failed_url() -> str:
-    from django.urls import reverse
-
     return reverse("ops:failed_jobs")
 
 

@@ -22,6 +22,7 @@ from core.exceptions import DomainError
 from core.models import Tenant
 from rewards import selectors, services
 from rewards.models import ExchangeOffer, MemberBirthday, MemberPoints, PointsEntry, RewardGrant, RewardRule
+import json
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -101,10 +102,6 @@ class RewardGrantAdmin(ReadOnlyRewardsAdmin):
     # The rule as it was is a record of keys and values: shown as code, not as prose (issue #20).
     @admin.display(description=_("rule at grant time"))
     def rule_snapshot_json(self, obj: RewardGrant) -> Any:
-        import json
-
-        from django.utils.html import format_html
-
         return format_html("<pre class=\"json\">{}</pre>", json.dumps(obj.rule_snapshot, ensure_ascii=False,
                                                                          indent=1, sort_keys=True))
 

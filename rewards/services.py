@@ -33,6 +33,7 @@ from rewards.exceptions import (InsufficientPoints, NoActiveRule, NoPointsSpent,
                                 PointsExceedPayable)
 from rewards.models import (BASIS_POINTS, ExchangeOffer, MemberBirthday, MemberPoints, PointsAllocation, PointsEntry,
                             RewardGrant, RewardRule, Trigger)
+from rewards.selectors import points_balance
 
 logger = logging.getLogger("rewards")
 
@@ -436,7 +437,6 @@ def points_exchange(*, tenant: Tenant, member_id: str, inventory_public_id: str,
     now = now or timezone.now()
     ctx = ctx or RequestContext(client=client)
     # Cheap early refusal without touching the pool; the debit below re-checks under the member's lock.
-    from rewards.selectors import points_balance
 
     balance = points_balance(tenant=tenant, member_id=member_id, now=now)
     if balance < offer.points:

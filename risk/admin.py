@@ -23,6 +23,10 @@ from risk import services
 from risk.budgets import budget_recount
 from risk.models import WEBHOOK_EVENTS, Alarm, FrequencyLimit, InventoryBudget, MemberRisk, WebhookAttempt, \
     WebhookDelivery, WebhookEndpoint
+from django.core.exceptions import ValidationError
+from core.models import Tenant
+from risk.webhooks import url_check_at_save
+from risk.webhooks import webhook_delivery_retry
 
 
 def _form_errors(form: forms.ModelForm, errors: dict[str, str]) -> None:
@@ -109,8 +113,6 @@ class MemberRiskResource(resources.ModelResource):
 
     def validate_instance(self, instance: MemberRisk, import_validation_errors: Any = None,
                           validate_unique: bool = True) -> None:
-        from django.core.exceptions import ValidationError
-
         errors = dict(import_validation_errors or {})
         for field, message in services.member_risk_errors(instance).items():
             errors.setdefault(field, []).append(message)
@@ -120,7 +122,6 @@ class MemberRiskResource(resources.ModelResource):
     def after_import(self, dataset: Any, result: Any, **kwargs: Any) -> None:
         if kwargs.get("dry_run") or result.has_errors() or result.has_validation_errors():
             return
-        from core.models import Tenant
 
         totals = result.totals
         audit_record(tenant=Tenant.objects.get(pk=self.tenant_id), actor=self.actor or Actor.system("import"),
@@ -278,8 +279,6 @@ class WebhookEndpointForm(forms.ModelForm):
         fields = "__all__"
 
     def clean_url(self) -> str:
-        from risk.webhooks import url_check_at_save
-
         url = self.cleaned_data.get("url") or ""
         try:
             url_check_at_save(url)
@@ -338,8 +337,6 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
 
     @admin.action(description=_("Send the selected failed deliveries again"), permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from risk.webhooks import webhook_delivery_retry
-
         done = sum(webhook_delivery_retry(delivery_id=pk, actor=self.actor(request))
                    for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, ngettext("%(count)d failed delivery will be sent again.",

@@ -33,6 +33,7 @@ from core.audit import Actor, audit_record
 from core.counters import counter_totals
 from risk.exceptions import BudgetExhausted
 from risk.models import Alarm, InventoryBudget, default_thresholds
+from risk.webhooks import outbox_add_alarm
 
 if TYPE_CHECKING:
     from coupons.models import CouponInventory
@@ -164,7 +165,6 @@ def raise_alarm(*, inventory: CouponInventory, budget: str, threshold: int, spen
                   spent=spent, limit=limit, raised_at=now)
     audit_record(tenant=inventory.tenant, actor=Actor.system("risk"), action="risk.alarm", obj=alarm,
                  after={"budget": budget, "threshold": threshold, "spent": spent, "limit": limit})
-    from risk.webhooks import outbox_add_alarm
 
     outbox_add_alarm(alarm)
     message = (f"budget alarm: inventory {inventory.public_id} ({inventory.name}) {budget} reached {threshold} % "

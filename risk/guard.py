@@ -30,6 +30,7 @@ from django.utils.translation import gettext, ngettext
 from risk import limits
 from risk.exceptions import BudgetExhausted, MemberBlocked, RiskContextRequired
 from risk.models import FrequencyLimit, MemberRisk
+from risk.budgets import alarm_exhausted
 
 if TYPE_CHECKING:
     from coupons.models import CouponInventory
@@ -144,8 +145,6 @@ class RiskGuard:
             self.taken = None
         if isinstance(exc, BudgetExhausted):
             try:
-                from risk.budgets import alarm_exhausted
-
                 alarm_exhausted(exc)
             except Exception:
                 logger.exception("could not record the budget-exhausted alarm")

@@ -23,6 +23,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from risk.exceptions import FrequencyLimited
+from core.redis import client as redis_client
+from core import redis as core_redis
+from risk.models import FrequencyLimit
 
 # KEYS = counter keys, ARGV[1] = expiry (unix seconds), ARGV[1 + i] = limit of KEYS[i].
 # Returns 0 when every counter was incremented, else the (1-based) index of the first counter at its limit.
@@ -55,8 +58,6 @@ _scripts: dict[tuple[str, int], object] = {}
 
 
 def _script(name: str):
-    from core.redis import client as redis_client
-
     client = redis_client()
     script = _scripts.get((name, id(client)))
     if script is None:
@@ -101,8 +102,6 @@ def counter_key(*, tenant_id: int, scope: str, action: str, dimension: str, valu
 
 def forget_counters() -> int:
     """Delete this database's Redis counters (tests start from zero; ids restart with each test database)."""
-    from core.redis import client as redis_client
-
     client = redis_client()
     keys = list(client.scan_iter(match=f"risk:{_namespace()}:*", count=1000))
     return client.delete(*keys) if keys else 0
@@ -114,8 +113,6 @@ def take(counters: list[Counter], *, day: date, seconds_left: int) -> Taken:
         return Taken((), day)
     ordered = sorted(counters, key=lambda c: c.key)  # a fixed order: no deadlock between PostgreSQL fallbacks
     if settings.USE_REDIS:
-        from core import redis as core_redis
-
         if core_redis.is_down():  # fail closed: a limit that cannot be counted is not waved through (issue #18)
             raise core_redis.fail_closed("a daily frequency limit")
         expire_at = int(timezone.now().timestamp()) + seconds_left + 60  # a minute of slack for clock skew
@@ -156,8 +153,6 @@ def release(taken: Taken) -> None:
 def current(counter_key_: str, day: date) -> int:
     """A counter's value (tests, console)."""
     if settings.USE_REDIS:
-        from core.redis import client as redis_client
-
         return int(redis_client().get(counter_key_) or 0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count FROM risk_frequencycounter WHERE key = %s AND day = %s", [counter_key_, day])
@@ -173,8 +168,6 @@ def purge_counters(*, before: date) -> int:
 
 
 def _refuse(counter: Counter, seconds_left: int) -> None:
-    from risk.models import FrequencyLimit
-
     raise FrequencyLimited(
         gettext("The daily limit of %(limit)s per %(dimension)s has been reached; try again in %(seconds)s seconds.")
         % {"limit": counter.limit, "dimension": FrequencyLimit.Dimension(counter.dimension).label,

@@ -12,6 +12,11 @@ from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
 from core.models import Tenant
 from risk.models import Alarm, FrequencyLimit, InventoryBudget, MemberRisk, WebhookEndpoint
+from risk.budgets import budget_recount
+from risk.webhooks import url_check_at_save
+from risk.models import WEBHOOK_EVENTS
+from datetime import date
+from django.utils.dateparse import parse_date, parse_datetime
 
 MEMBER_ID_MAX = 64
 
@@ -124,8 +129,6 @@ def budget_settings_save(*, spend: InventoryBudget, actor: Actor) -> InventoryBu
         raise InvalidInput(gettext("This inventory belongs to another tenant."))
     with transaction.atomic():
         if spend.pk is None:
-            from risk.budgets import budget_recount
-
             existing = InventoryBudget.objects.filter(inventory_id=spend.inventory_id).first()
             if existing is not None:
                 raise InvalidInput(gettext("This inventory already has its budget row; change that one."),
@@ -142,10 +145,6 @@ def budget_settings_save(*, spend: InventoryBudget, actor: Actor) -> InventoryBu
 
 
 def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
-    from risk.webhooks import url_check_at_save
-
-    from risk.models import WEBHOOK_EVENTS
-
     url = (endpoint.url or "").strip()
     url_check_at_save(url)  # http(s) only; a host resolving to a non-public address is refused (SSRF)
     events = list(dict.fromkeys(endpoint.events or []))
@@ -174,10 +173,6 @@ def member_levels_import_tenant(tenant_id: int | None) -> Tenant:
 
 def parse_expiry(value: Any) -> datetime | None:
     """An import cell → an aware datetime (dates mean the end of that day is not included: 00:00 local)."""
-    from datetime import date
-
-    from django.utils.dateparse import parse_date, parse_datetime
-
     if value in (None, ""):
         return None
     if isinstance(value, datetime):

@@ -47,6 +47,11 @@ from django.utils.translation import gettext, gettext_lazy
 from core import jobs
 from risk.exceptions import UnsafeWebhookUrl
 from risk.models import WEBHOOK_EVENTS, Alarm, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from django.utils import translation
+from core.api.times import api_datetime, tenant_zone
+from core.money import format_number
+from core.models import Tenant
+from core.audit import audit_record
 
 logger = logging.getLogger("coupons.risk")
 
@@ -164,12 +169,6 @@ def backoff(attempts: int) -> timedelta:
 def alarm_payload(alarm: Alarm) -> dict[str, Any]:
     """Machine fields, plus ``message``: one sentence for people (a chat channel, an e-mail relay) in the tenant's
     language (issue #11). Receivers parse the fields; the message may change with the language and its wording."""
-    from django.conf import settings
-    from django.utils import translation
-
-    from core.api.times import api_datetime, tenant_zone
-    from core.money import format_number
-
     inventory = alarm.inventory
     tenant = inventory.tenant
     with translation.override(tenant.language or settings.LANGUAGE_CODE):
@@ -218,8 +217,6 @@ def outbox_add_alarm(alarm: Alarm) -> list[WebhookDelivery]:
 
 def event_time(value: datetime | None, time_zone: str) -> str | None:
     """A timestamp of a webhook body: like every API time, to the second with the tenant's UTC offset."""
-    from core.api.times import api_datetime, tenant_zone
-
     return api_datetime(value, tenant_zone(time_zone)) if value is not None else None
 
 
@@ -238,7 +235,6 @@ def outbox_add(*, tenant_id: int, event: str, data: dict[str, Any], occurred_at:
                                                         events__contains=[event]))
     if not endpoints:
         return []
-    from core.models import Tenant
 
     tenant = Tenant.objects.only("slug", "time_zone").get(pk=tenant_id)
     now = timezone.now()
@@ -318,8 +314,6 @@ def webhook_delivery_retry(*, delivery_id: int, actor: Any) -> bool:
     """A FAILED delivery (given up after ``MAX_ATTEMPTS``, or its endpoint was off) → PENDING with a fresh count of
     attempts, sent at once on commit: the operator's "retry until it arrives" (issue #16). Its attempt log stays;
     the event id is the same, so a receiver that did get it ignores it. False if it was not FAILED."""
-    from core.audit import audit_record
-
     with transaction.atomic():
         delivery = (WebhookDelivery.objects.select_for_update().select_related("tenant")
                     .filter(pk=delivery_id, status=WebhookDelivery.Status.FAILED).first())

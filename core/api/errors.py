@@ -12,6 +12,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.exceptions import DomainError
+from django.db import InterfaceError, OperationalError
+from core import redis as core_redis
+from django.http import JsonResponse
+from core.error_pages import page_not_found
 
 logger = logging.getLogger("coupons.api")
 
@@ -87,11 +91,6 @@ def dependency_outage(exc: BaseException) -> DomainError | None:
 
     Such a request changed nothing (its transaction never committed), so the client may simply retry; a 500 would
     say "our bug". Lock-wait and serialization failures are not outages and keep their own handling."""
-    from django.conf import settings
-    from django.db import InterfaceError, OperationalError
-
-    from core import redis as core_redis
-
     if core_redis.is_outage(exc):
         core_redis.mark_down(exc)
         logger.warning("Redis is not answering: %s", exc)
@@ -110,9 +109,6 @@ def dependency_outage(exc: BaseException) -> DomainError | None:
 
 def not_found_view(request, exception=None):
     """404 for unknown URLs: the API error shape under /api/, the console's page elsewhere."""
-    from django.http import JsonResponse
-    from core.error_pages import page_not_found
-
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "not_found", "message": _("No such API endpoint."), "details": {}}, status=404)
     return page_not_found(request, exception)

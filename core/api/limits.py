@@ -40,6 +40,9 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from core.addresses import connection_ip  # noqa: F401  (re-exported: AXES_CLIENT_IP_CALLABLE, callers)
 from core.exceptions import DomainError
+from core.redis import client as redis_client
+from core import redis as core_redis
+from core.identifiers import normalise_identifier
 
 logger = logging.getLogger("coupons.limits")
 
@@ -114,7 +117,6 @@ _local_lock = threading.Lock()
 def _script(name: str) -> Any:
     # Registered on the current client each time (a sha1 of the text): core.redis may have replaced the client
     # after an outage, and a Script object stays bound to the client it was made with.
-    from core.redis import client as redis_client
 
     return redis_client().register_script(_RESERVE_LUA if name == "reserve" else _REFUND_LUA)
 
@@ -165,8 +167,6 @@ def _redis_reserve(keys: list[str], args: list[Any]) -> tuple[int, int, int] | N
     per process rather than across the fleet, so at most processes × the allowance while Redis is out — and the
     requests that need no Redis otherwise, redemptions above all, keep being answered. Failing closed here would
     stop every redemption with Redis; failing open would stop counting guesses."""
-    from core import redis as core_redis
-
     if core_redis.is_down():
         return None
     try:
@@ -207,8 +207,6 @@ def refund(reservation: Reservation, count: int) -> None:
     reservation.refunded = True
     first, last = reservation.granted - count + 1, reservation.granted
     if not reservation.local:
-        from core import redis as core_redis
-
         try:
             _script("refund")(keys=keys, args=[reservation.token, first, last])
         except core_redis.error_types() as exc:  # the lookups stay counted: errs on the side of the limit
@@ -224,8 +222,6 @@ def used(budget: Budget) -> int:
     """Entries in a budget's current window (tests, console)."""
     now, window = now_ms(), budget.window_seconds * 1000
     if settings.USE_REDIS:
-        from core.redis import client as redis_client
-
         return int(redis_client().zcount(budget.key, now - window + 1, "+inf"))
     with _local_lock:
         return sum(1 for e in _local_logs.get(budget.key, []) if e[0] > now - window)
@@ -256,8 +252,6 @@ def _namespace() -> str:
 def identifier_key(value: Any) -> str:
     """The member or device id as the limiter counts it: the identifier rule's normal form (so ``m-1`` and
     ``m-1 `` or a decomposed Hangul spelling share one allowance); a value that is not an identifier is ''."""
-    from core.identifiers import normalise_identifier
-
     if not isinstance(value, str):
         return ""
     try:

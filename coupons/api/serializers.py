@@ -18,6 +18,7 @@ from coupons.discounts import (MAX_CODES, CodesInvalid, Order, OrderInvalid, val
 from coupons.exceptions import REFUSAL_MESSAGES, OrderIdMismatch
 from coupons.models import CHANNELS, PAYMENT_METHODS, CouponCode
 from coupons.validity import effective_status
+from coupons.pricing import Buyer
 
 MAX_MONEY = 10**12
 MAX_LINES = 1000
@@ -175,8 +176,6 @@ def check_buyer(attrs: dict[str, Any], *, where: str = "") -> dict[str, Any]:
 
 
 def buyer_of(attrs: dict[str, Any]) -> Any:
-    from coupons.pricing import Buyer
-
     return Buyer(is_member=attrs.get("buyer", "member") != "guest", tier=attrs.get("tier") or "")
 
 

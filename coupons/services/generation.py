@@ -52,6 +52,7 @@ from core.exceptions import BusinessRuleViolation, DomainError, InvalidState
 from core.locks import advisory_acquire, advisory_release
 from coupons.bloom import BloomWriter, bloom_writer
 from coupons.models import CouponBatch, CouponBatchChunk, CouponCode
+from coupons.services import batch_validate_parameters
 
 logger = logging.getLogger("coupons.services.generation")
 
@@ -103,8 +104,6 @@ class CodeFormat:
 
     @classmethod
     def of(cls, batch: CouponBatch) -> "CodeFormat":
-        from coupons.services import batch_validate_parameters
-
         batch_validate_parameters(quantity=batch.quantity, code_length=batch.code_length, alphabet=batch.alphabet,
                                   prefix=batch.prefix)
         return cls(prefix=batch.prefix, length=batch.code_length, alphabet=batch.alphabet)

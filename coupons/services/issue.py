@@ -33,6 +33,9 @@ from coupons.validity import CALENDAR_TYPES, validity_at_issue
 from events import windows
 from risk.budgets import consume as budget_consume
 from risk.guard import RiskGuard
+import time
+from django.conf import settings
+from coupons.bloom_check import might_exist
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -62,10 +65,6 @@ _inventories: dict[tuple[int, str, str], tuple[CouponInventory, float]] = {}
 def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: str | None = None) -> CouponInventory:
     """The inventory with its policy and event, kept per process for COUPON_CONFIG_CACHE_SECONDS: the claim path
     reads it on every request and the four-table join costs more to plan than to run."""
-    import time
-
-    from django.conf import settings
-
     key = (tenant.pk, "id", public_id.strip().upper()) if public_id is not None else (
         tenant.pk, "promo", normalise_code(promo_code or ""))
     now = time.monotonic()
@@ -274,8 +273,6 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
 
 def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: RequestContext) -> CouponCode:
     """Flow 1: a member registers a unique code received offline (printed, handed out by a partner)."""
-    from coupons.bloom_check import might_exist
-
     code = normalise_code(raw_code)
     if not code or not might_exist(code, tenant.pk):
         raise CouponNotFound()

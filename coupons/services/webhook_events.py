@@ -8,6 +8,8 @@ from typing import Any
 
 from coupons.models import CouponCode, CouponInventory
 from risk.webhooks import event_time, outbox_add
+from core.models import Tenant
+from risk.models import WebhookEndpoint
 
 
 def coupon_data(coupon: CouponCode, inventory: CouponInventory, time_zone: str) -> dict[str, Any]:
@@ -16,8 +18,6 @@ def coupon_data(coupon: CouponCode, inventory: CouponInventory, time_zone: str) 
 
 
 def _tenant_zone(inventory: CouponInventory) -> str:
-    from core.models import Tenant
-
     tenant = inventory._state.fields_cache.get("tenant")
     if tenant is None:
         return Tenant.objects.filter(pk=inventory.tenant_id).values_list("time_zone", flat=True).get()
@@ -25,8 +25,6 @@ def _tenant_zone(inventory: CouponInventory) -> str:
 
 
 def _emit(event: str, coupon: CouponCode, inventory: CouponInventory, now: datetime, **extra: Any) -> None:
-    from risk.models import WebhookEndpoint
-
     endpoints = list(WebhookEndpoint.objects.filter(tenant_id=inventory.tenant_id, is_active=True,
                                                     events__contains=[event]))
     if not endpoints:

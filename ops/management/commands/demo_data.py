@@ -25,6 +25,10 @@ from coupons import services as coupon_services
 from coupons.models import CouponBatch, CouponInventory, CouponPolicy
 from events.models import Event
 from events.services import event_create
+from coupons.services.generation import batch_generate
+from partners.models import Partner
+from partners.services import partner_create
+from core.tokens import split_token, token_matches
 
 DEMO_SLUG = "demo"
 ACTOR = Actor.system("demo_data")
@@ -87,12 +91,8 @@ class Command(BaseCommand):
         batch = CouponBatch.objects.filter(tenant=tenant, batch_code="DEMO-001").first() or \
             coupon_services.batch_create(inventory=inventory, batch_code="DEMO-001", quantity=1_000, actor=ACTOR)
         if batch.status != CouponBatch.Status.COMPLETED:
-            from coupons.services.generation import batch_generate
-
             batch = batch_generate(batch_id=batch.pk, actor=ACTOR)
 
-        from partners.models import Partner
-        from partners.services import partner_create
 
         # A partner to hand codes to (flow 1: POST /distributions) and to take partner codes from (flow 2).
         partner = Partner.objects.filter(tenant=tenant, code="GS25").first() or partner_create(
@@ -142,8 +142,6 @@ class Command(BaseCommand):
         if client is None:
             return api_client_create(tenant=tenant, name=name, scope=scope, actor=ACTOR)[1]
         if known:
-            from core.tokens import split_token, token_matches
-
             if split_token(known) == client.key_prefix and token_matches(known, client.token_hash):
                 return known
         # The stored token is only a hash; when the local copy is gone, issue a fresh one.

@@ -20,6 +20,7 @@ from core.audit import Actor
 from coupons.models import CouponInventory
 from core.cron import CronCommand
 from ops.reconcile import bloom_check, counters_check, counters_fix
+from coupons.bloom import bloom_rebuild
 
 
 class Command(CronCommand):
@@ -86,8 +87,6 @@ class Command(CronCommand):
                 self.stdout.write(f"bloom: {report.missing} of {report.checked} checked codes missing from the "
                                   f"filter{examples}" + (" (would rebuild)" if options["fix"] and dry_run else ""))
             if fix and report.missing:
-                from coupons.bloom import bloom_rebuild
-
                 result = bloom_rebuild()
                 counts["bloom_rebuilt"] = result["codes"]
                 self.stdout.write(f"bloom: rebuilt from {result['codes']} codes")

@@ -4,6 +4,9 @@ from django.core.management.base import CommandError
 from django.utils.translation import gettext_lazy as _
 
 from core.commands import BaseCommand
+import django_rq
+from coupons.jobs import NEXT_EXPIRY_JOB_ID, expire_job
+from ops.sweep import NEXT_SWEEP_JOB_ID, sweep_job
 
 
 class Command(BaseCommand):
@@ -13,11 +16,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not settings.USE_REDIS:
             raise CommandError("REDIS_URL is not set: use the cron lines in the README instead.")
-        import django_rq
 
-        from coupons.jobs import NEXT_EXPIRY_JOB_ID, expire_job
 
-        from ops.sweep import NEXT_SWEEP_JOB_ID, sweep_job
 
         queue = django_rq.get_queue("expiry")
         queue.enqueue(expire_job, job_id=NEXT_EXPIRY_JOB_ID)
