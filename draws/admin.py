@@ -19,7 +19,7 @@ from core.admin import TenantScopedAdmin, user_tenant_id
 from core.admin_confirm import confirm_action
 from core.exceptions import DomainError, message_for_code
 from core.spreadsheets import local_stamp
-from draws import services
+from draws import selectors, services
 from draws.exports import DeleteOnClose, winners_xlsx
 from draws.models import Draw, DrawWinner, PrizeTier
 from events.windows import entries_closed
@@ -130,12 +130,11 @@ class DrawAdmin(TenantScopedAdmin):
         draw = self.get_object(request, object_id) if object_id.isdigit() else None
         if draw is not None:
             now = timezone.now()
-            winners = (DrawWinner.objects.filter(draw=draw).select_related("tier__inventory", "coupon")
-                       .order_by("tier__position", "rank"))
+            winners = selectors.draw_winners(draw=draw)
             paginator = Paginator(winners, WINNERS_PER_PAGE)
             page = paginator.get_page(request.GET.get("winners_page"))
-            failures = list(winners.filter(coupon__isnull=True, forfeited_at__isnull=True).exclude(grant_error="")
-                            [:200])
+            failed = selectors.draw_failed_grants(draw=draw)
+            failures = list(failed[:200])
             for failure in failures:
                 failure.reason = message_for_code(failure.grant_error)
             for winner in page.object_list:
@@ -143,14 +142,12 @@ class DrawAdmin(TenantScopedAdmin):
             entries_close = draw.event.ends_at
             extra.update({
                 "winners_page": page, "failures": failures,
-                "failure_count": winners.filter(coupon__isnull=True, forfeited_at__isnull=True)
-                .exclude(grant_error="").count(),
+                "failure_count": failed.count(),
                 "entries_close": entries_close, "entries_closed": entries_closed(draw.event, now),
                 "committed_before_entries_closed": draw.committed_at is not None and draw.committed_at < entries_close,
                 "can_change": self.has_change_permission(request, draw),
-                "can_redraw": draw.status == Draw.Status.DONE and not Draw.objects.filter(parent=draw).exists()
-                and DrawWinner.objects.filter(draw=draw, forfeited_at__isnull=False).exists(),
-                "has_prizes": PrizeTier.objects.filter(draw=draw, inventory__isnull=False).exists(),
+                "can_redraw": selectors.draw_can_redraw(draw=draw),
+                "has_prizes": selectors.draw_has_prizes(draw=draw),
             })
         return super().change_view(request, object_id, form_url, extra)
 

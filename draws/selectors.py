@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import QuerySet
+
 from core.models import Tenant
 from draws.models import Draw, DrawWinner, PrizeTier
 from events.models import Event
@@ -33,3 +35,24 @@ def event_draws(*, tenant: Tenant, event_public_id: str) -> EventDraws | None:
         result.winners.setdefault(draw_id, []).append({"member_id": member_id, "tier": position, "rank": rank,
                                                        "forfeited": forfeited_at is not None})
     return result
+
+
+def draw_winners(*, draw: Draw) -> QuerySet[DrawWinner]:
+    """Every winner of a draw, by prize tier and rank, with the prize's inventory and coupon."""
+    return (DrawWinner.objects.filter(draw=draw).select_related("tier__inventory", "coupon")
+            .order_by("tier__position", "rank"))
+
+
+def draw_failed_grants(*, draw: Draw) -> QuerySet[DrawWinner]:
+    """Winners whose prize coupon could not be granted (and who did not forfeit): the reason is ``grant_error``."""
+    return draw_winners(draw=draw).filter(coupon__isnull=True, forfeited_at__isnull=True).exclude(grant_error="")
+
+
+def draw_can_redraw(*, draw: Draw) -> bool:
+    """A DONE draw with forfeited winners and no redraw yet."""
+    return (draw.status == Draw.Status.DONE and not Draw.objects.filter(parent=draw).exists()
+            and DrawWinner.objects.filter(draw=draw, forfeited_at__isnull=False).exists())
+
+
+def draw_has_prizes(*, draw: Draw) -> bool:
+    return PrizeTier.objects.filter(draw=draw, inventory__isnull=False).exists()
