@@ -78,6 +78,7 @@ LOCAL_APPS = [
     "dashboard",
     "risk",
     "ops",
+    "bench",  # manage.py bench; the top layer, imported by no app (#22)
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
