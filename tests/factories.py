@@ -172,3 +172,19 @@ def make_operator_api(tenant: Tenant) -> APIClient:
     """A test client of an operator-scope API client (grants, revocations, exports, distributions, uploads)."""
     return make_api(tenant, scope=ApiClient.Scope.OPERATOR)
 
+
+# --- Partner uploads ---------------------------------------------------------------------------------------------
+
+def make_partner_upload(tenant: Tenant, inventory: CouponInventory, content: bytes, *, partner_code: str = "GS25",
+                        name: str = "c.csv") -> Any:
+    """A partner's code file stored through the service (processing starts as the service starts it); the upload,
+    read back. The partner must exist."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from partners.models import PartnerUpload
+    from partners.services import partner_upload_create
+
+    upload, _created = partner_upload_create(tenant=tenant, partner_code=partner_code,
+                                             inventory_public_id=inventory.public_id,
+                                             uploaded=SimpleUploadedFile(name, content), actor=TEST_ACTOR)
+    return PartnerUpload.objects.get(pk=upload.pk)
