@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audit import Actor
 from coupons import bloom
 from coupons.bloom import (BitArray, BloomParams, BloomUnavailable, BloomWriter, FileBloomStore, as_code_array,
                            bloom_adding, bloom_drop, bloom_might_contain, bloom_rebuild, bloom_verify, get_store,
@@ -14,7 +13,7 @@ from coupons.models import CouponCode
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ACTOR = Actor.system("tests")
+ACTOR = factories.TEST_ACTOR
 
 
 @pytest.fixture(autouse=True)
