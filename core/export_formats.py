@@ -2,7 +2,10 @@
 
 - Two formats only: CSV and XLSX, what a card company's team opens; the library's others (tsv, json, yaml, html,
   ods, xls) were offered under their raw names.
-- The XLSX is laid out like every sheet the product writes (``core.spreadsheets.start_sheet``): header frozen,
+- Cells go through the product's one sanitiser (``core.spreadsheets.safe_cell``, issue #22) in both formats: the
+  library's own escaping (``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT``) only dropped a leading ``=`` — ``+ - @``, tab
+  and CR went through — and turned every number into text, so it is off.
+- The XLSX is laid out like every sheet the product writes (``core.spreadsheets.lay_out``): header frozen,
   columns sized.
 - The "fields to export" checkboxes are labelled with the model fields' names in the reader's language instead of
   the library's title-cased attribute names ("Created At").
@@ -12,35 +15,39 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import tablib
 from django.core.exceptions import FieldDoesNotExist
 from django.utils.text import capfirst
 from import_export.formats.base_formats import CSV, XLSX
 from import_export.forms import SelectableFieldsExportForm
+from openpyxl import load_workbook
+
+from core.spreadsheets import lay_out, safe_row, workbook_bytes
+
+
+def sanitised(dataset: tablib.Dataset) -> tablib.Dataset:
+    """A copy of ``dataset`` with every cell through ``safe_cell`` (text a spreadsheet would run is made inert)."""
+    copy = tablib.Dataset(headers=dataset.headers, title=dataset.title)
+    for row in dataset:
+        copy.append(safe_row(row))
+    return copy
+
+
+class SafeCSV(CSV):
+    def export_data(self, dataset: Any, **kwargs: Any) -> str:
+        return super().export_data(sanitised(dataset), **kwargs)
 
 
 class LaidOutXLSX(XLSX):
     def export_data(self, dataset: Any, **kwargs: Any) -> bytes:
-        from openpyxl import load_workbook
-        from openpyxl.styles import Font
-        from openpyxl.utils import get_column_letter
-
-        from core.spreadsheets import column_widths
-
-        data = super().export_data(dataset, **kwargs)
+        data = super().export_data(sanitised(dataset), **kwargs)
         workbook = load_workbook(io.BytesIO(data))
         for sheet in workbook.worksheets:
-            header = [c.value for c in sheet[1]] if sheet.max_row >= 1 else []
-            for i, width in enumerate(column_widths(header), start=1):
-                sheet.column_dimensions[get_column_letter(i)].width = width
-            for cell in sheet[1]:
-                cell.font = Font(bold=True)
-            sheet.freeze_panes = "A2"
-        out = io.BytesIO()
-        workbook.save(out)
-        return out.getvalue()
+            lay_out(sheet)
+        return workbook_bytes(workbook)
 
 
-EXPORT_FORMATS = [CSV, LaidOutXLSX]
+EXPORT_FORMATS = [SafeCSV, LaidOutXLSX]
 
 
 class TranslatedFieldsExportForm(SelectableFieldsExportForm):

@@ -1,16 +1,45 @@
-"""One sanitiser for text written to spreadsheets (XLSX/CSV exports, console downloads) — issue #17.
+"""The one spreadsheet writer of the product: every XLSX/CSV it hands out goes through here (issues #17, #20, #22).
+
+Sanitiser (``safe_text`` / ``safe_cell``; the only one — django-import-export's own escaping is off):
 
 - Text a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) gets a leading apostrophe
-  (OWASP "CSV injection").
+  (OWASP "CSV injection"); numbers, dates and other non-text values stay what they are.
 - Characters XML 1.0 cannot carry (C0 controls other than tab, LF, CR) are replaced with U+FFFD, the replacement
   character, like django-import-export's ``IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT``: rows written before the
   identifier rule (``core.identifiers``) may still hold them, and openpyxl would refuse the whole file.
+
+Writer (``new_workbook``, ``add_sheet`` / ``start_sheet``, ``append_row``, ``lay_out``, ``fit_columns``,
+``workbook_bytes`` / ``save_workbook``): a write-only (streaming) workbook for files of any size, a normal one for a
+report with charts; every sheet opens with a bold, frozen header row and columns sized for their heading and their
+usual values (issue #20); amounts and counts are numbers with a number format (``MONEY_FORMAT``,
+``money_format(currency)``); file names carry the tenant's local time (``local_stamp``).
+
+``exports.writer`` (the export jobs: usages, issues, codes, winners), ``draws.exports`` (the winners action),
+``partners.admin`` (the failures download), ``core.export_formats`` (the console's list export, CSV and XLSX) and
+``dashboard.report_xlsx`` (the campaign report) all write through this module.
 """
 from __future__ import annotations
 
+import io
 import re
+import tempfile
+import unicodedata
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from babel.numbers import get_currency_precision, get_currency_symbol
+from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# --- Sanitiser ------------------------------------------------------------------------------------------------------
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # One search per text cell finds both a dangerous first character and any character XML 1.0 cannot hold.
@@ -29,18 +58,36 @@ def safe_cell(value: Any) -> Any:
     return safe_text(value) if isinstance(value, str) else value
 
 
+def safe_row(values: Iterable[Any]) -> list[Any]:
+    return [safe_cell(value) for value in values]
+
+
+# --- Number formats ---------------------------------------------------------------------------------------------------
+COUNT_FORMAT = "#,##0"
+MONEY_FORMAT = "#,##0"  # integer amounts in minor units (KRW has none), thousands separated
+PERCENT_FORMAT = "0.0%"
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+def money_format(currency: str) -> str:
+    """Excel number format for integer minor units of ``currency``: KRW → ``"₩"#,##0``; USD → ``"$"#,##0.00``."""
+    digits = get_currency_precision(currency)
+    symbol = get_currency_symbol(currency, locale="ko_KR" if currency == "KRW" else "en_US")
+    return f'"{symbol}"#,##0' + ("." + "0" * digits if digits else "")
+
+
 # --- Layout of the sheets we write (issue #20) -------------------------------------------------------------------
 # Every XLSX the product writes opens with its header row frozen and each column wide enough for its heading and
 # its usual values. Write-only sheets stream their rows, so widths come from the heading and a hint per column
 # kind, not from measuring the data; they must be set before the first row is appended.
 WIDTH_MIN, WIDTH_MAX = 8, 60
 KIND_WIDTHS = {"date": 20, "money": 14, "code": 18, "id": 20, "number": 10, "text": 24}
+BOLD = Font(bold=True)
 
 
 def display_width(text: Any) -> int:
     """Columns a text takes in a spreadsheet: East Asian wide characters (Hangul, CJK) count twice."""
-    import unicodedata
-
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in str(text))
 
 
@@ -52,37 +99,106 @@ def column_widths(header: list[Any], kinds: list[str] | None = None) -> list[flo
     return widths
 
 
-def start_sheet(sheet: Any, header: list[Any], kinds: list[str] | None = None) -> None:
-    """Lay out a (write-only or normal) sheet and append its header: widths, bold header, header frozen."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
+def _size_columns(sheet: Any, header: list[Any], kinds: list[str] | None) -> None:
     for i, width in enumerate(column_widths(header, kinds), start=1):
         sheet.column_dimensions[get_column_letter(i)].width = width
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+
+def new_workbook(*, streaming: bool = True) -> Workbook:
+    """A write-only workbook (rows go to disk as they are appended; no default sheet) or, for a report with charts
+    that reference its cells, a normal one (its first sheet is ``workbook.active``)."""
+    return Workbook(write_only=streaming)
+
+
+def start_sheet(sheet: Any, header: list[Any], kinds: list[str] | None = None) -> None:
+    """Lay out a (write-only or normal) sheet and append its header: widths, bold header, header frozen."""
+    _size_columns(sheet, header, kinds)
+    sheet.freeze_panes = "A2"
     if isinstance(sheet, WriteOnlyWorksheet):
         cells = []
         for heading in header:
             cell = WriteOnlyCell(sheet, value=heading)
-            cell.font = bold
+            cell.font = BOLD
             cells.append(cell)
         sheet.append(cells)
     else:
         sheet.append(list(header))
-        for cell in sheet[sheet.max_row]:
-            cell.font = bold
+        bold_row(sheet, sheet.max_row)
+
+
+def add_sheet(workbook: Workbook, title: str, header: list[Any], kinds: list[str] | None = None) -> Any:
+    """A new sheet titled ``title`` (Excel allows 31 characters), laid out by ``start_sheet``."""
+    sheet = workbook.create_sheet(title=str(title)[:31])
+    start_sheet(sheet, header, kinds)
+    return sheet
+
+
+def append_row(sheet: Any, values: Sequence[Any], formats: Sequence[str | None] | None = None) -> None:
+    """Append one row, every cell through the sanitiser; ``formats[i]`` (a number format) styles a non-empty cell."""
+    row = safe_row(values)
+    if not formats:
+        sheet.append(row)
+        return
+    if isinstance(sheet, WriteOnlyWorksheet):
+        for i, fmt in enumerate(formats):
+            if fmt and i < len(row) and row[i] is not None:
+                cell = WriteOnlyCell(sheet, value=row[i])
+                cell.number_format = fmt
+                row[i] = cell
+        sheet.append(row)
+        return
+    sheet.append(row)
+    for cell, fmt in zip(sheet[sheet.max_row], formats):
+        if fmt and cell.value is not None:
+            cell.number_format = fmt
+
+
+def bold_row(sheet: Any, row: int = 1) -> None:
+    for cell in sheet[row]:
+        cell.font = BOLD
+
+
+def lay_out(sheet: Any, kinds: list[str] | None = None) -> None:
+    """``start_sheet``'s layout for a normal sheet whose first row, the header, is already written."""
+    header = [c.value for c in sheet[1]] if sheet.max_row >= 1 else []
+    _size_columns(sheet, header, kinds)
+    bold_row(sheet, 1)
+    sheet.freeze_panes = "A2"
+
+
+def _content_width(value: Any) -> int:
+    text = f"{value:,}" if isinstance(value, int) else str(value if value is not None else "")
+    # East Asian characters take two columns in Excel's default font.
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def fit_columns(sheet: Any, minimum: int = 8) -> None:
+    """Size a normal (small) sheet's columns to their content, at most ``WIDTH_MAX``."""
+    widths: dict[int, int] = {}
+    for row in sheet.iter_rows():
+        for cell in row:
+            widths[cell.column] = max(widths.get(cell.column, minimum), _content_width(cell.value) + 2)
+    for column, width in widths.items():
+        sheet.column_dimensions[get_column_letter(column)].width = min(width, WIDTH_MAX)
+
+
+def workbook_bytes(workbook: Workbook) -> bytes:
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def save_workbook(workbook: Workbook, *, directory: Path, prefix: str) -> Path:
+    """Save to a new file ``<prefix>…xlsx`` in ``directory`` (created if needed); its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".xlsx", dir=directory, delete=False)
+    handle.close()
+    workbook.save(handle.name)
+    return Path(handle.name)
 
 
 def local_stamp(when: Any, time_zone: str | None) -> str:
     """``YYYYMMDD-HHMMSS`` of ``when`` in ``time_zone`` (a tenant's): file names read in the operator's time."""
-    import zoneinfo
-
-    from django.utils import timezone
-
     try:
         zone = zoneinfo.ZoneInfo(time_zone) if time_zone else timezone.get_default_timezone()
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

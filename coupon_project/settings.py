@@ -78,6 +78,7 @@ LOCAL_APPS = [
     "dashboard",
     "risk",
     "ops",
+    "bench",  # manage.py bench; the top layer, imported by no app (#22)
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -326,8 +327,10 @@ COUPON_API_MAX_UPLOAD_BYTES = parse_non_negative(
 # Django's own cap on a body read into memory (file parts excluded), for bodies that announce no Content-Length.
 DATA_UPLOAD_MAX_MEMORY_SIZE = COUPON_API_MAX_BODY_BYTES
 
-# Console exports through django-import-export: formula-like cells escaped, XML-invalid characters replaced (#17).
-IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+# Console exports through django-import-export: formula-like cells escaped by core.spreadsheets.safe_cell (the
+# product's one sanitiser, core/export_formats.py, #22; the library's own only drops a leading "=" and turns numbers
+# into text), XML-invalid characters replaced (#17).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 
 # Idempotency-Key records live this long (API.md: 24 h).

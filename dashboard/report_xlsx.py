@@ -7,64 +7,42 @@ partner — the heavy part is the SQL aggregation, the same as the page's. So th
 plain response) instead of queuing an export job: a job would add a queue round trip for a file of a few KB.
 
 Money cells are integers with the currency's number format (KRW: ``₩#,##0``, no decimals), rates are fractions
-with a percentage format; each sheet's header row is frozen and columns are sized to their content.
+with a percentage format; each sheet's header row is frozen and columns are sized to their content. The sheets are
+written with the product's one spreadsheet writer (``core.spreadsheets``: a normal workbook, since the charts
+reference cells; every cell through its sanitiser); the charts are this module's own.
 """
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from typing import Any
 
-from babel.numbers import get_currency_precision, get_currency_symbol
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from core.spreadsheets import safe_cell
+from core.spreadsheets import (
+    COUNT_FORMAT,
+    DATE_FORMAT,
+    PERCENT_FORMAT,
+    append_row,
+    bold_row,
+    fit_columns,
+    money_format,
+    new_workbook,
+    workbook_bytes,
+)
 from dashboard.report import CampaignReport
-
-PERCENT_FORMAT = "0.0%"
-COUNT_FORMAT = "#,##0"
-DATE_FORMAT = "yyyy-mm-dd"
-MAX_WIDTH = 60
-
-
-def money_format(currency: str) -> str:
-    """Excel number format for integer minor units of ``currency``: KRW → ``"₩"#,##0``; USD → ``"$"#,##0.00``."""
-    digits = get_currency_precision(currency)
-    symbol = get_currency_symbol(currency, locale="ko_KR" if currency == "KRW" else "en_US")
-    return f'"{symbol}"#,##0' + ("." + "0" * digits if digits else "")
-
-
-def _display_width(value: Any) -> int:
-    text = f"{value:,}" if isinstance(value, int) else str(value if value is not None else "")
-    # East Asian characters take two columns in Excel's default font.
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
-
-
-def _fit_columns(ws: Worksheet, minimum: int = 8) -> None:
-    widths: dict[int, int] = {}
-    for row in ws.iter_rows():
-        for cell in row:
-            widths[cell.column] = max(widths.get(cell.column, minimum), _display_width(cell.value) + 2)
-    for column, width in widths.items():
-        ws.column_dimensions[get_column_letter(column)].width = min(width, MAX_WIDTH)
 
 
 def _table(ws: Worksheet, header: list[str], rows: list[list[Any]], formats: list[str | None]) -> None:
-    ws.append(header)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
+    append_row(ws, header)
+    bold_row(ws, 1)
     for row in rows:
-        ws.append([safe_cell(v) for v in row])
-        for cell, fmt in zip(ws[ws.max_row], formats):
-            if fmt and cell.value is not None:
-                cell.number_format = fmt
+        append_row(ws, row, formats)
     ws.freeze_panes = "B2"  # the header row and the first (label) column stay in view
-    _fit_columns(ws)
+    fit_columns(ws)
 
 
 def _channel_label(channel: str) -> str:
@@ -75,15 +53,15 @@ def report_workbook(report: CampaignReport, *, generated_at: datetime) -> Workbo
     """The workbook, labels in the active language."""
     money = money_format(report.tenant.currency)
     totals = report.totals
-    wb = Workbook()
+    wb = new_workbook(streaming=False)
     summary = wb.active
     summary.title = _("Summary")[:31]
-    summary.append([_("Campaign report"), report.event.name])
-    summary.append([_("Event period"), f"{report.event.starts_at.astimezone(generated_at.tzinfo):%Y-%m-%d} – "
+    append_row(summary, [_("Campaign report"), report.event.name])
+    append_row(summary, [_("Event period"), f"{report.event.starts_at.astimezone(generated_at.tzinfo):%Y-%m-%d} – "
                                        f"{report.event.ends_at.astimezone(generated_at.tzinfo):%Y-%m-%d}"])
-    summary.append([_("Daily figures from"), f"{report.start:%Y-%m-%d} – {report.end:%Y-%m-%d}"])
-    summary.append([_("Generated at"), f"{generated_at:%Y-%m-%d %H:%M} ({generated_at.tzinfo})"])
-    summary.append([])
+    append_row(summary, [_("Daily figures from"), f"{report.start:%Y-%m-%d} – {report.end:%Y-%m-%d}"])
+    append_row(summary, [_("Generated at"), f"{generated_at:%Y-%m-%d %H:%M} ({generated_at.tzinfo})"])
+    append_row(summary, [])
     lines: list[tuple[str, Any, str]] = [
         (_("Issued"), totals.issued, COUNT_FORMAT),
         (_("Registered"), totals.registered, COUNT_FORMAT),
@@ -96,14 +74,12 @@ def report_workbook(report: CampaignReport, *, generated_at: datetime) -> Workbo
         (_("Redemption rate"), totals.redemption_rate, PERCENT_FORMAT),
     ]
     for label, value, fmt in lines:
-        summary.append([label, value if value is not None else "—"])
-        if value is not None:
-            summary.cell(row=summary.max_row, column=2).number_format = fmt
+        append_row(summary, [label, value if value is not None else "—"], [None, fmt if value is not None else None])
     for row in summary.iter_rows(min_row=1, max_row=4, max_col=1):
         row[0].font = Font(bold=True)
     summary.freeze_panes = "A2"
     summary["A1"].font = Font(bold=True, size=13)
-    _fit_columns(summary)
+    fit_columns(summary)
 
     daily = wb.create_sheet(_("Per day")[:31])
     _table(daily, [_("Day"), _("Issued"), _("Redemptions"), _("Refunds"), _("Issued (cumulative)"),
@@ -175,9 +151,7 @@ def report_workbook(report: CampaignReport, *, generated_at: datetime) -> Workbo
 
 
 def report_bytes(report: CampaignReport, *, generated_at: datetime) -> bytes:
-    buffer = io.BytesIO()
-    report_workbook(report, generated_at=generated_at).save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes(report_workbook(report, generated_at=generated_at))
 
 
 def report_filename(report: CampaignReport, *, generated_at: datetime) -> str:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import user_tenant_id
 from core.models import Tenant
+from core.spreadsheets import XLSX_CONTENT_TYPE
 from dashboard.charts import line_chart
 from dashboard.report import MAX_REPORT_DAYS, CampaignReport, campaign_report, default_range
 from dashboard.report_xlsx import report_bytes, report_filename
@@ -178,6 +179,6 @@ def report_xlsx_view(request: HttpRequest, event_id: int) -> HttpResponse:
     generated_at = timezone.now().astimezone(tenant_zone(event.tenant))
     with translation.override(event.tenant.language):  # like every export: the tenant's language (issue #11)
         data = report_bytes(report, generated_at=generated_at)
-    response = HttpResponse(data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = HttpResponse(data, content_type=XLSX_CONTENT_TYPE)
     response["Content-Disposition"] = (f'attachment; filename="{report_filename(report, generated_at=generated_at)}"')
     return response

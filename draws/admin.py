@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import TenantScopedAdmin, user_tenant_id
 from core.admin_confirm import confirm_action
 from core.exceptions import DomainError, message_for_code
-from core.spreadsheets import local_stamp
+from core.spreadsheets import XLSX_CONTENT_TYPE, local_stamp
 from draws import selectors, services
 from draws.exports import DeleteOnClose, winners_xlsx
 from draws.models import Draw, DrawWinner, PrizeTier
@@ -198,7 +198,7 @@ class DrawAdmin(TenantScopedAdmin):
         zone = draws[0].tenant.time_zone if draws else None
         name = f"winners-{draws[0].public_id if len(draws) == 1 else 'draws'}-{local_stamp(timezone.now(), zone)}.xlsx"
         return FileResponse(DeleteOnClose(path), as_attachment=True, filename=name,  # type: ignore[arg-type]
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                            content_type=XLSX_CONTENT_TYPE)
 
 
 @admin.register(DrawWinner)

@@ -1,14 +1,13 @@
 """Winners to XLSX (write-only workbook: rows go to disk as they are read, memory stays flat)."""
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from core.spreadsheets import safe_cell, start_sheet
+from core.spreadsheets import add_sheet, append_row, new_workbook, save_workbook
 from draws.models import Draw, DrawWinner
 
 HEADER = ["draw", "draw name", "round", "tier", "tier name", "rank", "member_id", "coupon", "grant error",
@@ -26,19 +25,12 @@ def winner_rows(draws: Iterable[Draw]) -> Iterable[list[Any]]:
 
 
 def winners_xlsx(draws: Iterable[Draw], directory: Path | None = None) -> Path:
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title="winners")
-    start_sheet(sheet, HEADER, ["id", "text", "number", "number", "text", "number", "id", "code", "code", "date"])
+    workbook = new_workbook(streaming=True)
+    sheet = add_sheet(workbook, "winners", HEADER,
+                      ["id", "text", "number", "number", "text", "number", "id", "code", "code", "date"])
     for row in winner_rows(draws):
-        sheet.append([safe_cell(value) for value in row])
-    target_dir = directory or Path(settings.MEDIA_ROOT) / "exports"
-    target_dir.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(prefix="winners-", suffix=".xlsx", dir=target_dir, delete=False)
-    handle.close()
-    workbook.save(handle.name)
-    return Path(handle.name)
+        append_row(sheet, row)
+    return save_workbook(workbook, directory=directory or Path(settings.MEDIA_ROOT) / "exports", prefix="winners-")
 
 
 class DeleteOnClose:

@@ -23,12 +23,11 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
 from core.models import ApiClient, Tenant
+from core.spreadsheets import XLSX_CONTENT_TYPE as XLSX
 from exports import services
 from exports.models import Export
 from exports.selectors import ALL_FILTERS, KIND_FILTERS
 from partners.models import Distribution
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # Filters the API takes that this form has no field for (a distribution's codes are downloaded from its own page).

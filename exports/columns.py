@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext_lazy as _
 
-TEXT, INT, MONEY, DATETIME = "text", "int", "money", "datetime"
+from core.spreadsheets import DATETIME_FORMAT, MONEY_FORMAT  # noqa: F401  (the sheets' formats live in core)
 
-MONEY_FORMAT = "#,##0"
-DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+TEXT, INT, MONEY, DATETIME = "text", "int", "money", "datetime"
 
 
 @dataclass(frozen=True)

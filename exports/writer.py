@@ -5,9 +5,10 @@ READ ONLY transaction: the count that sizes the progress bar and the rows writte
 and the Django connection stays in autocommit for the progress updates others watch. Each row arrives as a plain
 tuple (``values_list`` SQL, no model instances); openpyxl's write-only workbook sends it to disk at once.
 
-Cells: text that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) is prefixed with an
-apostrophe (OWASP "CSV injection"); characters XML cannot carry become U+FFFD; amounts stay numbers with a number
-format; times are naive local times of the tenant's zone (converted in SQL) with a date format.
+Cells go through the product's one spreadsheet writer (``core.spreadsheets``): text that a spreadsheet would run as
+a formula (starting with ``= + - @``, tab or CR) is prefixed with an apostrophe (OWASP "CSV injection"); characters
+XML cannot carry become U+FFFD; amounts stay numbers with a number format; times are naive local times of the
+tenant's zone (converted in SQL) with a date format. Only the per-row loop is here, tuned for a million rows.
 """
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from typing import Any
 
 import psycopg
 from django.db import connection
-from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from core.spreadsheets import NEEDS_CARE as _NEEDS_CARE, safe_text, start_sheet
-from exports.columns import DATETIME, MONEY, MONEY_FORMAT, TEXT, Column
+from core.spreadsheets import MONEY_FORMAT, NEEDS_CARE, add_sheet, new_workbook, safe_text
+from exports.columns import DATETIME, MONEY, TEXT, Column
 
 ROWS_PER_SHEET = 1_000_000  # Excel's limit is 1,048,576 rows per sheet
 FETCH_ROWS = 5_000
@@ -72,7 +72,7 @@ class SheetWriter:
 
     def __init__(self, *, columns: list[Column], title: str, header: list[str],
                  rows_per_sheet: int | None = None) -> None:
-        self.workbook = Workbook(write_only=True)
+        self.workbook = new_workbook(streaming=True)
         self.columns, self.title, self.header = columns, title[:25], header
         self.rows_per_sheet = rows_per_sheet or ROWS_PER_SHEET
         self.sheet: Any = None
@@ -87,8 +87,7 @@ class SheetWriter:
     def _new_sheet(self) -> None:
         self.sheets += 1
         title = self.title if self.sheets == 1 else f"{self.title} {self.sheets}"
-        self.sheet = self.workbook.create_sheet(title=title)
-        start_sheet(self.sheet, self.header, self.kinds)
+        self.sheet = add_sheet(self.workbook, title, self.header, self.kinds)
         self.in_sheet = 0
         # One styled cell per amount column, reused: write-only rows are serialised as soon as they are appended.
         self._money_cells = [WriteOnlyCell(self.sheet) for _ in self.money_idx]
@@ -96,7 +95,7 @@ class SheetWriter:
             cell.number_format = MONEY_FORMAT
 
     def write_block(self, block: list[tuple]) -> None:
-        text_idx, money_idx, care = self.text_idx, self.money_idx, _NEEDS_CARE.search
+        text_idx, money_idx, care = self.text_idx, self.money_idx, NEEDS_CARE.search
         for row in block:
             if self.sheet is None or self.in_sheet >= self.rows_per_sheet:
                 self._new_sheet()

@@ -3,7 +3,6 @@ progress and a reprocess action, failures filterable by reason with an XLSX down
 own codes to a partner (flow 1) with their file and counts."""
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from django import forms
@@ -23,7 +22,7 @@ from import_export.admin import ImportMixin
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.exceptions import DomainError
-from core.spreadsheets import local_stamp, start_sheet
+from core.spreadsheets import XLSX_CONTENT_TYPE, add_sheet, append_row, local_stamp, new_workbook, workbook_bytes
 from coupons.models import CouponBatch, CouponInventory
 from partners import distribution, services
 from partners.models import CouponMapping, Distribution, Partner, PartnerUpload, PartnerUploadFailure
@@ -283,13 +282,12 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
     def _failures_xlsx(self, request: HttpRequest, queryset: QuerySet, *, machine_keys: bool) -> HttpResponse:
         from django.conf import settings
         from django.utils import translation
-        from openpyxl import Workbook
 
         # a tenant user's own company; a superuser's selection is of one tenant in practice: the first row's
         first = queryset.select_related("tenant").first()
         tenant = first.tenant if first is not None else None
         reasons = dict(PartnerUploadFailure.Reason.choices)
-        workbook = Workbook(write_only=True)
+        workbook = new_workbook(streaming=True)
         with translation.override(getattr(tenant, "language", "") or settings.LANGUAGE_CODE):
             if machine_keys:
                 title, header = "failures", list(FAILURE_COLUMNS)
@@ -298,16 +296,11 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
                 header = [capfirst(str(PartnerUploadFailure._meta.get_field(key).verbose_name))
                           for key in FAILURE_COLUMNS]
                 reasons = {key: str(label) for key, label in reasons.items()}
-        sheet = workbook.create_sheet(title)
-        start_sheet(sheet, header, ["id", "number", "code", "text", "text"])
+        sheet = add_sheet(workbook, title, header, ["id", "number", "code", "text", "text"])
         for failure in queryset.select_related("upload").order_by("upload_id", "line").iterator(chunk_size=2000):
             reason = failure.reason if machine_keys else reasons.get(failure.reason, failure.reason)
-            sheet.append([failure.upload.public_id, failure.line, services.spreadsheet_safe(failure.value),
-                          reason, services.spreadsheet_safe(failure.message)])
-        out = io.BytesIO()
-        workbook.save(out)
-        response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument."
-                                                              "spreadsheetml.sheet")
+            append_row(sheet, [failure.upload.public_id, failure.line, failure.value, reason, failure.message])
+        response = HttpResponse(workbook_bytes(workbook), content_type=XLSX_CONTENT_TYPE)
         stamp = local_stamp(timezone.now(), getattr(tenant, "time_zone", None))
         response["Content-Disposition"] = f'attachment; filename="partner_upload_failures-{stamp}.xlsx"'
         return response

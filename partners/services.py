@@ -488,9 +488,3 @@ def partner_upload_retry_failures(*, upload_id: int) -> PartnerUpload:
 def csv_template() -> bytes:
     return b"partner_code\nPARTNER0001\nPARTNER0002\n"
 
-
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV/XLSX injection) and XML can carry (core.spreadsheets)."""
-    from core.spreadsheets import safe_text
-
-    return safe_text(value)

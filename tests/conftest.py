@@ -59,11 +59,13 @@ def member_client(tenant):
 @pytest.fixture
 def api(member_client):
     """A DRF APIClient authenticated with a member token."""
-    from rest_framework.test import APIClient
+    return factories.api_for(member_client[1])
 
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member_client[1]}")
-    return client
+
+@pytest.fixture
+def operator_api(tenant):
+    """A DRF APIClient of an operator-scope client of ``tenant`` (revoking, grants, exports, uploads: issue #16)."""
+    return factories.make_operator_api(tenant)
 
 
 @pytest.fixture(autouse=True)

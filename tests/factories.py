@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from core.audit import Actor
+from core.fields import CODE_ALPHABET
 from core.models import ApiClient, Tenant, User
 from core.roles import ROLE_APPROVER, ROLE_OPERATOR, ROLE_VIEWER, ensure_roles
 from core.services import api_client_create
@@ -106,16 +109,23 @@ def make_batch(inventory: CouponInventory, *, quantity: int = 100, **kwargs: Any
                                         quantity=quantity, actor=TEST_ACTOR, **kwargs)
 
 
+def random_code(*, length: int = 10) -> str:
+    """A random code of the platform's alphabet (not stored anywhere)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def random_codes(n: int, *, length: int = 10) -> list[str]:
+    """n random codes (duplicates possible, like independent guesses)."""
+    return [random_code(length=length) for _ in range(n)]
+
+
 def make_codes(batch: CouponBatch, n: int, **fields: Any) -> list:
     """n AVAILABLE codes in a batch, inserted directly (the generator has its own tests)."""
-    import secrets
-
-    from core.fields import CODE_ALPHABET
     from coupons.models import CouponCode
 
-    codes = {"".join(secrets.choice(CODE_ALPHABET) for _ in range(10)) for _ in range(n)}
+    codes = set(random_codes(n))
     while len(codes) < n:
-        codes.add("".join(secrets.choice(CODE_ALPHABET) for _ in range(10)))
+        codes.add(random_code())
     from coupons.bloom import bloom_adding
 
     rows = [CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id, batch=batch, code=c, **fields)
@@ -142,3 +152,39 @@ def order(total: int = 50_000, *, order_id: str = "o-1", shipping_fee: int = 300
     item.update(line)
     return {"order_id": order_id, "items": [item], "shipping_fee": shipping_fee, "channel": channel,
             "payment_method": "online"}
+
+
+# --- API clients -------------------------------------------------------------------------------------------------
+
+def api_for(token: str) -> APIClient:
+    """A DRF test client sending ``Authorization: Bearer <token>`` on every request."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def make_api(tenant: Tenant, *, scope: str = ApiClient.Scope.MEMBER) -> APIClient:
+    """A test client authenticated as a new API client of ``tenant`` (member scope unless told)."""
+    return api_for(make_client(tenant, scope=scope)[1])
+
+
+def make_operator_api(tenant: Tenant) -> APIClient:
+    """A test client of an operator-scope API client (grants, revocations, exports, distributions, uploads)."""
+    return make_api(tenant, scope=ApiClient.Scope.OPERATOR)
+
+
+# --- Partner uploads ---------------------------------------------------------------------------------------------
+
+def make_partner_upload(tenant: Tenant, inventory: CouponInventory, content: bytes, *, partner_code: str = "GS25",
+                        name: str = "c.csv") -> Any:
+    """A partner's code file stored through the service (processing starts as the service starts it); the upload,
+    read back. The partner must exist."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from partners.models import PartnerUpload
+    from partners.services import partner_upload_create
+
+    upload, _created = partner_upload_create(tenant=tenant, partner_code=partner_code,
+                                             inventory_public_id=inventory.public_id,
+                                             uploaded=SimpleUploadedFile(name, content), actor=TEST_ACTOR)
+    return PartnerUpload.objects.get(pk=upload.pk)

@@ -18,11 +18,10 @@ from core.api.permissions import IsOperatorClient
 from core.api.views import API_ERROR as ERROR, IDEMPOTENCY_PARAMETER, TenantAPIView
 from core.audit import Actor
 from core.exceptions import NotFound
+from core.spreadsheets import XLSX_CONTENT_TYPE as XLSX
 from exports import selectors, services
 from exports.models import Export
 from exports.selectors import ALL_FILTERS
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _errors(*statuses: int) -> dict[int, Any]:

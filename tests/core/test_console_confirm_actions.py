@@ -5,12 +5,11 @@ import pytest
 from django.contrib.admin import helpers
 from django.urls import reverse
 
-from core.audit import Actor
 from core.models import ApiClient
 from core.services import api_client_create
 from tests import factories
 
-SYSTEM = Actor.system("tests")
+SYSTEM = factories.TEST_ACTOR
 
 
 @pytest.fixture

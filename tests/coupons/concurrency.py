@@ -10,14 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, connections
-from rest_framework.test import APIClient
-
-
-def api_for(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
 
 # PostgreSQL on these machines allows 100 connections in all; a race uses at most this many at once.
 MAX_THREADS = 64

@@ -4,14 +4,13 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from core.audit import Actor
 from coupons.bloom import bloom_drop
 from coupons.services.generation import batch_generate
 from coupons.models import CouponBatch
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ACTOR = Actor.system("tests")
+ACTOR = factories.TEST_ACTOR
 
 
 @pytest.fixture(autouse=True)

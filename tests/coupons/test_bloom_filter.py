@@ -1,13 +1,9 @@
 """The global Bloom filter: cheap "certainly absent" answers, no false negatives, atomic merges, rebuild (R-CODE-3)."""
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 import pytest
 
-from core.audit import Actor
-from core.fields import CODE_ALPHABET
 from coupons import bloom
 from coupons.bloom import (BitArray, BloomParams, BloomUnavailable, BloomWriter, FileBloomStore, as_code_array,
                            bloom_adding, bloom_drop, bloom_might_contain, bloom_rebuild, bloom_verify, get_store,
@@ -17,7 +13,7 @@ from coupons.models import CouponCode
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ACTOR = Actor.system("tests")
+ACTOR = factories.TEST_ACTOR
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +31,6 @@ def pool(tenant):
     return factories.make_inventory(tenant, total_quantity=1_000_000)
 
 
-def random_codes(n: int, length: int = 8) -> list[str]:
-    return ["".join(secrets.choice(CODE_ALPHABET) for _ in range(length)) for _ in range(n)]
-
-
 def shared_bits() -> BitArray:
     store = get_store()
     params = store.params()
@@ -53,7 +45,7 @@ def test_the_filter_says_certainly_absent_for_at_least_99_percent_of_unknown_cod
     batch = factories.make_batch(pool, quantity=20_000)
     batch_generate(batch_id=batch.pk, actor=ACTOR)
     existing = set(CouponCode.objects.values_list("code", flat=True))
-    unknown = [c for c in random_codes(10_000) if c not in existing]
+    unknown = [c for c in factories.random_codes(10_000, length=8) if c not in existing]
 
     with django_assert_num_queries(0):
         certainly_absent = sum(1 for code in unknown if not bloom_might_contain(code))
@@ -98,7 +90,8 @@ def test_two_writers_merging_at_once_keep_each_others_bits():
     first, second = BloomWriter(store, params), BloomWriter(store, params)
     first.load()
     second.load()  # both start from the same snapshot
-    codes_a, codes_b = as_code_array(random_codes(3000)), as_code_array(random_codes(3000))
+    codes_a = as_code_array(factories.random_codes(3000, length=8))
+    codes_b = as_code_array(factories.random_codes(3000, length=8))
 
     first.add(codes_a)
     second.add(codes_b)
@@ -140,7 +133,7 @@ def test_a_merge_into_a_missing_filter_is_refused():
 
 def test_rebuild_takes_every_code_of_the_database(pool):
     batch = factories.make_batch(pool, quantity=3000)
-    codes = random_codes(3000, length=10)
+    codes = factories.random_codes(3000, length=10)
     CouponCode.objects.bulk_create([CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id,
                                                batch=batch, code=c) for c in set(codes)])
 
@@ -165,8 +158,9 @@ def test_a_rebuilt_redis_filter_never_expires(settings):
 def test_verify_reports_codes_written_behind_the_filters_back(pool):
     bloom_rebuild()
     batch = factories.make_batch(pool, quantity=50)
+    written = set(factories.random_codes(50, length=12))
     CouponCode.objects.bulk_create([CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id,
-                                               batch=batch, code=c) for c in set(random_codes(50, length=12))])
+                                               batch=batch, code=c) for c in written])
 
     report = bloom_verify()
 
@@ -176,7 +170,7 @@ def test_verify_reports_codes_written_behind_the_filters_back(pool):
 
 def test_codes_added_through_bloom_adding_might_be_present():
     bloom_rebuild()
-    codes = random_codes(200, length=12)
+    codes = factories.random_codes(200, length=12)
 
     with bloom_adding(codes):
         pass
@@ -186,7 +180,7 @@ def test_codes_added_through_bloom_adding_might_be_present():
 
 def test_generation_rebuilds_a_missing_filter_from_the_database_first(pool):
     old = factories.make_batch(pool, quantity=40)
-    old_codes = set(random_codes(40, length=12))
+    old_codes = set(factories.random_codes(40, length=12))
     CouponCode.objects.bulk_create([CouponCode(tenant_id=old.tenant_id, inventory_id=old.inventory_id, batch=old,
                                                code=c) for c in old_codes])
     assert get_store().params() is None
@@ -205,7 +199,7 @@ def test_the_file_backend_shares_bits_between_readers_and_survives_a_rebuild(set
     reader = FileBloomStore(store.path)  # another process's view of the same file
     writer = BloomWriter(store, store.params())
     writer.load()
-    codes = random_codes(500)
+    codes = factories.random_codes(500, length=8)
     writer.add(as_code_array(codes))
     params = reader.params()
     assert all(reader.test(params, bloom.offsets_one(c.encode(), params)) is False for c in codes[:20])

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from core.audit import Actor
 from core.models import AuditLog
 from coupons.bloom import bloom_drop, bloom_rebuild
 from coupons.services.generation import (BatchAlreadyGenerated, CodeSpaceExhausted, GenerationRunning, batch_generate,
@@ -29,7 +28,7 @@ from tests import factories
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-ACTOR = Actor.system("tests")
+ACTOR = factories.TEST_ACTOR
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,8 @@ from coupons.services import lifecycle
 from coupons.services.counters import inventory_counts
 from coupons.models import CouponCode, CouponIssue, CouponUsage
 from tests import factories
-from tests.coupons.concurrency import api_for, constraint_dropped, race, race_rounds, rendezvous
+from tests.coupons.concurrency import constraint_dropped, race, race_rounds, rendezvous
+from tests.factories import api_for
 
 # One xdist worker runs all racing tests, one after another: together they would exceed the server's connections.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]

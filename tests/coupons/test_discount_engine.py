@@ -429,7 +429,7 @@ def test_impossible_terms_fail_loudly_when_built(fields):
 
 
 def test_the_benchmark_runs_on_a_small_input_and_agrees_with_the_reference():
-    from coupons import bench_best
+    from bench import best as bench_best
 
     figures = bench_best.run(coupons=12, lines=8, repeat=3, varied=3)
     assert figures["agree"] is True

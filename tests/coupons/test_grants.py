@@ -2,19 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from coupons.services import issue as issuing
 from coupons.services import grant as grants
 from coupons.models import CouponGrant, CouponGrantMember, CouponIssue
 from tests import factories
-
-
-@pytest.fixture
-def operator_api(tenant):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
-    return client
 
 
 def grant(api, inventory, members):

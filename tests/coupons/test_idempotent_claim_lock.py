@@ -22,7 +22,8 @@ from core.api.views import TenantAPIView
 from coupons.services import issue as issuing
 from coupons.models import CouponIssue
 from tests import factories
-from tests.coupons.concurrency import api_for, race
+from tests.coupons.concurrency import race
+from tests.factories import api_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
 

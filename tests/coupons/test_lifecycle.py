@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from core.models import AuditLog
 from coupons.services.counters import inventory_counts
@@ -21,14 +20,6 @@ def issued(api, tenant):
     code = api.post("/api/v1/claims", {"member_id": "m-1", "inventory": inventory.public_id},
                     format="json").json()["coupon"]["code"]
     return CouponCode.objects.get(code=code)
-
-
-@pytest.fixture
-def operator_api(tenant):
-    """Revoking is for operator clients only (issue #16)."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
-    return client
 
 
 def post(api, code, action, **body):

@@ -5,20 +5,12 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from core.models import AuditLog
 from coupons.models import CouponCode
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator_api(tenant):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
-    return client
 
 
 def issue(codes: list[CouponCode], members: list[str]) -> None:

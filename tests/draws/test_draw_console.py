@@ -8,7 +8,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from core.models import AuditLog
-from draws.exports import safe_cell
+from core.spreadsheets import safe_cell
 from draws.models import Draw, DrawWinner
 from events.models import EventStaffMember
 from tests import factories

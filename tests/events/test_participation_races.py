@@ -7,7 +7,8 @@ import pytest
 
 from events.models import Event, EventParticipant
 from tests import factories
-from tests.coupons.concurrency import api_for, race
+from tests.coupons.concurrency import race
+from tests.factories import api_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
 

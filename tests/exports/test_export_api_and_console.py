@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from core.audit import Actor
-from core.models import ApiClient, AuditLog
+from core.models import AuditLog
 from exports import services
 from exports.models import Export
 from tests import factories
@@ -16,19 +15,12 @@ from tests.exports.conftest import sheet_rows
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def api_for(tenant, scope=ApiClient.Scope.OPERATOR):
-    _client, token = factories.make_client(tenant, scope=scope)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return api
-
-
 def body(response):
     return b"".join(response.streaming_content)
 
 
 def test_an_operator_client_requests_watches_and_downloads_a_usage_export(usage_world):
-    api = api_for(usage_world.tenant)
+    api = factories.make_operator_api(usage_world.tenant)
 
     created = api.post("/api/v1/exports", {"kind": "usages", "event": usage_world.event.public_id,
                                            "client": "pos-app", "date_from": "2026-03-02", "date_to": "2026-03-03"},
@@ -51,7 +43,7 @@ def test_an_operator_client_requests_watches_and_downloads_a_usage_export(usage_
 
 
 def test_the_same_idempotency_key_gives_the_same_export_once(usage_world):
-    api = api_for(usage_world.tenant)
+    api = factories.make_operator_api(usage_world.tenant)
     payload = {"kind": "issues", "inventory": usage_world.inventory.public_id}
 
     first = api.post("/api/v1/exports", payload, format="json", HTTP_IDEMPOTENCY_KEY="exp-1")
@@ -72,7 +64,7 @@ def test_the_same_idempotency_key_gives_the_same_export_once(usage_world):
     ({"kind": "usages", "header": "fancy"}, "header"),
 ])
 def test_a_malformed_request_is_400_naming_the_field(usage_world, payload, field):
-    response = api_for(usage_world.tenant).post("/api/v1/exports", payload, format="json")
+    response = factories.make_operator_api(usage_world.tenant).post("/api/v1/exports", payload, format="json")
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid" and field in response.json()["details"]["fields"]
@@ -85,7 +77,7 @@ def test_a_malformed_request_is_400_naming_the_field(usage_world, payload, field
     ({"kind": "usages", "date_from": "2026-03-05", "date_to": "2026-03-01"}, "date_to"),
 ])
 def test_a_filter_the_kind_cannot_take_is_400_naming_it(usage_world, payload, field):
-    response = api_for(usage_world.tenant).post("/api/v1/exports", payload, format="json")
+    response = factories.make_operator_api(usage_world.tenant).post("/api/v1/exports", payload, format="json")
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_filter" and response.json()["details"] == {"field": field}
@@ -95,7 +87,7 @@ def test_a_filter_the_kind_cannot_take_is_400_naming_it(usage_world, payload, fi
 
 def test_another_tenants_event_is_404_exactly_like_a_missing_one(usage_world, other_tenant):
     foreign_event = factories.make_event(other_tenant)
-    api = api_for(usage_world.tenant)
+    api = factories.make_operator_api(usage_world.tenant)
 
     foreign = api.post("/api/v1/exports", {"kind": "usages", "event": foreign_event.public_id}, format="json")
     missing = api.post("/api/v1/exports", {"kind": "usages", "event": "NOSUCHIDNOSUCHID"}, format="json")
@@ -110,7 +102,7 @@ def test_another_tenants_event_is_404_exactly_like_a_missing_one(usage_world, ot
 def test_another_tenants_export_is_not_found_for_status_and_download(usage_world, other_tenant):
     export = services.export_request(tenant=usage_world.tenant, kind="usages", filters={},
                                      actor=Actor.system("tests"))
-    intruder = api_for(other_tenant)
+    intruder = factories.make_operator_api(other_tenant)
 
     for url in (f"/api/v1/exports/{export.public_id}", f"/api/v1/exports/{export.public_id}/download"):
         response = intruder.get(url)
@@ -121,7 +113,7 @@ def test_another_tenants_export_is_not_found_for_status_and_download(usage_world
 
 
 def test_a_member_scope_client_is_refused(usage_world):
-    api = api_for(usage_world.tenant, scope=ApiClient.Scope.MEMBER)
+    api = factories.make_api(usage_world.tenant)
 
     assert api.post("/api/v1/exports", {"kind": "usages"}, format="json").status_code == 403
     assert Export.objects.count() == 0
@@ -132,7 +124,7 @@ def test_a_download_before_the_file_is_ready_is_409(usage_world, settings):
     settings.USE_REDIS = False
     export = Export.objects.create(tenant=usage_world.tenant, kind="usages")  # queued, not yet written
 
-    response = api_for(usage_world.tenant).get(f"/api/v1/exports/{export.public_id}/download")
+    response = factories.make_operator_api(usage_world.tenant).get(f"/api/v1/exports/{export.public_id}/download")
 
     assert response.status_code == 409 and response.json()["code"] == "export_not_ready"
 

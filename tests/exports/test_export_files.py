@@ -8,7 +8,6 @@ import pytest
 from django.core.files.storage import default_storage
 from openpyxl import load_workbook
 
-from core.audit import Actor
 from core.exceptions import InvalidInput, NotFound
 from core.models import AuditLog
 from exports import services, writer
@@ -18,7 +17,7 @@ from tests import factories
 from tests.exports.conftest import sheet_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ACTOR = Actor.system("tests")
+ACTOR = factories.TEST_ACTOR
 USAGE_LABELS = ("Used at", "Refunded at", "Order", "Member", "Coupon code", "Order amount", "Discount", "Event",
                 "Policy", "Inventory", "Batch", "Channel", "Payment method", "API client")
 

@@ -21,7 +21,8 @@ from django.template.base import Lexer, TokenType
 from django.utils.functional import Promise
 
 BASE_DIR = Path(settings.BASE_DIR)
-OUR_APPS = [app.split(".")[0] for app in settings.LOCAL_APPS]
+# bench (manage.py bench) is developer tooling: no console pages, no catalogue (#22).
+OUR_APPS = [app.split(".")[0] for app in settings.LOCAL_APPS if app != "bench"]
 
 KINDS = frozenset({"models", "console", "commands", "sources", "templates"})
 

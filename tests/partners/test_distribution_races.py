@@ -17,7 +17,8 @@ from partners import distribution
 from partners.models import Distribution
 from partners.services import partner_create
 from tests import factories
-from tests.coupons.concurrency import api_for, constraint_dropped, race
+from tests.coupons.concurrency import constraint_dropped, race
+from tests.factories import api_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
 

@@ -8,9 +8,8 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from core.models import ApiClient, AuditLog
+from core.models import AuditLog
 from coupons.services import issue as issuing
 from coupons.services import grant as grants
 from coupons.services.lifecycle import coupons_expire
@@ -21,12 +20,6 @@ from partners.services import partner_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-def operator_api(tenant) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope=ApiClient.Scope.OPERATOR)[1]}")
-    return client
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ def distributed(dist_id: int | None = None) -> list[str]:
 
 def test_a_distribution_reserves_exactly_its_codes_and_the_file_holds_them_in_id_order(tenant, world):
     inventory, codes, _partner, _other = world
-    api = operator_api(tenant)
+    api = factories.make_operator_api(tenant)
     response = distribute(api, inventory, quantity=10)
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -80,7 +73,7 @@ def test_a_distribution_reserves_exactly_its_codes_and_the_file_holds_them_in_id
 
 def test_a_second_distribution_gets_other_codes_and_the_pool_never_hands_out_distributed_ones(tenant, world, api):
     inventory, _codes, _partner, _other = world
-    ops = operator_api(tenant)
+    ops = factories.make_operator_api(tenant)
     one = distribute(ops, inventory, quantity=10).json()
     two = distribute(ops, inventory, partner="cu", quantity=10).json()
     first = set(distributed(Distribution.objects.get(public_id=one["id"]).pk))
@@ -130,7 +123,7 @@ def test_a_member_registers_a_distributed_code_and_the_distribution_counts_it(te
     assert redeem.status_code == 200, redeem.json()
     stats = distribution.distribution_stats(dist)
     assert (stats.reserved, stats.waiting, stats.registered, stats.used) == (5, 4, 1, 1)
-    detail = operator_api(tenant).get(f"/api/v1/distributions/{dist.public_id}").json()
+    detail = factories.make_operator_api(tenant).get(f"/api/v1/distributions/{dist.public_id}").json()
     assert detail["codes"] == {"reserved": 5, "waiting": 4, "registered": 1, "used": 1}
 
 
@@ -150,7 +143,7 @@ def test_a_whole_batch_is_distributed_when_no_quantity_is_given(tenant, world):
 ])
 def test_a_bad_quantity_is_refused_with_its_reason_and_nothing_is_reserved(tenant, world, quantity, code):
     inventory, _codes, _partner, _other = world
-    response = distribute(operator_api(tenant), inventory, quantity=quantity)
+    response = distribute(factories.make_operator_api(tenant), inventory, quantity=quantity)
     assert response.status_code == (422 if code == "not_enough_codes" else 400), response.json()
     body = response.json()
     assert body["code"] == code and body["message"]
@@ -167,7 +160,7 @@ def test_an_unknown_partner_or_another_tenants_inventory_or_partner_is_404_and_r
     inventory, _codes, _partner, _other = world
     foreign_inventory, _ = factories.make_pool(other_tenant, size=5)
     partner_create(tenant=other_tenant, name="Foreign", code="FOREIGN", actor=factories.TEST_ACTOR)
-    api = operator_api(tenant)
+    api = factories.make_operator_api(tenant)
     unknown = distribute(api, inventory, partner="NOSUCH")
     foreign_partner = distribute(api, inventory, partner="FOREIGN")
     foreign_pool = distribute(api, foreign_inventory)
@@ -186,7 +179,7 @@ def test_distributions_are_operator_only_and_another_tenants_distribution_is_not
     assert distribute(api, inventory).status_code == 403  # a member-app token
     dist = distribution.distribution_create(tenant=tenant, inventory=inventory, partner=partner, quantity=2,
                                             actor=factories.TEST_ACTOR)
-    intruder = operator_api(other_tenant)
+    intruder = factories.make_operator_api(other_tenant)
     assert intruder.get(f"/api/v1/distributions/{dist.public_id}").status_code == 404
     assert intruder.get(f"/api/v1/distributions/{dist.public_id}/codes").status_code == 404
     assert api.get(f"/api/v1/distributions/{dist.public_id}/codes").status_code == 403
@@ -298,7 +291,7 @@ def test_the_api_distributes_a_whole_batch_or_part_of_one_and_refuses_an_unknown
     inventory, _codes, _partner, _other = world
     batch = factories.make_batch(inventory, quantity=6, batch_code="PRINT-RUN-2")
     extra = factories.make_codes(batch, 6)
-    api = operator_api(tenant)
+    api = factories.make_operator_api(tenant)
     part = api.post("/api/v1/distributions", {"inventory": inventory.public_id, "partner": "GS25",
                                               "batch": "PRINT-RUN-2", "quantity": 2}, format="json")
     assert (part.status_code, part.json()["batch"], part.json()["quantity"]) == (201, "PRINT-RUN-2", 2)

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from coupons.models import CouponCode, CouponIssue
-from partners import services
 from partners.models import CouponMapping, Partner
 from tests import factories
 
@@ -15,8 +13,7 @@ pytestmark = pytest.mark.django_db
 def mapped_pool(tenant, codes: bytes, size: int = 5, **kwargs):
     Partner.objects.get_or_create(tenant=tenant, code="GS25", defaults={"name": "GS"})
     inventory, _codes = factories.make_pool(tenant, size=size, **kwargs)
-    services.partner_upload_create(tenant=tenant, partner_code="GS25", inventory_public_id=inventory.public_id,
-                                   uploaded=SimpleUploadedFile("c.csv", codes), actor=factories.TEST_ACTOR)
+    factories.make_partner_upload(tenant, inventory, codes)
     return inventory
 
 

@@ -12,7 +12,6 @@ from openpyxl import Workbook, load_workbook
 
 from core.models import AuditLog
 from coupons.models import CouponCode
-from partners import services
 from partners.models import CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
 from tests import factories
 
@@ -41,13 +40,6 @@ def console(client, operator_user):
 def post_upload(console, partner, inventory, content: bytes, name: str = "codes.csv"):
     return console.post(reverse("admin:partners_partnerupload_upload"), {
         "partner": partner.pk, "inventory": inventory.pk, "file": SimpleUploadedFile(name, content)})
-
-
-def make_upload(tenant, inventory, content: bytes = CSV, partner_code: str = "GS25") -> PartnerUpload:
-    upload, _created = services.partner_upload_create(
-        tenant=tenant, partner_code=partner_code, inventory_public_id=inventory.public_id,
-        uploaded=SimpleUploadedFile("c.csv", content), actor=factories.TEST_ACTOR)
-    return PartnerUpload.objects.get(pk=upload.pk)
 
 
 def test_the_upload_page_shows_the_form_and_the_template_downloads(console, partner, pool, other_tenant):
@@ -124,7 +116,7 @@ def test_the_upload_page_refuses_a_missing_file_and_another_tenants_inventory(co
 
 
 def test_reprocess_from_the_console_with_corrected_values_maps_exactly_those(console, tenant, partner, pool):
-    upload = make_upload(tenant, pool)
+    upload = factories.make_partner_upload(tenant, pool, CSV)
     assert dict(upload.failures.values_list("line", "reason")) == {
         3: "bad_format", 4: "empty", 6: "duplicate_in_file", 7: "bad_format"}
     url = reverse("admin:partners_partnerupload_reprocess", args=[upload.pk])
@@ -147,7 +139,7 @@ def test_reprocess_from_the_console_with_corrected_values_maps_exactly_those(con
 ])
 def test_a_bad_correction_in_the_console_is_refused_and_changes_nothing(console, tenant, partner, pool, corrections,
                                                                         message):
-    upload = make_upload(tenant, pool)
+    upload = factories.make_partner_upload(tenant, pool, CSV)
     before = list(PartnerUploadFailure.objects.order_by("line").values_list("line", "value", "reason", "corrected"))
     response = console.post(reverse("admin:partners_partnerupload_reprocess", args=[upload.pk]),
                             {"corrections": corrections})
@@ -160,7 +152,7 @@ def test_a_bad_correction_in_the_console_is_refused_and_changes_nothing(console,
 
 def test_the_reprocess_list_action_retries_failed_rows_as_they_are(console, tenant, partner):
     inventory, _codes = factories.make_pool(tenant, size=2)
-    upload = make_upload(tenant, inventory, b"A1\nA2\nA3\n")
+    upload = factories.make_partner_upload(tenant, inventory, b"A1\nA2\nA3\n")
     assert (upload.mapped, upload.failed) == (2, 1)
     factories.make_codes(inventory.batches.first(), 1)  # one more code arrives
     response = console.post(reverse("admin:partners_partnerupload_changelist"),
@@ -173,7 +165,7 @@ def test_the_reprocess_list_action_retries_failed_rows_as_they_are(console, tena
 def test_another_tenants_upload_cannot_be_reprocessed_from_the_console(console, other_tenant):
     Partner.objects.create(tenant=other_tenant, name="B", code="GS25")
     inventory_b, _codes = factories.make_pool(other_tenant, size=3)
-    upload_b = make_upload(other_tenant, inventory_b)
+    upload_b = factories.make_partner_upload(other_tenant, inventory_b, CSV)
     url = reverse("admin:partners_partnerupload_reprocess", args=[upload_b.pk])
     assert console.get(url).status_code == 404
     assert console.post(url, {"corrections": "3,AB1"}).status_code == 404
@@ -182,7 +174,7 @@ def test_another_tenants_upload_cannot_be_reprocessed_from_the_console(console, 
 
 
 def test_a_viewer_sees_no_reprocess_button_and_cannot_reprocess(client, tenant, partner, pool):
-    upload = make_upload(tenant, pool)
+    upload = factories.make_partner_upload(tenant, pool, CSV)
     client.force_login(factories.make_viewer(tenant))
     page = client.get(reverse("admin:partners_partnerupload_change", args=[upload.pk]))
     assert page.status_code == 200
@@ -199,8 +191,8 @@ def listed(response) -> list:
 
 
 def test_the_failure_list_filters_by_reason_and_by_upload(console, tenant, partner, pool):
-    upload = make_upload(tenant, pool)
-    other = make_upload(tenant, pool, b"$$\n")
+    upload = factories.make_partner_upload(tenant, pool, CSV)
+    other = factories.make_partner_upload(tenant, pool, b"$$\n")
     url = reverse("admin:partners_partneruploadfailure_changelist")
     assert len(listed(console.get(url))) == 5
     bad_format = console.get(url, {"reason": "bad_format"})
@@ -223,7 +215,7 @@ def download_failures(console, action="download_xlsx"):
 
 
 def test_the_failures_download_as_xlsx_with_formulas_escaped(console, tenant, partner, pool):
-    upload = make_upload(tenant, pool)
+    upload = factories.make_partner_upload(tenant, pool, CSV)
     sheet, rows = download_failures(console)
     assert sheet.title == "Failures"
     assert rows[0] == ("Upload", "Line", "Value", "Reason", "Message")
@@ -238,7 +230,7 @@ def test_the_failures_sheet_is_in_the_tenant_language_with_a_machine_key_variant
     language; the machine-key download has stable keys for both, in every language."""
     tenant.language = "ko"
     tenant.save(update_fields=["language"])
-    upload = make_upload(tenant, pool)
+    upload = factories.make_partner_upload(tenant, pool, CSV)
     sheet, rows = download_failures(console)
     assert sheet.title == "실패 내역"
     assert rows[0] == ("업로드", "줄", "값", "사유", "메시지")
@@ -251,11 +243,11 @@ def test_the_failures_sheet_is_in_the_tenant_language_with_a_machine_key_variant
 
 
 def test_the_mappings_list_shows_the_codes_of_an_upload(console, tenant, partner, pool, other_tenant):
-    upload = make_upload(tenant, pool)
-    make_upload(tenant, pool, b"OTHER1\n")
+    upload = factories.make_partner_upload(tenant, pool, CSV)
+    factories.make_partner_upload(tenant, pool, b"OTHER1\n")
     Partner.objects.create(tenant=other_tenant, name="B", code="GS25")
     inventory_b, _codes = factories.make_pool(other_tenant, size=3)
-    make_upload(other_tenant, inventory_b, b"SECRETB1\n")
+    factories.make_partner_upload(other_tenant, inventory_b, b"SECRETB1\n")
     url = reverse("admin:partners_couponmapping_changelist")
     everything = console.get(url)
     assert sorted(m.partner_code for m in listed(everything)) == ["GOOD1", "GOOD2", "OTHER1"]
@@ -267,8 +259,8 @@ def test_the_mappings_list_shows_the_codes_of_an_upload(console, tenant, partner
 
 
 def test_the_partner_list_summarises_uploads_mapped_failed_and_claimed(console, tenant, partner, pool, api):
-    make_upload(tenant, pool)
-    make_upload(tenant, pool, b"OTHER1\nOTHER2\n$\n")
+    factories.make_partner_upload(tenant, pool, CSV)
+    factories.make_partner_upload(tenant, pool, b"OTHER1\nOTHER2\n$\n")
     Partner.objects.create(tenant=tenant, name="Idle partner", code="IDLE")
     assert api.post("/api/v1/claims", {"member_id": "m-1", "partner_code": "OTHER1"},
                     format="json").status_code == 201

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models import Count
 
-from core.benchdb import database_url
+from bench.db import database_url
 from core.models import AuditLog
 from coupons.models import CouponCode
 from partners import services

@@ -22,14 +22,6 @@ def partner(tenant):
     return Partner.objects.create(tenant=tenant, name="GS Retail", code="GS25")
 
 
-@pytest.fixture
-def operator_api(tenant):
-    _client, token = factories.make_client(tenant, scope=ApiClient.Scope.OPERATOR)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return api
-
-
 def upload(api, inventory, content: bytes, name: str = "codes.csv", partner: str = "GS25"):
     return api.post("/api/v1/partner-uploads", {"file": SimpleUploadedFile(name, content), "partner": partner,
                                                 "inventory": inventory.public_id}, format="multipart")

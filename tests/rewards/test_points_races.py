@@ -17,8 +17,8 @@ from coupons.models import CouponCode
 from rewards import services
 from rewards.models import ExchangeOffer, MemberPoints, PointsEntry
 from tests import factories
-from tests.coupons.concurrency import api_for, constraint_dropped, race, rendezvous
-from tests.factories import TEST_ACTOR
+from tests.coupons.concurrency import constraint_dropped, race, rendezvous
+from tests.factories import TEST_ACTOR, api_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
 M = "m-race"

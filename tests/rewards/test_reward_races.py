@@ -10,7 +10,8 @@ from coupons.models import CouponCode, CouponIssue
 from rewards import services
 from rewards.models import MemberPoints, PointsEntry, RewardGrant
 from tests import factories
-from tests.coupons.concurrency import api_for, constraint_dropped, race, rendezvous
+from tests.coupons.concurrency import constraint_dropped, race, rendezvous
+from tests.factories import api_for
 from tests.rewards.factories import make_rule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]

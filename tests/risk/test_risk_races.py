@@ -16,8 +16,10 @@ from coupons.models import CouponCode, CouponInventory, CouponIssue
 from risk import budgets, limits
 from risk.models import Alarm, InventoryBudget, WebhookDelivery, WebhookEndpoint
 from tests import factories
-from tests.coupons.concurrency import api_for, race, rendezvous
-from tests.risk.util import add_limit, receiver
+from tests.coupons.concurrency import race, rendezvous
+from tests.factories import api_for
+from tests.risk.util import add_limit
+from tests.risk.webhook_receiver import receiver
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
 

@@ -20,7 +20,8 @@ from risk import budgets, webhooks
 from risk.jobs import WebhookNotDelivered, deliver_webhook_job
 from risk.models import Alarm, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests import factories
-from tests.risk.util import claim, receiver
+from tests.risk.util import claim
+from tests.risk.webhook_receiver import receiver
 
 pytestmark = pytest.mark.django_db
 

@@ -1,13 +1,24 @@
-"""A real receiver for lifecycle webhooks (issue #16): an HTTP server on 127.0.0.1 in a thread that runs the
-verification example of docs/WEBHOOKS.md — the very code integrators copy — on every delivery it accepts."""
+"""The one test HTTP receiver for webhooks (risk alarms, issue #8; lifecycle events, issue #16): a real HTTP server
+on 127.0.0.1 in a thread that records every POST (path, headers, body, what it answered).
+
+- ``receiver()``: answers ``status`` (settable while it runs) to every request.
+- ``lifecycle_receiver()``: runs the verification example of docs/WEBHOOKS.md — the very code integrators copy — on
+  every delivery it accepts (200, or 400 when the example refuses it); ``processed`` holds the events it said were
+  new, ``events(name)`` those of one kind.
+
+Both: ``down_for``: answer 503 to that many requests first (without looking at them). ``drop_answer_once``: process
+the next delivery, then close the connection without answering (an answer lost on the way back).
+"""
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from django.conf import settings
 
@@ -21,15 +32,12 @@ def documented_example() -> dict[str, Any]:
     return namespace
 
 
-class LifecycleReceiver:
-    """``down_for``: answer 503 to that many requests first (without looking at them). ``drop_answer_once``: process
-    the next delivery, then close the connection without answering (an answer lost on the way back)."""
-
-    def __init__(self, secret: str = "", *, down_for: int = 0) -> None:
-        self.secret, self.down_for, self.drop_answer_once = secret, down_for, False
-        self.example = documented_example()
-        self.requests: list[dict[str, Any]] = []  # every request: headers, body, what the receiver answered
-        self.processed: list[dict[str, Any]] = []  # the events handle_webhook said were new
+class Receiver:
+    def __init__(self, secret: str = "", *, verify: bool = False, down_for: int = 0, status: int = 200) -> None:
+        self.secret, self.down_for, self.status, self.drop_answer_once = secret, down_for, status, False
+        self.example = documented_example() if verify else None
+        self.requests: list[dict[str, Any]] = []  # every request: path, headers, body, what the receiver answered
+        self.processed: list[dict[str, Any]] = []  # the events handle_webhook said were new (verify only)
         self.lock = threading.Lock()
         receiver = self
 
@@ -38,18 +46,12 @@ class LifecycleReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = dict(self.headers.items())
                 with receiver.lock:
-                    entry = {"headers": headers, "body": body}
+                    entry = {"path": self.path, "headers": headers, "body": body}
                     receiver.requests.append(entry)
                     if len(receiver.requests) <= receiver.down_for:
                         entry["answer"] = 503
                     else:
-                        try:
-                            if receiver.example["handle_webhook"](receiver.secret, headers, body):
-                                receiver.processed.append(receiver.example["verify_webhook"](
-                                    receiver.secret, headers, body))
-                            entry["answer"] = 200
-                        except ValueError:
-                            entry["answer"] = 400
+                        entry["answer"] = receiver._answer(headers, body)
                         if receiver.drop_answer_once and entry["answer"] == 200:
                             receiver.drop_answer_once = False
                             entry["answer"] = "dropped"
@@ -67,16 +69,36 @@ class LifecycleReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/coupons"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def _answer(self, headers: dict[str, str], body: bytes) -> int:
+        if self.example is None:
+            return self.status
+        try:
+            if self.example["handle_webhook"](self.secret, headers, body):
+                self.processed.append(self.example["verify_webhook"](self.secret, headers, body))
+            return 200
+        except ValueError:
+            return 400
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests]
+
     def events(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.processed if e["event"] == name]
 
 
 @contextmanager
-def lifecycle_receiver(**kwargs: Any) -> Iterator[LifecycleReceiver]:
-    r = LifecycleReceiver(**kwargs)
+def running(r: Receiver) -> Iterator[Receiver]:
     r.thread.start()
     try:
         yield r
     finally:
         r.server.shutdown()
         r.server.server_close()
+
+
+def receiver(**kwargs: Any) -> Any:
+    return running(Receiver(**kwargs))
+
+
+def lifecycle_receiver(**kwargs: Any) -> Any:
+    return running(Receiver(verify=True, **kwargs))

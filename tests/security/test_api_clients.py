@@ -11,14 +11,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.api import authentication
-from core.audit import Actor
 from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, AuditLog
 from core.services import (api_client_end_rollover, api_client_revoke, api_client_rotate_token,
                            api_client_set_networks, parse_networks)
 from tests import factories
 
-ACTOR = Actor.system("tests")
+ACTOR = factories.TEST_ACTOR
 
 
 @pytest.fixture(autouse=True)

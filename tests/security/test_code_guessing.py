@@ -3,14 +3,10 @@ member and per device, unknown codes are answered from the Bloom filter without 
 tenant's code answers exactly like a code that does not exist (R-TEN-1)."""
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
-from core.fields import CODE_ALPHABET
 from coupons.bloom import bloom_drop, bloom_rebuild
 from coupons.bloom_check import might_exist
 from coupons.services.issue import RequestContext, issue_from_pool
@@ -35,29 +31,15 @@ def small_filter_and_limits(settings, db):
 
 
 @pytest.fixture
-def operator_api(tenant):
-    """Revoking is for operator clients only (issue #16)."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
-    return client
-
-
-@pytest.fixture
 def pool(tenant):
     return factories.make_pool(tenant, size=5)
-
-
-def api_for(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 def rejected_guesses(n: int) -> list[str]:
     """n random 10-character codes that the Bloom filter certainly rejects."""
     guesses: list[str] = []
     while len(guesses) < n:
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+        code = factories.random_code()
         if not might_exist(code):
             guesses.append(code)
     return guesses
@@ -201,7 +183,7 @@ def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_CLIENT = "5/m"
     inventory, _ = pool
-    first = api_for(factories.make_client(tenant)[1])
+    first = factories.make_api(tenant)
     guesses = rejected_guesses(6)
     answers = [claim(first, code, member=f"m-{i}", device=f"d-{i}", ip=f"10.0.0.{i}")
                for i, code in enumerate(guesses)]
@@ -210,7 +192,7 @@ def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     assert 1 <= int(answers[-1]["Retry-After"]) <= 60
     assert first.post("/api/v1/claims", {"member_id": "m-x", "inventory": inventory.public_id},
                       format="json").status_code == 201
-    second = api_for(factories.make_client(tenant)[1])
+    second = factories.make_api(tenant)
     assert claim(second, guesses[0]).status_code == 404
 
 

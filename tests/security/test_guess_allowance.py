@@ -7,16 +7,13 @@ evaluates at most what is left; the per-connection rate ignores a body ``ip``.
 (``coupons.bloom_check.might_exist``, asked once per code by claims, lookups, lifecycle and checkout)."""
 from __future__ import annotations
 
-import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connections
-from rest_framework.test import APIClient
 
 from core.api import limits
-from core.fields import CODE_ALPHABET
 from coupons import bloom_check
 from coupons.bloom import bloom_drop, bloom_rebuild
 from coupons.services.issue import RequestContext, issue_from_pool
@@ -38,14 +35,6 @@ def small_filter_and_limits(settings, db):
 
 
 @pytest.fixture
-def operator_api(tenant):
-    """Revoking is for operator clients only (issue #16)."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_client(tenant, scope='operator')[1]}")
-    return client
-
-
-@pytest.fixture
 def evaluated(monkeypatch):
     """Counts the codes that reach evaluation (thread-safe)."""
     seen: list[str] = []
@@ -61,16 +50,6 @@ def evaluated(monkeypatch):
     return seen
 
 
-def random_codes(n: int) -> list[str]:
-    return ["".join(secrets.choice(CODE_ALPHABET) for _ in range(10)) for _ in range(n)]
-
-
-def api_for(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
 def lock_body(member: str = "m-1", **extra):
     return {"member_id": member, "order_id": "o-1", "order": factories.order(), **extra}
 
@@ -79,7 +58,7 @@ def test_probe_2000_random_codes_over_lock_redeem_batch_validate_from_one_member
         api, evaluated):
     """The probe's figure: 2,000 random codes from one member over lock, redeem, batch and validate → ≤ 10 evaluated
     (exactly the allowance), every later request 429 or "not looked at"."""
-    codes = iter(random_codes(2000))
+    codes = iter(factories.random_codes(2000))
     statuses = []
     for _ in range(500):
         statuses.append(api.post(f"/api/v1/coupons/{next(codes)}/lock", lock_body(), format="json").status_code)
@@ -103,7 +82,7 @@ def test_every_code_taking_endpoint_refuses_a_member_past_the_allowance_before_e
     validate and best: 429 with ``failed_guesses_member`` and no code evaluated — even a valid one."""
     _, codes = factories.make_pool(tenant, size=2)
     valid = issue_from_pool(inventory=codes[0].inventory, member_id="m-1", via="grant", ctx=RequestContext()).code
-    for code in random_codes(LIMIT):
+    for code in factories.random_codes(LIMIT):
         assert api.get(f"/api/v1/coupons/{code}", {"member_id": "m-1"}).status_code == 404
     evaluated.clear()
     order = factories.order()
@@ -139,11 +118,11 @@ def test_a_burst_of_200_parallel_guesses_gets_exactly_the_allowance_through(tran
     (the earlier design) parallel requests all pass the check before any failure is counted."""
     tenant = factories.make_tenant()
     token = factories.make_client(tenant)[1]
-    guesses = random_codes(200)
+    guesses = factories.random_codes(200)
     barrier = threading.Barrier(20)
 
     def one(chunk: list[str]) -> list[int]:
-        client = api_for(token)
+        client = factories.api_for(token)
         barrier.wait()
         try:
             return [client.post("/api/v1/claims", {"member_id": "m-burst", "code": code}, format="json").status_code
@@ -176,10 +155,10 @@ def test_200_threads_reserving_at_once_share_exactly_the_allowance(settings):
 
 
 def test_a_validate_call_with_more_codes_than_are_left_evaluates_only_what_is_left(api, evaluated):
-    for code in random_codes(LIMIT - 3):
+    for code in factories.random_codes(LIMIT - 3):
         api.get(f"/api/v1/coupons/{code}", {"member_id": "m-1"})
     evaluated.clear()
-    codes = random_codes(20)
+    codes = factories.random_codes(20)
     body = api.post("/api/v1/checkout/validate", {"member_id": "m-1", "codes": codes, "order": factories.order()},
                     format="json").json()
     assert len(evaluated) == 3
@@ -189,7 +168,7 @@ def test_a_validate_call_with_more_codes_than_are_left_evaluates_only_what_is_le
 
 def test_a_batch_with_200_codes_evaluates_only_what_is_left(api, evaluated):
     items = [{"code": code, "member_id": "m-1", "order_id": "o-1", "order": factories.order()}
-             for code in random_codes(200)]
+             for code in factories.random_codes(200)]
     results = api.post("/api/v1/coupons/batch/lock", {"items": items}, format="json").json()["results"]
     assert len(evaluated) == LIMIT
     assert [r["error"]["code"] for r in results] == ["not_found"] * LIMIT + ["rate_limited"] * (200 - LIMIT)
@@ -200,16 +179,16 @@ def test_the_window_slides_instead_of_doubling_at_a_bucket_edge(api, monkeypatch
     they come back one window after they were made."""
     clock = {"ms": 3_600_000 * 1000 - 100}  # 0.1 s before an hour boundary
     monkeypatch.setattr(limits, "now_ms", lambda: clock["ms"])
-    for code in random_codes(LIMIT):
+    for code in factories.random_codes(LIMIT):
         assert api.get(f"/api/v1/coupons/{code}", {"member_id": "m-1"}).status_code == 404
     clock["ms"] += 200  # across the boundary
-    refused = api.get(f"/api/v1/coupons/{random_codes(1)[0]}", {"member_id": "m-1"})
+    refused = api.get(f"/api/v1/coupons/{factories.random_codes(1)[0]}", {"member_id": "m-1"})
     assert refused.status_code == 429
     assert 3590 <= int(refused["Retry-After"]) <= 3600
     clock["ms"] += 3_600_000 - 300  # still inside the window of the first failures
-    assert api.get(f"/api/v1/coupons/{random_codes(1)[0]}", {"member_id": "m-1"}).status_code == 429
+    assert api.get(f"/api/v1/coupons/{factories.random_codes(1)[0]}", {"member_id": "m-1"}).status_code == 429
     clock["ms"] += 200  # one window after them
-    assert api.get(f"/api/v1/coupons/{random_codes(1)[0]}", {"member_id": "m-1"}).status_code == 404
+    assert api.get(f"/api/v1/coupons/{factories.random_codes(1)[0]}", {"member_id": "m-1"}).status_code == 404
 
 
 def test_lookups_that_find_the_members_coupon_do_not_spend_the_allowance(api, tenant):
@@ -234,7 +213,7 @@ def test_the_rotating_body_ip_probe_stays_within_the_per_connection_limit(settin
     → evaluated ≤ the per-connection limit."""
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_IP = "30/m"
-    for i, code in enumerate(random_codes(2000)):
+    for i, code in enumerate(factories.random_codes(2000)):
         api.post("/api/v1/claims", {"member_id": f"m-{i}", "device_id": f"d-{i}", "code": code,
                                     "ip": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"}, format="json")
     assert len(evaluated) == 30
@@ -244,7 +223,7 @@ def test_behind_trusted_proxies_the_forwarded_address_is_the_connection(settings
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_IP = "2/m"
     settings.COUPON_TRUSTED_PROXY_COUNT = 1
-    code = random_codes(1)[0]
+    code = factories.random_codes(1)[0]
 
     def via(client_address: str) -> int:
         return api.get(f"/api/v1/coupons/{code}", HTTP_X_FORWARDED_FOR=f"{client_address}",
@@ -266,7 +245,7 @@ def test_a_client_rotating_member_and_device_ids_runs_out_of_failed_guesses(sett
         assert api.get(f"/api/v1/coupons/{valid}", {"member_id": "m-own"}).status_code == 200
     evaluated.clear()
     answers = [api.get(f"/api/v1/coupons/{code}", {"member_id": f"m-{i}", "device_id": f"d-{i}"})
-               for i, code in enumerate(random_codes(60))]
+               for i, code in enumerate(factories.random_codes(60))]
     assert [a.status_code for a in answers] == [404] * 25 + [429] * 35
     assert answers[-1].json()["details"]["reason"] == "failed_guesses_client"
     assert len(evaluated) == 25

@@ -13,10 +13,20 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count
+from django.db.models.functions import TruncDate
 from django.test.utils import override_settings
 
-from core.benchdb import scratch_database
-from core.management.commands.bench import register
+from bench.db import scratch_database
+from bench.registry import register
+from core.admin_lists import CappedCountPaginator
+from core.audit import Actor
+from core.models import Tenant, User
+from coupons import services as coupon_services
+from coupons.models import CouponCode, CouponIssue, CouponPolicy, CouponUsage
+from dashboard.selectors import cache_key, dashboard_for, range_bounds, tenant_zone
+from events.models import Event
+from events.services import event_create
 
 
 def _arguments(parser: Any) -> None:
@@ -26,13 +36,6 @@ def _arguments(parser: Any) -> None:
 
 
 def _setup(rows: int) -> Any:
-    from core.audit import Actor
-    from core.models import Tenant, User
-    from coupons import services as coupon_services
-    from coupons.models import CouponPolicy
-    from events.models import Event
-    from events.services import event_create
-
     actor = Actor.system("bench")
     tenant = Tenant.objects.create(name="Bench dashboard", slug="bench-dashboard", time_zone="Asia/Seoul")
     now = dt.datetime.now(dt.UTC)
@@ -79,11 +82,7 @@ def _setup(rows: int) -> Any:
 
 def _plans(tenant: Any, start: dt.date, end: dt.date) -> list[str]:
     """The top plan node of each per-day query (expected: index-only / index scans on the (tenant, time) indexes)."""
-    from django.db.models import Count
-    from django.db.models.functions import TruncDate
 
-    from coupons.models import CouponIssue, CouponUsage
-    from dashboard.selectors import range_bounds, tenant_zone
 
     lo, hi = range_bounds(tenant, start, end)
     zone = tenant_zone(tenant)
@@ -99,10 +98,6 @@ def _plans(tenant: Any, start: dt.date, end: dt.date) -> list[str]:
 @register("dashboard", help="Dashboard queries (30 and 365 days) over N issue and N/2 usage rows (R-REP-3).",
           arguments=_arguments)
 def bench_dashboard(options: dict[str, Any]) -> dict[str, Any]:
-    from core.admin_lists import CappedCountPaginator
-    from coupons.models import CouponCode, CouponUsage
-    from dashboard.selectors import cache_key, dashboard_for, tenant_zone
-
     rows = options["rows"]
     name = options["database"] or f"{connection.settings_dict['NAME']}_benchdash"
     with scratch_database(name, keep=options["keep"]):

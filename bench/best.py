@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections import Counter
-from math import prod
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
+from math import prod
 from typing import Any
 
+from bench.registry import register
 from coupons.discounts import Context, CouponTerms, Order, OrderLine, best_combination, brute_force_best
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -157,3 +158,15 @@ def run(*, coupons: int = 100, lines: int = 50, repeat: int = 200, varied: int =
         "ratio": round(brute / best_p50, 1) if best_p50 else None,
         "agree": agree, "discount": result.discount, "codes": list(result.codes),
     }
+
+
+def _arguments(parser: Any) -> None:
+    parser.add_argument("--coupons", type=int, default=100, help="Coupons in the member's wallet (default 100).")
+    parser.add_argument("--lines", type=int, default=50, help="Order lines (default 50).")
+    parser.add_argument("--repeat", type=int, default=200, help="Timed calls on the main input.")
+
+
+@register("best", help="best_combination in-process (p50/p95) against the same-run brute-force reference.",
+          arguments=_arguments)
+def bench_best(options: dict[str, Any]) -> dict[str, Any]:
+    return run(coupons=options["coupons"], lines=options["lines"], repeat=options["repeat"])

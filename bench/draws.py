@@ -16,8 +16,14 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from core.benchdb import reset_hwm, scratch_database, vm_hwm_mb
-from core.management.commands.bench import register
+from bench.db import reset_hwm, scratch_database, vm_hwm_mb
+from bench.registry import register
+from core.audit import Actor
+from core.models import Tenant
+from draws.models import DrawWinner
+from draws.services import TierSpec, draw_create, draw_run, draw_verify
+from events.models import Event
+from events.services import event_create
 
 
 def _arguments(parser: Any) -> None:
@@ -28,12 +34,6 @@ def _arguments(parser: Any) -> None:
 
 
 def _setup(participants: int, winners: int) -> Any:
-    from core.audit import Actor
-    from core.models import Tenant
-    from draws.services import TierSpec, draw_create
-    from events.models import Event
-    from events.services import event_create
-
     actor = Actor.system("bench")
     tenant = Tenant.objects.create(name="Bench draw", slug="bench-draw")
     now = timezone.now()
@@ -61,10 +61,6 @@ def _setup(participants: int, winners: int) -> Any:
 @register("draw", help="Run one draw over N participants in a scratch database; seconds and peak RSS.",
           arguments=_arguments)
 def bench_draw(options: dict[str, Any]) -> dict[str, Any]:
-    from core.audit import Actor
-    from draws.models import DrawWinner
-    from draws.services import draw_run, draw_verify
-
     database = options["database"] or f"{connection.settings_dict['NAME']}_benchdraw"
     load_before = os.getloadavg()
     with scratch_database(database, keep=options["keep"]):

@@ -29,8 +29,18 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from core.benchdb import database_url, scratch_database
-from core.management.commands.bench import register
+from bench.db import database_url, scratch_database
+from bench.registry import register
+from core.audit import Actor
+from core.fields import CODE_ALPHABET
+from core.models import User
+from core.services import tenant_create
+from coupons import services
+from coupons.bloom import bloom_drop
+from coupons.services.generation import CodeFormat, _Drawer, _sort_keys
+from coupons.models import CouponBatch, CouponBatchChunk, CouponPolicy
+from events.models import Event
+from events.services import event_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 COPY_ROWS = 1_000_000
@@ -51,9 +61,6 @@ def _arguments(parser: Any) -> None:
 
 
 def _random_sorted_codes(n: int) -> np.ndarray:
-    from core.fields import CODE_ALPHABET
-    from coupons.services.generation import CodeFormat, _Drawer, _sort_keys
-
     drawer = _Drawer(CodeFormat(prefix="", length=8, alphabet=CODE_ALPHABET))
     codes = drawer.draw(n, None)
     keys = np.sort(_sort_keys(codes))
@@ -119,14 +126,6 @@ def _references_proposed(n: int, batch: Any) -> dict[str, Any]:
 
 
 def _setup_batches(n: int, count: int) -> list[Any]:
-    from core.audit import Actor
-    from core.models import User
-    from core.services import tenant_create
-    from coupons import services
-    from coupons.models import CouponPolicy
-    from events.models import Event
-    from events.services import event_create
-
     actor = Actor.system("bench")
     tenant = tenant_create(name="Bench tenant", slug="bench", actor=actor)
     author = User.objects.create_superuser("bench-author", password=None)
@@ -176,8 +175,6 @@ def _proposed_schema() -> list[str]:
 
 
 def _generate(batch: Any, database: str) -> dict[str, Any]:
-    from coupons.models import CouponBatch, CouponBatchChunk
-
     env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "manage.py", "generate_codes", batch.batch_code, "--tenant", "bench", "--sync",
                "--no-progress"]
@@ -220,8 +217,6 @@ def _generate(batch: Any, database: str) -> dict[str, Any]:
 @register("generate", help="Generate N codes per batch in a scratch database and compare with a plain COPY.",
           arguments=_arguments)
 def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
-    from coupons.bloom import bloom_drop
-
     n, count = options["n"], options["batches"]
     database = options["database"] or f"{connection.settings_dict['NAME']}_bench"
     load_before = os.getloadavg()
@@ -251,8 +246,3 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
         "batches": results,
         "bench_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-
-
-# The API benchmarks live in their own module; importing it here registers `bench claim`, `redeem` and `best`.
-from coupons import bench_api  # noqa: E402, F401
-from coupons import bench_guess  # noqa: E402, F401

@@ -21,9 +21,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from rest_framework.test import APIClient
 
-from core.benchdb import scratch_database
-from core.management.commands.bench import register
+from bench.api import _seed
+from bench.db import scratch_database
+from bench.registry import register
+from core.fields import CODE_ALPHABET
+from coupons.bloom import bloom_drop, get_store
+from coupons.bloom_check import might_exist
 
 
 def _arguments(parser: Any) -> None:
@@ -40,13 +45,6 @@ def _ms(values: list[float]) -> dict[str, float]:
 @register("foreign_code", help="Cost of answering an unknown, a foreign tenant's and an own code (GET coupons/{code}).",
           arguments=_arguments)
 def bench_foreign_code(options: dict[str, Any]) -> dict[str, Any]:
-    from rest_framework.test import APIClient
-
-    from core.fields import CODE_ALPHABET
-    from coupons.bench_api import _seed
-    from coupons.bloom import bloom_drop, get_store
-    from coupons.bloom_check import might_exist
-
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_CLIENT = settings.COUPON_RATE_CODE_LOOKUP_IP = ""

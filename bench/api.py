@@ -8,26 +8,38 @@ the same claim / redeem SQL issued directly from N psycopg connections (no HTTP,
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
+import re
 import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from core.benchdb import database_url, scratch_database
-from core.management.commands.bench import register
+from bench.db import database_url, scratch_database
+from bench.registry import register
+from core.audit import Actor
+from core.models import User
+from core.services import api_client_create, tenant_create
+from coupons import services
+from coupons.services.generation import batch_generate
+from coupons.models import CouponPolicy
+from events.services import event_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,9 +59,6 @@ def _arguments(parser: Any) -> None:
 def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[str, dict[str, Any]]]
          ) -> dict[str, Any]:
     """N keep-alive connections from wrk (2 threads) for a fixed time; every request a distinct body."""
-    import json
-    import re
-    import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
         for path, body in bodies:
@@ -57,7 +66,7 @@ def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[s
     threads = 2
     env = {**os.environ, "BENCH_BODIES": handle.name, "BENCH_TOKEN": token, "BENCH_THREADS": str(threads)}
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s",
-                          str(BASE_DIR / "coupons" / "bench_wrk.lua"), f"http://127.0.0.1:{port}"],
+                          str(BASE_DIR / "bench" / "wrk.lua"), f"http://127.0.0.1:{port}"],
                          env=env, capture_output=True, text=True, check=True).stdout
     os.unlink(handle.name)
     result = json.loads(re.search(r"BENCH_JSON (\{.*\})", out).group(1))
@@ -74,13 +83,6 @@ def _dsn(name: str) -> dict[str, Any]:
 
 def _seed(n: int, *, issued: bool) -> dict[str, Any]:
     """A tenant, a member token, an open event and an inventory of n codes (issued to m-<i> when asked)."""
-    from core.audit import Actor
-    from core.services import api_client_create, tenant_create
-    from coupons import services
-    from coupons.services.generation import batch_generate
-    from coupons.models import CouponPolicy
-    from core.models import User
-    from events.services import event_create
 
     actor = Actor.system("bench")
     now = timezone.now()
@@ -123,7 +125,6 @@ def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "coupon_project.wsgi", "--bind", f"127.0.0.1:{port}",
                              "--workers", str(workers), "--worker-class", "sync", "--keep-alive", "30",
                              "--log-level", "warning"], cwd=BASE_DIR, env=env)
-    import httpx
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -137,7 +138,6 @@ def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
 
 
 async def _load(port: int, token: str, clients: int, bodies: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    import httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -200,8 +200,6 @@ def _floor(database: str, clients: int, jobs: list[Any], sql_for: Any) -> dict[s
 
 
 def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
-    import logging
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would load the generator
     database = options["database"] or f"{connection.settings_dict['NAME']}_benchapi"
     with scratch_database(database, keep=options["keep"]):
@@ -280,17 +278,3 @@ def bench_claim(options: dict[str, Any]) -> dict[str, Any]:
           arguments=_arguments)
 def bench_redeem(options: dict[str, Any]) -> dict[str, Any]:
     return _run(options, "redeem")
-
-
-def _best_arguments(parser: Any) -> None:
-    parser.add_argument("--coupons", type=int, default=100, help="Coupons in the member's wallet (default 100).")
-    parser.add_argument("--lines", type=int, default=50, help="Order lines (default 50).")
-    parser.add_argument("--repeat", type=int, default=200, help="Timed calls on the main input.")
-
-
-@register("best", help="best_combination in-process (p50/p95) against the same-run brute-force reference.",
-          arguments=_best_arguments)
-def bench_best(options: dict[str, Any]) -> dict[str, Any]:
-    from coupons.bench_best import run
-
-    return run(coupons=options["coupons"], lines=options["lines"], repeat=options["repeat"])

@@ -21,10 +21,24 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth.models import Group
+from django.core.files.storage import default_storage
 from django.db import connection
+from openpyxl import Workbook, load_workbook
 
-from core.benchdb import reset_hwm, scratch_database, vm_hwm_mb, vm_rss_mb
-from core.management.commands.bench import register
+from bench.db import reset_hwm, scratch_database, vm_hwm_mb, vm_rss_mb
+from bench.registry import register
+from core.audit import Actor
+from core.models import Tenant, User
+from core.roles import ROLE_APPROVER, ensure_roles
+from core.services import api_client_create
+from coupons import services as coupon_services
+from coupons.models import CouponPolicy
+from events.models import Event
+from events.services import event_create
+from exports.columns import USAGES
+from exports.models import Export
+from exports.services import export_write
 
 BASE_LOCAL = dt.datetime(2026, 3, 1, 9, 0, 0)  # Asia/Seoul wall time of usage 0
 NAMES = {"event": "Bench event", "policy": "Bench policy", "inventory": "Bench pool", "batch": "BENCH-1",
@@ -42,18 +56,6 @@ def _member(i: int) -> str:
 
 
 def _setup(rows: int) -> Any:
-    from django.contrib.auth.models import Group
-
-    from core.audit import Actor
-    from core.models import Tenant, User
-    from core.roles import ROLE_APPROVER, ensure_roles
-    from core.services import api_client_create
-    from coupons import services as coupon_services
-    from coupons.models import CouponPolicy
-    from events.models import Event
-    from events.services import event_create
-    from exports.models import Export
-
     actor = Actor.system("bench")
     tenant = Tenant.objects.create(name="Bench export", slug="bench-export", time_zone="Asia/Seoul")
     now = dt.datetime.now(dt.UTC)
@@ -105,8 +107,6 @@ def _reference_rows(rows: int) -> Iterator[tuple]:
 
 
 def _reference(rows: int, header: list[str]) -> tuple[float, int]:
-    from openpyxl import Workbook
-
     started = time.perf_counter()
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title="Usages")
@@ -121,8 +121,6 @@ def _reference(rows: int, header: list[str]) -> tuple[float, int]:
 
 def _check_same_values(export: Any, rows: int) -> bool:
     """The first and last rows of the file equal the reference's (read back with openpyxl's streaming reader)."""
-    from django.core.files.storage import default_storage
-    from openpyxl import load_workbook
 
     workbook = load_workbook(default_storage.path(export.file), read_only=True)
     sheet = workbook.worksheets[0]
@@ -135,10 +133,6 @@ def _check_same_values(export: Any, rows: int) -> bool:
 @register("export", help="Usage-log XLSX export of N rows vs a bare write-only openpyxl loop (R-REP-2).",
           arguments=_arguments)
 def bench_export(options: dict[str, Any]) -> dict[str, Any]:
-    from exports.columns import USAGES
-    from exports.models import Export
-    from exports.services import export_write
-
     rows = options["rows"]
     name = options["database"] or f"{connection.settings_dict['NAME']}_benchexport"
     with scratch_database(name, keep=options["keep"]):

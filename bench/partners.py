@@ -22,8 +22,17 @@ from django.core.files import File
 from django.db import connection, connections
 from django.utils import timezone
 
-from core.benchdb import database_url, scratch_database
-from core.management.commands.bench import register
+from bench.db import database_url, scratch_database
+from bench.registry import register
+from core.audit import Actor
+from core.models import Tenant, User
+from core.services import tenant_create
+from coupons import services
+from coupons.services.generation import batch_generate
+from coupons.models import CouponPolicy
+from events.services import event_create
+from partners import services as partner_services
+from partners.services import partner_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,15 +91,6 @@ def _write_file(path: Path, n: int) -> dict[str, int]:
 
 
 def _seed(n: int) -> tuple[int, str]:
-    from core.audit import Actor
-    from core.models import User
-    from core.services import tenant_create
-    from coupons import services
-    from coupons.services.generation import batch_generate
-    from coupons.models import CouponPolicy
-    from events.services import event_create
-    from partners.services import partner_create
-
     actor = Actor.system("bench")
     now = timezone.now()
     tenant = tenant_create(name="bench", slug="bench", currency="KRW", rounding_unit=10, actor=actor)
@@ -114,10 +114,6 @@ def _seed(n: int) -> tuple[int, str]:
 @register("partner_upload", help="Map a partner file of N rows (1 percent bad) in a scratch database; seconds and RSS.",
           arguments=_arguments)
 def bench_partner_upload(options: dict[str, Any]) -> dict[str, Any]:
-    from core.audit import Actor
-    from core.models import Tenant
-    from partners import services as partner_services
-
     n = options["n"]
     database = f"{connection.settings_dict['NAME']}_benchpartners"
     workdir = Path(tempfile.mkdtemp(prefix="bench-partners-"))

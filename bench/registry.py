@@ -1,0 +1,39 @@
+"""The benchmarks ``manage.py bench`` knows: each module of this package registers its own with ``@register``::
+
+    from bench.registry import register
+
+    @register("generate", help="...", arguments=lambda parser: parser.add_argument("--n", type=int))
+    def bench_generate(options: dict) -> dict: ...
+
+and ``bench/management/commands/bench.py`` imports the modules. Results are recorded by hand in ``bench/RESULTS.md``
+(machine, date, figures).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    help: str
+    run: Callable[[dict[str, Any]], dict[str, Any]]
+    arguments: Callable[[CommandParser], None] | None
+
+
+REGISTRY: dict[str, Benchmark] = {}
+
+
+def register(name: str, *, help: str, arguments: Callable[[CommandParser], None] | None = None,
+             ) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]]:
+    def decorate(run: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        if name in REGISTRY and REGISTRY[name].run is not run:
+            raise ValueError(f"benchmark {name!r} is registered twice")
+        REGISTRY[name] = Benchmark(name=name, help=help, run=run, arguments=arguments)
+        return run
+
+    return decorate
