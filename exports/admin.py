@@ -28,6 +28,10 @@ from exports import services
 from exports.models import Export
 from exports.selectors import ALL_FILTERS, KIND_FILTERS
 from partners.models import Distribution
+from coupons.models import CouponBatch, CouponInventory, CouponPolicy
+from draws.models import Draw
+from events.models import Event
+import json
 
 
 # Filters the API takes that this form has no field for (a distribution's codes are downloaded from its own page).
@@ -54,10 +58,6 @@ class ExportRequestForm(forms.Form):
                                help_text=_("Machine keys suit files that programs read."))
 
     def __init__(self, *args: Any, tenant_id: int | None, **kwargs: Any) -> None:
-        from coupons.models import CouponBatch, CouponInventory, CouponPolicy
-        from draws.models import Draw
-        from events.models import Event
-
         super().__init__(*args, **kwargs)
         scoped = {"event": Event.objects.order_by("-id"), "policy": CouponPolicy.objects.order_by("-id"),
                   "inventory": CouponInventory.objects.order_by("-id"), "batch": CouponBatch.objects.order_by("-id"),
@@ -106,8 +106,6 @@ class ExportAdmin(TenantScopedAdmin):
     @admin.display(description=_("filters"))
     def filters_code(self, obj: Export) -> Any:
         """The filters as the API takes them (keys and public ids): code; the description says them in words."""
-        import json
-
         return format_html("<code>{}</code>", json.dumps(obj.filters, ensure_ascii=False, sort_keys=True))
     change_list_template = "admin/exports/export/change_list.html"
 

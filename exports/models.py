@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.fields import PublicIdField
 from core.models import Tenant
+from core.spreadsheets import local_stamp
 
 
 class Export(models.Model):
@@ -94,6 +95,4 @@ class Export(models.Model):
     @property
     def download_filename(self) -> str:
         """The name the operator's browser saves: the time in the tenant's zone, as the console shows it (#20)."""
-        from core.spreadsheets import local_stamp
-
         return f"{self.kind}-{self.public_id}-{local_stamp(self.created_at, self.tenant.time_zone)}.xlsx"

@@ -22,6 +22,12 @@ from core.exceptions import InvalidInput, NotFound
 from core.models import ApiClient, Tenant
 from exports.columns import COLUMNS, DATETIME, PARTNER_CODES, Column
 from exports.models import Export
+from coupons.models import CouponBatch, CouponInventory, CouponPolicy
+from draws.models import Draw
+from events.models import Event
+from partners.models import Distribution
+from coupons.models import CouponCode, CouponUsage, CouponIssue
+from draws.models import DrawWinner
 
 # Filters each kind accepts. "codes" is one batch's codes or one partner distribution's, so one of them is required.
 KIND_FILTERS: dict[str, tuple[str, ...]] = {
@@ -102,10 +108,6 @@ def tenant_zone(tenant: Tenant) -> zoneinfo.ZoneInfo:
 
 def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Resolved:
     """Validate ``filters`` for ``kind`` and resolve them within ``tenant`` (see the module docstring)."""
-    from coupons.models import CouponBatch, CouponInventory, CouponPolicy
-    from draws.models import Draw
-    from events.models import Event
-
     if kind not in COLUMNS:
         raise _invalid("kind", _("Unknown kind '%(kind)s'; use one of %(kinds)s.")
                        % {"kind": kind, "kinds": ", ".join(COLUMNS)})
@@ -166,8 +168,6 @@ def resolve_filters(*, tenant: Tenant, kind: str, filters: dict[str, Any]) -> Re
         resolved.normalised["batch"] = batch.batch_code
         resolved.words.append(_("batch “%(name)s”") % {"name": batch.batch_code})
     if "distribution" in values:
-        from partners.models import Distribution
-
         handed = one("distribution", Distribution, "public_id", values["distribution"].upper())
         resolved.q &= Q(distribution_id=handed.pk)
         resolved.normalised["distribution"] = handed.public_id
@@ -205,9 +205,6 @@ def export_columns(export: Export) -> list[Column]:
 
 def export_queryset(export: Export) -> QuerySet:
     """The export's rows, tenant-scoped and in a stable order (the filters are resolved again, within the tenant)."""
-    from coupons.models import CouponCode, CouponUsage, CouponIssue
-    from draws.models import DrawWinner
-
     tenant = export.tenant
     if export.code_export_id:
         handed = export.code_export

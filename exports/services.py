@@ -29,6 +29,8 @@ from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, Tenant
 from exports.models import Export
 from exports.selectors import export_columns, export_values, resolve_filters
+from exports.columns import SHEET_TITLES
+from exports.writer import write_xlsx
 
 logger = logging.getLogger("coupons.exports")
 
@@ -100,9 +102,6 @@ def export_write(*, export_id: int) -> Export | None:
 
 
 def _write(export: Export) -> int:
-    from exports.columns import SHEET_TITLES
-    from exports.writer import write_xlsx
-
     columns = export_columns(export)
     # Sheet names and column labels in the tenant's language (issue #11); machine keys never change with it.
     with translation.override(export.tenant.language or settings.LANGUAGE_CODE):

@@ -4,6 +4,7 @@ kind takes, no other field, and the days the server can place (a drf-spectacular
 from __future__ import annotations
 
 from typing import Any
+from exports.selectors import ALL_FILTERS, KIND_FILTERS, REQUIRED_FILTERS
 
 # Export date filters: the days the server can place in any time zone (exports.selectors.MIN_DATE / MAX_DATE).
 DATE_RANGE_PATTERN = "^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
@@ -17,7 +18,6 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
 def _export(component: dict[str, Any] | None) -> None:
     if not component:
         return
-    from exports.selectors import ALL_FILTERS, KIND_FILTERS, REQUIRED_FILTERS
 
     component["additionalProperties"] = False
     for key in ("date_from", "date_to"):
