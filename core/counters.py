@@ -42,3 +42,14 @@ def counter_totals(*, table: str, owner: str, owner_id: int, columns: Sequence[s
         cursor.execute(f"SELECT {sums} FROM {table} WHERE {owner} = %s", [owner_id])
         row = cursor.fetchone()
     return {c: int(v) for c, v in zip(columns, row, strict=True)}
+
+
+def lock_shards(*, table: str, owner: str, owner_id: int, shards: int, columns: Sequence[str]) -> None:
+    """Create every shard row of the owner that is missing and lock them all, in shard order (a repair's first step:
+    writers counting into this owner wait for its commit)."""
+    zeros = ", ".join("0" for _ in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({owner}, shard, {', '.join(columns)}) "
+                       f"SELECT %s, s, {zeros} FROM generate_series(0, %s) s ON CONFLICT ({owner}, shard) DO NOTHING",
+                       [owner_id, shards - 1])
+        cursor.execute(f"SELECT id FROM {table} WHERE {owner} = %s ORDER BY shard FOR UPDATE", [owner_id])

@@ -17,7 +17,8 @@ import numpy as np
 from django.db import connection, transaction
 
 from core.audit import Actor, audit_record
-from coupons.models import CouponInventory, InventoryCounter
+from coupons.models import CouponInventory
+from coupons.services.counters import counter_add_to_shard, lock_inventory_shards
 from coupons.bloom import BitArray, get_store, iter_code_blocks, offsets_one
 from coupons.bloom import bloom_verify
 
@@ -103,25 +104,17 @@ def counters_fix(*, inventory_id: int, actor: Actor) -> CounterMismatch | None:
     takes a new snapshot per statement). The difference goes into shard 0 — only the sum is ever read.
     """
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount) "
-                "SELECT %s, s, 0, 0, 0 FROM generate_series(0, %s) s ON CONFLICT (inventory_id, shard) DO NOTHING",
-                [inventory_id, InventoryCounter.SHARDS - 1])
-            cursor.execute("SELECT id FROM coupons_inventorycounter WHERE inventory_id = %s ORDER BY shard "
-                           "FOR UPDATE", [inventory_id])
+        lock_inventory_shards(inventory_id)
         rows = _totals(inventory_id=inventory_id)
         if not rows:
             return None
         mismatch = _mismatch(rows[0])
         if mismatch is None:
             return None
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE coupons_inventorycounter SET issued = issued + %s, used = used + %s, "
-                "used_discount = used_discount + %s WHERE inventory_id = %s AND shard = 0",
-                [mismatch.issued_rows - mismatch.issued_counted, mismatch.used_rows - mismatch.used_counted,
-                 mismatch.discount_rows - mismatch.discount_counted, inventory_id])
+        counter_add_to_shard(inventory_id=inventory_id, shard=0,
+                             issued=mismatch.issued_rows - mismatch.issued_counted,
+                             used=mismatch.used_rows - mismatch.used_counted,
+                             used_discount=mismatch.discount_rows - mismatch.discount_counted)
         inventory = CouponInventory.objects.select_related("tenant").get(pk=inventory_id)
         audit_record(tenant=inventory.tenant, actor=actor, action="inventory.counters_reconcile", obj=inventory,
                      before={"issued": mismatch.issued_counted, "used": mismatch.used_counted,

@@ -27,3 +27,15 @@ def counter_add(*, inventory_id: int, member_id: str, issued: int = 0, used: int
 
 def inventory_counts(inventory_id: int) -> dict[str, int]:
     return counters.counter_totals(table=TABLE, owner=OWNER, owner_id=inventory_id, columns=COLUMNS)
+
+
+def lock_inventory_shards(inventory_id: int) -> None:
+    counters.lock_shards(table=TABLE, owner=OWNER, owner_id=inventory_id, shards=InventoryCounter.SHARDS,
+                         columns=COLUMNS)
+
+
+def counter_add_to_shard(*, inventory_id: int, shard: int, issued: int = 0, used: int = 0,
+                         used_discount: int = 0) -> None:
+    """Add to one given shard (a repair puts the difference in shard 0: only the sum is ever read)."""
+    counters.counter_add(table=TABLE, owner=OWNER, owner_id=inventory_id, shard=shard,
+                         deltas={"issued": issued, "used": used, "used_discount": used_discount})
