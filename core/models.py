@@ -194,3 +194,6 @@ class IdempotencyRecord(models.Model):
                 condition=Q(status="in_progress") | Q(response_status__isnull=False), name="idempotency_done_has_response"
             ),
         ]
+
+    def __str__(self) -> str:
+        return self.key

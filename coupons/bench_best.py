@@ -20,12 +20,12 @@ import statistics
 from collections import Counter
 from math import prod
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from coupons.discounts import Context, CouponTerms, Order, OrderLine, best_combination, brute_force_best
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SHOPS = [f"shop-{n}" for n in range(1, 6)]
 CATEGORIES = [f"cat-{n}" for n in range(1, 13)]
 

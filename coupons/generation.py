@@ -100,7 +100,7 @@ class CodeFormat:
     alphabet: str
 
     @classmethod
-    def of(cls, batch: CouponBatch) -> "CodeFormat":
+    def of(cls, batch: CouponBatch) -> CodeFormat:
         from coupons.services import batch_validate_parameters
 
         batch_validate_parameters(quantity=batch.quantity, code_length=batch.code_length, alphabet=batch.alphabet,

@@ -60,7 +60,8 @@ def _table(ws: Worksheet, header: list[str], rows: list[list[Any]], formats: lis
         cell.font = Font(bold=True)
     for row in rows:
         ws.append([safe_cell(v) for v in row])
-        for cell, fmt in zip(ws[ws.max_row], formats):
+        # ws[n] spans the sheet's max_column, which may be wider than this table: extra cells get no format.
+        for cell, fmt in zip(ws[ws.max_row], formats, strict=False):
             if fmt and cell.value is not None:
                 cell.number_format = fmt
     ws.freeze_panes = "B2"  # the header row and the first (label) column stay in view

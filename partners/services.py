@@ -30,7 +30,7 @@ from coupons.exceptions import InventoryNotFound
 from coupons.issuing import normalise_code
 from coupons.models import CouponInventory
 from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, UploadTooLarge
-from partners.models import PARTNER_CODE_MAX, CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
+from partners.models import PARTNER_CODE_MAX, Partner, PartnerUpload, PartnerUploadFailure
 from partners.reader import FileRejected, Row, check_file, detect_format, open_rows
 
 logger = logging.getLogger("coupons.partners")
@@ -53,7 +53,8 @@ def _after_commit(fn: Callable[[], None]) -> None:
 
 
 # Called after every committed chunk with the number of chunks this run committed; tests use it to kill a job.
-_after_chunk: Callable[[int], None] = lambda n: None
+def _after_chunk(committed: int) -> None:
+    pass
 
 
 @dataclass

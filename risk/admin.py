@@ -33,7 +33,7 @@ def _form_errors(form: forms.ModelForm, errors: dict[str, str]) -> None:
 class FrequencyLimitForm(forms.ModelForm):
     class Meta:
         model = FrequencyLimit
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fields` picks the fields
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -275,7 +275,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fields` picks the fields
 
     def clean_url(self) -> str:
         from risk.webhooks import url_check_at_save

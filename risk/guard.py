@@ -90,7 +90,7 @@ class RiskGuard:
         self.count_limits = count_limits
         self.taken: limits.Taken | None = None
 
-    def __enter__(self) -> "RiskGuard":
+    def __enter__(self) -> RiskGuard:
         return self
 
     def check(self, inventory: CouponInventory, now: datetime | None = None) -> None:

@@ -114,7 +114,7 @@ class TenantAPIView(APIView):
         """The JSON body as a dict ({} for other bodies: a multipart upload is never read whole here)."""
         if not (request.content_type or "").startswith("application/json"):
             return {}
-        request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
+        _ = request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
         return request.data if isinstance(request.data, dict) else {}
 
     def _reserve_lookups(self, request: Request, kwargs: dict) -> limits.Reservation | None:
@@ -164,7 +164,7 @@ def _refuse_nul(request: Request, kwargs: dict) -> None:
     query = {k: request.query_params.getlist(k) for k in request.query_params}
     data: object = {}
     if request.content_type.startswith("application/json"):
-        request._request.body  # read once and kept, so the Idempotency-Key fingerprint can still hash it
+        _ = request._request.body  # read once and kept, so the Idempotency-Key fingerprint can still hash it
         data = request.data
     if _has_nul(kwargs) or _has_nul(query) or _has_nul(data):
         raise InvalidInput(gettext("Text may not contain NUL (\\x00) characters."), code="invalid")

@@ -8,7 +8,8 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from io import StringIO
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import psycopg
 import pytest

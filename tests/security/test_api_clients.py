@@ -16,7 +16,6 @@ from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, AuditLog
 from core.services import (api_client_end_rollover, api_client_revoke, api_client_rotate_token,
                            api_client_set_networks, parse_networks)
-from tests import factories
 
 ACTOR = Actor.system("tests")
 

@@ -66,7 +66,7 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first() or tenant_create(
             name=gettext("Demo Card Co."), slug=DEMO_SLUG, currency="KRW", rounding_unit=10, language=language,
             actor=ACTOR)
-        admin = self._user("admin", creds["password"], superuser=True, tenant=None, group=None)
+        self._user("admin", creds["password"], superuser=True, tenant=None, group=None)
         operator = self._user("operator", creds["password"], superuser=False, tenant=tenant, group=ROLE_OPERATOR)
         approver = self._user("approver", creds["password"], superuser=False, tenant=tenant, group=ROLE_APPROVER)
         creds["member_token"] = self._token(tenant, gettext("demo member app"), ApiClient.Scope.MEMBER, creds.get("member_token"))
