@@ -29,7 +29,7 @@ def app_role_statements(role: str, *, schema: str = "public") -> list[str]:
         f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {s}.{AUDIT_TABLE} FROM {r}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {s}.django_migrations FROM {r}",
     ]
-    if connection.pg_version >= 150000:
+    if connection.pg_version >= 150000:  # type: ignore[attr-defined]  # PostgreSQL backend only
         statements.append(f"REVOKE SET ON PARAMETER session_replication_role FROM {r}")
     return statements
 

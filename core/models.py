@@ -54,7 +54,7 @@ class User(AbstractUser):
     language = models.CharField(_("console language"), max_length=8, blank=True, default="",
                                 choices=settings.LANGUAGES, help_text=_("Empty: the company's language."))
 
-    class Meta(AbstractUser.Meta):
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]  # not declared by django-stubs
         swappable = "AUTH_USER_MODEL"
         constraints = [
             # A staff user without a tenant could see nothing or — worse — everything; only superusers may.

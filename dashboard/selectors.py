@@ -78,7 +78,7 @@ def tenant_zone(tenant: Tenant) -> ZoneInfo:
     except Exception:  # a bad zone name must not take the dashboard down; the server zone is the fallback
         from django.utils import timezone
 
-        return timezone.get_default_timezone()  # type: ignore[return-value]
+        return timezone.get_default_timezone()
 
 
 def range_bounds(tenant: Tenant, start: date, end: date) -> tuple[datetime, datetime]:

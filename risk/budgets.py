@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -103,7 +104,7 @@ def consume(*, inventory: CouponInventory, kind: str, amount: int | None = None,
         return
     now = now or timezone.now()
     amount = face_value(inventory.policy) if kind == "issue" else int(amount or 0)
-    params = {"amount": amount, "now": now, "inventory": inventory.pk}
+    params: dict[str, Any] = {"amount": amount, "now": now, "inventory": inventory.pk}
     sql = _consume_sql(kind)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -184,8 +185,8 @@ def alarm_exhausted(exc: BudgetExhausted) -> None:
     """After a request was refused for an exhausted budget (its transaction rolled back): raise the 100 % alarm of
     that budget if no request has. Own transaction (a savepoint when nested)."""
     details = exc.details
-    inventory = CouponInventory.objects.select_related("tenant").filter(
-        pk=getattr(exc, "inventory_pk", None)).first()
+    inventory_pk: Any = getattr(exc, "inventory_pk", None)
+    inventory = CouponInventory.objects.select_related("tenant").filter(pk=inventory_pk).first()
     if inventory is None:
         return
     with transaction.atomic():

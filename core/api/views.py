@@ -37,7 +37,7 @@ class TenantAutoSchema(AutoSchema):
         never the view's class docstring, which is written for the people maintaining it."""
         return ""
 
-    def _get_response_bodies(self, direction="response"):  # type: ignore[no-untyped-def,override]
+    def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         extra = ["400", "401", "403", "404"]
         if self.method == "POST":  # Idempotency-Key: 409 request_in_progress, 422 idempotency_key_reused
@@ -74,7 +74,7 @@ class TenantAPIView(APIView):
     def tenant(self) -> Tenant:
         return self.client.tenant
 
-    def dispatch(self, request, *args, **kwargs):  # type: ignore[override]
+    def dispatch(self, request, *args, **kwargs):
         # Mirrors APIView.dispatch, with the idempotency wrapper between authentication and the handler,
         # so the stored response commits in the same transaction as the handler's effect.
         self.args, self.kwargs = args, kwargs

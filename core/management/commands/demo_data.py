@@ -47,7 +47,7 @@ def _save_credentials(data: dict[str, str]) -> None:
 
 
 class Command(BaseCommand):
-    help = _("Create (idempotently) a demo tenant with logins, API tokens, policies, an event, an inventory and codes.")
+    help = _("Create (idempotently) a demo tenant with logins, API tokens, policies, an event, an inventory and codes.")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help=_("Print identifiers and tokens as one JSON object."))

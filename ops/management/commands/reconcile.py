@@ -24,7 +24,7 @@ from ops.reconcile import bloom_check, counters_check, counters_fix
 
 class Command(CronCommand):
     name = "reconcile"
-    help = _("Compare inventory counters with issue/usage rows and the Bloom filter with the code table; --fix "
+    help = _("Compare inventory counters with issue/usage rows and the Bloom filter with the code table; --fix "  # type: ignore[assignment]
              "repairs them.")
     dry_run_help = _("With --fix: report what would be fixed; change nothing.")
 
