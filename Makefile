@@ -12,8 +12,8 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 # The lock files (requirements.txt, requirements-dev.txt, with hashes) are generated from the hand-edited
 # requirements.in / requirements-dev.in by pip-compile; it keeps the versions already locked unless told otherwise
 # (make lock LOCK_ARGS="--upgrade-package NAME").
-PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-	--no-emit-find-links --no-emit-trusted-host --custom-compile-command "make lock" $(LOCK_ARGS)
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
 # mypy's Django plugin imports the settings: give them a database URL to parse (nothing connects) and a key, so
 # the check needs no running service and never starts the embedded PostgreSQL.
 LINT_ENV := env DATABASE_URL=postgres://lint@127.0.0.1:9/lint REDIS_URL= \
