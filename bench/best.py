@@ -19,14 +19,14 @@ import random
 import statistics
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from math import prod
 from typing import Any
 
 from bench.registry import register
 from coupons.discounts import Context, CouponTerms, Order, OrderLine, best_combination, brute_force_best
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SHOPS = [f"shop-{n}" for n in range(1, 6)]
 CATEGORIES = [f"cat-{n}" for n in range(1, 13)]
 

@@ -82,7 +82,7 @@ def _write_file(path: Path, n: int) -> dict[str, int]:
                 kind = list(kinds)[(i // 100) % len(kinds)]
                 kinds[kind] += 1
                 value = {"empty": "", "too_long": "X" * 80, "formula": '"=HYPERLINK(""http://x"")"',
-                         "duplicate": previous, "bad_format": "ab_c%d" % i}[kind]
+                         "duplicate": previous, "bad_format": f"ab_c{i}"}[kind]
             else:
                 value = f"P{i:09d}{secrets.token_hex(2).upper()}"
                 previous = value

@@ -230,7 +230,7 @@ class UserAdmin(TranslatedPermissionsMixin, DjangoUserAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
-    has_add_permission = has_change_permission = has_delete_permission = has_view_permission  # type: ignore
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
 
 
 class ApiClientAddForm(forms.ModelForm):

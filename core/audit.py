@@ -17,23 +17,23 @@ class Actor:
     label: str
 
     @classmethod
-    def user(cls, user: Any) -> "Actor":
+    def user(cls, user: Any) -> Actor:
         return cls(AuditLog.ActorType.USER, str(user.pk), user.get_username())
 
     @classmethod
-    def api_client(cls, client: Any) -> "Actor":
+    def api_client(cls, client: Any) -> Actor:
         return cls(AuditLog.ActorType.API_CLIENT, str(client.pk), client.name)
 
     @classmethod
-    def job(cls, name: str) -> "Actor":
+    def job(cls, name: str) -> Actor:
         return cls(AuditLog.ActorType.JOB, name, name)
 
     @classmethod
-    def system(cls, label: str = "system") -> "Actor":
+    def system(cls, label: str = "system") -> Actor:
         return cls(AuditLog.ActorType.SYSTEM, "", label)
 
     @classmethod
-    def of(cls, principal: Any) -> "Actor":
+    def of(cls, principal: Any) -> Actor:
         """The actor for a request principal: a console user or an API client."""
         if isinstance(principal, Actor):
             return principal

@@ -29,7 +29,7 @@ def app_role_statements(role: str, *, schema: str = "public") -> list[str]:
         f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {s}.{AUDIT_TABLE} FROM {r}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {s}.django_migrations FROM {r}",
     ]
-    if connection.pg_version >= 150000:
+    if connection.pg_version >= 150000:  # type: ignore[attr-defined]  # PostgreSQL backend only
         statements.append(f"REVOKE SET ON PARAMETER session_replication_role FROM {r}")
     return statements
 
@@ -43,7 +43,7 @@ def role_problems(role: str) -> list[str]:
         if row is None:
             return [f"role {role!r} does not exist (CREATE ROLE {role} LOGIN PASSWORD '…' as the owner first)"]
         problems = [text for flag, text in zip(row, ("is a superuser", "may create roles", "may create databases",
-                                                      "bypasses row-level security")) if flag]
+                                                      "bypasses row-level security"), strict=True) if flag]
         cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = %s", [role])
         owned = cursor.fetchone()[0]
     if owned:

@@ -26,6 +26,7 @@ def _render(request: HttpRequest, status: int, title: str, message: str) -> Http
         context["title"] = title
     except Exception:  # noqa: BLE001 - a page about a failure must not fail
         logger.warning("error page without the console context", exc_info=True)
+    body: str
     try:
         body = loader.render_to_string("console_error.html", context, request=request)
     except Exception:  # noqa: BLE001

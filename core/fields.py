@@ -32,7 +32,7 @@ class MoneyField(models.BigIntegerField):
 
     description = "Integer amount in minor units"
 
-    def formfield(self, **kwargs):  # type: ignore[no-untyped-def]
+    def formfield(self, **kwargs):
         return super().formfield(**{"form_class": MoneyFormField, **kwargs})
 
 
@@ -43,7 +43,7 @@ class MoneyInput(forms.TextInput):
     def __init__(self, attrs: dict | None = None) -> None:
         super().__init__({"inputmode": "numeric", "autocomplete": "off", "class": "money-input", **(attrs or {})})
 
-    def format_value(self, value):  # type: ignore[no-untyped-def]
+    def format_value(self, value):
         if isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip())):
             return format_number(int(value))
         return super().format_value(value)
@@ -52,11 +52,11 @@ class MoneyInput(forms.TextInput):
 class MoneyFormField(forms.IntegerField):
     widget = MoneyInput
 
-    def to_python(self, value):  # type: ignore[no-untyped-def]
+    def to_python(self, value):
         if isinstance(value, str):
             value = re.sub(r"[\s,₩]", "", value)
         return super().to_python(value)
 
-    def widget_attrs(self, widget):  # type: ignore[no-untyped-def]
+    def widget_attrs(self, widget):
         # IntegerField would add min/max/step, which only a number box understands
         return forms.Field.widget_attrs(self, widget)

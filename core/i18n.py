@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.conf import settings
@@ -33,6 +33,9 @@ from django.views.decorators.http import require_POST
 
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
+
+if TYPE_CHECKING:
+    from core.models import User
 
 CONSOLE_PREFIX = "/admin/"
 
@@ -128,13 +131,13 @@ class PreferencesForm(forms.Form):
         names = dict(settings.LANGUAGES)
         follow = (gettext_lazy("Same as my company (%(language)s)") % {"language": names[tenant_language]}
                   if tenant_language in names else gettext_lazy("Same as my company"))
-        self.fields["language"].choices = [("", follow), *settings.LANGUAGES]
+        cast(forms.ChoiceField, self.fields["language"]).choices = [("", follow), *settings.LANGUAGES]
 
 
 def preferences(request: HttpRequest) -> HttpResponse:
     """The user's own settings page (language)."""
-    user = request.user
-    tenant_language = user.tenant.language if user.tenant_id else None
+    user = cast("User", request.user)  # admin_view: a logged-in staff user
+    tenant_language = user.tenant.language if user.tenant is not None else None
     if request.method == "POST":
         form = PreferencesForm(request.POST, tenant_language=tenant_language)
         if form.is_valid() and _apply(request, form.cleaned_data["language"]):
@@ -143,5 +146,5 @@ def preferences(request: HttpRequest) -> HttpResponse:
     else:
         form = PreferencesForm(initial={"language": user.language}, tenant_language=tenant_language)
     context = {**admin.site.each_context(request), "title": _("My preferences"), "form": form,
-               "tenant": user.tenant if user.tenant_id else None}
+               "tenant": user.tenant}
     return TemplateResponse(request, "admin/core/preferences.html", context)

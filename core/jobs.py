@@ -147,16 +147,15 @@ def enqueue(queue: str, func: Callable[..., Any] | str, *args: Any, job_id: str 
     if queue not in settings.JOB_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; known: {settings.JOB_QUEUES}")
     job_id = job_id or uuid.uuid4().hex
-    if isinstance(func, str):
-        func = import_string(func)
+    job: Callable[..., Any] = import_string(func) if isinstance(func, str) else func
     if getattr(settings, "JOBS_SYNC", False):
-        func(*args, **kwargs)
+        job(*args, **kwargs)
         return job_id
     if settings.USE_REDIS:
-        rq_enqueue(django_rq.get_queue(queue), func, *args, job_id=job_id, tenant_id=tenant_id, **kwargs)
+        rq_enqueue(django_rq.get_queue(queue), job, *args, job_id=job_id, tenant_id=tenant_id, **kwargs)
         return job_id
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="job")
-    _executor.submit(_in_process, queue, func, args, kwargs)
+    _executor.submit(_in_process, queue, job, args, kwargs)
     return job_id

@@ -56,7 +56,7 @@ class User(AbstractUser):
     language = models.CharField(_("console language"), max_length=8, blank=True, default="",
                                 choices=settings.LANGUAGES, help_text=_("Empty: the company's language."))
 
-    class Meta(AbstractUser.Meta):
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]  # not declared by django-stubs
         swappable = "AUTH_USER_MODEL"
         constraints = [
             # A staff user without a tenant could see nothing or — worse — everything; only superusers may.
@@ -194,3 +194,6 @@ class IdempotencyRecord(models.Model):
                 condition=Q(status="in_progress") | Q(response_status__isnull=False), name="idempotency_done_has_response"
             ),
         ]
+
+    def __str__(self) -> str:
+        return self.key

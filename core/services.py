@@ -160,6 +160,7 @@ def api_client_revoke(*, client: ApiClient, actor: Actor) -> ApiClient:
         client.refresh_from_db()
         forget_client(client.key_prefix)
         forget_client(client.previous_key_prefix)
+        assert client.revoked_at is not None  # just set by the update
         audit_record(tenant=client.tenant, actor=actor, action="api_client.revoke", obj=client,
                      after={"revoked_at": client.revoked_at.isoformat()})
     return client

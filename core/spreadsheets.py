@@ -148,7 +148,8 @@ def append_row(sheet: Any, values: Sequence[Any], formats: Sequence[str | None] 
         sheet.append(row)
         return
     sheet.append(row)
-    for cell, fmt in zip(sheet[sheet.max_row], formats):
+    # sheet[n] spans the sheet's max_column, which may be wider than this table: extra cells get no format.
+    for cell, fmt in zip(sheet[sheet.max_row], formats, strict=False):
         if fmt and cell.value is not None:
             cell.number_format = fmt
 

@@ -37,10 +37,13 @@ class _LostJobsFoundSooner:
     lapsed and some worker runs registry maintenance. RQ's defaults (heartbeat 30 s, maintenance every 10 min) would
     leave it for up to ten minutes; these settings bring that to about a minute (issue #18)."""
 
+    worker_ttl: int  # RQ's Worker's, which this mixin goes before
+    maintenance_interval: int
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", settings.COUPON_WORKER_HEARTBEAT_SECONDS)
         kwargs.setdefault("maintenance_interval", settings.COUPON_WORKER_MAINTENANCE_SECONDS)
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
 
     @property
     def dequeue_timeout(self) -> int:

@@ -45,7 +45,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = CouponPolicy
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fieldsets` pick the fields
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -338,7 +338,7 @@ class RevokeFileForm(GrantFileForm):
 class InventoryForm(forms.ModelForm):
     class Meta:
         model = CouponInventory
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fieldsets` pick the fields
 
 
 @admin.register(CouponInventory)

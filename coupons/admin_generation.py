@@ -32,7 +32,8 @@ DISTRIBUTE_PERMISSION = "partners.add_distribution"
 
 
 class BatchGenerationAdminMixin:
-    """Add to ``CouponBatchAdmin``'s bases (before ``TenantScopedAdmin``)."""
+    """Add to ``CouponBatchAdmin``'s bases (before ``TenantScopedAdmin``), which gives it ``get_queryset`` and
+    ``message_user`` (hence the ``type: ignore[attr-defined]`` on their calls)."""
 
     change_form_template = "admin/coupons/couponbatch/change_form.html"
     generation_actions = ["generate_codes"]
@@ -68,7 +69,7 @@ class BatchGenerationAdminMixin:
         ]
 
     def _batch(self, request: HttpRequest, object_id: int) -> CouponBatch:
-        return get_object_or_404(self.get_queryset(request).select_related("tenant"), pk=object_id)  # type: ignore
+        return get_object_or_404(self.get_queryset(request).select_related("tenant"), pk=object_id)  # type: ignore[attr-defined]
 
     def _actor(self, request: HttpRequest) -> Actor:
         return Actor.user(request.user)
@@ -77,7 +78,7 @@ class BatchGenerationAdminMixin:
         try:
             batch_start_generation(batch=batch, actor=self._actor(request))
         except DomainError as exc:
-            self.message_user(request, f"{batch.batch_code}: {exc.message}", messages.ERROR)  # type: ignore
+            self.message_user(request, f"{batch.batch_code}: {exc.message}", messages.ERROR)  # type: ignore[attr-defined]
             return False
         values = {"batch": batch.batch_code, "count": f"{batch.quantity - batch.generated_count:,}"}
         text = (_("%(batch)s: resuming %(count)s codes in the background. The batch page shows the progress.")
@@ -106,7 +107,7 @@ class BatchGenerationAdminMixin:
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         extra: dict[str, Any] = dict(extra_context or {})
-        if object_id.isdigit() and self.get_queryset(request).filter(pk=int(object_id)).exists():  # type: ignore
+        if object_id.isdigit() and self.get_queryset(request).filter(pk=int(object_id)).exists():  # type: ignore[attr-defined]
             extra.update({
                 "generation_start_url": reverse("admin:coupons_couponbatch_generate", args=[object_id]),
                 "generation_progress_url": reverse("admin:coupons_couponbatch_progress", args=[object_id]),

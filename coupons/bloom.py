@@ -88,7 +88,7 @@ class BloomParams:
     error_rate: float
 
     @classmethod
-    def sized(cls, capacity: int, error_rate: float) -> "BloomParams":
+    def sized(cls, capacity: int, error_rate: float) -> BloomParams:
         m = math.ceil(-capacity * math.log(error_rate) / (math.log(2) ** 2))
         m = (m + 63) // 64 * 64
         if m >= 1 << 32:
@@ -105,7 +105,7 @@ class BloomParams:
         a code *of this tenant*?" and answer another tenant's code as cheaply as an unknown one (issue #17)."""
         return self.epoch.startswith("t")
 
-    def for_tenant(self, tenant_id: int) -> "BloomParams":
+    def for_tenant(self, tenant_id: int) -> BloomParams:
         """The same bits, probed with the tenant's seed: the per-tenant entries of one filter."""
         seed = _fmix_py(self.seed ^ ((int(tenant_id) * _S1) & _MASK))
         return dataclasses.replace(self, seed=seed)
@@ -119,7 +119,7 @@ class BloomParams:
                 "capacity": str(self.capacity), "error_rate": repr(self.error_rate)}
 
     @classmethod
-    def from_strings(cls, data: dict[str, str]) -> "BloomParams":
+    def from_strings(cls, data: dict[str, str]) -> BloomParams:
         return cls(m=int(data["m"]), k=int(data["k"]), seed=int(data["seed"]), epoch=data["epoch"],
                    capacity=int(data["capacity"]), error_rate=float(data["error_rate"]))
 
@@ -348,7 +348,7 @@ class RedisBloomStore:
             epoch, *bytes_ = pipe.execute()
         if (epoch or b"").decode() != params.epoch:
             return None
-        return all(len(b) == 1 and _bit_is_set(b, 0, off & 7) for b, off in zip(bytes_, offsets))
+        return all(len(b) == 1 and _bit_is_set(b, 0, off & 7) for b, off in zip(bytes_, offsets, strict=True))
 
     def drop(self) -> None:
         self.redis.delete(self.bits_key, self.meta_key)
@@ -750,7 +750,7 @@ def bloom_adding(codes: Iterable[str], *, tenant_id: int | None = None) -> Itera
                 h1, h2 = hash_codes(array, probe.seed)
                 for i in range(params.k):
                     p = _probe_np(h1, h2, i, params.m)
-                    for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist()):
+                    for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist(), strict=True):
                         byte_masks[off] = byte_masks.get(off, 0) | (1 << bit)
             store.add_bits(params, byte_masks, len(array))
         # No filter: nothing to keep in step; the next writer builds it from the database, after our commit.

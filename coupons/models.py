@@ -135,7 +135,6 @@ class CouponPolicy(models.Model):
     class Meta:
         verbose_name = _("coupon policy")
         verbose_name_plural = _("coupon policies")
-        verbose_name_plural = _("coupon policies")
         ordering = ["-created_at"]
         permissions = [("approve_couponpolicy", "Can approve or reject coupon policies")]
         constraints = [
@@ -192,6 +191,9 @@ class CouponPolicy(models.Model):
         ]
         indexes = [models.Index(fields=["tenant", "status"], name="policy_tenant_status")]
 
+    def __str__(self) -> str:
+        return self.name
+
     def face_value(self) -> int:
         """What one issued coupon may cost at most (budgets, R-RISK-2): the amount of a cash or threshold voucher,
         the cap of a percentage, the maximum deduction of a shipping coupon (0 when it is the whole fee, unknown in
@@ -201,9 +203,6 @@ class CouponPolicy(models.Model):
         if self.kind in (self.Kind.AMOUNT, self.Kind.THRESHOLD, self.Kind.SHIPPING):
             return self.amount or 0
         return 0
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def is_editable(self) -> bool:
@@ -222,7 +221,8 @@ class CouponInventory(models.Model):
     total_quantity = models.PositiveBigIntegerField(_("total quantity"),
                                                     help_text=_("Most codes this pool may ever hold."))
     per_member_limit = models.PositiveIntegerField(_("limit per member"), default=1)
-    promo_code = models.CharField(_("promo code"), max_length=32, null=True, blank=True,
+    # NULL = no promo code: the partial unique index (tenant, promo_code) skips NULLs, not empty strings.
+    promo_code = models.CharField(_("promo code"), max_length=32, null=True, blank=True,  # noqa: DJ001
                                   help_text=_("Optional shared code members may claim with (R-ISS-1)."))
     issue_budget_count = models.PositiveBigIntegerField(_("issue budget (count)"), null=True, blank=True)
     issue_budget_amount = MoneyField(_("issue budget (amount)"), null=True, blank=True)
@@ -234,7 +234,6 @@ class CouponInventory(models.Model):
 
     class Meta:
         verbose_name = _("coupon inventory")
-        verbose_name_plural = _("coupon inventories")
         verbose_name_plural = _("coupon inventories")
         ordering = ["-created_at"]
         constraints = [
@@ -281,7 +280,6 @@ class CouponBatch(models.Model):
     class Meta:
         verbose_name = _("coupon batch")
         verbose_name_plural = _("coupon batches")
-        verbose_name_plural = _("coupon batches")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "batch_code"], name="batch_unique_code_per_tenant"),
@@ -327,11 +325,14 @@ class CouponCode(models.Model):
     # C-collation unique index makes redundant — and every COPY would maintain both.
     code = models.CharField(_("code"), max_length=48)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
-    member_id = models.CharField(_("member ID"), max_length=64, null=True, blank=True)
+    # NULL = not issued: the status check constraints and the partial member index test member_id IS NULL.
+    member_id = models.CharField(_("member ID"), max_length=64, null=True, blank=True)  # noqa: DJ001
     issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
     valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
     valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
-    locked_order_id = models.CharField(_("locked for order"), max_length=64, null=True, blank=True)
+    # NULL = not locked: the LOCKED check constraint tests locked_order_id IS NOT NULL.
+    locked_order_id = models.CharField(_("locked for order"), max_length=64, null=True,  # noqa: DJ001
+                                       blank=True)
     locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
     # The partner distribution (partners.Distribution, flow 1) that reserved this code; kept after the member
@@ -406,6 +407,9 @@ class InventoryCounter(models.Model):
             models.CheckConstraint(condition=Q(shard__lt=16), name="counter_shard_range"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.inventory_id}#{self.shard}"
+
 
 class CouponIssue(models.Model):
     """Issue history (R-DOM): who got which code, when, how, and through which client or operator."""
@@ -438,9 +442,6 @@ class CouponIssue(models.Model):
     device_id = models.CharField(_("device ID"), max_length=128, blank=True)
     issued_at = models.DateTimeField(_("issued at"))
 
-    def __str__(self) -> str:
-        return gettext("%(code)s to %(member)s") % {"code": self.coupon_id and self.coupon.code, "member": self.member_id}
-
     class Meta:
         verbose_name = _("coupon issue")
         verbose_name_plural = _("coupon issues")
@@ -453,6 +454,9 @@ class CouponIssue(models.Model):
             models.Index(fields=["inventory", "issued_at"], name="issue_inventory_time"),
             models.Index(fields=["tenant", "member_id"], name="issue_member"),
         ]
+
+    def __str__(self) -> str:
+        return gettext("%(code)s to %(member)s") % {"code": self.coupon_id and self.coupon.code, "member": self.member_id}
 
 
 class CouponUsage(models.Model):
@@ -476,9 +480,6 @@ class CouponUsage(models.Model):
     used_at = models.DateTimeField(_("used at"))
     refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
 
-    def __str__(self) -> str:
-        return gettext("order %(order)s of %(member)s") % {"order": self.order_id, "member": self.member_id}
-
     class Meta:
         verbose_name = _("coupon usage")
         verbose_name_plural = _("coupon usages")
@@ -496,6 +497,9 @@ class CouponUsage(models.Model):
             models.Index(fields=["tenant", "order_id"], name="usage_tenant_order"),
             models.Index(fields=["tenant", "member_id"], name="usage_tenant_member"),
         ]
+
+    def __str__(self) -> str:
+        return gettext("order %(order)s of %(member)s") % {"order": self.order_id, "member": self.member_id}
 
 
 class CouponGrant(models.Model):
@@ -559,6 +563,9 @@ class CouponGrantMember(models.Model):
         constraints = [models.UniqueConstraint(fields=["grant", "member_id"], name="grant_member_once")]
         indexes = [models.Index(fields=["grant", "id"], condition=Q(status="PENDING"), name="grant_member_pending")]
 
+    def __str__(self) -> str:
+        return self.member_id  # not "CouponGrantMember object (1)" (issue #20)
+
 
 class AudienceEntry(models.Model):
     """A member allowed to claim an inventory whose policy's audience is ``whitelist`` (R-POL-3)."""
@@ -569,14 +576,13 @@ class AudienceEntry(models.Model):
     member_id = models.CharField(_("member ID"), max_length=64)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
-    def __str__(self) -> str:
-        return self.member_id  # not "AudienceEntry object (1)" (issue #20)
-
     class Meta:
         verbose_name = _("audience entry")
         verbose_name_plural = _("audience entries")
-        verbose_name_plural = _("audience entries")
         constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]
+
+    def __str__(self) -> str:
+        return self.member_id  # not "AudienceEntry object (1)" (issue #20)
 
 
 # --- Code generation progress and partner hand-overs (issue #3; coupons/services/generation.py; partners/distribution.py) ---

@@ -68,15 +68,15 @@ def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id:
                     .annotate(n=Count("id")).values_list("inventory", "n"))
     result = []
     for row in rows:
-        row.claimed = held.get(row.pk, 0) if member_id else None
-        if member_id is None or row.claimed < row.per_member_limit:
+        row.claimed = held.get(row.pk, 0) if member_id else None  # type: ignore[attr-defined]  # read by the API
+        if member_id is None or row.claimed < row.per_member_limit:  # type: ignore[attr-defined]
             result.append(row)
     return result
 
 
 # --- the approvals inbox (issue #20, R-POL-5) ---------------------------------------------------------------------
 
-def policies_pending(*, tenant_id: int | None) -> QuerySet:
+def policies_pending(*, tenant_id: int | None) -> QuerySet[CouponPolicy]:
     """Policies waiting for a decision, oldest submission first; ``tenant_id`` None = every tenant (superusers)."""
     qs = CouponPolicy.objects.filter(status=CouponPolicy.Status.PENDING)
     if tenant_id is not None:
@@ -96,5 +96,6 @@ def grant_by_job(*, tenant: Tenant, job: str) -> CouponGrant | None:
 
 def grant_failures(*, grant: CouponGrant, limit: int) -> list[dict[str, str]]:
     """The members a grant could not issue to, in order: ``member_id`` and ``error_code``."""
-    return list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
-                .order_by("id").values("member_id", "error_code")[:limit])
+    rows = (CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
+            .order_by("id").values_list("member_id", "error_code")[:limit])
+    return [{"member_id": member, "error_code": code} for member, code in rows]

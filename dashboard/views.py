@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import admin
@@ -33,13 +34,14 @@ class RangeForm(forms.Form):
     end = forms.DateField(required=False, label=_("End"), widget=forms.DateInput(attrs={"type": "date"}))
     days = forms.IntegerField(required=False, min_value=1, max_value=MAX_DAYS, label=_("Days"))
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["days"].help_text = gettext("Last N days up to today (default %(days)s).") % {
             "days": DEFAULT_DAYS}
 
-    def clean(self) -> dict:
-        return _clean_range(super().clean(), MAX_DAYS)
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        return _clean_range(self.cleaned_data, MAX_DAYS)
 
 
 def _clean_range(data: dict, max_days: int) -> dict:
@@ -66,6 +68,7 @@ def _range(form: RangeForm, today: date) -> tuple[date, date]:
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     form = RangeForm(request.GET or None)
     tenant_id = user_tenant_id(request)  # PermissionDenied for staff without a tenant
+    tenant: Tenant | None
     if tenant_id is not None:
         # A tenant user sees their own tenant, whatever the query string says.
         tenant = Tenant.objects.get(pk=tenant_id)
@@ -110,8 +113,9 @@ class ReportRangeForm(forms.Form):
     start = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
 
-    def clean(self) -> dict:
-        return _clean_range(super().clean(), MAX_REPORT_DAYS)
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        return _clean_range(self.cleaned_data, MAX_REPORT_DAYS)
 
 
 def _report_event(request: HttpRequest, event_id: int) -> Event:

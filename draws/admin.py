@@ -197,7 +197,7 @@ class DrawAdmin(TenantScopedAdmin):
         # the time in the file name is the tenant's, as the operator reads it (issue #20)
         zone = draws[0].tenant.time_zone if draws else None
         name = f"winners-{draws[0].public_id if len(draws) == 1 else 'draws'}-{local_stamp(timezone.now(), zone)}.xlsx"
-        return FileResponse(DeleteOnClose(path), as_attachment=True, filename=name,  # type: ignore[arg-type]
+        return FileResponse(DeleteOnClose(path), as_attachment=True, filename=name,
                             content_type=XLSX_CONTENT_TYPE)
 
 

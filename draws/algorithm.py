@@ -75,7 +75,7 @@ def pick(seed: bytes, participants: Sequence[str], k: int) -> list[str]:
 def winners(seed: bytes, participants: Sequence[str], tiers: Sequence[tuple[int, int]]) -> list[tuple[int, int, str]]:
     """``(tier key, rank, member_id)`` for tiers given as ``(key, winners)`` in position order."""
     picked = pick(seed, participants, sum(count for _, count in tiers))
-    result = []
+    result: list[tuple[int, int, str]] = []
     cursor = 0
     for key, count in tiers:
         for rank in range(1, count + 1):

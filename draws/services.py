@@ -250,8 +250,10 @@ def draw_grant_prizes(*, draw_id: int, actor: Actor | None = None) -> GrantSumma
             if not DrawWinner.objects.filter(pk=winner_pk, coupon__isnull=True).update(coupon_id=coupon.pk,
                                                                                        grant_error=""):
                 raise _AlreadyGranted()
+        inventory = winner.tier.inventory
+        assert inventory is not None  # the query asks for tiers with an inventory
         try:
-            issue_from_pool(inventory=winner.tier.inventory, member_id=winner.member_id, via="grant",
+            issue_from_pool(inventory=inventory, member_id=winner.member_id, via="grant",
                             ctx=RequestContext(), on_issued=link)
             summary.granted += 1
         except _AlreadyGranted:

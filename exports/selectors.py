@@ -203,11 +203,11 @@ def export_columns(export: Export) -> list[Column]:
         else COLUMNS[export.kind]
 
 
-def export_queryset(export: Export) -> QuerySet:
+def export_queryset(export: Export) -> QuerySet[Any]:
     """The export's rows, tenant-scoped and in a stable order (the filters are resolved again, within the tenant)."""
     tenant = export.tenant
-    if export.code_export_id:
-        handed = export.code_export
+    handed = export.code_export
+    if handed is not None:
         return (CouponCode.objects.filter(tenant_id=tenant.pk, batch_id=handed.batch_id,
                                           status=CouponCode.Status.AVAILABLE, id__lte=handed.last_code_id or 0)
                 .order_by("batch_id", "id"))
@@ -218,11 +218,11 @@ def export_queryset(export: Export) -> QuerySet:
     return base.filter(resolved.q, tenant_id=tenant.pk)
 
 
-def export_values(export: Export) -> QuerySet:
+def export_values(export: Export) -> QuerySet[Any]:
     """``export_queryset`` as tuples in column order; times converted to the tenant's zone by PostgreSQL, so the
     driver returns naive local times that go into the sheet as they are."""
     zone = tenant_zone(export.tenant).key
-    fields = []
+    fields: list[str | Func] = []
     for column in export_columns(export):
         if column.type == DATETIME:
             fields.append(Func(Value(zone), column.source, function="timezone", output_field=DateTimeField()))

@@ -44,7 +44,9 @@ def stream_rows(sql: str, params: Sequence[Any], *, on_count: Callable[[int], No
     with reader_connection() as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         if on_count is not None:
-            on_count(conn.execute(f"SELECT count(*) FROM ({sql}) AS export_rows", params).fetchone()[0])
+            counted = conn.execute(f"SELECT count(*) FROM ({sql}) AS export_rows", params).fetchone()
+            assert counted is not None  # count(*) always gives a row
+            on_count(counted[0])
         with conn.cursor(name="export_rows") as cursor:
             cursor.itersize = fetch
             cursor.execute(sql, params)

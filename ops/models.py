@@ -13,3 +13,6 @@ class JobsAccess(models.Model):
             ("view_jobs", "Can see queues, workers and failed jobs"),
             ("manage_jobs", "Can re-queue and discard failed jobs"),
         ]
+
+    def __str__(self) -> str:
+        return str(self._meta.verbose_name)  # no rows: the model only carries permissions

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from coupons.exceptions import InventoryNotFound
 from coupons.codes import normalise_code
 from coupons.models import CouponInventory
 from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, UploadTooLarge
-from partners.models import PARTNER_CODE_MAX, CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
+from partners.models import PARTNER_CODE_MAX, Partner, PartnerUpload, PartnerUploadFailure
 from partners.reader import FileRejected, Row, check_file, detect_format, open_rows
 
 logger = logging.getLogger("coupons.partners")
@@ -46,7 +46,7 @@ Reason = PartnerUploadFailure.Reason
 # Failures a plain retry cannot change: only a corrected value can.
 _NEEDS_CORRECTION = {Reason.EXTRA_COLUMNS.value, Reason.LINE_TOO_LONG.value}
 
-def _after_commit(fn: Callable[[], None]) -> None:
+def _after_commit(fn: Callable[[], object]) -> None:
     """Start a job once the rows it reads are committed (tests run it at once: their transaction never commits). A job
     that cannot be queued (Redis not answering) does not turn the committed upload into an error: the stuck-work sweep
     starts it later (issue #18)."""
@@ -54,7 +54,8 @@ def _after_commit(fn: Callable[[], None]) -> None:
 
 
 # Called after every committed chunk with the number of chunks this run committed; tests use it to kill a job.
-_after_chunk: Callable[[int], None] = lambda n: None
+def _after_chunk(committed: int) -> None:
+    pass
 
 
 @dataclass
@@ -395,7 +396,7 @@ def partner_upload_process(*, upload_id: int) -> PartnerUpload:
 
 # --- reprocess ------------------------------------------------------------------------------------------------
 
-def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections: list[dict] | None = None
+def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections: list[dict[str, Any]] | None = None
                              ) -> PartnerUpload:
     """Retry the failed rows of a finished upload; a corrected value replaces the original of its line."""
 
@@ -434,7 +435,7 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
     return locked
 
 
-def _retry_chunk(upload: PartnerUpload, batch: list[dict[str, Any]], pool: _Pool) -> None:
+def _retry_chunk(upload: PartnerUpload, batch: Sequence[Mapping[str, Any]], pool: _Pool) -> None:
     retry = [f for f in batch if f["corrected"] or f["reason"] not in _NEEDS_CORRECTION]
     if not retry:
         return

@@ -32,7 +32,7 @@ class RewardRuleForm(forms.ModelForm):
 
     class Meta:
         model = RewardRule
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fieldsets` pick the fields
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -218,7 +218,7 @@ class MemberPointsAdmin(ReadOnlyRewardsAdmin):
 class ExchangeOfferForm(forms.ModelForm):
     class Meta:
         model = ExchangeOffer
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fields` picks the fields
 
 
 @admin.register(ExchangeOffer)

@@ -108,7 +108,6 @@ class MemberPoints(models.Model):
 
     class Meta:
         verbose_name = _("member points balance")
-        verbose_name_plural = _("member points balances")
         verbose_name_plural = _("member points")
         ordering = ["member_id"]
         constraints = [
@@ -147,14 +146,15 @@ class PointsEntry(models.Model):
                                          on_delete=models.PROTECT,
                                          related_name="expiry_debit")
     # Issue #16 (all nullable, so code of the previous release keeps inserting rows during a deploy — R-OPS-4).
-    order_id = models.CharField(_("order ID"), max_length=64, null=True, blank=True,
+    # NULL = not a spend: the partial unique index (tenant, order_id) skips NULLs.
+    order_id = models.CharField(_("order ID"), max_length=64, null=True, blank=True,  # noqa: DJ001
                                 help_text=_("Spends: the order the points paid for (one spend per order)."))
     coupon = models.OneToOneField(CouponCode, verbose_name=_("coupon"), null=True, blank=True,
                                   on_delete=models.PROTECT, related_name="+",
                                   help_text=_("Exchanges: the coupon the points bought."))
     refund_of = models.OneToOneField("PointsAllocation", verbose_name=_("refunded allocation"), null=True,
                                      blank=True, on_delete=models.PROTECT, related_name="refund")
-    note = models.TextField(_("note"), null=True, blank=True,
+    note = models.TextField(_("note"), null=True, blank=True,  # noqa: DJ001 nullable for the deploy, as above
                             help_text=_("Manual adjustments: why (required)."))
     client = models.ForeignKey(ApiClient, verbose_name=_("API client"), null=True, blank=True,
                                on_delete=models.PROTECT, related_name="+")
@@ -162,7 +162,6 @@ class PointsEntry(models.Model):
 
     class Meta:
         verbose_name = _("points entry")
-        verbose_name_plural = _("points entries")
         verbose_name_plural = _("points entries")
         ordering = ["-created_at", "-id"]
         constraints = [

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -53,7 +53,7 @@ def rule_errors(rule: RewardRule) -> dict[str, str]:
         return errors
     if rule.purchase_rate_bp > BASIS_POINTS:
         errors["purchase_rate_bp"] = "At most 10000 basis points (100 %)."
-    if rule.inventory_id is not None and rule.tenant_id is not None and rule.inventory.tenant_id != rule.tenant_id:
+    if rule.inventory is not None and rule.tenant_id is not None and rule.inventory.tenant_id != rule.tenant_id:
         errors["inventory"] = "The inventory belongs to another tenant."
     points = {
         Trigger.SIGNUP: rule.points, Trigger.BIRTHDAY: rule.points,
@@ -79,7 +79,7 @@ def rule_errors(rule: RewardRule) -> dict[str, str]:
 
 def _rule_values(rule: RewardRule) -> dict[str, Any]:
     return {"rule_id": rule.pk, "name": rule.name, "trigger": rule.trigger,
-            "inventory": rule.inventory.public_id if rule.inventory_id else None, "points": rule.points,
+            "inventory": rule.inventory.public_id if rule.inventory is not None else None, "points": rule.points,
             "review_text_points": rule.review_text_points, "review_image_points": rule.review_image_points,
             "purchase_rate_bp": rule.purchase_rate_bp, "points_valid_days": rule.points_valid_days,
             "is_active": rule.is_active}
@@ -185,7 +185,7 @@ def reward_trigger(*, tenant: Tenant, member_id: str, trigger: str, reference: s
             grant = RewardGrant.objects.create(tenant=tenant, member_id=member_id, trigger=trigger,
                                                reference=reference, rule=rule, rule_snapshot=snapshot, points=points,
                                                client=client)
-            if rule.inventory_id is not None:
+            if rule.inventory is not None:
                 try:
                     grant.coupon = issue_from_pool(inventory=rule.inventory, member_id=member_id,
                                                    via=CouponIssue.Via.GRANT, ctx=RequestContext(client=client))
@@ -264,7 +264,7 @@ def _overspent(exc: IntegrityError) -> bool:
 
 
 def _check_points(value: Any, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_POINTS:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_POINTS:
         raise InvalidInput(_("%(name)s must be an integer from %(min)d to %(max)d.")
                            % {"name": name, "min": minimum, "max": MAX_POINTS}, details={name: "invalid"})
     return value
@@ -526,7 +526,7 @@ def points_expire(*, now: datetime | None = None, dry_run: bool = False, chunk: 
     if dry_run:
         agg = due.aggregate(points=Sum("remaining"))
         return ExpiryResult(credits=due.count(), points=agg["points"] or 0)
-    result, tenants = ExpiryResult(), {}
+    result, tenants = ExpiryResult(), dict[int, Tenant]()
     actor = Actor.job("expire_points")
     with session_lock(EXPIRY_LOCK) as got:
         if not got:

@@ -37,7 +37,7 @@ def _form_errors(form: forms.ModelForm, errors: dict[str, str]) -> None:
 class FrequencyLimitForm(forms.ModelForm):
     class Meta:
         model = FrequencyLimit
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fields` picks the fields
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -276,7 +276,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 admin-only form: the ModelAdmin's `fields` picks the fields
 
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url") or ""

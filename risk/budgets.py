@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -97,7 +97,7 @@ def consume(*, inventory: CouponInventory, kind: str, amount: int | None = None,
         return
     now = now or timezone.now()
     amount = inventory.policy.face_value() if kind == "issue" else int(amount or 0)
-    params = {"amount": amount, "now": now, "inventory": inventory.pk}
+    params: dict[str, Any] = {"amount": amount, "now": now, "inventory": inventory.pk}
     sql = _consume_sql(kind)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -125,7 +125,7 @@ def consume(*, inventory: CouponInventory, kind: str, amount: int | None = None,
 def _exhausted(inventory: CouponInventory, kind: str, amount: int) -> BudgetExhausted:
     spent_count_col, spent_amount_col, budget_count_col, budget_amount_col = _COLUMNS[kind]
     spend = InventoryBudget.objects.filter(inventory_id=inventory.pk).values(spent_count_col, spent_amount_col).first()
-    limits = inventory._meta.model.objects.filter(pk=inventory.pk).values(budget_count_col, budget_amount_col).first()
+    limits = inventory._meta.model._default_manager.filter(pk=inventory.pk).values(budget_count_col, budget_amount_col).first()
     spend, limits = spend or {}, limits or {}
     count_limit = limits.get(budget_count_col)
     if count_limit is not None and spend.get(spent_count_col, 0) + 1 > count_limit:
@@ -180,7 +180,7 @@ def alarm_exhausted(exc: BudgetExhausted) -> None:
     refused = getattr(exc, "inventory", None)
     if refused is None:
         return
-    inventory = refused._meta.model.objects.select_related("tenant").filter(pk=refused.pk).first()
+    inventory = refused._meta.model._default_manager.select_related("tenant").filter(pk=refused.pk).first()
     if inventory is None:
         return
     with transaction.atomic():

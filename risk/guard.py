@@ -19,7 +19,7 @@ import re
 import time
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
 from django.db import connection
@@ -93,7 +93,7 @@ class RiskGuard:
         self.count_limits = count_limits
         self.taken: limits.Taken | None = None
 
-    def __enter__(self) -> "RiskGuard":
+    def __enter__(self) -> RiskGuard:
         return self
 
     def check(self, inventory: CouponInventory, now: datetime | None = None) -> None:
@@ -134,7 +134,7 @@ class RiskGuard:
         self.taken = limits.take(counters, day=day, seconds_left=seconds_left)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> Literal[False]:
         if exc is None:
             return False
         if self.taken is not None and settings.USE_REDIS:

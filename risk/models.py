@@ -65,16 +65,16 @@ class FrequencyLimit(models.Model):
                                     name="freq_unique_policy_rule"),
         ]
 
-    @property
-    def scope_label(self) -> str:
-        return f"inventory {self.inventory}" if self.inventory_id else f"policy {self.policy}"
-
     def __str__(self) -> str:
         scope = (gettext("inventory %(name)s") % {"name": self.inventory} if self.inventory_id else
                  gettext("policy %(name)s") % {"name": self.policy})
         return gettext("%(action)s ≤ %(max)s/day per %(dimension)s — %(scope)s") % {
             "action": self.get_action_display(), "max": self.max_per_day, "dimension": self.get_dimension_display(),
             "scope": scope}
+
+    @property
+    def scope_label(self) -> str:
+        return f"inventory {self.inventory}" if self.inventory_id else f"policy {self.policy}"
 
 
 class FrequencyCounter(models.Model):
@@ -88,6 +88,9 @@ class FrequencyCounter(models.Model):
         verbose_name = _("frequency counter")
         verbose_name_plural = _("frequency counters")
         constraints = [models.UniqueConstraint(fields=["key", "day"], name="freq_counter_unique_key_day")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.day:%Y-%m-%d}"
 
 
 class MemberRisk(models.Model):
@@ -313,3 +316,6 @@ class WebhookAttempt(models.Model):
         verbose_name = _("webhook attempt")
         verbose_name_plural = _("webhook attempts")
         ordering = ["attempted_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk}"  # a row of its delivery's inline: the columns say the rest

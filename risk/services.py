@@ -181,13 +181,14 @@ def parse_expiry(value: Any) -> datetime | None:
         result = datetime.combine(value, datetime.min.time())
     else:
         text = str(value).strip()
-        result = parse_datetime(text)
-        if result is None:
+        parsed = parse_datetime(text)
+        if parsed is None:
             day = parse_date(text)
             if day is None:
                 raise ValueError(gettext("expires_at %(value)r is not a date (YYYY-MM-DD) or date-time (ISO 8601)") % {
                     "value": text})
-            result = datetime.combine(day, datetime.min.time())
+            parsed = datetime.combine(day, datetime.min.time())
+        result = parsed
     if timezone.is_naive(result):
         result = timezone.make_aware(result)
     return result

@@ -68,7 +68,7 @@ class AddressNotAllowed(exceptions.PermissionDenied):
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
-    def authenticate(self, request):  # type: ignore[override]
+    def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -100,5 +100,5 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "core.api.authentication.ApiTokenAuthentication"
     name = "apiToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[override]
+    def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "Tenant API token (`cpn_…`), shown once at creation."}

@@ -19,7 +19,6 @@ from typing import Any
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils.translation import gettext
-from rest_framework import parsers
 
 from core.api.parsers import JSONParser as TranslatedJSONParser
 from rest_framework.exceptions import ParseError

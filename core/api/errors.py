@@ -50,8 +50,8 @@ def _first_message(detail: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
-        return error_response(exc.code, exc.message, exc.status, exc.details, headers)
+        retry = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
+        return error_response(exc.code, exc.message, exc.status, exc.details, retry)
     if isinstance(exc, RequestDataTooBig):  # a chunked body past DATA_UPLOAD_MAX_MEMORY_SIZE (core.api.bodies)
         limit = settings.COUPON_API_MAX_BODY_BYTES
         return error_response("request_too_large", _("The request body is larger than %(limit)s bytes.")
@@ -63,6 +63,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.APIException):
         code = getattr(exc, "api_code", None) or _CODES.get(type(exc), "error")
         headers: dict[str, str] = {}
+        details: dict[str, Any]
         if isinstance(exc, exceptions.ValidationError):
             details = {"fields": exc.detail} if isinstance(exc.detail, dict) else {"errors": exc.detail}
             # Message in the request's language (Accept-Language, issue #11); ``code`` never changes with it.
@@ -70,9 +71,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         else:
             details = {}
             message = str(exc.detail)
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
-            details["retry_after"] = int(exc.wait) + 1
+        wait = exc.wait if isinstance(exc, exceptions.Throttled) else None  # type: ignore[attr-defined]  # not in the stubs
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait) + 1)
+            details["retry_after"] = int(wait) + 1
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
         return error_response(code, message, exc.status_code, details, headers or None)

@@ -52,11 +52,11 @@ def request_fingerprint(request: Request) -> str:
     """SHA-256 over method, path and body (JSON in canonical form, issue #17). Multipart bodies hash their fields
     and file contents, streamed."""
     digest = hashlib.sha256()
-    digest.update(request.method.encode() + b" " + request.path.encode() + b"\n")
+    digest.update((request.method or "").encode() + b" " + request.path.encode() + b"\n")
     content_type = request.content_type or ""
     if content_type.startswith("multipart/"):
         for name in sorted(request.data.keys()):
-            for value in request.data.getlist(name):
+            for value in request.data.getlist(name):  # type: ignore[attr-defined]  # multipart: a QueryDict
                 digest.update(f"{name}=".encode())
                 if hasattr(value, "chunks"):
                     for chunk in value.chunks():

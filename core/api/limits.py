@@ -144,7 +144,7 @@ class Reservation:
     local: bool = False  # counted in this process's windows (no Redis, or Redis not answering)
 
 
-def _reserve_local(budgets: list[Budget], wanted: int, token: str, now: int) -> tuple[int, int, int]:
+def _reserve_local(budgets: list[Budget], wanted: int, token: str, now: int) -> tuple[int, int, float]:
     with _local_lock:
         grant = wanted
         for index, budget in enumerate(budgets, start=1):
@@ -192,7 +192,7 @@ def reserve(budgets: list[Budget], wanted: int) -> Reservation:
             args += [budget.limit, budget.window_seconds * 1000]
         answer = _redis_reserve([b.key for b in budgets], args)
     local = answer is None
-    granted, blocked, retry_ms = _reserve_local(budgets, wanted, token, now) if local else answer
+    granted, blocked, retry_ms = _reserve_local(budgets, wanted, token, now) if answer is None else answer
     if blocked:
         raise _refusal(budgets[blocked - 1], max(1, math.ceil(retry_ms / 1000)))
     return Reservation(granted=granted, token=token, budgets=tuple(budgets), local=local)

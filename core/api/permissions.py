@@ -11,7 +11,7 @@ class IsApiClient(BasePermission):
 
     message = _("An API token is required.")
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[override]
+    def has_permission(self, request, view) -> bool:
         return isinstance(request.user, ApiClient)
 
 
@@ -20,5 +20,5 @@ class IsOperatorClient(BasePermission):
 
     message = _("This endpoint needs an API client with the operator scope.")
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[override]
+    def has_permission(self, request, view) -> bool:
         return isinstance(request.user, ApiClient) and request.user.scope == ApiClient.Scope.OPERATOR

@@ -119,8 +119,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 
 def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     schemas = result.get("components", {}).get("schemas", {})
-    for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
             if not isinstance(operation, dict) or "operationId" not in operation:
                 continue
             tag, summary, description = OPERATIONS.get(operation["operationId"], ("", "", ""))

@@ -37,7 +37,7 @@ class TenantAutoSchema(AutoSchema):
         never the view's class docstring, which is written for the people maintaining it."""
         return ""
 
-    def _get_response_bodies(self, direction="response"):  # type: ignore[no-untyped-def,override]
+    def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         extra = ["400", "401", "403", "404"]
         if self.method == "POST":  # Idempotency-Key: 409 request_in_progress, 422 idempotency_key_reused
@@ -74,7 +74,7 @@ class TenantAPIView(APIView):
     def tenant(self) -> Tenant:
         return self.client.tenant
 
-    def dispatch(self, request, *args, **kwargs):  # type: ignore[override]
+    def dispatch(self, request, *args, **kwargs):
         # Mirrors APIView.dispatch, with the idempotency wrapper between authentication and the handler,
         # so the stored response commits in the same transaction as the handler's effect.
         self.args, self.kwargs = args, kwargs
@@ -114,7 +114,7 @@ class TenantAPIView(APIView):
         """The JSON body as a dict ({} for other bodies: a multipart upload is never read whole here)."""
         if not (request.content_type or "").startswith("application/json"):
             return {}
-        request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
+        _ = request._request.body  # keep the raw body readable for the Idempotency-Key fingerprint after parsing
         return request.data if isinstance(request.data, dict) else {}
 
     def _reserve_lookups(self, request: Request, kwargs: dict) -> limits.Reservation | None:
@@ -164,7 +164,7 @@ def _refuse_nul(request: Request, kwargs: dict) -> None:
     query = {k: request.query_params.getlist(k) for k in request.query_params}
     data: object = {}
     if request.content_type.startswith("application/json"):
-        request._request.body  # read once and kept, so the Idempotency-Key fingerprint can still hash it
+        _ = request._request.body  # read once and kept, so the Idempotency-Key fingerprint can still hash it
         data = request.data
     if _has_nul(kwargs) or _has_nul(query) or _has_nul(data):
         raise InvalidInput(gettext("Text may not contain NUL (\\x00) characters."), code="invalid")

@@ -6,7 +6,7 @@ amount still payable on each order line (after the coupons applied before) plus 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from enum import StrEnum
 from typing import Any
 
@@ -15,7 +15,7 @@ from coupons.discounts.inputs import GROUP_ORDER, Context, CouponTerms, Order
 SHIPPING_LINE = "shipping"
 """Key of the shipping fee in allocations and in ``already_discounted`` (order lines are keyed by index)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_EXPIRY = 1 << 62  # "never expires" sorts after every real instant
 _MICROSECOND = timedelta(microseconds=1)
 # R-POL-7 / seed 004: threshold before percentage before amount. The seed ranks only those three; the other kinds

@@ -52,7 +52,7 @@ from core.exceptions import BusinessRuleViolation, DomainError, InvalidState
 from core.locks import advisory_acquire, advisory_release
 from coupons.bloom import BloomWriter, bloom_writer
 from coupons.models import CouponBatch, CouponBatchChunk, CouponCode
-from coupons.services import batch_validate_parameters
+from coupons.services.batch import batch_validate_parameters
 
 logger = logging.getLogger("coupons.services.generation")
 
@@ -103,14 +103,14 @@ class CodeFormat:
     alphabet: str
 
     @classmethod
-    def of(cls, batch: CouponBatch) -> "CodeFormat":
+    def of(cls, batch: CouponBatch) -> CodeFormat:
         batch_validate_parameters(quantity=batch.quantity, code_length=batch.code_length, alphabet=batch.alphabet,
                                   prefix=batch.prefix)
         return cls(prefix=batch.prefix, length=batch.code_length, alphabet=batch.alphabet)
 
     @property
     def space(self) -> int:
-        return len(self.alphabet) ** self.length
+        return int(len(self.alphabet) ** self.length)
 
     @property
     def width(self) -> int:
@@ -216,7 +216,8 @@ class _Drawer:
             for place in range(places - 1, -1, -1):
                 digits[:, place] = (value % np.uint64(self.base)).astype(np.uint8)
                 value //= np.uint64(self.base)
-        return self.symbols[digits].view(f"S{length}").ravel()
+        bodies: np.ndarray = self.symbols[digits].view(f"S{length}").ravel()
+        return bodies
 
 
 def _sort_keys(bodies: np.ndarray) -> np.ndarray:
@@ -235,7 +236,8 @@ def _distinct_in_draw_order(bodies: np.ndarray) -> np.ndarray:
     sorted_keys = keys[order]
     first = np.ones(len(bodies), bool)
     first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    return bodies[np.sort(order[first])]
+    distinct: np.ndarray = bodies[np.sort(order[first])]
+    return distinct
 
 
 # --- chunks --------------------------------------------------------------------------------------------------------
@@ -374,7 +376,7 @@ class _Run:
         rows[:, :len(head)] = head
         rows[:, len(head):len(head) + width] = codes.view(np.uint8).reshape(n, width)
         rows[:, len(head) + width:] = tail
-        return memoryview(rows.reshape(-1))
+        return memoryview(rows.reshape(-1))  # type: ignore[arg-type]  # ndarray is a buffer; its stubs omit it
 
     # writing -------------------------------------------------------------------------------------------------------
 
@@ -461,7 +463,7 @@ class _Run:
             self.errors.append(exc)
         self.stop.set()
 
-    def _produce(self, plan: list[_Chunk], ready: queue.Queue, writers: int) -> None:
+    def _produce(self, plan: list[_Chunk], ready: queue.Queue[_Chunk | None], writers: int) -> None:
         try:
             for chunk in plan:
                 if self.stop.is_set():
@@ -482,7 +484,7 @@ class _Run:
             if threading.current_thread() is not threading.main_thread():
                 connection.close()
 
-    def _consume(self, ready: queue.Queue, own_connection: bool) -> None:
+    def _consume(self, ready: queue.Queue[_Chunk | None], own_connection: bool) -> None:
         try:
             while True:
                 chunk = ready.get()
@@ -498,7 +500,7 @@ class _Run:
     def execute(self, first_no: int) -> None:
         plan = self.chunks(first_no)
         writers = max(1, min(settings.GENERATION_WRITERS, len(plan)))
-        ready: queue.Queue = queue.Queue(maxsize=writers)
+        ready: queue.Queue[_Chunk | None] = queue.Queue(maxsize=writers)
         producer = threading.Thread(target=self._produce, args=(plan, ready, writers), name="gen-producer",
                                     daemon=True)
         producer.start()

@@ -113,7 +113,7 @@ def _next_slot(inventory: CouponInventory, member_id: str) -> int:
         if inventory.per_member_limit == 1:
             raise AlreadyClaimed()
         raise LimitReached(details={"limit": inventory.per_member_limit})
-    return held + 1
+    return int(held) + 1
 
 
 def _limit_error(inventory: CouponInventory) -> DomainError:

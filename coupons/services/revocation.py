@@ -82,7 +82,7 @@ def coupons_revoke_for_members(*, tenant: Tenant, member_ids: list[str], reason:
             status__in=[CouponCode.Status.ISSUED, CouponCode.Status.LOCKED]).order_by("id").values_list(
             "member_id", "code")
         for member, code in rows:
-            held.setdefault(member, []).append(code)
+            held.setdefault(str(member), []).append(code)
     report = []
     for member in members:
         result = MemberRevocation(member_id=member)

@@ -21,7 +21,7 @@ def _tenant_zone(inventory: CouponInventory) -> str:
     tenant = inventory._state.fields_cache.get("tenant")
     if tenant is None:
         return Tenant.objects.filter(pk=inventory.tenant_id).values_list("time_zone", flat=True).get()
-    return tenant.time_zone
+    return str(tenant.time_zone)
 
 
 def _emit(event: str, coupon: CouponCode, inventory: CouponInventory, now: datetime, **extra: Any) -> None:

@@ -14,7 +14,7 @@ from draws.models import Draw, PrizeTier
 from events.exceptions import EventNotFound
 
 
-DRAW_FIELDS = {
+DRAW_FIELDS: dict[str, serializers.Field] = {
     "id": serializers.CharField(), "name": serializers.CharField(), "round": serializers.IntegerField(),
     "parent": serializers.CharField(allow_null=True),
     "status": serializers.ChoiceField(choices=Draw.Status.choices), "draw_at": serializers.DateTimeField(),
@@ -36,7 +36,7 @@ def _draw_payload(draw: Draw, tiers: list[PrizeTier], winners: list[dict[str, An
     done = draw.status == Draw.Status.DONE
     return {
         "id": draw.public_id, "name": draw.name, "round": draw.round,
-        "parent": draw.parent.public_id if draw.parent_id else None, "status": draw.status,
+        "parent": draw.parent.public_id if draw.parent is not None else None, "status": draw.status,
         "draw_at": draw.draw_at, "committed_at": draw.committed_at, "seed_hash": draw.seed_hash or None,
         "seed": draw.seed if done else None,
         "participants_count": draw.participants_count if done else None,

@@ -59,7 +59,7 @@ def grant_payload(grant: RewardGrant, now: datetime) -> dict[str, Any]:
     entry = getattr(grant, "points_entry", None) if grant.points else None
     return {"member_id": grant.member_id, "trigger": grant.trigger, "reference": grant.reference,
             "points": grant.points, "points_expire_at": _iso(entry.expires_at) if entry else None,
-            "coupon": coupon_payload(grant.coupon, now) if grant.coupon_id else None,
+            "coupon": coupon_payload(grant.coupon, now) if grant.coupon is not None else None,
             "coupon_error": grant.coupon_error or None, "created_at": _iso(grant.created_at)}
 
 

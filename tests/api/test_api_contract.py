@@ -41,7 +41,7 @@ def doc_tables() -> dict[str, list[dict[str, str]]]:
             while index < len(lines) and lines[index].startswith("|"):
                 cells = [cell.strip() for cell in lines[index].strip()[1:-1].split("|")]
                 assert len(cells) == len(header), f"docs/API.md: a row with {len(cells)} cells under {header}: {lines[index]}"
-                rows.append(dict(zip(header, cells)))
+                rows.append(dict(zip(header, cells, strict=True)))
                 index += 1
             tables["|".join(header)] = rows
         else:

@@ -37,45 +37,47 @@ def call(world, language, method, path, body=None, *, token="member", content_ty
 
 ERRORS = [
     # label, status, code, request
-    ("malformed JSON", 400, "malformed_request", lambda w, l: call(w, l, "post", "/api/v1/claims", '{"member_id": ')),
-    ("JSON that is not an object", 400, "invalid", lambda w, l: call(w, l, "post", "/api/v1/claims", "[1, 2]")),
+    ("malformed JSON", 400, "malformed_request",
+     lambda w, lang: call(w, lang, "post", "/api/v1/claims", '{"member_id": ')),
+    ("JSON that is not an object", 400, "invalid", lambda w, lang: call(w, lang, "post", "/api/v1/claims", "[1, 2]")),
     ("unsupported media type", 415, "unsupported_media_type",
-     lambda w, l: call(w, l, "post", "/api/v1/claims", "member_id=m", content_type="text/plain")),
-    ("method not allowed", 405, "method_not_allowed", lambda w, l: call(w, l, "put", "/api/v1/claims", "{}")),
+     lambda w, lang: call(w, lang, "post", "/api/v1/claims", "member_id=m", content_type="text/plain")),
+    ("method not allowed", 405, "method_not_allowed", lambda w, lang: call(w, lang, "put", "/api/v1/claims", "{}")),
     ("not acceptable", 406, "not_acceptable",
-     lambda w, l: call(w, l, "get", "/api/v1/client", HTTP_ACCEPT="text/html")),
-    ("unknown endpoint", 404, "not_found", lambda w, l: call(w, l, "get", "/api/v1/nothing-here")),
-    ("no token", 401, "not_authenticated", lambda w, l: call(w, l, "get", "/api/v1/client", token=None)),
-    ("bad token", 401, "authentication_failed", lambda w, l: call(w, l, "get", "/api/v1/client", token="nope")),
+     lambda w, lang: call(w, lang, "get", "/api/v1/client", HTTP_ACCEPT="text/html")),
+    ("unknown endpoint", 404, "not_found", lambda w, lang: call(w, lang, "get", "/api/v1/nothing-here")),
+    ("no token", 401, "not_authenticated", lambda w, lang: call(w, lang, "get", "/api/v1/client", token=None)),
+    ("bad token", 401, "authentication_failed", lambda w, lang: call(w, lang, "get", "/api/v1/client", token="nope")),
     ("member token on an operator endpoint", 403, "permission_denied",
-     lambda w, l: call(w, l, "get", "/api/v1/exports/ABC")),
-    ("DRF field validation", 400, "invalid", lambda w, l: call(w, l, "post", "/api/v1/claims", "{}")),
+     lambda w, lang: call(w, lang, "get", "/api/v1/exports/ABC")),
+    ("DRF field validation", 400, "invalid", lambda w, lang: call(w, lang, "post", "/api/v1/claims", "{}")),
     ("DRF type validation", 400, "invalid",
-     lambda w, l: call(w, l, "post", "/api/v1/events/X/participants", '{"member_id": 5, "channel": "fax"}')),
+     lambda w, lang: call(w, lang, "post", "/api/v1/events/X/participants", '{"member_id": 5, "channel": "fax"}')),
     ("exactly one claim target", 400, "invalid",
-     lambda w, l: call(w, l, "post", "/api/v1/claims", '{"member_id": "m", "code": "A", "promo_code": "B"}')),
-    ("order problem", 400, "invalid", lambda w, l: call(
-        w, l, "post", "/api/v1/checkout/best", '{"member_id": "m-1", "order": {"items": [{"sku": "S1"}]}}')),
-    ("codes problem", 400, "invalid", lambda w, l: call(
-        w, l, "post", "/api/v1/checkout/validate",
+     lambda w, lang: call(w, lang, "post", "/api/v1/claims", '{"member_id": "m", "code": "A", "promo_code": "B"}')),
+    ("order problem", 400, "invalid", lambda w, lang: call(
+        w, lang, "post", "/api/v1/checkout/best", '{"member_id": "m-1", "order": {"items": [{"sku": "S1"}]}}')),
+    ("codes problem", 400, "invalid", lambda w, lang: call(
+        w, lang, "post", "/api/v1/checkout/validate",
         '{"member_id": "m-1", "codes": ["AB", "ab"], "order": {"items": [{"sku": "S", "unit_price": 1, '
         '"quantity": 1}]}}')),
-    ("two order ids", 400, "order_id_mismatch", lambda w, l: call(
-        w, l, "post", f"/api/v1/coupons/{w['code']}/lock",
+    ("two order ids", 400, "order_id_mismatch", lambda w, lang: call(
+        w, lang, "post", f"/api/v1/coupons/{w['code']}/lock",
         {"member_id": "m-1", "order_id": "o-2", "order": ORDER}, format=None)),
-    ("unknown coupon", 404, "not_found", lambda w, l: call(w, l, "get", "/api/v1/coupons/NOSUCHCODE")),
-    ("refused at lock", 422, "not_applicable", lambda w, l: call(
-        w, l, "post", f"/api/v1/coupons/{w['code']}/lock", {"member_id": "m-1", "order": ORDER})),
-    ("not the owner", 403, "not_owner", lambda w, l: call(
-        w, l, "post", f"/api/v1/coupons/{w['code']}/redeem", {"member_id": "m-2", "order": ORDER})),
-    ("wrong state", 409, "invalid_state", lambda w, l: call(
-        w, l, "post", f"/api/v1/coupons/{w['code']}/release", {"order_id": "o-1"})),
+    ("unknown coupon", 404, "not_found", lambda w, lang: call(w, lang, "get", "/api/v1/coupons/NOSUCHCODE")),
+    ("refused at lock", 422, "not_applicable", lambda w, lang: call(
+        w, lang, "post", f"/api/v1/coupons/{w['code']}/lock", {"member_id": "m-1", "order": ORDER})),
+    ("not the owner", 403, "not_owner", lambda w, lang: call(
+        w, lang, "post", f"/api/v1/coupons/{w['code']}/redeem", {"member_id": "m-2", "order": ORDER})),
+    ("wrong state", 409, "invalid_state", lambda w, lang: call(
+        w, lang, "post", f"/api/v1/coupons/{w['code']}/release", {"order_id": "o-1"})),
     ("unknown batch action", 404, "not_found",
-     lambda w, l: call(w, l, "post", "/api/v1/coupons/batch/explode", {"items": []})),
-    ("bad page size", 400, "invalid", lambda w, l: call(w, l, "get", "/api/v1/members/m-1/coupons?page_size=0")),
-    ("page past the end", 404, "not_found", lambda w, l: call(w, l, "get", "/api/v1/members/m-1/coupons?page=99")),
-    ("unknown trigger", 400, "unknown_trigger", lambda w, l: call(
-        w, l, "post", "/api/v1/rewards/triggers", {"member_id": "m-1", "trigger": "x", "reference": "r"})),
+     lambda w, lang: call(w, lang, "post", "/api/v1/coupons/batch/explode", {"items": []})),
+    ("bad page size", 400, "invalid",
+     lambda w, lang: call(w, lang, "get", "/api/v1/members/m-1/coupons?page_size=0")),
+    ("page past the end", 404, "not_found", lambda w, lang: call(w, lang, "get", "/api/v1/members/m-1/coupons?page=99")),
+    ("unknown trigger", 400, "unknown_trigger", lambda w, lang: call(
+        w, lang, "post", "/api/v1/rewards/triggers", {"member_id": "m-1", "trigger": "x", "reference": "r"})),
 ]
 
 

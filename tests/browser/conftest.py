@@ -168,7 +168,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         write(f"{'journey':<{width}} " + " ".join(f"{lang:<8}" for lang in CONSOLE_LANGUAGES))
         for journey, by_lang in sorted(_OUTCOMES.items()):
             write(f"{journey:<{width}} " + " ".join(f"{by_lang.get(lang, '-'):<8}" for lang in CONSOLE_LANGUAGES))
-        uneven = [j for j, by_lang in _OUTCOMES.items() if len(set(by_lang.get(lang) for lang in CONSOLE_LANGUAGES)) > 1]
+        uneven = [j for j, by_lang in _OUTCOMES.items() if len({by_lang.get(lang) for lang in CONSOLE_LANGUAGES}) > 1]
         if uneven:
             write("journeys that do NOT work in every language: " + ", ".join(sorted(uneven)), red=True)
         else:

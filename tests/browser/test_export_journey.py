@@ -72,7 +72,7 @@ def test_an_operator_exports_usage_to_xlsx_and_the_file_holds_the_rows(console, 
     with translation.override(console.lang):  # the header row holds the columns' labels, translated
         labels = {c.key: str(c.label) for c in USAGES}
     keys = ("order_id", "member_id", "code", "discount", "inventory")
-    assert set(labels[k] for k in keys) <= set(header), header
+    assert {labels[k] for k in keys} <= set(header), header
     col = [header.index(labels[k]) for k in keys]
     got = sorted(tuple(r[i] for i in col) for r in body)
     expected = sorted((u.order_id, u.member_id, u.coupon.code, u.discount, "Autumn pool") for u in usages)

@@ -9,7 +9,6 @@ from core.audit import Actor
 from core.models import ApiClient
 from core.services import api_client_revoke, api_client_rotate_token
 from core.tokens import hash_token
-from tests import factories
 
 URL = "/api/v1/client"
 

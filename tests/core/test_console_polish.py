@@ -3,7 +3,7 @@ amounts as the operator reads them, the chart's axis, the upload page with nothi
 from __future__ import annotations
 
 import gettext as gettext_module
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import django
@@ -216,6 +216,6 @@ def test_export_time_in_the_download_name_is_the_tenants(db):
 
     tenant = factories.make_tenant(time_zone="Asia/Seoul")
     export = Export(tenant=tenant, kind="usages", public_id="ABCDEFGHJKLMNPQR",
-                    created_at=datetime(2026, 12, 6, 23, 30, 5, tzinfo=dt_timezone.utc))
+                    created_at=datetime(2026, 12, 6, 23, 30, 5, tzinfo=UTC))
     assert export.download_filename == "usages-ABCDEFGHJKLMNPQR-20261207-083005.xlsx"
     assert export.filename == "usages-ABCDEFGHJKLMNPQR-20261206-233005.xlsx"  # the stored file keeps its name

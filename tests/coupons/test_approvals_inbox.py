@@ -178,7 +178,7 @@ def test_the_decide_page_lists_the_budgets_of_the_inventories_using_an_approved_
     policy = factories.make_approved_policy(tenant, kind="amount", amount=5000)
     factories.make_inventory(tenant, policy=policy, name="Pool A", use_budget_amount=1_000_000, issue_budget_count=300)
     client.force_login(people["second"])
-    terms = dict((str(k), v) for k, v in client.get(
-        reverse("admin:coupons_couponpolicy_decide", args=[policy.pk])).context["terms"])
+    terms = {str(k): v for k, v in client.get(
+        reverse("admin:coupons_couponpolicy_decide", args=[policy.pk])).context["terms"]}
     assert terms["budget"] == "Pool A: issue budget (count) 300, use budget (amount) ₩1,000,000"
     assert terms["discount"] == "₩5,000" and terms["cap"] == "none" and terms["threshold"] == "none"

@@ -80,7 +80,7 @@ def test_the_single_code_hash_equals_the_vectorised_one():
         array = np.array([c.encode() for c in codes if len(c) <= width], dtype=f"S{width}")
         h1, h2 = hash_codes(array, seed=12345)
         assert [hash_one(c.encode(), 12345) for c in codes if len(c) <= width] == list(zip(h1.tolist(),
-                                                                                          h2.tolist()))
+                                                                                          h2.tolist(), strict=True))
 
 
 def test_two_writers_merging_at_once_keep_each_others_bits():

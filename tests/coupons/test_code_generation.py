@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from itertools import product
+from itertools import pairwise, product
 from pathlib import Path
 
 import pytest
@@ -82,7 +82,7 @@ def test_chunks_cover_consecutive_ranges_of_the_sorted_codes(pool):
 
     chunks = list(CouponBatchChunk.objects.filter(batch=batch).order_by("chunk_no"))
     # Each chunk holds a key range of its own, in order: the unique index grows in order, chunk after chunk.
-    assert all(a.last_code < b.first_code for a, b in zip(chunks, chunks[1:]))
+    assert all(a.last_code < b.first_code for a, b in pairwise(chunks))
     for chunk in chunks:
         in_range = CouponCode.objects.filter(batch=batch, code__gte=chunk.first_code, code__lte=chunk.last_code)
         assert in_range.count() == chunk.size

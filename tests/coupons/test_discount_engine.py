@@ -1,7 +1,7 @@
 """The discount engine on exact values (R-POL-1, 3, 4, 6, 7; seeds 002, 003, 004). Pure: no database."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -19,7 +19,7 @@ from coupons.discounts import (
     evaluate,
 )
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CTX = Context(now=NOW, rounding_unit=10)
 
 

@@ -6,7 +6,7 @@ orders smaller than the coupons happen often.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +24,7 @@ from coupons.discounts import (
     evaluate,
 )
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIGHT = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SKUS, CATS, SHOPS = ["S1", "S2", "S3"], ["C1", "C2"], ["shop-1", "shop-2"]

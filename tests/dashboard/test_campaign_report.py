@@ -62,7 +62,7 @@ def seed_event(tenant):
     days = [now - timedelta(days=k) for k in (4, 3, 2, 1, 0)]
     a = [_issue(tenant, pool_a, f"a-{i}", ch) for i, ch in enumerate(["ios", "ios", "android", "pc_web", "ios"])]
     b = [_issue(tenant, pool_b, f"b-{i}", ch) for i, ch in enumerate(["android", "android", "ios", "mobile_web"])]
-    for coupon, when in zip(a + b, days + days):
+    for coupon, when in zip(a + b, days + days, strict=False):  # 9 coupons over 10 days
         _move(CouponIssue, CouponIssue.objects.get(coupon=coupon).pk, issued_at=when)
     usages = [
         _redeem(tenant, a[0], "a-0", "o-1", 50_000, "ios"),
@@ -71,7 +71,7 @@ def seed_event(tenant):
         _redeem(tenant, b[0], "b-0", "o-4", 50_000, "android"),   # 10 % → 3,000 (the cap)
         _redeem(tenant, b[1], "b-1", "o-5", 12_000, "pc_web"),    # 10 % → 1,200
     ]
-    for usage, when in zip(usages, [days[1], days[2], days[2], days[3], days[4]]):
+    for usage, when in zip(usages, [days[1], days[2], days[2], days[3], days[4]], strict=True):
         _move(CouponUsage, usage.pk, used_at=when)
     # a full refund of o-3 on day 3: the coupon goes back to ISSUED
     lifecycle.coupon_refund(tenant=tenant, code=a[2].code, order_id="o-3", ctx=RequestContext())
@@ -86,7 +86,7 @@ def seed_event(tenant):
     # partners: 3 codes distributed to Card Mall (2 registered, 1 used); 2 partner codes mapped for GS (1 registered
     # and used)
     mall = Partner.objects.create(tenant=tenant, name="Card Mall", code="MALL")
-    gs = Partner.objects.create(tenant=tenant, name="GS Retail", code="GS25")
+    Partner.objects.create(tenant=tenant, name="GS Retail", code="GS25")
     distribution = distribution_create(tenant=tenant, inventory=pool_p, partner=mall, quantity=3,
                                        actor=factories.TEST_ACTOR)
     handed = list(CouponCode.objects.filter(distribution_id=distribution.pk).order_by("id"))

@@ -20,7 +20,7 @@ def at(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
 def seed(tenant, *, issues: list[datetime], uses: list[datetime], expiries: list[tuple[datetime, int]]):
     """A known dataset: issue rows, usage rows and expiry-sweep audit rows at the given instants."""
     inventory, codes = factories.make_pool(tenant, size=len(issues))
-    for i, (code, when) in enumerate(zip(codes, issues)):
+    for i, (code, when) in enumerate(zip(codes, issues, strict=True)):
         CouponCode.objects.filter(pk=code.pk).update(status="ISSUED", member_id=f"m-{i}", issued_at=when)
         CouponIssue.objects.create(tenant=tenant, inventory=inventory, coupon=code, member_id=f"m-{i}", slot=1,
                                    via="inventory", issued_at=when)

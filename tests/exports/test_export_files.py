@@ -79,7 +79,7 @@ def test_formula_text_is_escaped_and_amounts_and_times_stay_typed_with_formats(u
     export.refresh_from_db()
 
     sheet = load_workbook(default_storage.path(export.file)).worksheets[0]
-    row = [cell for cell in sheet[2]]
+    row = list(sheet[2])
     assert row[3].value == "'=HYPERLINK(\"http://x\")" and row[3].data_type == "s"  # text, never a formula
     assert row[2].value == "'+82-10"
     assert row[5].value == 55_500 + 3000 and row[5].data_type == "n" and row[5].number_format == "#,##0"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, UTC
 from unittest import mock
 
 import pytest
@@ -70,7 +70,7 @@ def test_the_failures_download_is_laid_out_and_named_in_the_tenants_time(client,
                               actor=factories.TEST_ACTOR)
     failure = PartnerUploadFailure.objects.get(upload__tenant=tenant)
     client.force_login(factories.make_operator(tenant))
-    frozen = datetime(2026, 12, 6, 23, 30, 0, tzinfo=dt_timezone.utc)  # 08:30 the next day in Seoul
+    frozen = datetime(2026, 12, 6, 23, 30, 0, tzinfo=UTC)  # 08:30 the next day in Seoul
     with mock.patch("django.utils.timezone.now", return_value=frozen):
         response = client.post("/admin/partners/partneruploadfailure/",
                                {"action": "download_xlsx", "_selected_action": [failure.pk]})
@@ -91,7 +91,7 @@ def test_the_list_export_of_the_console_is_laid_out_and_offers_csv_and_xlsx_only
 
 
 def test_file_name_stamps_are_in_the_given_zone():
-    when = datetime(2026, 12, 6, 23, 30, 5, tzinfo=dt_timezone.utc)
+    when = datetime(2026, 12, 6, 23, 30, 5, tzinfo=UTC)
     assert local_stamp(when, "Asia/Seoul") == "20261207-083005"
     assert local_stamp(when, "Europe/London") == "20261206-233005"
     assert local_stamp(when, "Not/AZone") == "20261207-083005"  # the server's zone (Asia/Seoul) for a bad value

@@ -61,7 +61,7 @@ def test_three_simultaneous_idempotent_claims_per_member_are_never_refused_below
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(member_claims, members))
     server.stop()
-    refused = {m: s for m, s in zip(members, results) if Counter(s) != {201: 3}}
+    refused = {m: s for m, s in zip(members, results, strict=True) if Counter(s) != {201: 3}}
     assert not refused, refused
     invariants.check(stack.db_url, answers)
 

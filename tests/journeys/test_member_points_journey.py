@@ -97,5 +97,5 @@ def test_the_back_office_revokes_by_member_list_and_a_member_app_may_not(tenant,
             for r in done.json()["results"]] == [("m-1", True, [held["m-1"]], []), ("m-2", True, [held["m-2"]], []),
                                                  ("m-3", False, [], ["not_found"])]
     assert ops.post("/revocations", json=body, headers={"Idempotency-Key": "revoke-1"}).json() == done.json()
-    for member, code in held.items():
+    for code in held.values():
         assert app.get(f"/coupons/{code}").json()["status"] == "REVOKED"

@@ -8,7 +8,8 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from io import StringIO
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -252,12 +253,12 @@ def test_the_progress_bar_is_drawn_on_a_terminal(db, monkeypatch):
     tenant = f.make_tenant()
     _expired_codes(tenant)
     err = StringIO()
-    err.isatty = lambda: True  # type: ignore[method-assign]
+    err.isatty = lambda: True
     monkeypatch.setattr(sys, "stderr", err)
     call_command("expire_coupons", stdout=StringIO())
     assert "expire_coupons: codes expired" in err.getvalue() and "7" in err.getvalue()
     err2 = StringIO()
-    err2.isatty = lambda: True  # type: ignore[method-assign]
+    err2.isatty = lambda: True
     monkeypatch.setattr(sys, "stderr", err2)
     call_command("expire_coupons", "--no-progress", stdout=StringIO())
     assert err2.getvalue() == ""

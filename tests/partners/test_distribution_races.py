@@ -37,7 +37,7 @@ def world(pool: int):
 def hands_per_code(inventory) -> Counter:
     """How many holders each code has: a distribution, and an issue (a member) that did not come through it."""
     holders: Counter = Counter()
-    for code_id, dist_id in CouponCode.objects.filter(inventory=inventory, distribution_id__isnull=False
+    for code_id, _dist_id in CouponCode.objects.filter(inventory=inventory, distribution_id__isnull=False
                                                       ).values_list("id", "distribution_id"):
         holders[code_id] += 1
     for code_id, via in CouponIssue.objects.filter(inventory=inventory).values_list("coupon_id", "via"):

@@ -19,7 +19,7 @@ from bench.db import database_url
 from core.models import AuditLog
 from coupons.models import CouponCode
 from partners import services
-from partners.models import CouponMapping, Partner, PartnerUpload, PartnerUploadFailure
+from partners.models import CouponMapping, Partner, PartnerUploadFailure
 from tests import factories
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent

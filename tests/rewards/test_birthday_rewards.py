@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import date, datetime, UTC
 from io import StringIO
 
 import pytest
@@ -53,7 +53,7 @@ def test_today_is_the_birthday_in_the_tenants_time_zone(tenant, birthday_rule):
     tenant.time_zone = "Asia/Seoul"
     tenant.save()
     birthdays_import(tenant=tenant, text="seoul-today,3,15\nutc-today,3,14\n", actor=TEST_ACTOR)
-    run_result = birthday_rewards_grant(now=datetime(2026, 3, 14, 16, 0, tzinfo=dt_timezone.utc))  # 01:00 in Seoul
+    run_result = birthday_rewards_grant(now=datetime(2026, 3, 14, 16, 0, tzinfo=UTC))  # 01:00 in Seoul
     assert (run_result.due, run_result.granted) == (1, 1)
     assert list(RewardGrant.objects.values_list("member_id", flat=True)) == ["seoul-today"]
 

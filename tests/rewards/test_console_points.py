@@ -99,7 +99,7 @@ def test_an_operator_offers_an_inventory_for_points(client, operator_user, tenan
 
 def test_revoking_from_a_file_reports_every_member(client, operator_user, tenant):
     inventory, codes = factories.make_pool(tenant, size=3)
-    for code, member in zip(codes[:2], ["m-1", "m-2"]):
+    for code, member in zip(codes[:2], ["m-1", "m-2"], strict=True):
         CouponCode.objects.filter(pk=code.pk).update(status="ISSUED", member_id=member, issued_at=timezone.now())
     client.force_login(operator_user)
     upload = SimpleUploadedFile("members.csv", b"member_id\nm-1\nm-2\nm-3\n")

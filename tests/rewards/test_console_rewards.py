@@ -86,7 +86,7 @@ def test_grants_and_the_ledger_are_read_only_and_searchable_by_member(client, a_
 
 def test_uploading_birthdays_sets_them_for_the_users_tenant(client, a_user, tenant):
     client.force_login(a_user)
-    upload = SimpleUploadedFile("b.csv", "member_id,birthday\nm-1,1990-03-15\nm-2,07-01\n".encode())
+    upload = SimpleUploadedFile("b.csv", b"member_id,birthday\nm-1,1990-03-15\nm-2,07-01\n")
     response = client.post(reverse("admin:rewards_memberbirthday_upload"), {"file": upload}, follow=True)
     assert "2 birthdays set." in response.content.decode()
     assert sorted(MemberBirthday.objects.values_list("tenant_id", "member_id", "month", "day")) == [

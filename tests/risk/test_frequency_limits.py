@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coupons.discounts import validate_order_payload
 from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponIssue
 from risk import limits

@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 from core.api import authentication
 from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, AuditLog
+from tests import factories
 from core.services import (api_client_end_rollover, api_client_revoke, api_client_rotate_token,
                            api_client_set_networks, parse_networks)
-from tests import factories
 
 ACTOR = factories.TEST_ACTOR
 

@@ -108,11 +108,11 @@ def test_api_stateful_phase(api_schema, api_token):
     """The stateful phase: sequences of calls that follow the links schemathesis derives between operations."""
     from hypothesis import settings as hypothesis_settings
 
-    class Machine(api_schema.as_state_machine()):  # type: ignore[misc]
-        def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+    class Machine(api_schema.as_state_machine()):
+        def get_call_kwargs(self, case):
             return {"headers": {"Authorization": f"Bearer {api_token}"}}
 
-        def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
             # The token is named as explicit, so ignored_auth probes it (and does not take it for a generated one).
             case.validate_response(response, checks=all_checks(), additional_checks=additional_checks,
                                    excluded_checks=excluded_checks(case),

@@ -162,12 +162,12 @@ def test_a_foreign_tenants_code_is_refused_by_the_filter_like_an_unknown_one(api
             bloom_rebuild(capacity=100_000, error_rate=1e-6)
         code = foreign_codes[0].code
         calls = [
-            lambda: api.get(f"/api/v1/coupons/{code}"),
-            lambda: api.post(f"/api/v1/coupons/{code}/redeem", {"member_id": "m-9", "order_id": "o-1",
-                                                                 "order": order}, format="json"),
-            lambda: api.post("/api/v1/checkout/validate", {"member_id": "m-9", "codes": [code], "order": order},
-                             format="json"),
-            lambda: claim(api, code, member="m-8", device="d-8"),
+            lambda code=code: api.get(f"/api/v1/coupons/{code}"),
+            lambda code=code: api.post(f"/api/v1/coupons/{code}/redeem", {"member_id": "m-9", "order_id": "o-1",
+                                                                           "order": order}, format="json"),
+            lambda code=code: api.post("/api/v1/checkout/validate",
+                                       {"member_id": "m-9", "codes": [code], "order": order}, format="json"),
+            lambda code=code: claim(api, code, member="m-8", device="d-8"),
         ]
         for call in calls:
             with CaptureQueriesContext(connection) as ctx:

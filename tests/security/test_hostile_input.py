@@ -130,8 +130,9 @@ def test_deeply_nested_json_is_400(api, depth):
 
 def test_an_idempotent_retry_with_reordered_keys_and_respelt_numbers_replays(api, tenant):
     inventory, _ = factories.make_pool(tenant, size=2)
-    body = '{"member_id": "m-1", "inventory": "%s", "note": {"a": 1, "b": 2.50}}' % inventory.public_id
-    retry = '{"note": {"b": 2.5, "a": 1.0}, "inventory": "%s",  "member_id": "m-1"}' % inventory.public_id
+    # JSON texts (not dicts: the spelling is the point): %-formatting keeps their braces readable.
+    body = '{"member_id": "m-1", "inventory": "%s", "note": {"a": 1, "b": 2.50}}' % inventory.public_id  # noqa: UP031
+    retry = '{"note": {"b": 2.5, "a": 1.0}, "inventory": "%s",  "member_id": "m-1"}' % inventory.public_id  # noqa: UP031
     first = api.generic("POST", "/api/v1/claims", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1")
     second = api.generic("POST", "/api/v1/claims", retry, content_type="application/json",
                          HTTP_IDEMPOTENCY_KEY="k-1")

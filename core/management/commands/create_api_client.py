@@ -9,7 +9,7 @@ from core.services import api_client_create
 
 
 class Command(BaseCommand):
-    help = _("Create an API client for a tenant and print its token once (it is stored only as a hash).")
+    help = _("Create an API client for a tenant and print its token once (it is stored only as a hash).")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("tenant", help=_("Tenant slug or name."))

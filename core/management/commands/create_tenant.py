@@ -8,7 +8,7 @@ from core.services import tenant_create
 
 
 class Command(BaseCommand):
-    help = _("Create a tenant (a customer organisation).")
+    help = _("Create a tenant (a customer organisation).")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("name")

@@ -7,7 +7,7 @@ from core.dbroles import app_role_statements, role_problems
 
 
 class Command(BaseCommand):
-    help = _("Print (or with --apply run, as the tables' owner) the grants of the app's database role: data "
+    help = _("Print (or with --apply run, as the tables' owner) the grants of the app's database role: data "  # type: ignore[assignment]
              "privileges only, no TRUNCATE/UPDATE/DELETE on the audit log (README \"Database roles\").")
 
     def add_arguments(self, parser):

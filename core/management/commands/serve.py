@@ -19,7 +19,7 @@ from core.commands import BaseCommand
 
 
 class Command(BaseCommand):
-    help = _("Migrate, create demo data and serve the console + API (gunicorn) and, with REDIS_URL, an RQ worker.")
+    help = _("Migrate, create demo data and serve the console + API (gunicorn) and, with REDIS_URL, an RQ worker.")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.environ.get("COUPON_BIND", "127.0.0.1:8000"))

@@ -11,7 +11,7 @@ from core.cron import AlreadyRunning, CronCommand
 
 class Command(CronCommand):
     name = "run_due_draws"
-    help = (_("Commit the seeds of scheduled draws (publishing their hashes), then run every draw whose draw_at has "
+    help = (_("Commit the seeds of scheduled draws (publishing their hashes), then run every draw whose draw_at has "  # type: ignore[assignment]
             "passed and whose event has ended; crashed runs are resumed. A concurrent run exits at once."))
     dry_run_help = _("Report what would happen; change nothing.")
 

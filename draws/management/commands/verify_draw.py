@@ -9,7 +9,7 @@ from core.commands import BaseCommand
 
 
 class Command(BaseCommand):
-    help = _("Check sha256(seed) against the committed hash and recompute the winners; non-zero exit on mismatch.")
+    help = _("Check sha256(seed) against the committed hash and recompute the winners; non-zero exit on mismatch.")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("draw_id", help=_("The draw's public id (or its numeric database id)."))

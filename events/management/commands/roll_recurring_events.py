@@ -6,7 +6,7 @@ from events.services import events_roll_recurring
 
 
 class Command(BaseCommand):
-    help = _("Create the next occurrence of ended repeatable events, exactly once each (advisory lock).")
+    help = _("Create the next occurrence of ended repeatable events, exactly once each (advisory lock).")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help=_("Count what would be created; change nothing."))

@@ -51,7 +51,7 @@ def _save_credentials(data: dict[str, str]) -> None:
 
 
 class Command(BaseCommand):
-    help = _("Create (idempotently) a demo tenant with logins, API tokens, policies, an event, an inventory and codes.")
+    help = _("Create (idempotently) a demo tenant with logins, API tokens, policies, an event, an inventory and codes.")  # type: ignore[assignment]
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help=_("Print identifiers and tokens as one JSON object."))
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first() or tenant_create(
             name=gettext("Demo Card Co."), slug=DEMO_SLUG, currency="KRW", rounding_unit=10, language=language,
             actor=ACTOR)
-        admin = self._user("admin", creds["password"], superuser=True, tenant=None, group=None)
+        self._user("admin", creds["password"], superuser=True, tenant=None, group=None)
         operator = self._user("operator", creds["password"], superuser=False, tenant=tenant, group=ROLE_OPERATOR)
         approver = self._user("approver", creds["password"], superuser=False, tenant=tenant, group=ROLE_APPROVER)
         creds["member_token"] = self._token(tenant, gettext("demo member app"), ApiClient.Scope.MEMBER, creds.get("member_token"))

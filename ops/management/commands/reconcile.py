@@ -25,7 +25,7 @@ from coupons.bloom import bloom_rebuild
 
 class Command(CronCommand):
     name = "reconcile"
-    help = _("Compare inventory counters with issue/usage rows and the Bloom filter with the code table; --fix "
+    help = _("Compare inventory counters with issue/usage rows and the Bloom filter with the code table; --fix "  # type: ignore[assignment]
              "repairs them.")
     dry_run_help = _("With --fix: report what would be fixed; change nothing.")
 

@@ -11,7 +11,7 @@ from ops.sweep import stuck_work_requeue
 
 class Command(CronCommand):
     name = "requeue_stuck_work"
-    help = _("Queue again generation batches, partner uploads and grants left RUNNING by a worker that died; they "
+    help = _("Queue again generation batches, partner uploads and grants left RUNNING by a worker that died; they "  # type: ignore[assignment]
              "resume from their last committed chunk.")
     dry_run_help = _("List the stuck work; queue nothing.")
 

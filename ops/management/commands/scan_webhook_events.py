@@ -14,7 +14,7 @@ from ops.webhook_scans import webhook_events_scan
 
 class Command(CronCommand):
     name = "scan_webhook_events"
-    help = _("Write the webhook events now due: coupons and points expiring soon, coupons expired (once each).")
+    help = _("Write the webhook events now due: coupons and points expiring soon, coupons expired (once each).")  # type: ignore[assignment]
     dry_run_help = _("Count the endpoints that take these events; write nothing.")
 
     def run(self, *, dry_run: bool, progress: Any, **options: Any) -> dict[str, Any]:

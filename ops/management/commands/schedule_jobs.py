@@ -10,7 +10,7 @@ from ops.sweep import NEXT_SWEEP_JOB_ID, sweep_job
 
 
 class Command(BaseCommand):
-    help = _("Enqueue the periodic jobs: expiry and lock release on the 'expiry' queue, the stuck-work sweep on "
+    help = _("Enqueue the periodic jobs: expiry and lock release on the 'expiry' queue, the stuck-work sweep on "  # type: ignore[assignment]
              "'default' (needs REDIS_URL and a worker started with --with-scheduler).")
 
     def handle(self, *args, **opts):

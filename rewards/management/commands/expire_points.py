@@ -9,7 +9,7 @@ from rewards.services import points_expire
 
 class Command(CronCommand):
     name = "expire_points"
-    help = _("Write one expiry debit for the unspent part of each expired points credit; a concurrent run exits.")
+    help = _("Write one expiry debit for the unspent part of each expired points credit; a concurrent run exits.")  # type: ignore[assignment]
     dry_run_help = _("Count what would expire; change nothing.")
 
     def run(self, *, dry_run, progress, **options):

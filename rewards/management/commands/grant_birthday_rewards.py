@@ -13,7 +13,7 @@ from rewards.services import birthday_rewards_grant
 
 class Command(CronCommand):
     name = "grant_birthday_rewards"
-    help = _("Grant the active birthday rule to today's birthday members; once a year each; a concurrent run exits.")
+    help = _("Grant the active birthday rule to today's birthday members; once a year each; a concurrent run exits.")  # type: ignore[assignment]
     dry_run_help = _("Count who would get a reward; change nothing.")
 
     def add_command_arguments(self, parser):

@@ -14,7 +14,7 @@ from risk.webhooks import deliver_due
 
 class Command(CronCommand):
     name = "deliver_webhooks"
-    help = _("Deliver pending webhook deliveries whose next attempt is due (one attempt each, oldest first).")
+    help = _("Deliver pending webhook deliveries whose next attempt is due (one attempt each, oldest first).")  # type: ignore[assignment]
     dry_run_help = _("Count the deliveries due; send nothing.")
 
     def add_command_arguments(self, parser: Any) -> None:

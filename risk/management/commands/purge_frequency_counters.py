@@ -16,7 +16,7 @@ from risk.models import FrequencyCounter
 
 class Command(CronCommand):
     name = "purge_frequency_counters"
-    help = _("Delete frequency counter rows older than --keep-days days (default 2: every time zone's today is kept).")
+    help = _("Delete frequency counter rows older than --keep-days days (default 2: every time zone's today is kept).")  # type: ignore[assignment]
     dry_run_help = _("Count the rows that would be deleted; delete nothing.")
 
     def add_command_arguments(self, parser: Any) -> None:
