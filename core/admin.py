@@ -184,7 +184,8 @@ class TenantAdmin(admin.ModelAdmin):
 _ACTIONS = {"add": _("Can add %(model)s"), "change": _("Can change %(model)s"), "delete": _("Can delete %(model)s"),
             "view": _("Can view %(model)s")}
 _CUSTOM_PERMISSION_NAMES = (_("Can see queues, workers and failed jobs"), _("Can re-queue and discard failed jobs"),
-                            _("Can approve or reject coupon policies"))
+                            _("Can approve or reject coupon policies"), _("Can approve or reject distributions"),
+                            _("Can approve or reject grants"))
 
 
 def permission_label(permission: Any) -> str:

@@ -2,7 +2,8 @@
 
 - viewer: sees everything of its tenant, changes nothing.
 - operator: runs the day-to-day work (events, draft policies, inventories, batches, API clients).
-- approver: sees everything and approves or rejects policies (never their own; see coupons.services).
+- approver: sees everything and approves or rejects policies, large partner distributions and large grants (never
+  their own request; see core.approvals, issue #20).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ ROLE_VIEWER = "viewer"
 ROLE_OPERATOR = "operator"
 ROLE_APPROVER = "approver"
 ROLES = [ROLE_VIEWER, ROLE_OPERATOR, ROLE_APPROVER]
+APPROVE_CODENAMES = {"approve_couponpolicy", "approve_distribution", "approve_coupongrant"}
 
 
 def _permissions() -> dict[str, list[Permission]]:
@@ -23,7 +25,7 @@ def _permissions() -> dict[str, list[Permission]]:
     view = [p for p in perms if p.codename.startswith("view_")]
     operate = [p for p in perms if p.codename.split("_", 1)[0] in ("add", "change")
                and p.content_type.model not in SYSTEM_MODELS]
-    approve = [p for p in perms if p.codename == "approve_couponpolicy"]
+    approve = [p for p in perms if p.codename in APPROVE_CODENAMES]
     return {ROLE_VIEWER: view, ROLE_OPERATOR: view + operate, ROLE_APPROVER: view + approve}
 
 
