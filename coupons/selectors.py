@@ -87,6 +87,10 @@ def policies_pending(*, tenant_id: int | None) -> QuerySet:
 
 
 def approvals_waiting_count(*, user: object, tenant_id: int | None) -> int:
-    """What the header shows an approver: pending policies they may decide — everyone's but their own (R-POL-5).
-    One indexed count (``policy_tenant_status``)."""
-    return policies_pending(tenant_id=tenant_id).exclude(created_by_id=getattr(user, "pk", None)).count()
+    """What the header shows an approver: pending policies they may decide — everyone's but their own (R-POL-5) —
+    plus every other kind waiting for an approver that they may decide (``core.approvals``: large partner
+    distributions and grants, issue #20). One indexed count per kind."""
+    from core.approvals import waiting_count
+
+    policies = policies_pending(tenant_id=tenant_id).exclude(created_by_id=getattr(user, "pk", None)).count()
+    return policies + waiting_count(user=user, tenant_id=tenant_id)
