@@ -221,7 +221,13 @@ class TranslatedPermissionsMixin:
 
 
 class GroupAdmin(TranslatedPermissionsMixin, DjangoGroupAdmin):
-    pass
+    """Role groups are listed by their display name in the reader's language (issue #20); the stored name stays."""
+
+    list_display = ["name_display"]
+
+    @admin.display(description=_("name"), ordering="name")
+    def name_display(self, obj: Group) -> str:
+        return str(obj)
 
 
 admin.site.unregister(Group)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
+from django.utils.translation import pgettext_lazy
 
 TENANT_APPS = ["core", "events", "coupons", "partners", "draws", "rewards", "exports", "risk"]
 # Models whose rows only a superuser or the system may create or change.
@@ -17,6 +18,28 @@ ROLE_VIEWER = "viewer"
 ROLE_OPERATOR = "operator"
 ROLE_APPROVER = "approver"
 ROLES = [ROLE_VIEWER, ROLE_OPERATOR, ROLE_APPROVER]
+# The groups keep their English names (code and scripts find them by name); people read them in their language
+# wherever a group is shown (issue #20): lists, filters, the user form, breadcrumbs — see ``group_label``.
+ROLE_LABELS = {ROLE_VIEWER: pgettext_lazy("role", "viewer"), ROLE_OPERATOR: pgettext_lazy("role", "operator"),
+               ROLE_APPROVER: pgettext_lazy("role", "approver")}
+
+
+def group_label(name: str) -> str:
+    """A group's display name: a role's in the reader's language, any other group's as named."""
+    label = ROLE_LABELS.get(name)
+    return str(label) if label is not None else name
+
+
+def _group_str(group: Group) -> str:
+    return group_label(group.name)
+
+
+def install_group_labels() -> None:
+    """Every ``str(group)`` — admin lists, filters, pickers, breadcrumbs, history — shows the role's display name."""
+    Group.__str__ = _group_str  # type: ignore[method-assign]
+
+
+
 APPROVE_CODENAMES = {"approve_couponpolicy", "approve_distribution", "approve_coupongrant"}
 
 
