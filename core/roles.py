@@ -20,8 +20,13 @@ ROLE_APPROVER = "approver"
 ROLES = [ROLE_VIEWER, ROLE_OPERATOR, ROLE_APPROVER]
 # The groups keep their English names (code and scripts find them by name); people read them in their language
 # wherever a group is shown (issue #20): lists, filters, the user form, breadcrumbs — see ``group_label``.
-ROLE_LABELS = {ROLE_VIEWER: pgettext_lazy("role", "viewer"), ROLE_OPERATOR: pgettext_lazy("role", "operator"),
+ROLE_LABELS: dict[str, object] = {ROLE_VIEWER: pgettext_lazy("role", "viewer"), ROLE_OPERATOR: pgettext_lazy("role", "operator"),
                ROLE_APPROVER: pgettext_lazy("role", "approver")}
+
+
+def register_group_label(name: str, label: object) -> None:
+    """An app's own group (e.g. ops' job operators) read in the reader's language too."""
+    ROLE_LABELS[name] = label
 
 
 def group_label(name: str) -> str:

@@ -135,7 +135,8 @@ APPROVALS_SHOWN = 200  # the inbox lists at most this many (oldest first); the c
 
 
 def approvals_badge(request: HttpRequest) -> int | None:
-    """The console header's count for approvers: policies waiting that they may decide (0 shown as 0)."""
+    """The console header's count for approvers: policies, large distributions and large grants waiting that they
+    may decide (0 shown as 0)."""
     try:
         tenant_id = user_tenant_id(request)
     except DjangoPermissionDenied:
