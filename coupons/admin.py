@@ -607,7 +607,7 @@ def grant_terms(grant: CouponGrant) -> list[tuple[Any, str]]:
         (_("policy"), f"{policy.name} — {policy.get_kind_display()}"),
         (_("number of members"), f"{grant.total:,}"),
         (_("value per member"), discount),
-        (_("value"), value),
+        (_("total value"), value),
         (_("validity"), validity),
         (_("first members"), ", ".join(sample) + (" …" if grant.total > len(sample) else "")),
         (_("asked by"), str(grant.operator or grant.client or "—")),
