@@ -176,7 +176,8 @@ class TenantAdmin(admin.ModelAdmin):
 _ACTIONS = {"add": _("Can add %(model)s"), "change": _("Can change %(model)s"), "delete": _("Can delete %(model)s"),
             "view": _("Can view %(model)s")}
 _CUSTOM_PERMISSION_NAMES = (_("Can see queues, workers and failed jobs"), _("Can re-queue and discard failed jobs"),
-                            _("Can approve or reject coupon policies"))
+                            _("Can approve or reject coupon policies"), _("Can approve or reject distributions"),
+                            _("Can approve or reject grants"))
 
 
 def permission_label(permission: Any) -> str:
@@ -209,7 +210,13 @@ class TranslatedPermissionsMixin:
 
 
 class GroupAdmin(TranslatedPermissionsMixin, DjangoGroupAdmin):
-    pass
+    """Role groups are listed by their display name in the reader's language (issue #20); the stored name stays."""
+
+    list_display = ["name_display"]
+
+    @admin.display(description=_("name"), ordering="name")
+    def name_display(self, obj: Group) -> str:
+        return str(obj)
 
 
 admin.site.unregister(Group)

@@ -11,7 +11,9 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from core import metrics  # noqa: F401  (registers the Prometheus collectors once per process)
         from core.api import authentication  # noqa: F401  (registers the OpenAPI auth extension)
-        from core.roles import ensure_roles
+        from core.roles import ensure_roles, install_group_labels
+
+        install_group_labels()  # role groups read in the console's language (issue #20)
 
         # Runs after the last app's migrations so every permission exists; idempotent.
         post_migrate.connect(ensure_roles, dispatch_uid="core.ensure_roles")

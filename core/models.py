@@ -32,6 +32,15 @@ class Tenant(models.Model):
     # The console language of the tenant's users who have not chosen their own (issue #11).
     language = models.CharField(_("language"), max_length=8, default="ko", choices=settings.LANGUAGES)
     is_active = models.BooleanField(_("active"), default=True)
+    # Four-eyes for handing out money (issue #20): at or above these sizes an approver must say yes first.
+    distribution_approval_threshold = models.PositiveIntegerField(
+        _("approval needed from (codes per distribution)"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("A distribution of at least this many codes to a partner waits for an approver before any code "
+                    "is reserved. Empty: no approval needed."))
+    grant_approval_threshold = models.PositiveIntegerField(
+        _("approval needed from (members per grant)"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("A grant to at least this many members waits for an approver before any coupon is issued. "
+                    "Empty: no approval needed."))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -41,6 +50,11 @@ class Tenant(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(rounding_unit__gte=1), name="tenant_rounding_unit_positive"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="tenant_currency_iso"),
+            models.CheckConstraint(condition=Q(distribution_approval_threshold__isnull=True)
+                                   | Q(distribution_approval_threshold__gte=1),
+                                   name="tenant_distribution_threshold_positive"),
+            models.CheckConstraint(condition=Q(grant_approval_threshold__isnull=True)
+                                   | Q(grant_approval_threshold__gte=1), name="tenant_grant_threshold_positive"),
         ]
 
     def __str__(self) -> str:

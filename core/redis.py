@@ -57,7 +57,7 @@ def error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                                          redis.exceptions.BusyLoadingError, ConnectionError, TimeoutError]
     try:
-        from django_redis.exceptions import ConnectionInterrupted
+        from django_redis.exceptions import ConnectionInterrupted  # noqa: PLC0415  (optional dependency)
 
         types.append(ConnectionInterrupted)
     except ImportError:  # pragma: no cover - a dependency

@@ -18,6 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
+from core.admin_approvals import decide_page
+from core.approvals import kinds as approval_kinds
 from core.admin_lists import DateRangeFilter, LargeTableAdminMixin, values_filter
 from core.exceptions import DomainError
 from core.admin_confirm import confirm_action
@@ -28,6 +30,7 @@ from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.services.counters import inventory_counts
 from coupons.codes import normalise_code
 from coupons.services.issue import RequestContext
+from coupons.services.grant import GRANT_APPROVE_PERMISSION, grant_approve, grant_reject
 from coupons.services.grant import grant_create as issue_grant
 from coupons.selectors import approvals_waiting_count, policies_pending
 from coupons.models import (CHANNEL_LABELS, CHANNELS, PAYMENT_METHOD_LABELS, PAYMENT_METHODS, AudienceEntry,
@@ -134,7 +137,8 @@ APPROVALS_SHOWN = 200  # the inbox lists at most this many (oldest first); the c
 
 
 def approvals_badge(request: HttpRequest) -> int | None:
-    """The console header's count for approvers: policies waiting that they may decide (0 shown as 0)."""
+    """The console header's count for approvers: policies, large distributions and large grants waiting that they
+    may decide (0 shown as 0)."""
     try:
         tenant_id = user_tenant_id(request)
     except DjangoPermissionDenied:
@@ -230,7 +234,8 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
         """The approvals inbox (issue #20): what waits for a decision in the user's tenant, split into what this user
         may decide and what they may not because they wrote it (R-POL-5: the approver is never the author).
 
-        Only policies have an approval step; partner distributions and grants run on the operator's own permission."""
+        Policies first; then every other kind registered in ``core.approvals`` (large partner distributions, large
+        grants), each with what, who, when and how many, and a link to its decide page."""
         if not self.has_view_permission(request):
             raise DjangoPermissionDenied
         pending = list(policies_pending(tenant_id=user_tenant_id(request))
@@ -238,13 +243,22 @@ class CouponPolicyAdmin(TenantExportActionMixin, TenantScopedAdmin):
         may_approve = self.has_approve_permission(request)
         mine = [p for p in pending if p.created_by_id == request.user.pk]
         others = [p for p in pending if p.created_by_id != request.user.pk]
+        sections = []
+        for kind in approval_kinds():
+            waiting = kind.waiting(user_tenant_id(request))
+            items = kind.items(waiting[:APPROVALS_SHOWN])
+            sections.append({"key": kind.key, "label": kind.label, "items": items,
+                             "may_decide": request.user.has_perm(kind.permission),
+                             "own": waiting.filter(**{kind.requester_field: request.user.pk}).count(),
+                             "truncated": len(items) >= APPROVALS_SHOWN})
         context = {**self.admin_site.each_context(request), "opts": self.opts,
                    "title": _("Approvals waiting"), "may_approve": may_approve,
                    "to_decide": others, "own": mine, "shown": APPROVALS_SHOWN,
                    "truncated": len(pending) >= APPROVALS_SHOWN,
                    "waiting_count": approvals_waiting_count(user=request.user, tenant_id=user_tenant_id(request)),
                    "own_count": policies_pending(tenant_id=user_tenant_id(request))
-                   .filter(created_by_id=request.user.pk).count()}
+                   .filter(created_by_id=request.user.pk).count() + sum(s["own"] for s in sections),
+                   "sections": sections}
         return TemplateResponse(request, "admin/coupons/couponpolicy/approvals.html", context)
 
     def decide_view(self, request: HttpRequest, object_id: int) -> Any:
@@ -429,6 +443,15 @@ class CouponInventoryAdmin(TenantExportActionMixin, TenantScopedAdmin):
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
+                if result.grant.status == CouponGrant.Status.AWAITING_APPROVAL:
+                    self.message_user(request, ngettext(
+                        "The grant of “%(name)s” to %(count)d member awaits approval: no coupon is issued until "
+                        "another user with the approver role approves it.",
+                        "The grant of “%(name)s” to %(count)d members awaits approval: no coupon is issued until "
+                        "another user with the approver role approves it.",
+                        result.grant.total) % {"name": inventory.name, "count": result.grant.total},
+                        messages.WARNING)
+                    return HttpResponseRedirect(reverse("admin:coupons_coupongrant_change", args=[result.grant.pk]))
                 self.message_user(request, ngettext(
                     "Granting “%(name)s” to %(count)d member as job %(job)s; its page shows the progress.",
                     "Granting “%(name)s” to %(count)d members as job %(job)s; its page shows the progress.",
@@ -569,6 +592,31 @@ class CouponUsageAdmin(LargeTableAdminMixin, ReadOnlyLogAdmin):
         return queryset.filter(Q(order_id=term) | Q(member_id=term) | Q(coupon_id__in=_code_ids(term))), False
 
 
+def grant_terms(grant: CouponGrant) -> list[tuple[Any, str]]:
+    """What an approver decides on (issue #20): which coupon, to how many members, worth how much."""
+    inventory, policy = grant.inventory, grant.inventory.policy
+    currency = grant.tenant.currency
+    terms = policy_terms(policy)  # (kind, discount, cap, threshold, validity, …)
+    discount, validity = str(terms[1][1]), str(terms[4][1])
+    value = discount
+    if policy.kind in ("amount", "threshold") and policy.amount:
+        total = _("at most %(total)s in all") % {"total": format_money(policy.amount * grant.total, currency)}
+        value = f"{value} × {grant.total:,} = {total}"
+    sample = list(grant.members.order_by("id").values_list("member_id", flat=True)[:10])
+    when = date_format(timezone.localtime(grant.created_at), "Y-m-d H:i")
+    return [
+        (_("inventory"), f"{inventory.name} ({inventory.public_id})"),
+        (_("policy"), f"{policy.name} — {policy.get_kind_display()}"),
+        (_("number of members"), f"{grant.total:,}"),
+        (_("value per member"), discount),
+        (_("total value"), value),
+        (_("validity"), validity),
+        (_("first members"), ", ".join(sample) + (" …" if grant.total > len(sample) else "")),
+        (_("asked by"), str(grant.operator or grant.client or "—")),
+        (_("asked at"), when),
+    ]
+
+
 @admin.register(CouponGrant)
 class CouponGrantAdmin(ReadOnlyLogAdmin):
     list_display = ["public_id", "inventory", "status", "total", "processed", "issued", "failed", "operator",
@@ -576,6 +624,36 @@ class CouponGrantAdmin(ReadOnlyLogAdmin):
     list_filter = ["status", "inventory", "tenant"]
     search_fields = ["=public_id"]
     list_select_related = ["inventory", "operator", "client"]
+    change_form_template = "admin/coupons/coupongrant/change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
+                     name="coupons_coupongrant_decide"), *super().get_urls()]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}),
+                         "decide_url": reverse("admin:coupons_coupongrant_decide", args=[object_id])
+                         if str(object_id).isdigit() else ""}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def decide_view(self, request: HttpRequest, object_id: int) -> Any:
+        """Approve or reject a grant waiting for an approver (issue #20), with its terms in context."""
+        grant = get_object_or_404(self.get_queryset(request).select_related("inventory__policy", "tenant"),
+                                  pk=object_id)
+        user = request.user
+        return decide_page(
+            request, self, kind="grant", object_label=str(grant),
+            change_url=reverse("admin:coupons_coupongrant_change", args=[grant.pk]),
+            terms=grant_terms(grant), terms_heading=gettext("Terms of the grant"),
+            status_label=grant.get_status_display(), requester=str(grant.operator or grant.client or "—"),
+            waiting=grant.status == CouponGrant.Status.AWAITING_APPROVAL, rejection_reason=grant.rejection_reason,
+            may_decide=user.has_perm(GRANT_APPROVE_PERMISSION),
+            is_requester=grant.operator_id is not None and grant.operator_id == user.pk,
+            approve=lambda: grant_approve(grant=grant, user=user),
+            reject=lambda reason: grant_reject(grant=grant, user=user, reason=reason),
+            approve_help=gettext("Approving starts the grant as a job at once; its page shows the progress."),
+            approved_message=gettext("The grant %(id)s is approved and running as a job.") % {"id": grant.public_id},
+            rejected_message=gettext("The grant %(id)s was rejected; no coupon was issued.") % {"id": grant.public_id})
 
 
 @admin.register(AudienceEntry)

@@ -4,12 +4,10 @@
 """
 from __future__ import annotations
 
+from coupons.bloom import bloom_might_contain
+
 
 def might_exist(code: str, tenant_id: int | None = None) -> bool:
     """With ``tenant_id``: False when the code is certainly not *that tenant's* — another tenant's code is then
     refused exactly as cheaply as an unknown one (issue #17, R-TEN-1)."""
-    try:
-        from coupons.bloom import bloom_might_contain
-    except ImportError:  # the filter arrives with code generation (issue #3)
-        return True
     return bloom_might_contain(code, tenant_id)

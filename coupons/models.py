@@ -506,10 +506,14 @@ class CouponGrant(models.Model):
     """A targeted grant of one inventory to a list of members (R-ISS-1/2). Large ones run as a job."""
 
     class Status(models.TextChoices):
+        # issue #20: a grant to at least the tenant's threshold of members waits for an approver; approved it
+        # becomes PENDING and its job is queued; rejected, nothing is issued.
+        AWAITING_APPROVAL = "AWAITING_APPROVAL", _("awaiting approval")
         PENDING = "PENDING", _("pending")
         RUNNING = "RUNNING", _("running")
         COMPLETED = "COMPLETED", _("completed")
         FAILED = "FAILED", _("failed")
+        REJECTED = "REJECTED", _("rejected")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     public_id = PublicIdField(_("public ID"))
@@ -520,7 +524,7 @@ class CouponGrant(models.Model):
     operator = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("operator"), null=True, blank=True,
                                  on_delete=models.PROTECT,
                                  related_name="+")
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.PositiveIntegerField(_("total"), default=0)
     processed = models.PositiveIntegerField(_("processed"), default=0)
     issued = models.PositiveIntegerField(_("issued"), default=0)
@@ -528,15 +532,25 @@ class CouponGrant(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("decided by"), null=True, blank=True,
+                                   on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    rejection_reason = models.TextField(_("rejection reason"), blank=True)
 
     class Meta:
         verbose_name = _("coupon grant")
         verbose_name_plural = _("coupon grants")
         ordering = ["-created_at"]
+        permissions = [("approve_coupongrant", "Can approve or reject grants")]
         constraints = [
             models.CheckConstraint(condition=Q(processed__lte=F("total")), name="grant_processed_within_total"),
             models.CheckConstraint(condition=Q(issued__lte=F("processed")), name="grant_issued_within_processed"),
+            # Four eyes (issue #20): the operator who asked never decides. NULL (an API client asked) passes.
+            models.CheckConstraint(condition=Q(decided_by__isnull=True) | Q(operator__isnull=True)
+                                   | ~Q(decided_by=F("operator")), name="grant_decider_not_requester"),
         ]
+        indexes = [models.Index(fields=["tenant", "created_at"], condition=Q(status="AWAITING_APPROVAL"),
+                                name="grant_awaiting")]
 
     def __str__(self) -> str:
         return gettext("grant %(id)s") % {"id": self.public_id}

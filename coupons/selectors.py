@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from core.approvals import waiting_count
 from core.models import Tenant
 from coupons.codes import normalise_code
 from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue
@@ -85,9 +86,11 @@ def policies_pending(*, tenant_id: int | None) -> QuerySet[CouponPolicy]:
 
 
 def approvals_waiting_count(*, user: object, tenant_id: int | None) -> int:
-    """What the header shows an approver: pending policies they may decide — everyone's but their own (R-POL-5).
-    One indexed count (``policy_tenant_status``)."""
-    return policies_pending(tenant_id=tenant_id).exclude(created_by_id=getattr(user, "pk", None)).count()
+    """What the header shows an approver: pending policies they may decide — everyone's but their own (R-POL-5) —
+    plus every other kind waiting for an approver that they may decide (``core.approvals``: large partner
+    distributions and grants, issue #20). One indexed count per kind."""
+    policies = policies_pending(tenant_id=tenant_id).exclude(created_by_id=getattr(user, "pk", None)).count()
+    return policies + waiting_count(user=user, tenant_id=tenant_id)
 
 
 def grant_by_job(*, tenant: Tenant, job: str) -> CouponGrant | None:

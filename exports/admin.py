@@ -27,6 +27,7 @@ from core.spreadsheets import XLSX_CONTENT_TYPE as XLSX
 from exports import services
 from exports.models import Export
 from exports.selectors import ALL_FILTERS, KIND_FILTERS
+from partners.distribution import DistributionNotDistributed
 from partners.models import Distribution
 from coupons.models import CouponBatch, CouponInventory, CouponPolicy
 from draws.models import Draw
@@ -155,6 +156,9 @@ class ExportAdmin(TenantScopedAdmin):
             raise Http404(gettext("No such distribution."))
         back = reverse("admin:partners_distribution_change", args=[dist.pk])
         if request.method != "POST":
+            return HttpResponseRedirect(back)
+        if dist.status != Distribution.Status.DISTRIBUTED:  # still awaiting approval, or rejected (#20)
+            self.message_user(request, DistributionNotDistributed().message, messages.ERROR)
             return HttpResponseRedirect(back)
         try:
             job = services.export_request(tenant=dist.tenant, kind="codes", filters={"distribution": dist.public_id},

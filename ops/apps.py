@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class OpsConfig(AppConfig):
@@ -15,3 +16,8 @@ class OpsConfig(AppConfig):
         console.register_page(_("Jobs"), "ops:jobs", permission=can_view_jobs, order=10)
         console.register_page(_("Failed jobs"), "ops:failed_jobs", permission=can_view_jobs, order=11)
         post_migrate.connect(ensure_job_operators_group, dispatch_uid="ops.ensure_job_operators_group")
+        from core.roles import register_group_label
+        from ops.permissions import JOB_OPERATORS_GROUP
+
+        # Shown wherever groups are listed, in the reader's language (issue #20).
+        register_group_label(JOB_OPERATORS_GROUP, pgettext_lazy("role", "job operators"))

@@ -21,11 +21,15 @@ from import_export import resources
 from import_export.admin import ImportMixin
 
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
+from core.admin_approvals import decide_page
 from core.exceptions import DomainError
 from core.spreadsheets import XLSX_CONTENT_TYPE, add_sheet, append_row, local_stamp, new_workbook, workbook_bytes
 from coupons.models import CouponBatch, CouponInventory
 from partners import distribution, services
 from partners.models import CouponMapping, Distribution, Partner, PartnerUpload, PartnerUploadFailure
+from django.conf import settings
+from django.utils import translation
+from django.utils import formats
 
 
 class PartnerResource(resources.ModelResource):
@@ -280,9 +284,6 @@ class PartnerUploadFailureAdmin(TenantScopedAdmin):
         return self._failures_xlsx(request, queryset, machine_keys=True)
 
     def _failures_xlsx(self, request: HttpRequest, queryset: QuerySet, *, machine_keys: bool) -> HttpResponse:
-        from django.conf import settings
-        from django.utils import translation
-
         # a tenant user's own company; a superuser's selection is of one tenant in practice: the first row's
         first = queryset.select_related("tenant").first()
         tenant = first.tenant if first is not None else None
@@ -326,6 +327,23 @@ class CouponMappingAdmin(TenantScopedAdmin):
 
 # --- Distributions: our codes handed to a partner (flow 1, R-PART-4) ------------------------------------------------
 
+def distribution_terms(dist: Distribution) -> list[tuple[Any, str]]:
+    """What an approver decides on (issue #20): who gets which codes, how many, and what is free now."""
+    available = dist.inventory.codes.filter(status="AVAILABLE")
+    if dist.batch_id is not None:
+        available = available.filter(batch_id=dist.batch_id)
+    when = formats.date_format(timezone.localtime(dist.created_at), "Y-m-d H:i")
+    return [
+        (_("partner"), str(dist.partner)),
+        (_("inventory"), f"{dist.inventory.name} ({dist.inventory.public_id})"),
+        (_("batch"), dist.batch.batch_code if dist.batch_id else gettext("any batch of the inventory")),
+        (_("number of codes"), f"{dist.quantity:,}"),
+        (_("codes available now"), f"{available.count():,}"),
+        (_("asked by"), dist.actor_label),
+        (_("asked at"), when),
+    ]
+
+
 class DistributeForm(forms.Form):
     inventory = forms.ModelChoiceField(queryset=CouponInventory.objects.none(), label=_("Inventory"))
     batch = forms.ModelChoiceField(queryset=CouponBatch.objects.none(), label=_("Batch"), required=False,
@@ -361,12 +379,13 @@ class DistributionAdmin(TenantScopedAdmin):
     """Reserve codes for a partner and hand over the file (R-PART-4). A distribution is never edited: its codes were
     reserved once; its page shows how many members registered and used them, and downloads the file again."""
 
-    list_display = ["public_id", "partner", "inventory", "batch", "quantity_display", "actor_label", "created_at",
-                    "tenant"]
-    list_filter = ["partner", "tenant"]
+    list_display = ["public_id", "status", "partner", "inventory", "batch", "quantity_display", "actor_label",
+                    "created_at", "tenant"]
+    list_filter = ["status", "partner", "tenant"]
     list_select_related = ["partner", "inventory", "batch", "tenant"]
     search_fields = ["public_id", "partner__code", "partner__name", "inventory__public_id", "inventory__name"]
-    readonly_fields = ["public_id", "partner", "inventory", "batch", "quantity_display", "actor_label", "created_at"]
+    readonly_fields = ["public_id", "status", "partner", "inventory", "batch", "quantity_display", "actor_label",
+                       "created_at", "decided_by", "decided_at", "rejection_reason"]
     fields = readonly_fields
     change_form_template = "admin/partners/distribution/change_form.html"
 
@@ -387,6 +406,7 @@ class DistributionAdmin(TenantScopedAdmin):
         view = self.admin_site.admin_view
         return [path("distribute/", view(self.distribute_view), name="partners_distribution_distribute"),
                 path("<path:object_id>/codes.csv", view(self.csv_view), name="partners_distribution_csv"),
+                path("<int:object_id>/decide/", view(self.decide_view), name="partners_distribution_decide"),
                 *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
@@ -424,6 +444,12 @@ class DistributionAdmin(TenantScopedAdmin):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
+                if dist.status == Distribution.Status.AWAITING_APPROVAL:
+                    self.message_user(request, gettext(
+                        "The distribution of %(count)s codes to %(partner)s awaits approval: nothing is reserved "
+                        "until another user with the approver role approves it.")
+                        % {"count": f"{dist.quantity:,}", "partner": dist.partner.name}, messages.WARNING)
+                    return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
                 self.message_user(request, gettext(
                     "%(count)s codes are reserved for %(partner)s. Download the file below; it can be downloaded "
                     "again at any time.") % {"count": f"{dist.quantity:,}", "partner": dist.partner.name},
@@ -440,11 +466,37 @@ class DistributionAdmin(TenantScopedAdmin):
         obj = self.get_object(request, object_id)
         if obj is not None:
             extra["stats"] = distribution.distribution_stats(obj)
+            extra["decide_url"] = reverse("admin:partners_distribution_decide", args=[obj.pk])
         return super().change_view(request, object_id, form_url, extra)
+
+    def decide_view(self, request: HttpRequest, object_id: int) -> Any:
+        """Approve or reject a distribution waiting for an approver (issue #20), with its terms in context."""
+        dist = self._distribution(request, str(object_id))
+        user = request.user
+        return decide_page(
+            request, self, kind="distribution", object_label=gettext("distribution %(id)s") % {"id": dist.public_id},
+            change_url=reverse("admin:partners_distribution_change", args=[dist.pk]),
+            terms=distribution_terms(dist), terms_heading=gettext("Terms of the distribution"),
+            status_label=dist.get_status_display(), requester=dist.actor_label,
+            waiting=dist.status == Distribution.Status.AWAITING_APPROVAL,
+            rejection_reason=dist.rejection_reason, may_decide=user.has_perm(distribution.APPROVE_PERMISSION),
+            is_requester=dist.created_by_id is not None and dist.created_by_id == user.pk,
+            approve=lambda: distribution.distribution_approve(distribution=dist, user=user),
+            reject=lambda reason: distribution.distribution_reject(distribution=dist, user=user, reason=reason),
+            approve_help=gettext("Approving reserves the codes for the partner at once; the file can then be "
+                                 "downloaded."),
+            approved_message=gettext("%(count)s codes are reserved for %(partner)s.")
+            % {"count": f"{dist.quantity:,}", "partner": dist.partner.name},
+            rejected_message=gettext("The distribution %(id)s was rejected; no code was reserved.")
+            % {"id": dist.public_id})
 
     def csv_view(self, request: HttpRequest, object_id: str) -> Any:
         dist = self._distribution(request, object_id)
-        distribution.distribution_downloaded(distribution=dist, actor=self.actor(request), fmt="csv")
+        try:
+            distribution.distribution_downloaded(distribution=dist, actor=self.actor(request), fmt="csv")
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:partners_distribution_change", args=[dist.pk]))
         response = StreamingHttpResponse(distribution.distribution_csv(dist), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{distribution.distribution_filename(dist)}"'
         return response

@@ -10,6 +10,11 @@ CHECK ``code_distributed_has_distribution`` and the status guard are the databas
 A member registers a distributed code by ``POST /claims {"code"}`` (coupons.services.issue, in the event's registration
 window). The file of a distribution is its codes in id order — ``distribution_id`` stays on a code after it is
 registered, so every download gives the same file and the counts below stay exact.
+
+Four eyes (issue #20): a distribution of at least the tenant's ``distribution_approval_threshold`` codes is recorded
+as ``awaiting_approval`` and reserves nothing (pool claims still take those codes); an approver other than the
+requester approves it — the compare-and-set on the status, the reservation and the audit row in one transaction — or
+rejects it with a reason, which changes nothing else.
 """
 from __future__ import annotations
 
@@ -18,14 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from core.approvals import AlreadyDecided, check_decider, needs_approval, reason_of
 from core.audit import Actor, audit_record
-from core.exceptions import InvalidInput, NotFound
+from core.exceptions import InvalidInput, InvalidState, NotFound
 from core.models import ApiClient, Tenant
 from coupons.bloom import iter_code_blocks
 from coupons.exceptions import InventoryNotFound
-from coupons.models import CouponBatch, CouponInventory
+from coupons.models import CouponBatch, CouponCode, CouponInventory
 from partners.exceptions import DistributionNotFound, NotEnoughCodes, PartnerNotFound
 from partners.models import Distribution, Partner
 
@@ -80,11 +88,46 @@ def batch_by_code(inventory: CouponInventory, batch_code: str) -> CouponBatch:
     return batch
 
 
+APPROVE_PERMISSION = "partners.approve_distribution"
+
+
+class DistributionNotDistributed(InvalidState):
+    code = "distribution_not_distributed"
+    default_message = gettext_lazy("This distribution is not carried out (it awaits approval or was rejected): it "
+                                   "has no codes to hand over.")
+
+
+def _reserve(distribution: Distribution, wanted: int | None) -> int:
+    """Take ``wanted`` (None: every available code of the batch) AVAILABLE codes for ``distribution``; the caller's
+    transaction rolls back when too few were free (``not_enough_codes``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE.format(batch="AND batch_id = %(batch)s" if distribution.batch_id is not None else "",
+                                       limit="LIMIT %(quantity)s" if wanted is not None else ""),
+                       {"inventory": distribution.inventory_id, "batch": distribution.batch_id,
+                        "quantity": wanted, "distribution": distribution.pk})
+        reserved = cursor.rowcount
+    if reserved == 0 or (wanted is not None and reserved < wanted):
+        raise NotEnoughCodes(
+            _("Only %(available)s codes are available; %(wanted)s were asked for. Nothing was reserved.")
+            % {"available": f"{reserved:,}", "wanted": f"{wanted or reserved:,}"},
+            details={"available": reserved, "quantity": wanted})
+    return reserved
+
+
+def _available_in_batch(batch: CouponBatch) -> int:
+    return CouponCode.objects.filter(inventory_id=batch.inventory_id, batch=batch,
+                                     status=CouponCode.Status.AVAILABLE).count()
+
+
 def distribution_create(*, tenant: Tenant, inventory: CouponInventory, partner: Partner, quantity: Any,
                         actor: Actor, batch: CouponBatch | None = None, user: Any = None,
                         client: ApiClient | None = None) -> Distribution:
     """Reserve ``quantity`` AVAILABLE codes of ``inventory`` (of ``batch`` if given; all of the batch's when the
-    quantity is empty) for ``partner``. One transaction; too few codes → ``not_enough_codes``, nothing reserved."""
+    quantity is empty) for ``partner``. One transaction; too few codes → ``not_enough_codes``, nothing reserved.
+
+    At or above the tenant's ``distribution_approval_threshold`` (issue #20) nothing is reserved: the distribution is
+    recorded as ``awaiting_approval`` (a whole batch as the number of its codes available now) and an approver other
+    than the requester carries it out (``distribution_approve``)."""
     if inventory.tenant_id != tenant.pk:
         raise InventoryNotFound(details={"field": "inventory"})
     if partner.tenant_id != tenant.pk:
@@ -92,30 +135,82 @@ def distribution_create(*, tenant: Tenant, inventory: CouponInventory, partner: 
     if batch is not None and batch.inventory_id != inventory.pk:
         raise InvalidInput(_("The batch belongs to another inventory."), details={"field": "batch"})
     wanted = _quantity(quantity, whole_batch=batch is not None)
+    threshold = tenant.distribution_approval_threshold
+    size = wanted
+    if threshold is not None and size is None and batch is not None:
+        size = _available_in_batch(batch)
+        if size == 0:
+            raise NotEnoughCodes(_("Only %(available)s codes are available; %(wanted)s were asked for. Nothing was "
+                                   "reserved.") % {"available": 0, "wanted": 0},
+                                 details={"available": 0, "quantity": None})
+    awaiting = needs_approval(threshold, size or 0)
     with transaction.atomic():
         distribution = Distribution.objects.create(
-            tenant=tenant, partner=partner, inventory=inventory, batch=batch, quantity=wanted or 1,
+            tenant=tenant, partner=partner, inventory=inventory, batch=batch, quantity=(size if awaiting else wanted)
+            or 1, status=Distribution.Status.AWAITING_APPROVAL if awaiting else Distribution.Status.DISTRIBUTED,
             created_by=user if getattr(user, "pk", None) else None, client=client, actor_label=actor.label[:200])
-        with connection.cursor() as cursor:
-            cursor.execute(_RESERVE.format(batch="AND batch_id = %(batch)s" if batch is not None else "",
-                                           limit="LIMIT %(quantity)s" if wanted is not None else ""),
-                           {"inventory": inventory.pk, "batch": batch.pk if batch is not None else None,
-                            "quantity": wanted, "distribution": distribution.pk})
-            reserved = cursor.rowcount
-        if reserved == 0 or (wanted is not None and reserved < wanted):
-            available = reserved
-            raise NotEnoughCodes(
-                _("Only %(available)s codes are available; %(wanted)s were asked for. Nothing was reserved.")
-                % {"available": f"{available:,}", "wanted": f"{wanted or available:,}"},
-                details={"available": available, "quantity": wanted})
+        terms = {"public_id": distribution.public_id, "partner": partner.code, "inventory": inventory.public_id,
+                 "batch": batch.batch_code if batch else None}
+        if awaiting:
+            audit_record(tenant=tenant, actor=actor, action="distribution.request", obj=distribution,
+                         after={**terms, "quantity": distribution.quantity, "status": distribution.status,
+                                "threshold": threshold})
+            return distribution
+        reserved = _reserve(distribution, wanted)
         if wanted is None:
             Distribution.objects.filter(pk=distribution.pk).update(quantity=reserved)
             distribution.quantity = reserved
         audit_record(tenant=tenant, actor=actor, action="distribution.create", obj=distribution,
-                     after={"public_id": distribution.public_id, "partner": partner.code,
-                            "inventory": inventory.public_id, "batch": batch.batch_code if batch else None,
-                            "quantity": distribution.quantity})
+                     after={**terms, "quantity": distribution.quantity})
     return distribution
+
+
+def _decide(*, distribution: Distribution, user: Any, to: str, changes: dict[str, Any]) -> int:
+    """Compare-and-set ``awaiting_approval`` → ``to``: of two concurrent decisions one changes the row, the other
+    (blocked on the row lock until the first commits) finds it decided → ``already_decided``."""
+    check_decider(user=user, permission=APPROVE_PERMISSION, requested_by_id=distribution.created_by_id)
+    changed = Distribution.objects.filter(pk=distribution.pk, tenant_id=distribution.tenant_id,
+                                          status=Distribution.Status.AWAITING_APPROVAL).update(
+        status=to, decided_by=user, decided_at=timezone.now(), **changes)
+    if not changed:
+        raise AlreadyDecided()
+    return changed
+
+
+def distribution_approve(*, distribution: Distribution, user: Any) -> Distribution:
+    """An approver (not the requester) carries out a waiting distribution: the approval, the reservation of its codes
+    and the audit row commit together; too few codes left → ``not_enough_codes`` and it stays waiting."""
+    with transaction.atomic():
+        _decide(distribution=distribution, user=user, to=Distribution.Status.DISTRIBUTED, changes={})
+        wanted = distribution.quantity
+        reserved = _reserve(distribution, wanted)
+        audit_record(tenant=distribution.tenant, actor=Actor.user(user), action="distribution.approve",
+                     obj=distribution, before={"status": Distribution.Status.AWAITING_APPROVAL},
+                     after={"status": Distribution.Status.DISTRIBUTED, "public_id": distribution.public_id,
+                            "quantity": reserved, "requested_by": distribution.actor_label})
+    distribution.refresh_from_db()
+    return distribution
+
+
+def distribution_reject(*, distribution: Distribution, user: Any, reason: Any) -> Distribution:
+    """An approver (not the requester) refuses a waiting distribution with a reason: nothing is reserved."""
+    text = reason_of(reason)
+    with transaction.atomic():
+        _decide(distribution=distribution, user=user, to=Distribution.Status.REJECTED,
+                changes={"rejection_reason": text})
+        audit_record(tenant=distribution.tenant, actor=Actor.user(user), action="distribution.reject",
+                     obj=distribution, before={"status": Distribution.Status.AWAITING_APPROVAL},
+                     after={"status": Distribution.Status.REJECTED, "public_id": distribution.public_id,
+                            "reason": text})
+    distribution.refresh_from_db()
+    return distribution
+
+
+def distributions_waiting(tenant_id: int | None) -> Any:
+    qs = Distribution.objects.filter(status=Distribution.Status.AWAITING_APPROVAL)
+    if tenant_id is not None:
+        qs = qs.filter(tenant_id=tenant_id)
+    return qs.order_by("created_at", "id")
 
 
 def distribution_get(*, tenant: Tenant, public_id: str) -> Distribution:
@@ -163,7 +258,10 @@ def distribution_filename(distribution: Distribution, extension: str = "csv") ->
 
 
 def distribution_downloaded(*, distribution: Distribution, actor: Actor, fmt: str = "csv") -> None:
-    """Every hand-over of the file is recorded; the codes were reserved once, at creation."""
+    """Every hand-over of the file is recorded; the codes were reserved once, at creation (or approval). A waiting or
+    rejected distribution has no file: ``distribution_not_distributed``."""
+    if distribution.status != Distribution.Status.DISTRIBUTED:
+        raise DistributionNotDistributed()
     with transaction.atomic():
         audit_record(tenant=distribution.tenant, actor=actor, action="distribution.download", obj=distribution,
                      after={"public_id": distribution.public_id, "format": fmt})

@@ -171,8 +171,16 @@ class Distribution(models.Model):
     distribution is its codes in id order, the same at every download.
     """
 
+    class Status(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval", _("awaiting approval")
+        DISTRIBUTED = "distributed", _("distributed")
+        REJECTED = "rejected", _("rejected")
+
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     public_id = PublicIdField(_("public ID"))
+    # issue #20: at or above the tenant's threshold a distribution waits for an approver; its codes are reserved only
+    # when approved (in the approval's transaction). Below it (or with no threshold) it is DISTRIBUTED at once.
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DISTRIBUTED)
     partner = models.ForeignKey(Partner, verbose_name=_("partner"), on_delete=models.PROTECT,
                                 related_name="distributions")
     inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
@@ -187,13 +195,27 @@ class Distribution(models.Model):
                                on_delete=models.PROTECT, related_name="+")
     actor_label = models.CharField(_("by"), max_length=200)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("decided by"), null=True, blank=True,
+                                   on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    rejection_reason = models.TextField(_("rejection reason"), blank=True)
 
     class Meta:
         verbose_name = _("distribution")
         verbose_name_plural = _("distributions")
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="distribution_quantity_positive")]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="distribution_tenant_time")]
+        permissions = [("approve_distribution", "Can approve or reject distributions")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="distribution_quantity_positive"),
+            models.CheckConstraint(condition=Q(status__in=["awaiting_approval", "distributed", "rejected"]),
+                                   name="distribution_status_valid"),
+            # Four eyes (issue #20): whoever asked never decides. NULL (an API client asked) passes.
+            models.CheckConstraint(condition=Q(decided_by__isnull=True) | Q(created_by__isnull=True)
+                                   | ~Q(decided_by=F("created_by")), name="distribution_decider_not_requester"),
+        ]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="distribution_tenant_time"),
+                   models.Index(fields=["tenant", "created_at"], condition=Q(status="awaiting_approval"),
+                                name="distribution_awaiting")]
 
     def __str__(self) -> str:
         return f"{self.public_id} → {self.partner.code if self.partner_id else ''} ({self.quantity:,})"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.utils.translation import gettext as _
+from openpyxl import load_workbook
 
 MAX_LINE_BYTES = 1024
 MAX_XLSX_UNCOMPRESSED = 200 * 1024 * 1024
@@ -196,8 +197,6 @@ def _cell_text(value: object) -> str:
 
 
 def xlsx_rows(path: Path) -> Iterator[Row]:
-    from openpyxl import load_workbook
-
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on a malformed workbook

@@ -33,6 +33,8 @@ from coupons.models import CouponInventory
 from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, UploadTooLarge
 from partners.models import PARTNER_CODE_MAX, Partner, PartnerUpload, PartnerUploadFailure
 from partners.reader import FileRejected, Row, check_file, detect_format, open_rows
+from django.conf import settings
+from core.locks import session_lock_held
 
 logger = logging.getLogger("coupons.partners")
 
@@ -151,10 +153,6 @@ def upload_work_key(upload_id: int) -> str:
 def partner_upload_is_stuck(*, upload: PartnerUpload) -> bool:
     """PENDING or RUNNING, and no worker holds the upload's work lock (a killed worker's lock died with it). A PENDING
     upload younger than ``SWEEP_PENDING_GRACE`` is just waiting in its queue."""
-    from django.conf import settings
-
-    from core.locks import session_lock_held
-
     if upload.status == PartnerUpload.Status.PENDING:
         grace = getattr(settings, "COUPON_SWEEP_PENDING_GRACE_SECONDS", 120)
         if upload.created_at and (timezone.now() - upload.created_at).total_seconds() < grace:

@@ -77,16 +77,23 @@ class GrantView(CouponAPIView):
                        "issued": s.CouponSerializer(many=True),
                        "failed": inline_serializer("GrantFailure", {"member_id": serializers.CharField(),
                                                                     "code": serializers.CharField()}, many=True)}),
-                              202: inline_serializer("GrantJob", {"job": serializers.CharField()}),
+                              202: inline_serializer("GrantJob", {
+                                  "job": serializers.CharField(), "id": serializers.CharField(),
+                                  "status": serializers.ChoiceField(choices=["pending", "awaiting_approval"]),
+                                  "total": serializers.IntegerField()}),
                               **_errors(400, 403, 404)},
                    description="Grant an inventory to members (operator scope). Up to 1,000 ids: 201 with the "
-                               "result; more: 202 with a job id to poll.")
+                               "result; more: 202 with a job id to poll. To at least the tenant's approval threshold "
+                               "of members: 202 with `status` `awaiting_approval`; nothing is issued until an "
+                               "approver (not the requester) approves it in the console.")
     def post(self, request: Request) -> Response:
         data = self.valid(s.GrantSerializer)
         result = grants.grant_create(tenant=self.tenant, inventory_public_id=data["inventory"],
                                       member_ids=data["member_ids"], ctx=self.context({}))
-        if result.grant.status == CouponGrant.Status.PENDING:
-            return Response({"job": result.grant.public_id}, status=status.HTTP_202_ACCEPTED)
+        if result.grant.status in (CouponGrant.Status.PENDING, CouponGrant.Status.AWAITING_APPROVAL):
+            return Response({"job": result.grant.public_id, "id": result.grant.public_id,
+                             "status": result.grant.status.lower(), "total": result.grant.total},
+                            status=status.HTTP_202_ACCEPTED)
         now = timezone.now()
         return Response({"issued": s.CouponSerializer(result.issued, many=True, context={"now": now}).data,
                          "failed": result.failed}, status=status.HTTP_201_CREATED)

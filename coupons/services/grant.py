@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -9,10 +10,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core import jobs
-from core.audit import audit_record
+from core.approvals import AlreadyDecided, check_decider, needs_approval, reason_of
+from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.models import Tenant
-from coupons.models import (CouponCode, CouponGrant, CouponGrantMember, CouponIssue)
+from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponIssue
 from coupons.services.issue import RequestContext, _inventory_by, issue_from_pool
 
 SYNC_GRANT_LIMIT = 1000
@@ -43,22 +45,36 @@ def _unique_members(member_ids: list[str]) -> list[str]:
 
 def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[str], ctx: RequestContext,
                  force_async: bool = False) -> GrantResult:
-    """Grant an inventory to members, each at most once. Up to 1,000 at once; above that (or forced) as a job."""
+    """Grant an inventory to members, each at most once. Up to 1,000 at once; above that (or forced) as a job.
+
+    To at least the tenant's ``grant_approval_threshold`` members (issue #20) nothing is issued: the grant and its
+    member list are recorded ``AWAITING_APPROVAL`` and an approver other than the requester queues it
+    (``grant_approve``) or rejects it (``grant_reject``)."""
     members = _unique_members(member_ids)
     if not members:
         raise InvalidInput(_("Give at least one member id."))
     inventory = _inventory_by(tenant, public_id=inventory_public_id)
+    awaiting = needs_approval(tenant.grant_approval_threshold, len(members))
     run_as_job = len(members) > SYNC_GRANT_LIMIT or force_async
     with transaction.atomic():  # the grant, its member list and the job's start commit together
-        grant = CouponGrant.objects.create(tenant=tenant, inventory=inventory, client=ctx.client,
-                                           operator=ctx.operator, total=len(members))
-        audit_record(tenant=tenant, actor=ctx.actor, action="grant.create", obj=grant,
-                     after={"inventory": inventory.public_id, "members": len(members), "job": run_as_job})
-        if run_as_job:
+        grant = CouponGrant.objects.create(
+            tenant=tenant, inventory=inventory, client=ctx.client, operator=ctx.operator, total=len(members),
+            status=CouponGrant.Status.AWAITING_APPROVAL if awaiting else CouponGrant.Status.PENDING)
+        if awaiting:
+            audit_record(tenant=tenant, actor=ctx.actor, action="grant.request", obj=grant,
+                         after={"inventory": inventory.public_id, "members": len(members), "status": grant.status,
+                                "threshold": tenant.grant_approval_threshold})
+        else:
+            audit_record(tenant=tenant, actor=ctx.actor, action="grant.create", obj=grant,
+                         after={"inventory": inventory.public_id, "members": len(members), "job": run_as_job})
+        if run_as_job or awaiting:
             for start in range(0, len(members), 5000):
                 CouponGrantMember.objects.bulk_create(
                     [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]])
-            transaction.on_commit(lambda: jobs.enqueue("grants", "coupons.jobs.run_grant", grant.pk))
+        if awaiting:
+            return GrantResult(grant=grant, issued=[], failed=[])
+        if run_as_job:
+            _queue_grant(grant)
     if run_as_job:
         return GrantResult(grant=grant, issued=[], failed=[])
     issued, failed = [], []
@@ -74,6 +90,59 @@ def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[s
                                                    finished_at=timezone.now())
     grant.refresh_from_db()
     return GrantResult(grant=grant, issued=issued, failed=failed)
+
+
+def _queue_grant(grant: CouponGrant) -> None:
+    transaction.on_commit(lambda: jobs.enqueue("grants", "coupons.jobs.run_grant", grant.pk,
+                                               tenant_id=grant.tenant_id))
+
+
+GRANT_APPROVE_PERMISSION = "coupons.approve_coupongrant"
+
+
+def _grant_decide(*, grant: CouponGrant, user: Any, to: str, **changes: Any) -> None:
+    """Compare-and-set AWAITING_APPROVAL → ``to``: of two concurrent decisions one wins, the other (blocked on the row
+    until the first commits) finds the grant decided → ``already_decided``."""
+    check_decider(user=user, permission=GRANT_APPROVE_PERMISSION, requested_by_id=grant.operator_id)
+    changed = CouponGrant.objects.filter(pk=grant.pk, tenant_id=grant.tenant_id,
+                                         status=CouponGrant.Status.AWAITING_APPROVAL).update(
+        status=to, decided_by=user, decided_at=timezone.now(), **changes)
+    if not changed:
+        raise AlreadyDecided()
+
+
+def grant_approve(*, grant: CouponGrant, user: Any) -> CouponGrant:
+    """An approver (not the requester) lets a waiting grant run: PENDING, audited, and its job queued once the
+    decision commits; the job issues the coupons as for any large grant (resumable, each member once)."""
+    with transaction.atomic():
+        _grant_decide(grant=grant, user=user, to=CouponGrant.Status.PENDING)
+        audit_record(tenant=grant.tenant, actor=Actor.user(user), action="grant.approve", obj=grant,
+                     before={"status": CouponGrant.Status.AWAITING_APPROVAL},
+                     after={"status": CouponGrant.Status.PENDING, "public_id": grant.public_id,
+                            "members": grant.total})
+        _queue_grant(grant)
+    grant.refresh_from_db()
+    return grant
+
+
+def grant_reject(*, grant: CouponGrant, user: Any, reason: Any) -> CouponGrant:
+    """An approver (not the requester) refuses a waiting grant with a reason: nothing is issued."""
+    text = reason_of(reason)
+    with transaction.atomic():
+        _grant_decide(grant=grant, user=user, to=CouponGrant.Status.REJECTED, rejection_reason=text,
+                      finished_at=timezone.now())
+        audit_record(tenant=grant.tenant, actor=Actor.user(user), action="grant.reject", obj=grant,
+                     before={"status": CouponGrant.Status.AWAITING_APPROVAL},
+                     after={"status": CouponGrant.Status.REJECTED, "public_id": grant.public_id, "reason": text})
+    grant.refresh_from_db()
+    return grant
+
+
+def grants_waiting(tenant_id: int | None) -> Any:
+    qs = CouponGrant.objects.filter(status=CouponGrant.Status.AWAITING_APPROVAL)
+    if tenant_id is not None:
+        qs = qs.filter(tenant_id=tenant_id)
+    return qs.order_by("created_at", "id")
 
 
 def grant_process(*, grant_id: int) -> CouponGrant:

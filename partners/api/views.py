@@ -20,7 +20,7 @@ from core.identifiers import IdentifierField
 from coupons.api.views import CouponPagination
 from partners import distribution, selectors, services
 from partners.exceptions import UploadNotFound
-from partners.models import PartnerUpload, PartnerUploadFailure
+from partners.models import Distribution, PartnerUpload, PartnerUploadFailure
 
 UPLOAD_ACCEPTED = inline_serializer("PartnerUploadAccepted", {"id": serializers.CharField(),
                                                               "status": serializers.CharField()})
@@ -154,6 +154,7 @@ class DistributionRequest(serializers.Serializer):
 
 class DistributionSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id")
+    status = serializers.CharField()
     partner = serializers.CharField(source="partner.code")
     inventory = serializers.CharField(source="inventory.public_id")
     batch = serializers.CharField(source="batch.batch_code", allow_null=True, default=None)
@@ -162,7 +163,8 @@ class DistributionSerializer(serializers.Serializer):
 
 
 DISTRIBUTION_ANSWER = inline_serializer("Distribution", {
-    "id": serializers.CharField(), "partner": serializers.CharField(), "inventory": serializers.CharField(),
+    "id": serializers.CharField(), "status": serializers.ChoiceField(choices=Distribution.Status.values),
+    "partner": serializers.CharField(), "inventory": serializers.CharField(),
     "batch": serializers.CharField(allow_null=True), "quantity": serializers.IntegerField(),
     "created_at": serializers.DateTimeField(),
     "codes": inline_serializer("DistributionCounts", {
@@ -184,13 +186,15 @@ class DistributionCreateView(TenantAPIView):
     permission_classes = [IsOperatorClient]
 
     @extend_schema(operation_id="distribution_create", request=DistributionRequest, parameters=[IDEMPOTENCY_PARAMETER],
-                   responses={201: DISTRIBUTION_ANSWER, **_errors(400, 403, 404, 422)},
+                   responses={201: DISTRIBUTION_ANSWER, 202: DISTRIBUTION_ANSWER, **_errors(400, 403, 404, 422)},
                    description="Reserve `quantity` AVAILABLE codes of an inventory (of one `batch` if given; a whole "
                                "batch without `quantity`) for a partner (flow 1). The codes "
                                "leave the pool at once, in one transaction, and are never distributed twice nor "
                                "claimed from the pool; members register them with `POST /claims {\"code\"}`. Fewer "
                                "available codes than asked → 422 `not_enough_codes`, nothing reserved. Unknown "
-                               "inventory or partner → 404. Download the codes from `file`.")
+                               "inventory or partner → 404. Download the codes from `file`. At or above the tenant's "
+                               "approval threshold: 202 with `status` `awaiting_approval` and nothing reserved until "
+                               "an approver (not the requester) approves it in the console.")
     def post(self, request: Request) -> Response:
         data = DistributionRequest(data=request.data)
         data.is_valid(raise_exception=True)
@@ -201,7 +205,9 @@ class DistributionCreateView(TenantAPIView):
             partner=distribution.partner_by_code(self.tenant, data.validated_data["partner"]),
             batch=distribution.batch_by_code(inventory, batch_code) if batch_code else None,
             quantity=data.validated_data.get("quantity"), actor=Actor.api_client(self.client), client=self.client)
-        return Response(_distribution_answer(request, dist), status=status.HTTP_201_CREATED)
+        waiting = dist.status == Distribution.Status.AWAITING_APPROVAL
+        return Response(_distribution_answer(request, dist),
+                        status=status.HTTP_202_ACCEPTED if waiting else status.HTTP_201_CREATED)
 
 
 class DistributionDetailView(TenantAPIView):
@@ -221,8 +227,10 @@ class DistributionCodesView(TenantAPIView):
     @extend_schema(operation_id="distribution_codes",
                    responses={(200, "text/csv"): OpenApiResponse(
                        {"type": "string"}, description="`code` header, then one code per line, in id order."),
-                       **_errors(403, 404)},
-                   description="The distribution's codes as CSV, streamed. The same file at every download.")
+                       **_errors(403, 404, 409)},
+                   description="The distribution's codes as CSV, streamed. The same file at every download. A "
+                               "distribution awaiting approval or rejected has none: 409 "
+                               "`distribution_not_distributed`.")
     def get(self, request: Request, distribution_id: str) -> Any:
         dist = distribution.distribution_get(tenant=self.tenant, public_id=distribution_id)
         distribution.distribution_downloaded(distribution=dist, actor=Actor.api_client(self.client))

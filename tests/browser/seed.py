@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone, translation
 
+from core.audit import Actor
 from core.models import Tenant, User
 from tests import factories
 
@@ -56,6 +57,7 @@ def seed_tenant(lang: str) -> Seeded:
         _rewards(tenant, names)
         _risk(tenant, inventory, names)
         _more_rows(tenant, inventory, names)
+        _approvals(tenant, inventory, admin, operator, names)
     return Seeded(tenant=tenant, admin=admin, operator=operator)
 
 
@@ -101,6 +103,25 @@ def _distribution(tenant: Tenant, inventory: Any) -> None:
 
     distribution_create(tenant=tenant, inventory=inventory, partner=Partner.objects.get(tenant=tenant, code="GS25"),
                         quantity=20, actor=factories.TEST_ACTOR)
+
+
+def _approvals(tenant: Tenant, inventory: Any, admin: User, operator: User, names: dict[str, str]) -> None:
+    """Issue #20: large requests waiting for an approver (the inbox and decide pages), and one rejected."""
+    from coupons.services.issue import RequestContext
+    from coupons.services.grant import grant_create
+    from partners.distribution import distribution_create, distribution_reject
+    from partners.models import Partner
+
+    tenant.distribution_approval_threshold, tenant.grant_approval_threshold = 100, 3
+    tenant.save(update_fields=["distribution_approval_threshold", "grant_approval_threshold"])
+    partner = Partner.objects.get(tenant=tenant, code="GS25")
+    distribution_create(tenant=tenant, inventory=inventory, partner=partner, quantity=500,
+                        actor=Actor.user(operator), user=operator)
+    refused = distribution_create(tenant=tenant, inventory=inventory, partner=partner, quantity=1000,
+                                  actor=Actor.user(operator), user=operator)
+    distribution_reject(distribution=refused, user=admin, reason=names["reason"])
+    grant_create(tenant=tenant, inventory_public_id=inventory.public_id,
+                 member_ids=["member-101", "member-102", "member-103"], ctx=RequestContext(operator=operator))
 
 
 def _draw(tenant: Tenant, names: dict[str, str]) -> None:

@@ -27,6 +27,11 @@ import schemathesis
 #   a filter below. On a path member_id the check is off: schemathesis builds path parameters past the filter_case
 #   hook (observed: no hook call saw the rejected values).
 # - A distribution takes a quantity, or a batch to distribute whole (#15): a filter below.
+# - Four eyes (#20): at or above the tenant's approval thresholds a distribution or a grant answers 202 with the
+#   waiting request (`status` `awaiting_approval`) instead of 201, and reserves or issues nothing. Both answers are in
+#   the schema; the run's tenant has both thresholds at APPROVAL_THRESHOLD, so generated requests meet both (2xx is
+#   accepted). Approving needs a console user with the approver role: no API route decides, nothing to exclude.
+APPROVAL_THRESHOLD = 2
 ACCEPTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 POSITIVE_CHECK_OFF = {"POST /api/v1/partner-uploads",
                       "GET /api/v1/members/{member_id}/coupons", "GET /api/v1/members/{member_id}/points",

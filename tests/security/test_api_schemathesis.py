@@ -31,6 +31,9 @@ def api_token(request, tenant, settings):
     settings.COUPON_RATE_CODE_LOOKUP_CLIENT = settings.COUPON_RATE_CODE_LOOKUP_IP = ""
     factories.make_pool(tenant, size=3)
     factories.make_event(tenant)
+    # Four eyes (#20): large distributions and grants answer 202 awaiting_approval; the schema states that answer.
+    tenant.distribution_approval_threshold = tenant.grant_approval_threshold = rules.APPROVAL_THRESHOLD
+    tenant.save(update_fields=["distribution_approval_threshold", "grant_approval_threshold"])
     return factories.make_client(tenant, scope=request.param)[1]
 
 

@@ -211,6 +211,12 @@ CONSOLE_CASES: dict[str, Case] = {
                                             model="Distribution"),
     "admin:exports_export_distribution": Case(kwargs=lambda b: {"object_id": b.pk("Distribution")},
                                               model="Distribution"),
+    # issue #20: the decide pages of large distributions and grants waiting for an approver
+    "admin:partners_distribution_decide": Case(kwargs=lambda b: {"object_id": b.pk("Distribution")},
+                                               body=lambda b: {"decision": "reject", "reason": "A"},
+                                               model="Distribution"),
+    "admin:coupons_coupongrant_decide": Case(kwargs=lambda b: {"object_id": b.grant.pk},
+                                             body=lambda b: {"decision": "approve"}, model="CouponGrant"),
     "admin:draws_draw_step": Case(kwargs=lambda b: {"object_id": b.pk("Draw"), "step": "run"}, model="Draw"),
     "admin:exports_export_download": Case(kwargs=lambda b: {"object_id": b.pk("Export")}, model="Export"),
     "admin:exports_export_progress": Case(kwargs=lambda b: {"object_id": b.pk("Export")}, model="Export"),
