@@ -1,9 +1,6 @@
 """``manage.py bench claim`` / ``bench redeem``: the member API under load over HTTP, against a same-run SQL floor.
 
-Everything runs in a scratch database (``<database>_benchapi``, created, migrated, dropped). The server is gunicorn
-with production settings (DEBUG off, Redis on) on loopback; the load is N concurrent keep-alive clients (httpx,
-asyncio) in this process — on the same 2 cores, so the generator's own CPU is part of what is measured. The floor is
-the same claim / redeem SQL issued directly from N psycopg connections (no HTTP, no Django).
+Design: docs/design/benchmarks.md#bench-api.
 """
 from __future__ import annotations
 

@@ -1,17 +1,6 @@
 """Benchmark of ``best_combination`` (R-POL-7) against the brute-force reference on the same seeded input.
 
-``run()`` prints nothing and returns a dict:
-
-* ``best_p50_ms`` / ``best_p95_ms`` — ``best_combination`` on the main input, ``repeat`` timed calls in-process;
-* ``varied_p50_ms`` / ``varied_p95_ms`` / ``varied_max_ms`` — one call on each of ``varied`` other seeded inputs of
-  the same shape, so the figure is not one lucky order;
-* ``brute_ms`` — ``brute_force_best`` on the main input, timed ``brute_repeat`` times (median). The reference is
-  the real one, not a subset: a valid combination holds at most one coupon per stacking group or one exclusive
-  coupon alone, so it enumerates Π(group size + 1) subsets (≈ 10⁵ for 100 coupons in four groups) instead of
-  2¹⁰⁰; every one is applied in full, with no bound and no pre-filtering. That is seconds, not hours, so it runs
-  on the full 100 coupons (``brute_subsets`` says how many it tried);
-* ``ratio`` — brute_ms / best_p50_ms; ``agree`` — both returned the same total and the same codes
-  (also checked on every varied input).
+Design: docs/design/benchmarks.md#bench-best.
 """
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""``manage.py bench draw --participants 1000000 --winners 1000``: one draw over N participants (R-DRAW, target
-≤ 10 s for 1M participants / 1,000 winners).
+"""``manage.py bench draw --participants 1000000 --winners 1000``: one draw over N participants (R-DRAW).
 
-Runs in a scratch database (``<database>_benchdraw``: created, migrated, dropped). The participants are inserted
-by SQL (``generate_series``, a tenth of them cancelled entries and 1,000 staff members to exclude), so the process's
-peak RSS is the draw's, not the setup's. Measured: ``draw_run`` end to end (read of the eligible list, shuffle,
-winner inserts, audit, DONE) and ``draw_verify`` (the full recomputation), wall seconds and peak RSS (``VmHWM``).
+Design: docs/design/benchmarks.md#bench-draws.
 """
 from __future__ import annotations
 

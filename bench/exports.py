@@ -1,16 +1,6 @@
-"""``manage.py bench export --rows 1000000``: a usage-log export of N rows against a bare openpyxl loop (R-REP-2;
-target ≤ 1.2 × the reference, peak RSS ≤ 250 MB).
+"""``manage.py bench export --rows 1000000``: a usage-log export of N rows against a bare openpyxl loop (R-REP-2).
 
-Runs in a scratch database (``<database>_benchexport``: created, migrated, dropped). N codes and N usages are
-inserted by SQL (``generate_series``), every 1,000th member id starting with ``=`` so the escaping is exercised.
-Measured, in this order and in the same process:
-
-- ``export``: ``exports.services.export_write`` end to end — count, server-side cursor, row tuples, escaping, the
-  write-only workbook, the file stored in the default storage;
-- ``reference``: a bare write-only openpyxl loop appending the same N rows with the same values (generated in
-  Python from the formulas that seeded the database) and saving the workbook.
-
-Peak RSS is the process's ``VmHWM``, reset before each phase (``/proc/self/clear_refs``).
+Design: docs/design/benchmarks.md#bench-exports.
 """
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
 """``manage.py bench generate --n N [--batches 2]``: batch generation against a same-run COPY reference (R-NFR-1).
 
-Everything happens in a scratch database (``<database>_bench``, created, migrated and dropped again), so dev data is
-never touched. In order:
-
-1. *reference*: a plain sorted ``COPY`` of N random codes into an empty table ``(id bigserial, code varchar(48)
-   UNIQUE)`` — the floor the issue compares against;
-2. *same-schema reference* (unless ``--no-schema-reference``): the same sorted ``COPY`` into an empty copy of
-   ``coupons_couponcode`` with all its indexes, checks and the batch foreign key — the floor the real table sets;
-3. ``--batches`` batches of N codes into one tenant, each by ``manage.py generate_codes --sync`` in a child process:
-   its wall time and its own peak RSS (``VmHWM``, sampled) are measured, nothing else runs in it.
-
-The result is one JSON object; record it in ``bench/RESULTS.md``.
+Design: docs/design/benchmarks.md#bench-generate.
 """
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
 """``manage.py bench foreign_code``: what a guessed code costs to answer, by kind (issue #17, R-RISK-4, R-TEN-1).
 
-Three kinds of ``GET /api/v1/coupons/{code}`` by one tenant's member token, interleaved round-robin so load changes
-hit all three alike, in-process (Django's test client, no network: the differences are the server's own):
-
-- **unknown** — a random code the Bloom filter rejects: answered 404 without a database query;
-- **foreign** — another tenant's code: the filter says "maybe" (it spans all tenants), the indexed lookup with the
-  tenant in the WHERE finds nothing, answered with the same 404;
-- **own** — the tenant's own code (200), for scale.
-
-The limits are switched off for the run (every sample would otherwise be a failed guess). Works in a scratch
-database ``<database>_bench_guess`` (dropped after). Prints medians and p90 in milliseconds.
+Design: docs/design/benchmarks.md#bench-guess.
 """
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
 """``manage.py bench partner_upload --n 1000000``: one partner file of N rows (1 % bad) mapped end to end (R-PART-5).
 
-In a scratch database (``<database>_benchpartners``, created, migrated, dropped): an inventory with N generated codes,
-a CSV of N partner codes of which 1 % are bad (empty, too long, a formula, a duplicate in the file, bad characters),
-stored as an upload; then ``partner_upload_process`` runs in a child process — the file check, the streaming read and
-every 2,000-row chunk transaction — and reports its seconds and its own peak RSS.
+Design: docs/design/benchmarks.md#bench-partners.
 """
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""The benchmarks ``manage.py bench`` knows: each module of this package registers its own with ``@register``::
+"""The benchmarks ``manage.py bench`` knows: each module of this package registers its own with ``@register``.
 
-    from bench.registry import register
-
-    @register("generate", help="...", arguments=lambda parser: parser.add_argument("--n", type=int))
-    def bench_generate(options: dict) -> dict: ...
-
-and ``bench/management/commands/bench.py`` imports the modules. Results are recorded by hand in ``bench/RESULTS.md``
-(machine, date, figures).
+Design: docs/design/benchmarks.md#bench-registry.
 """
 from __future__ import annotations
 

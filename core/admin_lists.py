@@ -1,14 +1,6 @@
 """Console lists over 10M-row tables (R-OPS console polish): no full COUNT(*), no DISTINCT over the table.
 
-- :class:`CappedCountPaginator` counts at most ``cap + 1`` rows (``SELECT count(*) FROM (… LIMIT cap+1)``) and the
-  list says "more than N" past the cap; narrowing with a filter or a search brings exact counts back.
-- :class:`TenantRelatedFilter` lists the choices of a foreign key from its own (small) table, limited to the user's
-  tenant — Django's ``RelatedOnlyFieldListFilter`` would run ``SELECT DISTINCT fk`` over the whole big table.
-- :func:`values_filter` offers a fixed list of values for a plain column (``AllValuesFieldListFilter`` would run a
-  DISTINCT over the table).
-- :class:`DateRangeFilter` filters a time column by a from/to date range (days in the console's time zone), which
-  the (tenant, time) indexes serve; Django's ``date_hierarchy`` runs ``SELECT DISTINCT date_trunc('year', …)`` over
-  the whole list first.
+Design: docs/design/console-and-i18n.md#core-admin-lists.
 """
 from __future__ import annotations
 

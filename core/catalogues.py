@@ -1,13 +1,6 @@
 """Extract and build the message catalogues: every committed ``locale/<lang>/LC_MESSAGES/*.po`` → its ``.mo`` (issue #11).
 
-Pure Python (Babel), so a fresh machine needs no GNU gettext to *build*: ``make`` runs ``python -m core.catalogues``
-after installing the requirements, and the test session runs it too (tests/conftest.py), so a ``.po`` edited a
-second ago is what the code sees. ``.mo`` files are build output and are not committed (.gitignore).
-Fuzzy entries are left out of the ``.mo`` — the catalogue test fails on them anyway.
-
-Extracting new strings (``make messages`` = ``python -m core.catalogues --extract``) uses Django's ``makemessages``,
-which needs GNU gettext (xgettext). Every app of ``LOCAL_APPS`` gets its own ``<app>/locale/`` (Django's convention
-for apps); ``templates/`` and project-level strings go to ``locale/`` at the root (``LOCALE_PATHS``).
+Design: docs/design/console-and-i18n.md#core-catalogues.
 """
 from __future__ import annotations
 

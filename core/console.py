@@ -1,14 +1,6 @@
 """The console's own pages beside the model admins: one registry, one navigation bar (R-OPS).
 
-An app with custom console pages (jobs, exports, dashboard, risk alarms, …) registers each page once, usually in
-its ``AppConfig.ready()``::
-
-    from core import console
-    console.register_page("Jobs", "ops:jobs", permission="ops.view_jobs", order=10)
-
-and mounts its views under ``/admin/<app>/`` in coupon_project/urls.py, each wrapped by ``admin.site.admin_view``
-(login, staff and CSRF as for every admin page). The ``console`` context processor gives every template the pages
-the user may open; ``templates/admin/base_site.html`` shows them as the navigation bar.
+Design: docs/design/console-and-i18n.md#core-console.
 """
 from __future__ import annotations
 

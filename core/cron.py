@@ -1,16 +1,6 @@
 """The frame every cron command shares (R-OPS-2): one run at a time, ``--dry-run``, a progress bar, a summary line.
 
-- One run at a time: a PostgreSQL session advisory lock keyed by the command's name, taken with
-  ``pg_try_advisory_lock``. A second run (another cron host, a slow run overlapping the next tick) prints
-  ``<name>: already running …`` and exits 0 — cron must not mail an error for a normal overlap, and the work is
-  picked up by the next tick. ``--wait`` waits for the lock instead (a deploy script that must run it once). The
-  server drops the lock when the holder's connection ends, so a killed run never leaves it behind.
-- ``--dry-run`` reports what a run would do and changes nothing.
-- A tqdm progress bar on stderr when it is a terminal (disabled otherwise and with ``--no-progress``).
-- The last line is the summary, ``<name>: key=value … seconds=S``, easy to grep in cron mail and logs.
-
-The services keep their own locks and idempotence (a rerun finds nothing left to do); this lock only makes the
-command's output honest and keeps two runs from competing for the same rows.
+Design: docs/design/jobs-and-operations.md#core-cron.
 """
 from __future__ import annotations
 

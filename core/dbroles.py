@@ -1,10 +1,7 @@
 """Two database roles (issue #17, README "Database roles"): the *owner* runs migrations and owns every table; the
 *app role* serves requests and runs jobs with data privileges only.
 
-The app role may read and write rows, but it owns nothing, so it cannot ALTER, DROP or DISABLE TRIGGER; it cannot
-UPDATE, DELETE or TRUNCATE the audit log (no privilege, and the triggers of migrations 0002/0005 refuse it anyway);
-and, not being a superuser, it cannot ``SET session_replication_role`` (which would switch triggers off) — on
-PostgreSQL 15+ any ``SET`` grant on that parameter is revoked explicitly too.
+Design: docs/design/jobs-and-operations.md#core-dbroles.
 """
 from __future__ import annotations
 

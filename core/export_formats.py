@@ -1,14 +1,6 @@
 """The list exports of the console (django-import-export's action), in the house's shape (issue #20).
 
-- Two formats only: CSV and XLSX, what a card company's team opens; the library's others (tsv, json, yaml, html,
-  ods, xls) were offered under their raw names.
-- Cells go through the product's one sanitiser (``core.spreadsheets.safe_cell``, issue #22) in both formats: the
-  library's own escaping (``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT``) only dropped a leading ``=`` — ``+ - @``, tab
-  and CR went through — and turned every number into text, so it is off.
-- The XLSX is laid out like every sheet the product writes (``core.spreadsheets.lay_out``): header frozen,
-  columns sized.
-- The "fields to export" checkboxes are labelled with the model fields' names in the reader's language instead of
-  the library's title-cased attribute names ("Created At").
+Design: docs/design/reports-and-exports.md#core-export-formats.
 """
 from __future__ import annotations
 

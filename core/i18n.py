@@ -1,15 +1,6 @@
-"""Languages and time zones of the console (issue #11).
+"""Languages and time zones of the console (issue #11): which language a request is answered in, and the switcher.
 
-Which language a request is answered in:
-
-- API (``/api/``) and pages before login: ``Accept-Language`` (Django's ``LocaleMiddleware``), else
-  ``settings.LANGUAGE_CODE``. API error ``code`` values never change with the language; ``message`` does.
-- Console pages of a signed-in user: the user's own preference (``User.language``), else their tenant's language,
-  else ``Accept-Language`` — ``ConsoleLocaleMiddleware`` below, which also activates the tenant's time zone so every
-  date and time in the console is shown in it.
-
-The user changes the preference with the switcher in the console header or on the "My preferences" page; both POST
-to views here, which call ``user_language_set`` (one transaction, one audit row).
+Design: docs/design/console-and-i18n.md#core-i18n.
 """
 from __future__ import annotations
 

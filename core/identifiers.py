@@ -1,16 +1,7 @@
-"""One rule for the identifiers integrators send (issue #17, R-NFR-4): ``member_id``, ``order_id``, ``device_id`` and
-references, on every path that takes them (claims, member paths, lifecycle, checkout, rewards, events, grants).
+"""One rule for the identifiers integrators send (issue #17, R-NFR-4): ``member_id``, ``order_id``, ``device_id``
+and references, on every path that takes them; a bad value is ``400 invalid``, never a 500.
 
-- trimmed: leading and trailing spaces (ASCII space, tab, CR, LF and the Unicode space separators, e.g. the
-  ideographic space) are dropped, the same on every path — other invisible characters are refused, not trimmed;
-- NFC-normalised, so a decomposed Hangul spelling and the composed one are one member;
-- no control or format characters: C0/C1 controls and DEL (Cc), format characters (Cf: bidi overrides and
-  isolates, zero-width space/joiners, the BOM), surrogates, line and paragraph separators — they make two ids look
-  alike in the console, break XLSX exports and logs, and hide text direction tricks;
-- where the id becomes a URL path segment (``member_id``: ``members/{member_id}/…``): no ``/``, ``\\``, ``.`` or
-  ``..`` segment.
-
-A bad value answers ``400 invalid`` naming the field (``details.fields.<name>``), never a 500.
+Design: docs/design/api.md#core-identifiers.
 """
 from __future__ import annotations
 

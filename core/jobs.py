@@ -1,22 +1,7 @@
-"""Enqueueing background work (R-OPS-1).
+"""Enqueueing background work (R-OPS-1): RQ with ``REDIS_URL``, an in-process pool without, inline when sync.
 
-With ``REDIS_URL``: an RQ job on the named queue, run by ``rqworker`` processes. Without it (the zero-setup quick
-start): the job runs in a small in-process thread pool — same code path, no separate worker. ``COUPON_JOBS_SYNC=true``
-runs jobs inline in the caller (tests, management commands).
-
-Retries: only *transient* failures are retried, with growing pauses (``JOB_RETRY_INTERVALS``): a lost or refused
-connection to PostgreSQL or Redis, a serialization failure or deadlock, a timeout, and a job abandoned by a worker that
-died (RQ's ``AbandonedJobError``, found by the next worker's registry maintenance; ``ops.sweep`` re-queues the stuck
-work sooner). Anything else — a DomainError (the
-input or the state says no), a validation or programming error — fails at once: retrying cannot change the answer and
-would only repeat side effects. A job that still fails lands in RQ's FailedJobRegistry (the dead-letter registry),
-where the console (ops app) shows its error and re-queues or discards it.
-
-Jobs take ids, never model instances, and call one service (STYLE.md): whatever runs them, the service is the same.
-Call ``enqueue`` from ``transaction.on_commit`` when the job reads rows the caller is writing.
-
-``enqueue(..., tenant_id=N)`` records the tenant in ``job.meta["tenant_id"]`` (it is *not* passed to the function):
-the console shows a tenant's staff only their tenant's jobs; jobs without a tenant are for superusers only.
+Jobs take ids, never model instances; only transient failures are retried.
+Design: docs/design/jobs-and-operations.md#core-jobs.
 """
 from __future__ import annotations
 

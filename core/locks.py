@@ -1,10 +1,7 @@
 """PostgreSQL session advisory locks: one run at a time of work that must not overlap (cron commands and the sweeps
 they call), across processes and machines.
 
-``session_lock(key)`` holds the lock for a ``with`` block and yields whether it got it: at once False when another
-session holds it (``wait=False``), or after waiting (``wait=True``). The server drops a session lock when the
-holder's connection ends, so a killed run never leaves it behind. A key is a signed 64-bit integer, or a name hashed
-to one (``lock_key``).
+Design: docs/design/jobs-and-operations.md#core-locks.
 """
 from __future__ import annotations
 

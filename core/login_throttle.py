@@ -1,10 +1,6 @@
-"""Console login throttling (issue #17) with django-axes: after ``COUPON_LOGIN_FAILURE_LIMIT`` failed logins for one
-username from one address (the connection's, or behind ``COUPON_TRUSTED_PROXY_COUNT`` trusted proxies the forwarded
-one — ``core.api.limits.connection_ip``) further attempts are refused for ``COUPON_LOGIN_COOLOFF_MINUTES``, with
-``429`` and a page in the caller's language (Korean or English); a successful login resets the count.
+"""Console login throttling (issue #17) with django-axes, per (username, address) pair.
 
-Locking the (username, address) pair rather than the username alone keeps an attacker from locking a real user out
-from everywhere; ``manage.py axes_reset`` (or ``axes_reset_username NAME``) lifts a lockout early.
+Design: docs/design/claims-and-limits.md#core-login-throttle.
 """
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
 """Prometheus metrics (prometheus_client): HTTP requests, job durations, coupon issues and redemptions.
 
-Processes: gunicorn runs several worker processes and RQ forks a work horse per job, so each process keeps its
-own figures. With ``PROMETHEUS_MULTIPROC_DIR`` set (an empty directory shared by gunicorn and the rqworkers of one
-host, wiped before they start), prometheus_client writes every process's values to memory-mapped files there and
-``/metrics`` merges them (``MultiProcessCollector``) — so one scrape sees every web worker and every job. Without
-it (development, tests) the values live in this process only. gunicorn should load
-``core/gunicorn_conf.py`` so a dead worker's live gauges are dropped (README "Metrics").
+Design: docs/design/jobs-and-operations.md#core-metrics.
 """
 from __future__ import annotations
 

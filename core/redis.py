@@ -1,18 +1,6 @@
 """Every Redis client of the request path, with timeouts, and what a Redis outage means (R-NFR-3, issue #18).
 
-A frozen Redis (SIGSTOP, a full network buffer, a failover) accepts connections and never answers; without timeouts
-every request that touches it waits for good. So each client is built here with ``COUPON_REDIS_CONNECT_TIMEOUT_SECONDS``
-and ``COUPON_REDIS_TIMEOUT_SECONDS``, and each use decides what a timeout means:
-
-- **fail closed** — per-member claim locks, daily frequency limits: a request that cannot take its lock or count its
-  limit is refused with ``503 dependency_unavailable`` and ``Retry-After`` (it changes nothing; the caller retries);
-- **per process** — the code-lookup rates and failed-guess allowances (core.api.limits): counted in the process's
-  own sliding windows, still limits, so that redemptions keep answering;
-- **fail open** — the Bloom filter: "maybe", and the database, which is the authority, answers.
-
-After a failure the process stops asking Redis for ``COUPON_REDIS_RETRY_AFTER_SECONDS`` (a small circuit breaker), so
-a frozen Redis costs one timeout per process per period instead of one per request; the first request after the
-period tries again. Bulk work (generation's whole-filter transfers, RQ workers) uses its own, longer timeouts.
+Design: docs/design/jobs-and-operations.md#core-redis.
 """
 from __future__ import annotations
 

@@ -1,22 +1,7 @@
 """The one spreadsheet writer of the product: every XLSX/CSV it hands out goes through here (issues #17, #20, #22).
 
-Sanitiser (``safe_text`` / ``safe_cell``; the only one — django-import-export's own escaping is off):
-
-- Text a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) gets a leading apostrophe
-  (OWASP "CSV injection"); numbers, dates and other non-text values stay what they are.
-- Characters XML 1.0 cannot carry (C0 controls other than tab, LF, CR) are replaced with U+FFFD, the replacement
-  character, like django-import-export's ``IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT``: rows written before the
-  identifier rule (``core.identifiers``) may still hold them, and openpyxl would refuse the whole file.
-
-Writer (``new_workbook``, ``add_sheet`` / ``start_sheet``, ``append_row``, ``lay_out``, ``fit_columns``,
-``workbook_bytes`` / ``save_workbook``): a write-only (streaming) workbook for files of any size, a normal one for a
-report with charts; every sheet opens with a bold, frozen header row and columns sized for their heading and their
-usual values (issue #20); amounts and counts are numbers with a number format (``MONEY_FORMAT``,
-``money_format(currency)``); file names carry the tenant's local time (``local_stamp``).
-
-``exports.writer`` (the export jobs: usages, issues, codes, winners), ``draws.exports`` (the winners action),
-``partners.admin`` (the failures download), ``core.export_formats`` (the console's list export, CSV and XLSX) and
-``dashboard.report_xlsx`` (the campaign report) all write through this module.
+Invariant: ``safe_text`` / ``safe_cell`` is the only sanitiser.
+Design: docs/design/reports-and-exports.md#core-spreadsheets.
 """
 from __future__ import annotations
 

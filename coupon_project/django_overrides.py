@@ -1,10 +1,7 @@
 """Django's own Korean text that reads wrong in the console, corrected in the project's catalogue (issue #20).
 
-``LOCALE_PATHS`` (locale/) takes precedence over the catalogues of Django and its contrib apps, so an msgid of
-Django's translated in ``locale/ko/LC_MESSAGES/django.po`` replaces Django's translation everywhere. The msgids are
-listed here so that ``make messages`` (makemessages, which drops entries no source uses) keeps them: this module is
-their source. Each must be Django's msgid exactly (tests/i18n/test_django_overrides.py checks that Django still has
-it and that ours wins).
+This module is the msgids' source, so ``make messages`` keeps them.
+Design: docs/design/console-and-i18n.md#coupon-project-django-overrides.
 """
 from django.utils.translation import gettext_noop
 

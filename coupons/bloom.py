@@ -1,36 +1,7 @@
 """One Bloom filter over every coupon code of the database, shared by all processes (R-CODE-3, R-RISK-4).
 
-Two readers:
-
-- validation paths call ``bloom_might_contain(code)``: ``False`` means the code certainly does not exist, answered
-  without a database query (one Redis round trip, or a memory read of the file backend);
-- generation (``coupons.services.generation``) checks millions of candidates in process with numpy against a snapshot of the
-  filter (``BloomWriter``), because one Redis round trip per code (~17k/s, NOTES.md) is far too slow for 10M codes.
-
-What must hold, and how it does:
-
-- The unique index on ``coupons_couponcode.code`` is the real guard against duplicates; the filter only saves work.
-- Validation must never be told "absent" for a committed code. So every writer adds a code's bits to the shared
-  filter *before* the transaction that inserts the code commits (``BloomWriter.publish``, ``bloom_adding``).
-- Bits are only ever OR-ed in (Redis ``BITOP OR`` inside a Lua script; ``np.bitwise_or`` under ``flock`` for the
-  file), so two batches generating at once never lose each other's bits. A writer whose snapshot is older than the
-  shared filter re-reads it (the filter carries a version counter).
-- A missing filter answers "maybe" (the caller asks the database) and a merge into a missing or rebuilt filter is
-  refused: silently creating a filter that lacks the older codes would turn into false "absent" answers.
-- ``bloom_rebuild`` rebuilds the filter from the database and swaps it in atomically. It holds an exclusive
-  PostgreSQL advisory lock; every writer holds the same lock *shared* from before it adds bits until after it commits,
-  so no code can be committed between the rebuild's scan and the swap without its bits.
-
-Layout: ``m`` bits and ``k`` probes per code, by double hashing of two 64-bit hashes of the code's bytes; ``m`` and
-``k`` follow from the capacity and false-positive rate in settings (20M codes at 1e-6: 69 MiB, 20 probes). Each
-build has a random seed and an ``epoch`` id, stored with the bits, so readers always probe with the parameters the
-bits were built with.
-
-Backends: Redis (``REDIS_URL`` set: a string key with the bits and a hash with the parameters) or, without Redis, a
-memory-mapped file under ``var/bloom/``. The file is shared through the page cache by every process of the host —
-which is the whole deployment without Redis (embedded PostgreSQL under ``var/``, jobs in-process) — lookups are lock-
-free memory reads, merges take an ``flock``, and a rebuild writes a new file, renames it over the old one and flags the
-old one as superseded so that processes holding it re-open.
+Invariant: a code's bits are published before the transaction that inserts it commits; bits are only OR-ed in.
+Design: docs/design/codes.md#coupons-bloom.
 """
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
 """RQ entry points of the coupons app: they take ids, call one service, nothing else (STYLE.md).
 
-- ``generate_batch_job`` (queue ``generation``): a batch's codes; a failure after the start is raised so RQ retries,
-  and the retry resumes (R-CODE-5).
-- ``run_grant`` (queue ``grants``): holds the grant's work lock (a PostgreSQL session lock) for the whole run, so two
-  runs of one grant (an abandoned job retried, the sweeper's re-queue) never issue side by side, and ``ops.sweep``
-  knows a RUNNING grant whose lock nobody holds is stuck (issue #18).
-- ``expire_job`` (queue ``expiry``): expiry and stale-lock release; re-schedules itself under a fixed job id when RQ
-  is in use. Cron running the management commands is the alternative; both may run together (advisory locks).
+Design: docs/design/jobs-and-operations.md#coupons-jobs.
 """
 from __future__ import annotations
 

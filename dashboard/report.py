@@ -1,28 +1,7 @@
-"""The campaign report of one event (issue #20, R-REP-1/R-REP-3): what its pools issued, what members registered,
-used and let expire, the discount given against the budgets, the redemption rate over time, by channel, by pool and
-by partner.
+"""The campaign report of one event (issue #20, R-REP-1/R-REP-3).
 
-Every figure is one SQL aggregate over the history tables, bounded by the event's inventories and an index that
-leads with them — never a Python loop over codes:
-
-- issues: ``coupons_couponissue`` grouped by ``GROUPING SETS ((inventory), (channel))``, one pass, with a ``FILTER``
-  clause for registrations (``issue_inventory_time`` index);
-- expiries: the event's issued codes past their validity, through the ``code_batch`` index (per pool; not per
-  channel, which lives on the issue row);
-- usages: ``coupons_couponusage`` the same way (``usage_inventory_time``);
-- per day: the issues, redemptions and refunds of the chosen range, plus what came before it for the cumulative rate;
-- partners: the codes a partner got (distributions, flow 1, through the ``code_distribution`` index; mapped partner
-  codes, flow 2, through the mapping table), joined to their active usage.
-
-Definitions (the page and the workbook say the same):
-
-- issued: coupons given to members (every ``CouponIssue`` row); registered: those the member registered with a code
-  (a unique code received offline or a partner's code) rather than claimed from the pool or was granted;
-- used: coupons redeemed and not refunded (net); refunded: redemptions later fully refunded; redemptions per day
-  count every redemption on its day, refunds on theirs;
-- expired: issued coupons past their validity unused (EXPIRED, or ISSUED past ``valid_until`` — R-LIFE-3);
-- discount given: the discount of the net uses; budget: the inventories' use budgets (amount) where set;
-- redemption rate: used ÷ issued; over time, cumulative (redemptions − refunds) ÷ cumulative issues up to each day.
+Every figure is one SQL aggregate bounded by the event's inventories, never a Python loop over codes.
+Design: docs/design/reports-and-exports.md#dashboard-report.
 """
 from __future__ import annotations
 

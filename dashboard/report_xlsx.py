@@ -1,15 +1,6 @@
-"""The campaign report as an Excel workbook (issue #20): the figures on sheets of their own, and a chart sheet whose
-charts (openpyxl ``LineChart``s of issues and redemptions per day and of the cumulative redemption rate, a
-``BarChart`` by channel) reference those sheets' cells, so the numbers and the charts agree.
+"""The campaign report as an Excel workbook (issue #20): figure sheets and a chart sheet referencing their cells.
 
-The workbook is small whatever the event's size: one row per day of the range (at most 366), per channel, pool and
-partner — the heavy part is the SQL aggregation, the same as the page's. So the console streams it directly (a
-plain response) instead of queuing an export job: a job would add a queue round trip for a file of a few KB.
-
-Money cells are integers with the currency's number format (KRW: ``₩#,##0``, no decimals), rates are fractions
-with a percentage format; each sheet's header row is frozen and columns are sized to their content. The sheets are
-written with the product's one spreadsheet writer (``core.spreadsheets``: a normal workbook, since the charts
-reference cells; every cell through its sanitiser); the charts are this module's own.
+Design: docs/design/reports-and-exports.md#dashboard-report-xlsx.
 """
 from __future__ import annotations
 

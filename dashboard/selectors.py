@@ -1,16 +1,7 @@
 """Dashboard figures (R-REP-3): per-day issued / redeemed / expired, redemption rate, budget consumption, alarms.
 
-Every query is bounded by the tenant and a date range that an index leads with, so the cost follows the rows in
-the range, never the size of the table:
-
-- issued: ``coupons_couponissue`` index ``issue_tenant_time`` (tenant_id, issued_at) — an index-only scan;
-- redeemed: ``coupons_couponusage`` index ``usage_tenant_time`` (tenant_id, used_at) — an index-only scan;
-- expired: the expiry sweep writes one ``coupon.expire`` audit row per chunk and tenant with ``{"codes": n}``
-  (coupons.services.lifecycle), read through ``auditlog_tenant_time`` (tenant_id, created_at) — a few rows per sweep, so
-  no scan of the 10M-row code table (whose expiry index covers only codes not yet expired);
-- budgets: the sharded ``InventoryCounter`` rows (16 per inventory), never the code or history tables.
-
-Days are calendar days in the tenant's time zone.
+Every query is bounded by the tenant and a date range that an index leads with.
+Design: docs/design/reports-and-exports.md#dashboard-selectors.
 """
 from __future__ import annotations
 

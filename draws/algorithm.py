@@ -1,13 +1,7 @@
 """The draw algorithm (R-DRAW-2), pure and deterministic: anyone with the participant list and the revealed seed
-gets the same winners (README, "Prize draws").
+gets the same winners.
 
-- seed: 32 bytes from ``secrets``; its commitment is ``sha256(seed).hexdigest()``.
-- randomness: block ``c`` (c = 0, 1, 2, …) is ``HMAC-SHA256(key=seed, msg=c as 8-byte big-endian)``; a number in
-  ``[0, m)`` takes the first 8 bytes of the next block as a big-endian integer ``v`` and accepts it if
-  ``v < 2**64 - (2**64 mod m)`` (then ``v mod m``), otherwise it takes the next block (rejection sampling: unbiased).
-- order: a Fisher–Yates shuffle of the list sorted ascending by UTF-8 bytes, stopped after ``k`` steps: for
-  ``i = 0 … k-1`` swap position ``i`` with ``i + below(n - i)``; the first ``k`` positions are the winners in order.
-- tiers: in position order, tier 1 takes the first ``winners`` picks (ranks 1…), tier 2 the next, and so on.
+Design: docs/design/events-and-draws.md#draws-algorithm.
 """
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
 """An event's setup carried to another event (issue #16, R-EVT-1, seed 001 §8): the next occurrence of a repeatable
 event, or a copy made as a template.
 
-The setup is the event's pools (inventories with their policy, quantities, per-member limit, budgets, alarm
-thresholds, whitelist and inventory-scoped frequency limits, and their batches — new batch codes, codes generated
-anew by the generation job), and its draws (name, prize tiers; a tier's prize pool, when it is one of the event's
-pools, becomes the copy of that pool). It lives here, the top of the layers it touches (events ← coupons, risk ←
-draws); ``events.services.event_next_occurrence`` calls ``occurrence_copy_setup`` by dotted path inside its
-transaction, so the occurrence and its setup commit together or not at all.
-
-Participants, codes, issues, usages, budget spend and winners are never copied: they are what happens in an event.
+Design: docs/design/events-and-draws.md#draws-templates.
 """
 from __future__ import annotations
 

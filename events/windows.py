@@ -1,16 +1,6 @@
 """An event's windows, decided in this one place (seed 001: 이벤트 종료 후 유입 → 혜택 제공; R-EVT-1).
 
-- **participation**: entries and claims from a pool (by inventory id or promo code) — while the event is OPEN and
-  ``starts_at <= now < ends_at``. Refused as ``event_closed``.
-- **registration**: a member registers a code handed out offline — a distributed code of ours (flow 1) or a partner
-  code (flow 2) — from ``starts_at`` until ``registration_ends_at``. With a registration end set, the event may be OPEN
-  or CLOSED (closing an event ends participation, not the registration of codes already in members' hands); without
-  one (the default) the window is the participation window, as before there were windows. Never for a DRAFT or
-  CANCELLED event. Refused as ``registration_closed``.
-- **grants** (operator grants, draw prizes) are not claims: no window applies, only the event must not be a DRAFT
-  or CANCELLED. A draw runs once participation has closed (``entries_closed``), whatever the status after that.
-
-Coupon validity is the policy's (coupons.validity).
+Design: docs/design/events-and-draws.md#events-windows.
 """
 from __future__ import annotations
 

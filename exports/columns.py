@@ -1,13 +1,6 @@
 """What each export kind's sheet holds: one list of columns per kind, the only place labels are written.
 
-Each column has a stable machine ``key`` (the optional machine-key header row, and what an integrator parses), an
-English ``label`` (a lazy translation: the file is written in the tenant's language, issue #11), the ``source`` it is
-read from (an ORM lookup path, read with ``values_list`` — never a model instance per row) and a ``type``:
-
-- ``text``: user-controlled text, escaped against spreadsheet formula injection (OWASP "CSV injection"),
-- ``int``: an integer written as a number,
-- ``money``: an integer amount in minor units, written as a number with a number format,
-- ``datetime``: converted to the tenant's time zone by PostgreSQL and written as an Excel date.
+Design: docs/design/reports-and-exports.md#exports-columns.
 """
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """The rows of each export kind: filters validated and resolved within the tenant, querysets in a stable order.
 
-Filters come in as plain strings (API body, console form): public ids for event, policy, inventory and draw, the
-batch code, the API client's name, and ISO dates (``YYYY-MM-DD``, inclusive, in the tenant's time zone). A value of
-the wrong shape, or a filter the kind does not have, is ``InvalidInput`` naming the field (400); an id that is not
-the tenant's — whether it exists elsewhere or nowhere — is ``NotFound`` naming the field (404), so another tenant's
-ids cannot even be probed.
+Design: docs/design/reports-and-exports.md#exports-selectors.
 """
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
 """Requesting, writing and handing out exports (R-REP-1, R-REP-2).
 
-- ``export_request``: validates the filters within the tenant, records the export and its audit row in one
-  transaction, and queues ``exports.jobs.export_run`` on the ``exports`` queue once committed.
-- ``export_write``: the job's work — claims the export (compare-and-set), streams the rows into an XLSX file with
-  progress on the row, stores the file in the default storage and marks it DONE; a failure marks it FAILED with
-  the error and re-raises so the job runner retries it (a retry starts the file afresh).
-- ``export_open``: the stored file of a DONE export, for a download, with an audit row.
+Design: docs/design/reports-and-exports.md#exports-services.
 """
 from __future__ import annotations
 

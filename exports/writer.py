@@ -1,14 +1,6 @@
 """Rows from PostgreSQL into a write-only XLSX workbook, in bounded memory (R-REP-2).
 
-The rows are read through a server-side (named) cursor on a connection of their own, in one REPEATABLE READ
-READ ONLY transaction: the count that sizes the progress bar and the rows written come from the same snapshot,
-and the Django connection stays in autocommit for the progress updates others watch. Each row arrives as a plain
-tuple (``values_list`` SQL, no model instances); openpyxl's write-only workbook sends it to disk at once.
-
-Cells go through the product's one spreadsheet writer (``core.spreadsheets``): text that a spreadsheet would run as
-a formula (starting with ``= + - @``, tab or CR) is prefixed with an apostrophe (OWASP "CSV injection"); characters
-XML cannot carry become U+FFFD; amounts stay numbers with a number format; times are naive local times of the
-tenant's zone (converted in SQL) with a date format. Only the per-row loop is here, tuned for a million rows.
+Design: docs/design/reports-and-exports.md#exports-writer.
 """
 from __future__ import annotations
 

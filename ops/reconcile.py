@@ -1,11 +1,6 @@
 """Reconciliation (R-OPS-2): the figures the platform keeps for speed against the rows they summarise.
 
-- Pool counters: an inventory's InventoryCounter shards (issued, used, used_discount — summed) against its CouponIssue
-  rows and its un-refunded CouponUsage rows. A mismatch means a write path forgot its counter (or a manual SQL edit);
-  ``counters_fix`` sets the sums right.
-- Bloom filter: every code in coupons_couponcode must be in the filter (a code the filter calls absent would be
-  reported "not found" without a database look-up). ``bloom_check(full=True)`` tests every code; the default tests a
-  sample (coupons.bloom.bloom_verify). The cure is ``bloom_rebuild``.
+Design: docs/design/jobs-and-operations.md#ops-reconcile.
 """
 from __future__ import annotations
 

@@ -1,21 +1,6 @@
 """The stuck-work sweeper (R-OPS-1, issue #18): work left RUNNING by a worker that died is queued again.
 
-A worker killed in the middle of a job (SIGKILL, out of memory, a lost host) leaves its rows RUNNING. RQ notices the
-job only once its heartbeat has lapsed and a worker runs registry maintenance (then core.jobs retries it); when the
-job is gone altogether (Redis lost its data, the job was already filed as failed) nothing would ever notice. This
-sweep looks at the rows instead:
-
-- code generation batches RUNNING whose generation lock (``coupons.services.generation``) no session holds;
-- partner uploads RUNNING — or PENDING for longer than ``COUPON_SWEEP_PENDING_GRACE_SECONDS`` — whose work lock
-  (``partners.jobs``) no session holds;
-- asynchronous grants RUNNING — or PENDING past the grace — whose work lock (``coupons.grants.grant_work_key``) no session holds.
-
-Each is queued again under a fixed job id (``resume-<kind>-<id>``), so a sweep never queues a second copy while the
-first is still waiting; each job resumes from its last committed chunk and takes the work lock first, so a copy that
-does start twice does the work once. Prize draws have their own stale-run rule (``run_due_draws``).
-
-Run by ``manage.py requeue_stuck_work`` (cron) and by the periodic job ``sweep_job`` (``schedule_jobs``); both share
-one advisory lock, so overlapping runs do the sweep once.
+Design: docs/design/jobs-and-operations.md#ops-sweep.
 """
 from __future__ import annotations
 

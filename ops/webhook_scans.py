@@ -1,10 +1,8 @@
-"""Time-driven webhook events (issue #16; docs/WEBHOOKS.md): ``coupon.expiring`` and ``points.expiring`` the
-endpoint's ``notice_days`` before the end, and ``coupon.expired`` once the end has passed — each at most once per
-coupon (or points credit) and endpoint: UNIQUE(endpoint, event_key) makes a second run, or two at once, send nothing
-twice. Run by ``manage.py scan_webhook_events`` (cron, e.g. hourly).
+"""Time-driven webhook events (issue #16; docs/WEBHOOKS.md): ``coupon.expiring``, ``points.expiring`` and
+``coupon.expired``, each at most once per coupon (or points credit) and endpoint.
 
-Only endpoints that take an event are scanned for it, and only things that end after the endpoint was created, so a
-new endpoint is not flooded with the past."""
+Design: docs/design/webhooks.md#ops-webhook-scans.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta

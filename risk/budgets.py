@@ -1,23 +1,7 @@
 """Issue and use budgets of an inventory, by count and by amount, with threshold alarms (R-RISK-3).
 
-The limits are the inventory's ``issue_budget_count/amount`` and ``use_budget_count/amount``. What has been spent is
-one ``InventoryBudget`` row per inventory, changed by ``consume`` inside the claim's or redemption's transaction,
-as its last statement before commit::
-
-    UPDATE risk_inventorybudget SET issued_count = issued_count + 1, issued_amount = issued_amount + face …
-     WHERE inventory_id = … AND issued_count + 1 <= issue_budget_count AND issued_amount + face <= issue_budget_amount
-
-Concurrent requests queue on that row lock and PostgreSQL re-checks the condition against the committed value, so
-the budget is never exceeded; a request that finds it full raises ``BudgetExhausted`` and its transaction — the
-code, the issue row, everything — rolls back. The row is only touched when the inventory has a budget of that kind.
-
-Amounts: an issue spends the coupon's face value (``face_value``); a use spends the redemption's actual discount. A
-full refund gives the use budget back; revoking or expiring an issued coupon does not give the issue budget back
-(the budget counts coupons handed out).
-
-Each threshold (``alarm_thresholds``, percent) raises one ``Alarm`` when a request crosses it; a request refused for
-an exhausted budget raises the 100 % alarm if nothing had (an amount budget may stop short of exactly 100 %).
-``UNIQUE(inventory, budget, threshold)`` makes each alarm once, however many requests race.
+Invariant: ``consume`` is the last statement of the claim's or redemption's transaction.
+Design: docs/design/claims-and-limits.md#risk-budgets.
 """
 from __future__ import annotations
 

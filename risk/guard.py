@@ -1,16 +1,7 @@
-"""The risk checks of the claim and use paths (R-RISK-1/2/3), called by coupons.services.issue and coupons.services.lifecycle::
+"""The risk checks of the claim and use paths (R-RISK-1/2/3), called by coupons.services.issue and
+coupons.services.lifecycle; ``check`` runs inside the transaction it guards.
 
-    guard = RiskGuard(action="claim", member_id=…, ctx=ctx)
-    with guard, transaction.atomic():
-        …                                  # load and lock what the request changes
-        guard.check(inventory)             # blocked member → 403; daily frequency counters taken (429 when full)
-        …                                  # the writes
-        budgets.consume(inventory=…, …)    # last: the budget row (422 budget_exhausted)
-
-``check`` runs inside the transaction it guards. When that transaction fails, frequency counters kept in PostgreSQL
-roll back with it, and the guard gives Redis counters back when the exception leaves the block — after the rollback,
-so no slot is ever free while the work that took it may still commit. Limits therefore count successes.
-A request refused for an exhausted budget also raises the 100 % alarm (in its own transaction).
+Design: docs/design/claims-and-limits.md#risk-guard.
 """
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
 """Daily frequency limits (R-RISK-1): check-and-increment counters per (tenant, scope, action, dimension, value, day).
 
-With Redis, one Lua script (registered with redis-py, run atomically by the server) checks every counter a request
-touches and increments them all only if none is at its limit — so a burst never overshoots, and a request refused
-by one dimension consumes none of the others. Keys expire at the end of the tenant's local day. Without Redis
-(``USE_REDIS`` false, the embedded quick start) the same semantics come from PostgreSQL rows:
-``INSERT … ON CONFLICT DO UPDATE SET count = count + 1 WHERE count < limit RETURNING``, taken in a fixed key order.
-
-Callers take the counters *before* the work they limit and give them back (``release``) when the work fails, so the
-limits count successes: a refused or failed attempt costs nothing, and no attempt can slip past a full counter.
+Callers take counters before the work and ``release`` them when it fails, so the limits count successes.
+Design: docs/design/claims-and-limits.md#risk-limits.
 """
 from __future__ import annotations
 

@@ -1,27 +1,6 @@
-"""Signed webhooks from an outbox (R-RISK-3 "optional webhook").
+"""Signed webhooks from an outbox (R-RISK-3 "optional webhook"), with an SSRF guard on every delivery.
 
-An event writes one ``WebhookDelivery`` per active endpoint of its tenant in the transaction that raised it (so an
-alarm never exists without its deliveries, nor a delivery without its alarm) and enqueues ``deliver_webhook_job`` on
-the ``default`` queue when that transaction commits. A delivery POSTs ``body`` — the same bytes on every attempt —
-with::
-
-    X-Coupon-Signature: sha256=<hex HMAC-SHA256(endpoint secret, body)>
-    X-Coupon-Timestamp: <unix seconds of this attempt>
-    X-Coupon-Event: budget.alarm
-    X-Coupon-Delivery: <delivery id, the same on every attempt: receivers use it to ignore repeats>
-
-Any 2xx answer delivers it. Otherwise the attempt is recorded and the job fails so RQ retries it with backoff; a
-delivery still pending is retried by ``manage.py deliver_webhooks`` (cron) once ``next_attempt_at`` has passed
-(backoff 30 s × 2^attempts, at most 1 h), and given up (FAILED) after ``MAX_ATTEMPTS``. The row is locked
-(``FOR UPDATE SKIP LOCKED``) while it is being sent, so two workers never send it at the same time.
-
-SSRF guard: endpoint URLs are http(s) only, and a host that resolves to a loopback, private, link-local, multicast,
-reserved (or otherwise non-public) address is refused when the endpoint is saved and again at every delivery, after
-resolving the name — the request then goes to the very address that was checked (``Host`` header and TLS SNI keep
-the name, certificates are verified against it), so a DNS answer that changes between check and connect cannot
-redirect it. A delivery refused that way is FAILED at once, without connecting.
-``COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS`` (default false) lifts the address check (an intranet receiver; the tests'
-local server).
+Design: docs/design/webhooks.md#risk-webhooks.
 """
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
 """Hostile request bodies (issue #17, R-NFR-4): too large → 413, too deeply nested → 400, never a 500.
 
-- ``ApiEdgeMiddleware`` answers ``413 request_too_large`` in the API error shape before a byte is read when an
-  ``/api/`` request announces more than ``COUPON_API_MAX_BODY_BYTES`` (JSON; default 1 MiB — a grant of more member
-  ids than fit goes as a file in the console, which runs it as a job) or, for the multipart partner upload, more than
-  ``COUPON_API_MAX_UPLOAD_BYTES``. A body without ``Content-Length`` (chunked) is cut off by Django's
-  ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (set to the same limit) and answered 413 by the API error handler.
-- ``JSONParser`` refuses nesting deeper than ``MAX_DEPTH`` (no API body needs more than 4 levels) with ``400
-  malformed_request``, including bodies deep enough to exhaust Python's recursion limit.
-- ``canonical_json`` is the form the Idempotency-Key fingerprint hashes: sorted keys, no whitespace, numbers
-  normalised (``1``, ``1.0`` and ``1e0`` are one number), so a retry that reorders keys replays.
+Design: docs/design/api.md#core-api-bodies.
 """
 from __future__ import annotations
 

@@ -1,16 +1,7 @@
-"""``Idempotency-Key`` for every API POST (API.md, Conventions).
+"""``Idempotency-Key`` for every API POST (API.md, Conventions), in PostgreSQL only.
 
-Protocol (PostgreSQL only, no Redis needed):
-
-1. ``INSERT … ON CONFLICT DO NOTHING`` a record ``in_progress`` in autocommit, so a concurrent request sees it at once.
-2. Open the request's transaction and take the record's row lock with ``NOWAIT``. If another request holds it, that
-   request is still running → ``409 request_in_progress``. A different body under the same key →
-   ``422 idempotency_key_reused``. A finished record → its stored response, with no second effect.
-3. Run the handler inside that same transaction and store the response on the record before commit. The effect and
-   the stored response therefore commit together or not at all: a crash leaves an unlocked ``in_progress`` record
-   whose next attempt simply runs again, and never a committed effect without its stored answer.
-
-Responses with status ≥ 500 are rolled back and not stored, so the client may retry with the same key.
+Invariant: the effect and the stored response commit in the same transaction.
+Design: docs/design/claims-and-limits.md#core-api-idempotency.
 """
 from __future__ import annotations
 

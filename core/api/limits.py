@@ -1,28 +1,7 @@
 """Anti-enumeration limits for the requests that look up a code (R-RISK-4, issue #17).
 
-Every request that names a code (claims by code/promo/partner code, ``GET coupons/{code}``, lock, release, redeem,
-refund, revoke, ``coupons/batch/*``, ``checkout/validate``; ``checkout/best`` is gated without taking a code) makes
-one *reservation* before any code is evaluated: one atomic step over every budget the request touches —
-
-- the API client's rate (``COUPON_RATE_CODE_LOOKUP_CLIENT``) and the connection's rate
-  (``COUPON_RATE_CODE_LOOKUP_IP``; the connection address, or ``X-Forwarded-For`` behind
-  ``COUPON_TRUSTED_PROXY_COUNT`` trusted proxies — a body or query ``ip`` is risk context only, never this key);
-- the failed-guess allowance of each ``member_id`` and of the ``device_id`` the request carries
-  (``COUPON_FAILED_GUESS_LIMIT`` per ``COUPON_FAILED_GUESS_WINDOW_SECONDS``), and of the API client as a whole
-  (``COUPON_FAILED_GUESS_CLIENT_LIMIT`` per the same window: an integration rotating member and device ids runs out
-  of failures, while its legitimate traffic — codes that exist — costs nothing).
-
-The reservation grants ``min(codes in the request, what is left in every budget)``: a batch or validate call with
-200 codes evaluates at most what is left, and a request for which any budget has nothing left is refused with ``429
-rate_limited`` before anything is looked at. After the answer, the guesses that did *not* fail are given back to the
-member and device budgets (rates keep every lookup), so those count failed guesses (``not_found``, and ``not_owner``,
-which would otherwise tell a guesser that a code exists).
-
-The budgets are sliding-window logs (a Redis sorted set per key, one Lua script per reservation, so 200 parallel
-requests cannot overshoot and a window never doubles at its edge as fixed one-minute buckets do). Without Redis the
-same logs live in the process (one lock), so they are per process — and so they do while a configured Redis does not
-answer (issue #18): the limits keep holding, per process, and the requests that need no Redis otherwise (redemptions)
-keep being answered.
+One atomic reservation over every budget a request touches, before any code is evaluated.
+Design: docs/design/claims-and-limits.md#core-api-limits.
 """
 from __future__ import annotations
 

@@ -1,18 +1,6 @@
 """The OpenAPI schema as integrators read it (#19): groups, summaries and the rules the serializers cannot state.
 
-``docs/API.md`` is the contract; ``tests/api/test_api_contract.py`` keeps its endpoint table and this schema equal.
-drf-spectacular builds the schema from the views; ``postprocess`` (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``)
-then
-
-- gives every operation the tag of its contract section and a one-line summary (``OPERATIONS``), and a description
-  where the view has none — never a class docstring (``TenantAutoSchema.get_description``);
-- states the rules every app shares: non-blank text (``pattern: \\S``) and the identifier lengths of path
-  parameters.
-
-Each app states its own rules in a hook that runs before this one (``coupons.api.schema``: one claim target, the
-order id's place, one batch path per action; ``rewards.api.schema``: the fields per trigger;
-``exports.api.schema``: the filters per export kind) — core imports none of them. Together they let schemathesis'
-positive data be accepted and its negative data refused (tests/security/test_api_schemathesis.py).
+Design: docs/design/api.md#core-api-schema.
 """
 from __future__ import annotations
 

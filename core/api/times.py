@@ -1,12 +1,7 @@
-"""One time convention for every timestamp the API answers (#19, docs/API.md "Times").
+"""One time convention for every timestamp the API answers (#19, docs/API.md "Times"): ISO 8601 to the second,
+in the tenant's UTC offset.
 
-ISO 8601 to the second with the UTC offset of the tenant's time zone (``Tenant.time_zone``), always as ``±HH:MM``
-(never ``Z``): ``2026-12-06T19:44:04+09:00``. The days an integrator reasons about — daily frequency limits, export
-date ranges, birthdays — are the tenant's calendar days, so its timestamps read in the same zone.
-
-Serializers hand datetimes through untouched (``REST_FRAMEWORK["DATETIME_FORMAT"] = None``) and
-``TenantAPIView`` formats every datetime of a response here, once, before the response is stored for an
-Idempotency-Key replay — so no endpoint can answer in another format.
+Design: docs/design/api.md#core-api-times.
 """
 from __future__ import annotations
 

@@ -1,15 +1,7 @@
 """The discount engine of issue #5: pure functions over plain dataclasses, no database (R-POL-1…7, R-USE-1/2).
 
-Typical use from a view::
-
-    order = validate_order_payload(request.data["order"])            # OrderInvalid → 400
-    ctx = Context(now=timezone.now(), rounding_unit=tenant.rounding_unit, is_member=..., whitelisted=...)
-    terms = [CouponTerms.from_policy(c.inventory.policy, code=c.code, valid_from=c.valid_from,
-                                     valid_until=c.valid_until) for c in coupons]
-    result = apply_combination(terms, order, ctx)   # or best_combination(terms, order, ctx)
-    return Response(result.as_dict())
-
-Everything is integer minor units. See ``search`` for how combinations are ranked.
+Everything is integer minor units.
+Design: docs/design/discounts.md#coupons-discounts.
 """
 from coupons.discounts.engine import (
     KIND_RANK,

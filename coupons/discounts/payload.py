@@ -1,14 +1,7 @@
 """Validation of untrusted checkout input (the Order object and the ``codes`` list of API.md) for the API layer.
 
-Strict on purpose: every amount is a JSON integer in minor units (no floats, no numeric strings, no booleans).
-A line needs ``sku``, ``unit_price`` and ``quantity`` only (#19, docs/API.md "Order object"): ``spu``, ``category``
-and ``shop`` default to empty — a scope rule on such a field then simply does not match the line (an include list
-leaves it out, an exclude list does not catch it) — and ``virtual`` defaults to false; ``shipping_fee`` defaults to 0
-and ``order_id`` may come at the top level of the request instead (the API layer checks the two agree). Anything else
-raises ``OrderInvalid`` / ``CodesInvalid`` — never another exception — with a message naming the first problem (in
-the request's language) and, in ``details["fields"]``, up to ``MAX_REPORTED_ERRORS`` problems keyed by path
-(``items[3].unit_price``). Unknown keys are ignored so clients may send more than the contract (API.md: extending is
-fine).
+Strict on purpose: raises only ``OrderInvalid`` / ``CodesInvalid``, never another exception.
+Design: docs/design/discounts.md#coupons-discounts-payload.
 """
 from __future__ import annotations
 

@@ -1,31 +1,7 @@
-"""The best combination of a member's coupons for one order (R-POL-6/7, R-USE-2).
+"""The best combination of a member's coupons for one order (R-POL-6/7, R-USE-2): an exact search, ranked as the
+brute force ranks.
 
-Ranking of combinations — our reading of seed 004 for *sets* of coupons, documented here because the seed
-ranks single coupons:
-
-1. the larger total discount wins;
-2. then the earlier expiry: each combination's ``valid_until`` values sorted ascending, compared as tuples
-   (no expiry sorts after every date). The first difference decides; when one tuple is a prefix of the other the
-   shorter wins — the combination that reaches the same total without spending an extra coupon;
-3. then the kind, by the same rule over the sorted kind ranks: threshold < percentage < sku_deduction < shipping <
-   amount (the seed ranks threshold, percentage, amount and puts the cash voucher last; the two kinds it does not
-   name are placed by its own principle, "the more restricted coupon is used first");
-4. then product-restricted before unrestricted (0 for a coupon with a SKU/SPU/category list or a SKU deduction,
-   1 otherwise; same tuple rule);
-5. then channel-restricted before unrestricted (0 for a coupon with a channel list, 1 otherwise; same rule);
-6. finally the sorted codes, so that the answer is unique and the search and the brute force agree exactly.
-
-Every level compares "the sorted tuple of the coupons' values, smaller wins". Coupons that save nothing are never
-part of a combination (``zero_discount``), so each coupon of a combination contributes a positive amount.
-
-The search is exact. A valid combination holds at most one coupon per stacking group (or one exclusive coupon
-alone), so it walks the groups in application order (merchant, platform, shipping, super), carrying the amounts
-each line and the shipping fee still owe — exactly what ``apply_combination`` does. Candidates of a group are
-sorted by their stand-alone discount, which bounds what they can give after earlier coupons (discounts only shrink
-applicable amounts), so a branch whose optimistic total — capped separately by the item amount and the shipping
-fee still payable — falls below the incumbent ends the loop. A branch that can at best *tie* is entered only if an
-optimistic tie-break key (the per-level minimum over all completions) could beat the incumbent's. Coupons refused
-on their own are dropped first: a refusal on the full order implies a refusal after any earlier discount.
+Design: docs/design/discounts.md#coupons-discounts-search.
 """
 from __future__ import annotations
 

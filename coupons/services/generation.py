@@ -1,29 +1,7 @@
 """Code generation for a batch, at 10M-code scale: streamed, resumable, with progress (R-CODE-1/2/3/5, R-NFR-1).
 
-``batch_start_generation`` (console, command) checks the request and enqueues ``batch_generate`` on the
-``generation`` queue; ``batch_generate`` is the job. One run:
-
-- A *producer* thread builds chunks: random candidates from the OS CSPRNG (``secrets.token_bytes``, vectorised with
-  numpy), de-duplicated within the draw, pre-checked against the Bloom filter (``coupons.bloom.BloomWriter``:
-  in-process numpy against a snapshot, merged back atomically), topped up until the chunk is full, sorted.
-- ``GENERATION_WRITERS`` *writer* threads take ready chunks; each chunk is one transaction: ``COPY`` of the sorted
-  codes, its ``CouponBatchChunk`` completion record, the batch's ``generated_count`` and an audit row. The chunk's
-  Bloom bits are published before that transaction commits, so validation never misses a committed code.
-- A chunk refused by the unique index (a code the pre-check could not know, e.g. from a concurrent batch) is retried:
-  the codes that exist are replaced by fresh candidates. The batch ends with exactly ``quantity`` distinct codes.
-
-Resume: the chunks committed are exactly the codes present (same transaction), so a re-run — after ``kill -9``, a
-failure, an RQ retry — generates ``quantity - generated_count`` more codes in new chunks numbered after the last one.
-A per-batch PostgreSQL advisory lock (released by the server when a killed worker's connection drops) makes sure only
-one run works on a batch at a time; ``(batch, chunk_no)`` is unique besides.
-
-Speed: sorted input keeps the unique index's inserts sequential (NOTES.md: ~3× faster than unsorted). For a sparse
-code space the chunks also partition the key space by the codes' leading symbols, so chunk after chunk extends the
-index in order instead of touching every leaf page once per chunk (bench/RESULTS.md).
-
-Dense code spaces (few free codes left, e.g. short codes over a small alphabet) are detected up front: a request that
-cannot fit fails at once and writes nothing; one that fits checks the filter's "maybe" answers against the database,
-so false positives cannot starve the last free codes.
+Invariant: a chunk's codes, its completion record and its Bloom bits (published first) commit together.
+Design: docs/design/codes.md#coupons-services-generation.
 """
 from __future__ import annotations
 

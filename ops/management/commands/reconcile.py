@@ -1,12 +1,6 @@
 """Cron: compare the pool counters and the Bloom filter with the rows they stand for (R-OPS-2).
 
-``reconcile [--fix] [--dry-run] [--inventory ID] [--bloom sample|full|skip] [--bloom-sample N] [--no-progress]``
-
-Reports every mismatch (one line each) and ends with
-``reconcile: inventories=N counter_mismatches=N fixed=N bloom=sample bloom_checked=N bloom_missing=N seconds=S``.
-``--fix`` sets wrong counters right (one transaction and audit row per inventory) and rebuilds a Bloom filter that
-misses codes; ``--dry-run`` with ``--fix`` reports what would be fixed. Exits 0 when everything matches or was fixed
-(or on a dry run), and with status 1 (CommandError) when mismatches remain — so cron mails the operator.
+Design: docs/design/jobs-and-operations.md#ops-management-commands-reconcile.
 """
 from __future__ import annotations
 
