@@ -18,7 +18,7 @@ from coupons.discounts import (CombinationResult, Context, CouponTerms, Order, R
 from coupons.exceptions import NotApplicable
 from coupons.models import AudienceEntry, CouponCode, CouponPolicy
 from coupons.validity import effective_status
-from coupons.bloom_check import might_exist
+from coupons import bloom_check
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order
                 now: datetime, buyer: Buyer = MEMBER) -> CombinationResult:
     """/checkout/validate: apply the given codes in order (R-USE-1); unknown or unusable ones are rejected."""
     # Codes the Bloom filter rejects for this tenant never reach the database (R-RISK-4, issue #17).
-    maybe = [code for code in codes if might_exist(code, tenant.pk)]
+    maybe = [code for code in codes if bloom_check.might_exist(code, tenant.pk)]
     found = {c.code: c for c in CouponCode.objects.select_related("inventory__policy").filter(
         tenant=tenant, code__in=maybe)} if maybe else {}
     usable, rejected = [], []

@@ -11,7 +11,7 @@ from coupons.codes import normalise_code
 from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue
 from coupons.pricing import scope_filter
 from events.models import Event
-from coupons.bloom_check import might_exist
+from coupons import bloom_check
 from django.db.models import Count, Exists, OuterRef
 from coupons.models import CouponPolicy
 
@@ -46,7 +46,7 @@ def coupon_by_code(*, tenant: Tenant, raw_code: str) -> CouponCode | None:
     if not code:
         return None
 
-    if not might_exist(code, tenant.pk):
+    if not bloom_check.might_exist(code, tenant.pk):
         return None
     return CouponCode.objects.select_related("inventory__policy", "batch").filter(tenant=tenant, code=code).first()
 

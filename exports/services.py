@@ -25,7 +25,7 @@ from core.models import ApiClient, Tenant
 from exports.models import Export
 from exports.selectors import export_columns, export_values, resolve_filters
 from exports.columns import SHEET_TITLES
-from exports.writer import write_xlsx
+from exports import writer
 
 logger = logging.getLogger("coupons.exports")
 
@@ -114,7 +114,7 @@ def _write(export: Export) -> int:
 
     tmp_dir = getattr(settings, "EXPORT_TMP_DIR", None) or None
     with tempfile.NamedTemporaryFile(prefix=f"export-{export.public_id}-", suffix=".xlsx", dir=tmp_dir) as handle:
-        rows = write_xlsx(sql=sql, params=params, columns=columns, title=title,
+        rows = writer.write_xlsx(sql=sql, params=params, columns=columns, title=title,
                           header=header, path=handle.name, on_count=on_count, on_progress=on_progress)
         handle.seek(0)
         name = default_storage.save(storage_name(export), File(handle))

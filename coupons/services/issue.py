@@ -35,7 +35,7 @@ from risk.budgets import consume as budget_consume
 from risk.guard import RiskGuard
 import time
 from django.conf import settings
-from coupons.bloom_check import might_exist
+from coupons import bloom_check
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -274,7 +274,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
 def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: RequestContext) -> CouponCode:
     """Flow 1: a member registers a unique code received offline (printed, handed out by a partner)."""
     code = normalise_code(raw_code)
-    if not code or not might_exist(code, tenant.pk):
+    if not code or not bloom_check.might_exist(code, tenant.pk):
         raise CouponNotFound()
     coupon = CouponCode.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
         tenant=tenant, code=code).first()

@@ -31,7 +31,7 @@ from risk.budgets import consume as budget_consume
 from risk.budgets import release_use as budget_release_use
 from risk.guard import RiskGuard
 from core.metrics import record_redemption
-from coupons.bloom_check import might_exist
+from coupons import bloom_check
 
 S = CouponCode.Status
 
@@ -39,7 +39,7 @@ S = CouponCode.Status
 def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
     """The code row, locked for this transaction. Another tenant's code is 'not found', exactly like a missing one."""
     code = normalise_code(raw_code)
-    if code and not might_exist(code, tenant.pk):  # certainly not this tenant's: no database query (R-RISK-4)
+    if code and not bloom_check.might_exist(code, tenant.pk):  # certainly not this tenant's: no database query (R-RISK-4)
         raise CouponNotFound()
     coupon = (CouponCode.objects.select_for_update(of=("self",))
               .select_related("inventory__policy", "inventory__tenant", "batch")

@@ -9,6 +9,7 @@ from django.urls import reverse
 from core.exceptions import InvalidState, PermissionDenied
 from core.models import AuditLog
 from coupons import services
+from coupons.exceptions import PolicyNotApproved, PolicyNotEditable, SelfApproval
 from coupons.models import CouponInventory, CouponPolicy
 from tests import factories
 
@@ -39,7 +40,7 @@ def test_author_cannot_approve_their_own_policy_even_with_the_approver_role(tena
     author.groups.add(Group.objects.get(name="approver"))
     author = type(author).objects.get(pk=author.pk)  # fresh permission cache
     services.policy_submit(policy=draft, actor_user=author)
-    with pytest.raises(services.SelfApproval):
+    with pytest.raises(SelfApproval):
         services.policy_approve(policy=draft, actor_user=author)
     assert CouponPolicy.objects.get(pk=draft.pk).status == "PENDING"
 
@@ -77,7 +78,7 @@ def test_approving_a_draft_that_was_never_submitted_is_refused(draft, approver_u
 
 def test_service_refuses_to_change_an_approved_policy(approved_policy, operator_user):
     approved_policy.amount = 1
-    with pytest.raises(services.PolicyNotEditable):
+    with pytest.raises(PolicyNotEditable):
         services.policy_save_draft(policy=approved_policy, actor_user=operator_user)
     assert CouponPolicy.objects.get(pk=approved_policy.pk).amount == 5000
 
@@ -137,7 +138,7 @@ def test_console_refuses_threshold_not_above_amount_with_a_clear_message(client,
 # --- only approved policies back an inventory ----------------------------------------------------------------
 
 def test_service_refuses_an_inventory_on_a_draft_policy(tenant, draft):
-    with pytest.raises(services.PolicyNotApproved):
+    with pytest.raises(PolicyNotApproved):
         factories.make_inventory(tenant, policy=draft)
     assert not CouponInventory.objects.exists()
 

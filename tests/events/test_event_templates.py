@@ -88,7 +88,7 @@ def test_a_policy_copied_as_a_template_is_a_new_draft_of_the_copier_with_the_sam
     original = factories.make_approved_policy(tenant, kind="threshold", audience="members",
                                               audience_tiers=["gold"], channels=["ios"])
     operator = factories.make_operator(tenant)
-    from coupons.services import CLONED_POLICY_FIELDS, policy_clone
+    from coupons.services.policy import CLONED_POLICY_FIELDS, policy_clone
 
     copy = policy_clone(policy=original, actor_user=operator)
     assert (copy.status, copy.created_by_id, copy.name) == ("DRAFT", operator.pk, f"{original.name} (copy)")
