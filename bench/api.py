@@ -221,8 +221,8 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
             bodies = []
             for i, pair in enumerate(api["codes"]):
                 code, member = pair.split("|")
-                bodies.append((f"/api/v1/coupons/{code}/redeem",
-                               {"member_id": member, "order_id": f"o-{i}", "order": order}))
+                body = {"member_id": member, "order_id": f"o-{i}", "order": {**order, "order_id": f"o-{i}"}}
+                bodies.append((f"/api/v1/coupons/{code}/redeem", body))  # one order id, in both places
         asyncio.run(_load(options["port"], api["token"], clients, bodies[:200]))  # warm-up, not measured
         generator = options.get("generator", "auto")
         if generator == "wrk" or (generator == "auto" and shutil.which("wrk")):
