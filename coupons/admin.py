@@ -24,7 +24,7 @@ from core.admin_lists import DateRangeFilter, LargeTableAdminMixin, values_filte
 from core.exceptions import DomainError
 from core.admin_confirm import confirm_action
 from core.money import format_money, money_column
-from coupons import services
+from coupons import selectors, services
 from coupons.services import revocation as revocations
 from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.services.counters import inventory_counts
@@ -553,7 +553,7 @@ def _code_ids(term: str) -> list[int]:
     """The ids of the code a console search term names (R-CODE-4 normalising), looked up first on the code's unique
     index: an OR across a join would keep the big issue and usage tables from their own indexes (a scan of 10M
     rows); with literal ids every branch of the OR is an index probe. The list's own tenant filter still applies."""
-    return list(CouponCode.objects.filter(code=normalise_code(term)).values_list("id", flat=True)[:10])
+    return selectors.code_ids(term)
 
 
 @admin.register(CouponIssue)

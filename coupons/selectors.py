@@ -102,3 +102,8 @@ def grant_failures(*, grant: CouponGrant, limit: int) -> list[dict[str, str]]:
     rows = (CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
             .order_by("id").values_list("member_id", "error_code")[:limit])
     return [{"member_id": member, "error_code": code} for member, code in rows]
+
+
+def code_ids(term: str, limit: int = 10) -> list[int]:
+    """The ids of the code a search term names (R-CODE-4 normalising), by the code's unique index."""
+    return list(CouponCode.objects.filter(code=normalise_code(term)).values_list("id", flat=True)[:limit])

@@ -8,8 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,7 +24,7 @@ from core.admin_approvals import decide_page
 from core.exceptions import DomainError
 from core.spreadsheets import XLSX_CONTENT_TYPE, add_sheet, append_row, local_stamp, new_workbook, workbook_bytes
 from coupons.models import CouponBatch, CouponInventory
-from partners import distribution, services
+from partners import distribution, selectors, services
 from partners.models import CouponMapping, Distribution, Partner, PartnerUpload, PartnerUploadFailure
 from django.conf import settings
 from django.utils import translation
@@ -54,12 +53,6 @@ class PartnerResource(resources.ModelResource):
         import_id_fields = ["code"]
 
 
-def _upload_total(field: str) -> Coalesce:
-    sums = (PartnerUpload.objects.filter(partner=OuterRef("pk")).order_by().values("partner")
-            .annotate(total=Sum(field)).values("total"))
-    return Coalesce(Subquery(sums, output_field=IntegerField()), Value(0))
-
-
 @admin.register(Partner)
 class PartnerAdmin(TenantExportActionMixin, ImportMixin, TenantScopedAdmin):
     """The partner list is also the per-partner summary: uploads, rows, mapped, failed, and how many of the mapped
@@ -72,14 +65,7 @@ class PartnerAdmin(TenantExportActionMixin, ImportMixin, TenantScopedAdmin):
     list_filter = ["tenant"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        uploads = (PartnerUpload.objects.filter(partner=OuterRef("pk")).order_by().values("partner")
-                   .annotate(n=Count("pk")).values("n"))
-        claimed = (CouponMapping.objects.filter(partner=OuterRef("pk")).exclude(coupon__status="MAPPED").order_by()
-                   .values("partner").annotate(n=Count("pk")).values("n"))
-        return super().get_queryset(request).annotate(
-            uploads_n=Coalesce(Subquery(uploads, output_field=IntegerField()), Value(0)),
-            rows_n=_upload_total("rows"), mapped_n=_upload_total("mapped"), failed_n=_upload_total("failed"),
-            claimed_n=Coalesce(Subquery(claimed, output_field=IntegerField()), Value(0)))
+        return selectors.partners_with_totals(super().get_queryset(request))
 
     @admin.display(description=_("uploads"), ordering="uploads_n")
     def uploads_count(self, obj: Partner) -> int:

@@ -19,7 +19,7 @@ from import_export.formats import base_formats
 from core.admin import TenantExportActionMixin, TenantScopedAdmin, user_tenant_id
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError
-from risk import services
+from risk import selectors, services
 from risk.budgets import budget_recount
 from risk.models import WEBHOOK_EVENTS, Alarm, FrequencyLimit, InventoryBudget, MemberRisk, WebhookAttempt, \
     WebhookDelivery, WebhookEndpoint
@@ -356,11 +356,7 @@ def _announce_alarms(request: HttpRequest) -> None:
     user = request.user
     if not user.is_active or not user.is_staff or not user.has_perm("risk.view_alarm"):
         return
-    alarms = Alarm.objects.filter(acknowledged_at__isnull=True)
-    tenant_id = user_tenant_id(request)
-    if tenant_id is not None:
-        alarms = alarms.filter(tenant_id=tenant_id)
-    count = alarms.count()
+    count = selectors.unacknowledged_alarms(tenant_id=user_tenant_id(request)).count()
     if count:
         url = reverse("admin:risk_alarm_changelist") + "?acknowledged_at__isempty=1"
         text = ngettext('{} unacknowledged budget alarm — <a href="{}">review them</a>.',
