@@ -17,7 +17,7 @@ from partners.models import Distribution
 from partners.services import partner_create
 from tests import factories
 from tests.coupons.concurrency import race
-from tests.partners.test_distributions import distribute, operator_api
+from tests.partners.test_distributions import distribute
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def reserved(dist: Distribution) -> int:
 @pytest.mark.parametrize("quantity, waits", [(THRESHOLD - 1, False), (THRESHOLD, True), (THRESHOLD + 1, True)])
 def test_the_threshold_below_at_and_above(tenant, world, quantity, waits):
     inventory, _partner = world
-    response = distribute(operator_api(tenant), inventory, quantity=quantity)
+    response = distribute(factories.make_operator_api(tenant), inventory, quantity=quantity)
     body = response.json()
     assert response.status_code == (202 if waits else 201)
     assert body["status"] == ("awaiting_approval" if waits else "distributed")
@@ -69,7 +69,7 @@ def test_no_threshold_is_todays_behaviour(tenant, world):
     inventory, _partner = world
     tenant.distribution_approval_threshold = None
     tenant.save(update_fields=["distribution_approval_threshold"])
-    response = distribute(operator_api(tenant), inventory, quantity=25)
+    response = distribute(factories.make_operator_api(tenant), inventory, quantity=25)
     assert response.status_code == 201 and response.json()["codes"]["reserved"] == 25
 
 
@@ -102,7 +102,7 @@ def test_a_waiting_distribution_reserves_nothing_and_pool_claims_still_take_the_
 
 def test_another_approver_carries_it_out_in_one_go_and_the_file_is_downloadable(tenant, world, people):
     inventory, partner = world
-    api = operator_api(tenant)
+    api = factories.make_operator_api(tenant)
     dist = ask(tenant, inventory, partner, people["operator"])
     refused = api.get(f"/api/v1/distributions/{dist.public_id}/codes")
     assert refused.status_code == 409 and refused.json()["code"] == "distribution_not_distributed"
