@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.exceptions import InvalidInput, InvalidState, PermissionDenied
@@ -51,6 +52,16 @@ def check_decider(*, user: Any, permission: str, requested_by_id: int | None) ->
         raise ApproverRoleRequired()
     if requested_by_id is not None and requested_by_id == user.pk:
         raise RequesterCannotDecide()
+
+
+def decide(*, waiting: QuerySet[Any], status: str, to: str, user: Any, permission: str,
+           requested_by_id: int | None, **changes: Any) -> None:
+    """Compare-and-set ``status`` → ``to`` on the one request in ``waiting`` (filtered by pk and tenant), recording
+    the decider: of two concurrent decisions one changes the row, the other (blocked on the row lock until the first
+    commits) finds it decided → ``AlreadyDecided``."""
+    check_decider(user=user, permission=permission, requested_by_id=requested_by_id)
+    if not waiting.filter(status=status).update(status=to, decided_by=user, decided_at=timezone.now(), **changes):
+        raise AlreadyDecided()
 
 
 def reason_of(reason: Any) -> str:

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.approvals import AlreadyDecided, check_decider, needs_approval, reason_of
+from core.approvals import decide, needs_approval, reason_of
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState, NotFound
 from core.models import ApiClient, Tenant
@@ -165,16 +164,11 @@ def distribution_create(*, tenant: Tenant, inventory: CouponInventory, partner: 
     return distribution
 
 
-def _decide(*, distribution: Distribution, user: Any, to: str, changes: dict[str, Any]) -> int:
-    """Compare-and-set ``awaiting_approval`` → ``to``: of two concurrent decisions one changes the row, the other
-    (blocked on the row lock until the first commits) finds it decided → ``already_decided``."""
-    check_decider(user=user, permission=APPROVE_PERMISSION, requested_by_id=distribution.created_by_id)
-    changed = Distribution.objects.filter(pk=distribution.pk, tenant_id=distribution.tenant_id,
-                                          status=Distribution.Status.AWAITING_APPROVAL).update(
-        status=to, decided_by=user, decided_at=timezone.now(), **changes)
-    if not changed:
-        raise AlreadyDecided()
-    return changed
+def _decide(*, distribution: Distribution, user: Any, to: str, changes: dict[str, Any]) -> None:
+    """awaiting_approval → ``to``, once (``core.approvals.decide``)."""
+    decide(waiting=Distribution.objects.filter(pk=distribution.pk, tenant_id=distribution.tenant_id),
+           status=Distribution.Status.AWAITING_APPROVAL, to=to, user=user, permission=APPROVE_PERMISSION,
+           requested_by_id=distribution.created_by_id, **changes)
 
 
 def distribution_approve(*, distribution: Distribution, user: Any) -> Distribution:

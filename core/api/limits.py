@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext, gettext_lazy as _
 
-from core.addresses import connection_ip  # noqa: F401  (re-exported: AXES_CLIENT_IP_CALLABLE, callers)
+from core.addresses import connection_ip
 from core.exceptions import DomainError
 from core.redis import client as redis_client
 from core import redis as core_redis

@@ -21,8 +21,8 @@ def upsert_from(cte: str, *, shard: str, issued: str = "0", used: str = "0", use
 
 def counter_add(*, inventory_id: int, member_id: str, issued: int = 0, used: int = 0, used_discount: int = 0) -> None:
     """Add to the member's shard. Must run inside the transaction of the change it counts."""
-    counters.counter_add(table=TABLE, owner=OWNER, owner_id=inventory_id, shard=shard_of(member_id),
-                         deltas={"issued": issued, "used": used, "used_discount": used_discount})
+    counter_add_to_shard(inventory_id=inventory_id, shard=shard_of(member_id), issued=issued, used=used,
+                         used_discount=used_discount)
 
 
 def inventory_counts(inventory_id: int) -> dict[str, int]:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core import jobs
-from core.approvals import AlreadyDecided, check_decider, needs_approval, reason_of
+from core.approvals import decide, needs_approval, reason_of
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.models import Tenant
@@ -101,14 +101,10 @@ GRANT_APPROVE_PERMISSION = "coupons.approve_coupongrant"
 
 
 def _grant_decide(*, grant: CouponGrant, user: Any, to: str, **changes: Any) -> None:
-    """Compare-and-set AWAITING_APPROVAL → ``to``: of two concurrent decisions one wins, the other (blocked on the row
-    until the first commits) finds the grant decided → ``already_decided``."""
-    check_decider(user=user, permission=GRANT_APPROVE_PERMISSION, requested_by_id=grant.operator_id)
-    changed = CouponGrant.objects.filter(pk=grant.pk, tenant_id=grant.tenant_id,
-                                         status=CouponGrant.Status.AWAITING_APPROVAL).update(
-        status=to, decided_by=user, decided_at=timezone.now(), **changes)
-    if not changed:
-        raise AlreadyDecided()
+    """AWAITING_APPROVAL → ``to``, once (``core.approvals.decide``)."""
+    decide(waiting=CouponGrant.objects.filter(pk=grant.pk, tenant_id=grant.tenant_id),
+           status=CouponGrant.Status.AWAITING_APPROVAL, to=to, user=user, permission=GRANT_APPROVE_PERMISSION,
+           requested_by_id=grant.operator_id, **changes)
 
 
 def grant_approve(*, grant: CouponGrant, user: Any) -> CouponGrant:
