@@ -29,6 +29,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from bench.db import database_url, scratch_database
+from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core.audit import Actor
 from core.models import User
@@ -51,6 +52,11 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
                         help="Load generator: wrk (C, Debian package 'wrk'; used when installed) or httpx (asyncio).")
     parser.add_argument("--seconds", type=int, default=20, help="Measured duration with wrk (default 20 s).")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"],
+                        help="gunicorn worker model (default sync; gthread with --threads).")
+    parser.add_argument("--threads", type=int, default=1, help="Threads per gunicorn worker (gthread).")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="Skip the framework floor (#21): only the endpoint and the SQL floor.")
 
 
 def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[str, dict[str, Any]]]
@@ -116,12 +122,15 @@ def _seed(n: int, *, issued: bool) -> dict[str, Any]:
     return {"token": token, "inventory": inventory.public_id, "inventory_id": inventory.pk, "codes": codes}
 
 
-def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
+def _serve(database: str, port: int, workers: int, worker_class: str = "sync", threads: int = 1
+           ) -> subprocess.Popen:
+    """gunicorn on the product's application with the framework floor mounted (``bench.wsgi``): one server, one
+    configuration, for the floor and the endpoint measured against it."""
     env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
            "REDIS_URL": settings.REDIS_URL}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "coupon_project.wsgi", "--bind", f"127.0.0.1:{port}",
-                             "--workers", str(workers), "--worker-class", "sync", "--keep-alive", "30",
-                             "--log-level", "warning"], cwd=BASE_DIR, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "bench.wsgi", "--bind", f"127.0.0.1:{port}",
+                             "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
+                             "--keep-alive", "30", "--log-level", "warning"], cwd=BASE_DIR, env=env)
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -209,8 +218,11 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
     try:
         api = _seed(n + 200, issued=kind == "redeem")
         floor_pool = _seed(n, issued=kind == "redeem")
+        create_floor_table()
         connections.close_all()
-        server = _serve(database, options["port"], options["workers"])
+        server = _serve(database, options["port"], options["workers"], options.get("worker_class", "sync"),
+                        options.get("threads", 1))
+        load_before = os.getloadavg()[0]
         order = {"order_id": "o", "items": [{"sku": "S1", "spu": "P1", "category": "C1", "shop": "s", "unit_price":
                                              30000, "quantity": 1, "virtual": False}], "shipping_fee": 3000,
                  "channel": "ios", "payment_method": "online"}
@@ -225,14 +237,27 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
                 bodies.append((f"/api/v1/coupons/{code}/redeem", body))  # one order id, in both places
         asyncio.run(_load(options["port"], api["token"], clients, bodies[:200]))  # warm-up, not measured
         generator = options.get("generator", "auto")
-        if generator == "wrk" or (generator == "auto" and shutil.which("wrk")):
-            measured = _wrk(options["port"], api["token"], clients, options.get("seconds", 20), bodies[200:])
-        else:
-            measured = asyncio.run(_load(options["port"], api["token"], clients, bodies[200:200 + n]))
-            measured["generator"] = "httpx"
-        if measured["errors"] > measured["requests"] // 10:  # a broken request body is not a fast endpoint
-            raise RuntimeError(f"{measured['errors']} of {measured['requests']} {kind} requests failed: not a "
-                               f"measurement (check the bodies against the API)")
+        use_wrk = generator == "wrk" or (generator == "auto" and shutil.which("wrk"))
+
+        def measure(what: str, measured_bodies: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+            if use_wrk:
+                result = _wrk(options["port"], api["token"], clients, options.get("seconds", 20), measured_bodies)
+            else:
+                result = asyncio.run(_load(options["port"], api["token"], clients, measured_bodies[:n]))
+                result["generator"] = "httpx"
+            if result["errors"] > result["requests"] // 10:  # a broken request body is not a fast endpoint
+                raise RuntimeError(f"{result['errors']} of {result['requests']} {what} requests failed: not a "
+                                   f"measurement (check the bodies against the API)")
+            return result
+
+        framework_floor = None
+        if not options.get("no_floor"):
+            # The floor first, then the endpoint, on the same server: same workers, same warm caches, same load.
+            floor_bodies = [(FLOOR_PATH, {"member_id": f"m-{i}"}) for i in range(max(n, 20_000) + 200)]
+            asyncio.run(_load(options["port"], api["token"], clients, floor_bodies[:200]))  # warm-up
+            framework_floor = measure("framework floor", floor_bodies[200:])
+        measured = measure(kind, bodies[200:])
+        load_after = os.getloadavg()[0]
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         server = None
@@ -255,13 +280,19 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
                                 VALUES (%s, %s, %s, %s, 'o', 33000, 3000, 'ios', 'online', '', now())""",
                              [row[1], row[2], row[0], member])
             floor = _floor(database, clients, floor_pool["codes"][:n], sql)
-        return {
+        result = {
             "benchmark": kind, "clients": clients, "gunicorn_workers": options["workers"],
-            "http": measured, "sql_floor": floor,
+            "worker_class": options.get("worker_class", "sync"), "threads": options.get("threads", 1),
+            "load_before": round(load_before, 2), "load_after": round(load_after, 2),
+            "http": measured, "framework_floor": framework_floor, "sql_floor": floor,
             "ratio_http_to_floor": round(measured["requests_per_s"] / floor["per_s"], 3),
             "bench_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "cpus": os.cpu_count(),
         }
+        if framework_floor is not None:
+            result["ratio_http_to_framework_floor"] = round(
+                measured["requests_per_s"] / framework_floor["requests_per_s"], 3)
+        return result
     finally:
         if server is not None:
             server.kill()
