@@ -135,6 +135,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("COU
 # runs, so PostgreSQL stops re-planning them on every request. Turn off behind a transaction-pooling PgBouncer.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = parse_bool(
     "DJANGO_DB_SERVER_SIDE_BINDING", env.str("DJANGO_DB_SERVER_SIDE_BINDING", default="true"))
+# ... which psycopg does only with a prepare_threshold: Django sets None (never prepare) unless OPTIONS names one, and
+# until #21 nothing did, so nothing was ever prepared. 5 runs of the same statement on a connection prepare it
+# (psycopg's default); psycopg keeps the 100 most recent per connection. 0 or less turns preparing off.
+_prepare_threshold = env.int("DJANGO_DB_PREPARE_THRESHOLD", default=5)
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_threshold if _prepare_threshold > 0 else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Dependency timeouts (issue #18: a frozen Redis or an unreachable PostgreSQL must never stall a request) ------

@@ -51,10 +51,18 @@ def frequency_rules(inventory: CouponInventory, action: str) -> list[tuple[str, 
     return rules
 
 
+# The member's current risk level (NULL: none). Named parameters, so the claim path can ask it in the same round
+# trip as the member's slot count (coupons.services.issue._next_slot, #21).
+MEMBER_LEVEL_SQL = ("(SELECT level FROM risk_memberrisk WHERE tenant_id = %(tenant)s AND member_id = %(member)s "
+                    "AND (expires_at IS NULL OR expires_at > %(now)s))")
+
+_UNREAD = object()
+
+
 def member_level(*, tenant_id: int, member_id: str, now: datetime | None = None) -> str | None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT level FROM risk_memberrisk WHERE tenant_id = %s AND member_id = %s "
-                       "AND (expires_at IS NULL OR expires_at > %s)", [tenant_id, member_id, now or timezone.now()])
+        cursor.execute("SELECT " + MEMBER_LEVEL_SQL,
+                       {"tenant": tenant_id, "member": member_id, "now": now or timezone.now()})
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -87,9 +95,12 @@ class RiskGuard:
     def __enter__(self) -> RiskGuard:
         return self
 
-    def check(self, inventory: CouponInventory, now: datetime | None = None) -> None:
+    def check(self, inventory: CouponInventory, now: datetime | None = None, level: object = _UNREAD) -> None:
+        """``level``: the member's level when the caller read it in its own statement (MEMBER_LEVEL_SQL, in this
+        transaction); read here otherwise."""
         now = now or timezone.now()
-        level = member_level(tenant_id=inventory.tenant_id, member_id=self.member_id, now=now)
+        if level is _UNREAD:
+            level = member_level(tenant_id=inventory.tenant_id, member_id=self.member_id, now=now)
         if level == MemberRisk.Level.BLOCK:
             raise MemberBlocked()
         if level == MemberRisk.Level.WATCH:

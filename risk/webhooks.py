@@ -199,6 +199,17 @@ def event_time(value: datetime | None, time_zone: str) -> str | None:
     return api_datetime(value, tenant_zone(time_zone)) if value is not None else None
 
 
+def endpoints_taking_sql(*, tenant: str, event: str) -> str:
+    """A scalar SQL subquery: the ids of the tenant's active endpoints taking ``event`` (an array, empty when none).
+    The claim and redeem statements return it beside their writes, so a tenant without endpoints pays no query and
+    the list is read in the transaction of the change (#21). ``tenant`` is an SQL expression; ``event`` must be one
+    of WEBHOOK_EVENTS (it is inlined)."""
+    if event not in WEBHOOK_EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    return (f"(SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM risk_webhookendpoint WHERE tenant_id = {tenant}"
+            f" AND is_active AND events @> ARRAY['{event}']::varchar[])")
+
+
 def outbox_add(*, tenant_id: int, event: str, data: dict[str, Any], occurred_at: datetime | None = None,
                key: str = "", endpoints: list[WebhookEndpoint] | None = None) -> list[int]:
     """Inside the transaction of the change it reports: one delivery of ``event`` per active endpoint of the tenant

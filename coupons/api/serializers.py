@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.shared_fields import SharedFieldsMixin
 from core.identifiers import IdentifierField, member_id_field as identifier_member_field, normalise_identifier
 from coupons.discounts import (MAX_CODES, CodesInvalid, Order, OrderInvalid, validate_codes_payload,
                                validate_order_payload)
@@ -179,7 +180,7 @@ def buyer_of(attrs: dict[str, Any]) -> Any:
     return Buyer(is_member=attrs.get("buyer", "member") != "guest", tier=attrs.get("tier") or "")
 
 
-class ClaimSerializer(RiskContextSerializer):
+class ClaimSerializer(SharedFieldsMixin, RiskContextSerializer):
     member_id = member_id_field
     inventory = serializers.CharField(max_length=16, required=False)
     promo_code = serializers.CharField(max_length=64, required=False)
@@ -209,7 +210,7 @@ class LockSerializer(RiskContextSerializer, BuyerSerializer):
         return resolve_order_id(check_buyer(attrs), required=True)
 
 
-class RedeemSerializer(LockSerializer):
+class RedeemSerializer(SharedFieldsMixin, LockSerializer):
     pass
 
 

@@ -32,7 +32,8 @@ from coupons.services import webhook_events
 from coupons.validity import CALENDAR_TYPES, validity_at_issue
 from events import windows
 from risk.budgets import consume as budget_consume
-from risk.guard import RiskGuard
+from risk.guard import MEMBER_LEVEL_SQL, RiskGuard
+from risk.webhooks import endpoints_taking_sql
 import time
 from django.conf import settings
 from coupons import bloom_check
@@ -104,11 +105,19 @@ def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime, 
         raise NotEligible(_("This coupon is only for selected members."), details={"reason": "audience"})
 
 
-def _next_slot(inventory: CouponInventory, member_id: str) -> int:
+# The member's slot count and risk level in one round trip, inside the claim's transaction under the member's lock.
+_MEMBER_STATE = ("SELECT (SELECT count(*) FROM coupons_couponissue WHERE inventory_id = %(inventory)s "
+                 "AND member_id = %(member)s), " + MEMBER_LEVEL_SQL)
+
+
+def _next_slot(inventory: CouponInventory, member_id: str, guard: RiskGuard, now: datetime) -> int:
+    """The member's next slot (1-based) of the inventory, after the risk guard's check (R-RISK-1/2) on the level read
+    in the same statement; the per-member limit refused here (R-ISS-3), the unique slot being the last guard."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM coupons_couponissue WHERE inventory_id = %s AND member_id = %s",
-                       [inventory.pk, member_id])
-        held = cursor.fetchone()[0]
+        cursor.execute(_MEMBER_STATE, {"inventory": inventory.pk, "member": member_id, "tenant": inventory.tenant_id,
+                                       "now": now})
+        held, level = cursor.fetchone()
+    guard.check(inventory, now, level=level)
     if held >= inventory.per_member_limit:
         if inventory.per_member_limit == 1:
             raise AlreadyClaimed()
@@ -152,7 +161,7 @@ WITH taken AS (
     RETURNING id
 )
 SELECT taken.id, taken.code, taken.batch_id, (SELECT count(*) FROM issue), (SELECT count(*) FROM counter),
-       (SELECT count(*) FROM audit)
+       (SELECT count(*) FROM audit), """ + endpoints_taking_sql(tenant="taken.tenant_id", event="coupon.issued") + """
   FROM taken
 """
 _TAKE_NEXT = _ISSUE_WRITES.replace("{which}", """id = (SELECT id FROM coupons_couponcode
@@ -203,8 +212,7 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
     try:
         with guard, member_lock(lock_key), transaction.atomic():
             advisory_lock(lock_key)
-            guard.check(inventory, now)  # R-RISK-1/2: block list, daily frequency limits
-            slot = _next_slot(inventory, member_id)
+            slot = _next_slot(inventory, member_id, guard, now)  # and R-RISK-1/2: block list, daily frequency limits
             with connection.cursor() as cursor:
                 cursor.execute(_TAKE_NEXT, _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via,
                                                          ctx=ctx, now=now, valid_from=valid_from,
@@ -218,7 +226,8 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                                 issued_at=now, valid_from=valid_from, valid_until=valid_until)
             coupon.batch = _batch(row[2])
             transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
-            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now)  # #16
+            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now,
+                                         endpoint_ids=row[6])  # #16
             if on_issued is not None:
                 on_issued(coupon)
     except IntegrityError as exc:
@@ -248,8 +257,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
     try:
         with guard, member_lock(lock_key), transaction.atomic():
             advisory_lock(lock_key)
-            guard.check(inventory, now)  # R-RISK-1/2
-            slot = _next_slot(inventory, member_id)
+            slot = _next_slot(inventory, member_id, guard, now)  # and R-RISK-1/2
             with connection.cursor() as cursor:
                 cursor.execute(_TAKE_THIS, _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via,
                                                          ctx=ctx, now=now, valid_from=valid_from,
@@ -263,7 +271,8 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
             coupon.valid_from, coupon.valid_until = valid_from, valid_until
             coupon.batch = _batch(coupon.batch_id)
             transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
-            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now)  # #16
+            webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now,
+                                         endpoint_ids=taken[6])  # #16
             return coupon
     except IntegrityError as exc:
         if "issue_unique_member_slot" in str(exc):

@@ -24,9 +24,17 @@ def _tenant_zone(inventory: CouponInventory) -> str:
     return str(tenant.time_zone)
 
 
-def _emit(event: str, coupon: CouponCode, inventory: CouponInventory, now: datetime, **extra: Any) -> None:
-    endpoints = list(WebhookEndpoint.objects.filter(tenant_id=inventory.tenant_id, is_active=True,
-                                                    events__contains=[event]))
+def _emit(event: str, coupon: CouponCode, inventory: CouponInventory, now: datetime,
+          endpoint_ids: list[int] | None = None, **extra: Any) -> None:
+    """``endpoint_ids``: the endpoints taking the event, when the change's own statement already read them
+    (``risk.webhooks.endpoints_taking_sql``); None reads them here."""
+    if endpoint_ids is not None:
+        if not endpoint_ids:
+            return  # the claim and redeem paths: no endpoint, no query (#21)
+        endpoints = list(WebhookEndpoint.objects.filter(pk__in=endpoint_ids))
+    else:
+        endpoints = list(WebhookEndpoint.objects.filter(tenant_id=inventory.tenant_id, is_active=True,
+                                                        events__contains=[event]))
     if not endpoints:
         return
     zone = _tenant_zone(inventory)
@@ -35,13 +43,15 @@ def _emit(event: str, coupon: CouponCode, inventory: CouponInventory, now: datet
     outbox_add(tenant_id=inventory.tenant_id, event=event, data=data, occurred_at=now, endpoints=endpoints)
 
 
-def coupon_issued(*, coupon: CouponCode, inventory: CouponInventory, via: str, now: datetime) -> None:
-    _emit("coupon.issued", coupon, inventory, now, issued_at=now, via=via)
+def coupon_issued(*, coupon: CouponCode, inventory: CouponInventory, via: str, now: datetime,
+                  endpoint_ids: list[int] | None = None) -> None:
+    _emit("coupon.issued", coupon, inventory, now, endpoint_ids, issued_at=now, via=via)
 
 
-def coupon_redeemed(*, coupon: CouponCode, order_id: str, order_amount: int, discount: int, now: datetime) -> None:
-    _emit("coupon.redeemed", coupon, coupon.inventory, now, order_id=order_id, order_amount=order_amount,
-          discount=discount, used_at=now)
+def coupon_redeemed(*, coupon: CouponCode, order_id: str, order_amount: int, discount: int, now: datetime,
+                    endpoint_ids: list[int] | None = None) -> None:
+    _emit("coupon.redeemed", coupon, coupon.inventory, now, endpoint_ids, order_id=order_id,
+          order_amount=order_amount, discount=discount, used_at=now)
 
 
 def coupon_refunded(*, coupon: CouponCode, order_id: str, discount: int, now: datetime) -> None:

@@ -49,8 +49,8 @@ class FirstCommitWaits:
                     sync.cond.wait_for(lambda: sync.other_ready, timeout=20)
             return response
 
-        def next_slot(inventory, member_id):
-            slot = original_slot(inventory, member_id)
+        def next_slot(*args, **kwargs):
+            slot = original_slot(*args, **kwargs)
             sync._other_event()
             return slot
 
