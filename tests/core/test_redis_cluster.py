@@ -318,3 +318,14 @@ def test_an_unreachable_cluster_is_an_outage_not_an_error(settings, db):
         bloom._params_cache.clear()
         with api_limits._local_lock:
             api_limits._local_logs.clear()
+
+
+@pytest.mark.django_db
+def test_health_checks_the_cluster_too(client, on_redis_cluster, settings):
+    from tests.faults.services import free_port
+
+    assert client.get("/health/").status_code == 200
+    settings.REDIS_CLUSTER_URL = f"redis://127.0.0.1:{free_port()}/0"  # no node there
+    core_redis.reset_clients()
+    response = client.get("/health/")
+    assert response.status_code == 503 and response.json()["down"] == ["redis"]
