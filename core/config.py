@@ -68,13 +68,15 @@ def redis_url_with_timeouts(url: str, connect: float, read: float) -> str:
     return parts._replace(query=query).geturl()
 
 
-def parse_redis_url(value: str) -> str:
+def parse_redis_url(value: str, *, name: str = "REDIS_URL") -> str:
     value = value.strip()
     if not value:
         return ""
     scheme = urlsplit(value).scheme
-    if scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfigured(f"REDIS_URL={value!r} must start with redis://, rediss:// or unix://.")
+    cluster = name == "REDIS_CLUSTER_URL"  # a cluster's nodes are reached over TCP only
+    if scheme not in ({"redis", "rediss"} if cluster else {"redis", "rediss", "unix"}):
+        schemes = "redis:// or rediss://" if cluster else "redis://, rediss:// or unix://"
+        raise ImproperlyConfigured(f"{name}={value!r} must start with {schemes}.")
     return value
 
 

@@ -9,7 +9,10 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from redis import Redis
+from redis.cluster import RedisCluster
 from rq import Queue
+
+from core import redis as core_redis
 from core.metrics import operator_caller
 
 
@@ -29,6 +32,8 @@ def _redis_and_queues() -> tuple[str, dict[str, Any]]:
     try:
         conn = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
         conn.ping()
+        if core_redis.is_cluster():  # the app's own keys on a Redis Cluster (issue #23): every primary answers
+            core_redis.client(timeout=2).ping(target_nodes=RedisCluster.PRIMARIES)
         queues = {name: {"queued": Queue(name, connection=conn).count} for name in settings.JOB_QUEUES}
         return "ok", queues
     except Exception as exc:

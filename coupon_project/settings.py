@@ -42,6 +42,12 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 REDIS_URL = parse_redis_url(env.str("REDIS_URL", default=""))
 USE_REDIS = bool(REDIS_URL)
+# A seed node of a Redis Cluster (issue #23) for the app's own keys: code-lookup limits, daily frequency counters,
+# member locks and the Bloom filter (core/redis.py; every multi-key operation in one hash slot:
+# docs/design/redis-cluster.md). RQ's queues and the cache stay on REDIS_URL, which stays required.
+REDIS_CLUSTER_URL = parse_redis_url(env.str("REDIS_CLUSTER_URL", default=""), name="REDIS_CLUSTER_URL")
+if REDIS_CLUSTER_URL and not USE_REDIS:
+    raise ImproperlyConfigured("REDIS_CLUSTER_URL needs REDIS_URL too (RQ's queues and the cache live there).")
 
 DJANGO_APPS = [
     "django.contrib.admin",

@@ -219,8 +219,19 @@ def _bit_is_set(data: bytes | memoryview, offset_in_data: int, bit: int) -> bool
 # --- backends ------------------------------------------------------------------------------------------------------
 
 
+def redis_base_key(key: str) -> str:
+    """The filter's key with a Redis Cluster hash tag: ``{<key>}`` unless ``key`` already holds one. Its bits, its
+    parameters and the temporary keys of a merge or a build share the tag, so the scripts touching several of them
+    run in one slot (issue #23; docs/design/redis-cluster.md). A filter made before the tag (``<key>:bits``) is not
+    read any more: writers rebuild a missing filter, and ``rebuild_bloom`` removes the untagged keys."""
+    start = key.find("{")
+    if start >= 0 and key.find("}", start + 1) > start + 1:  # Redis's rule: the first {, then a non-empty tag
+        return key
+    return f"{{{key}}}"
+
+
 class RedisBloomStore:
-    """The bits in one Redis string ``<key>:bits``, the parameters and counters in a hash ``<key>:meta``."""
+    """The bits in one Redis string ``{<key>}:bits``, the parameters and counters in a hash ``{<key>}:meta``."""
 
     _MERGE = """
     local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -247,13 +258,24 @@ class RedisBloomStore:
     redis.call('HINCRBY', KEYS[2], 'count', ARGV[2])
     return redis.call('HINCRBY', KEYS[2], 'version', 1)
     """
+    # Swaps a finished build in: KEYS = build, bits, meta; ARGV = the parameters' field, value pairs. A script rather
+    # than MULTI: a cluster client's pipelines refuse RENAME (redis-py), a script on one slot does not.
+    _INSTALL = """
+    redis.call('RENAME', KEYS[1], KEYS[2])
+    redis.call('PERSIST', KEYS[2])
+    redis.call('DEL', KEYS[3])
+    redis.call('HSET', KEYS[3], unpack(ARGV))
+    return 1
+    """
 
     def __init__(self, key: str, client: Any = None) -> None:
-        self.key = key
-        self.bits_key, self.meta_key = f"{key}:bits", f"{key}:meta"
+        self.key = redis_base_key(key)
+        self.legacy_keys = [f"{key}:bits", f"{key}:meta"] if self.key != key else []  # before the hash tag
+        self.bits_key, self.meta_key = f"{self.key}:bits", f"{self.key}:meta"
         self.redis = client if client is not None else _redis_client()
         self._merge = self.redis.register_script(self._MERGE)
         self._add = self.redis.register_script(self._ADD)
+        self._install = self.redis.register_script(self._INSTALL)
         self._redis_error = redis.RedisError
 
     def describe(self) -> str:
@@ -303,12 +325,10 @@ class RedisBloomStore:
         tmp = f"{self.key}:build:{uuid.uuid4().hex}"
         self.redis.set(tmp, memoryview(bits), ex=3600)
         meta = {**params.as_strings(), "count": str(count), "version": "1", "built_at": str(int(time.time()))}
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rename(tmp, self.bits_key)
-            pipe.persist(self.bits_key)  # RENAME keeps the build key's safety TTL
-            pipe.delete(self.meta_key)
-            pipe.hset(self.meta_key, mapping=meta)
-            pipe.execute()
+        # PERSIST: RENAME keeps the build key's safety TTL.
+        self._install(keys=[tmp, self.bits_key, self.meta_key], args=[v for pair in meta.items() for v in pair])
+        for legacy in self.legacy_keys:  # one key per command: the untagged keys are in other slots
+            self.redis.delete(legacy)
 
     def test(self, params: BloomParams, offsets: list[int]) -> bool | None:
         """True/False for one code's probe offsets; None when the filter is not the one ``params`` describe."""
@@ -488,18 +508,17 @@ class FileBloomStore:
 
 BloomStore = RedisBloomStore | FileBloomStore
 _redis_clients: dict[str, Any] = {}
-_stores: dict[tuple[str, str], BloomStore] = {}
+_stores: dict[tuple[str, str, str], BloomStore] = {}
 _stores_lock = threading.Lock()
 
 
 def _redis_client() -> Any:
-    url = settings.REDIS_URL
+    url = core_redis.url()
     client = _redis_clients.get(url)
     if client is None:
         # Whole-filter transfers (69 MiB) need a longer read timeout than a request's lookups (core.redis).
-        client = _redis_clients[url] = redis.Redis.from_url(
-            url, socket_timeout=settings.COUPON_REDIS_BULK_TIMEOUT_SECONDS,
-            socket_connect_timeout=settings.COUPON_REDIS_CONNECT_TIMEOUT_SECONDS, health_check_interval=30)
+        client = _redis_clients[url] = core_redis.new_client(
+            read_timeout=float(settings.COUPON_REDIS_BULK_TIMEOUT_SECONDS), health_check_interval=30)
     return client
 
 
@@ -516,10 +535,11 @@ def get_store(*, lookup: bool = False) -> BloomStore:
 
         return RedisBloomStore(location, client=core_redis.client())
     with _stores_lock:
-        store = _stores.get((backend, location))
+        where = (backend, location, core_redis.url() if backend == "redis" else "")
+        store = _stores.get(where)
         if store is None:
             store = RedisBloomStore(location) if backend == "redis" else FileBloomStore(Path(location))
-            _stores[(backend, location)] = store
+            _stores[where] = store
     return store
 
 

@@ -91,7 +91,7 @@ def counter_key(*, tenant_id: int, scope: str, action: str, dimension: str, valu
     """Values are hashed: phone numbers and IPs never appear in Redis or in the fallback table. The hash tag keeps
     one tenant's counters in one cluster slot, so the script may touch several of them."""
     digest = hashlib.sha256(value.encode()).hexdigest()[:24]
-    return f"risk:{_namespace()}:{{t{tenant_id}}}:{scope}:{action}:{dimension}:{digest}:{day:%Y%m%d}"
+    return f"risk:{_namespace()}:{core_redis.hash_tag(tenant_id)}:{scope}:{action}:{dimension}:{digest}:{day:%Y%m%d}"
 
 
 def forget_counters() -> int:

@@ -103,3 +103,34 @@ def _default_language():
     translation.deactivate()
     yield
     translation.deactivate()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes(tmp_path_factory):
+    """A 3-node Redis Cluster of stock ``redis-server`` processes for this session (tests/redis_cluster.py, issue #23);
+    started on first use, killed at the end. Never the shared Redis."""
+    from tests.redis_cluster import RedisClusterNodes
+
+    nodes = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.fixture
+def on_redis_cluster(settings, redis_cluster_nodes):
+    """The app's own Redis keys (limits, frequency counters, member locks, the Bloom filter) go to the test cluster
+    for this test (``REDIS_CLUSTER_URL``); RQ and the cache stay on the shared Redis. Yields a cluster client."""
+    from core import redis as core_redis
+    from coupons import bloom
+
+    def forget() -> None:
+        core_redis.reset_clients()
+        bloom._params_cache.clear()
+
+    settings.REDIS_CLUSTER_URL = redis_cluster_nodes.url
+    forget()
+    yield core_redis.client()
+    forget()

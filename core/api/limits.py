@@ -242,7 +242,7 @@ def identifier_key(value: Any) -> str:
 def request_budgets(*, request: Any, client_id: int, tenant_id: int, members: list[str],
                     devices: list[str]) -> list[Budget]:
     ns = _namespace()
-    tag = f"{{t{tenant_id}}}"  # one Redis Cluster slot per tenant: the script touches several keys
+    tag = core_redis.hash_tag(tenant_id)  # one Redis Cluster slot per tenant: the script touches several keys
     budgets = []
     for name, key, reason in (("COUPON_RATE_CODE_LOOKUP_CLIENT", f"client:{client_id}", "client_rate"),
                               ("COUPON_RATE_CODE_LOOKUP_IP", f"ip:{connection_ip(request)}", "ip_rate")):
