@@ -55,6 +55,8 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"],
                         help="gunicorn worker model (default sync; gthread with --threads).")
     parser.add_argument("--threads", type=int, default=1, help="Threads per gunicorn worker (gthread).")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="Alternate floor and endpoint in this many slices of seconds/rounds each (default 3).")
     parser.add_argument("--no-floor", action="store_true",
                         help="Skip the framework floor (#21): only the endpoint and the SQL floor.")
 
@@ -75,6 +77,22 @@ def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[s
     result = json.loads(re.search(r"BENCH_JSON (\{.*\})", out).group(1))
     result["requests_per_s"] = round(result["requests"] / result["seconds"])
     result["generator"] = "wrk"
+    return result
+
+
+def _combined(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measured slices as one: requests and seconds summed, percentiles the worst slice's (conservative)."""
+    if len(slices) == 1:
+        return slices[0]
+    requests = sum(s["requests"] for s in slices)
+    seconds = round(sum(s["seconds"] for s in slices), 2)
+    result: dict[str, Any] = {
+        "requests": requests, "seconds": seconds, "requests_per_s": round(requests / seconds),
+        "p50_ms": max(s["p50_ms"] for s in slices), "p95_ms": max(s["p95_ms"] for s in slices),
+        "p99_ms": max(s["p99_ms"] for s in slices),
+        "mean_ms": round(sum(s["mean_ms"] * s["requests"] for s in slices) / requests, 2),
+        "errors": sum(s["errors"] for s in slices), "generator": slices[0]["generator"],
+        "slices_requests_per_s": [s["requests_per_s"] for s in slices]}
     return result
 
 
@@ -239,9 +257,11 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
         generator = options.get("generator", "auto")
         use_wrk = generator == "wrk" or (generator == "auto" and shutil.which("wrk"))
 
-        def measure(what: str, measured_bodies: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        rounds = max(1, options.get("rounds", 1))
+
+        def measure(what: str, measured_bodies: list[tuple[str, dict[str, Any]]], seconds: int) -> dict[str, Any]:
             if use_wrk:
-                result = _wrk(options["port"], api["token"], clients, options.get("seconds", 20), measured_bodies)
+                result = _wrk(options["port"], api["token"], clients, seconds, measured_bodies)
             else:
                 result = asyncio.run(_load(options["port"], api["token"], clients, measured_bodies[:n]))
                 result["generator"] = "httpx"
@@ -250,13 +270,20 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
                                    f"measurement (check the bodies against the API)")
             return result
 
-        framework_floor = None
+        # The floor and the endpoint on the same server (same workers, same warm caches), in alternating slices of
+        # seconds/rounds each, so that a change of the machine's load during the run falls on both alike.
+        floor_bodies = [(FLOOR_PATH, {"member_id": f"m-{i}"}) for i in range(max(n, 20_000) + 200)]
         if not options.get("no_floor"):
-            # The floor first, then the endpoint, on the same server: same workers, same warm caches, same load.
-            floor_bodies = [(FLOOR_PATH, {"member_id": f"m-{i}"}) for i in range(max(n, 20_000) + 200)]
             asyncio.run(_load(options["port"], api["token"], clients, floor_bodies[:200]))  # warm-up
-            framework_floor = measure("framework floor", floor_bodies[200:])
-        measured = measure(kind, bodies[200:])
+        slice_seconds = max(1, options.get("seconds", 20) // rounds)
+        chunk = (len(bodies) - 200) // rounds
+        floor_slices, slices = [], []
+        for r in range(rounds):
+            if not options.get("no_floor"):
+                floor_slices.append(measure("framework floor", floor_bodies[200:], slice_seconds))
+            slices.append(measure(kind, bodies[200 + r * chunk:200 + (r + 1) * chunk], slice_seconds))
+        framework_floor = _combined(floor_slices) if floor_slices else None
+        measured = _combined(slices)
         load_after = os.getloadavg()[0]
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

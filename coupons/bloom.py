@@ -268,6 +268,17 @@ class RedisBloomStore:
     return 1
     """
 
+    # One code's probe: KEYS = bits, meta; ARGV = the epoch, then Redis bit numbers (most significant bit first).
+    # 1 = every bit set, 0 = one is not (stops at the first), -1 = another filter than the caller's parameters (#21:
+    # one command instead of a pipeline of one HGET and a GETRANGE per probe).
+    _TEST = """
+    if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[1] then return -1 end
+    for i = 2, #ARGV do
+        if redis.call('GETBIT', KEYS[1], ARGV[i]) == 0 then return 0 end
+    end
+    return 1
+    """
+
     def __init__(self, key: str, client: Any = None) -> None:
         self.key = redis_base_key(key)
         self.legacy_keys = [f"{key}:bits", f"{key}:meta"] if self.key != key else []  # before the hash tag
@@ -276,6 +287,7 @@ class RedisBloomStore:
         self._merge = self.redis.register_script(self._MERGE)
         self._add = self.redis.register_script(self._ADD)
         self._install = self.redis.register_script(self._INSTALL)
+        self._test = self.redis.register_script(self._TEST)
         self._redis_error = redis.RedisError
 
     def describe(self) -> str:
@@ -332,14 +344,10 @@ class RedisBloomStore:
 
     def test(self, params: BloomParams, offsets: list[int]) -> bool | None:
         """True/False for one code's probe offsets; None when the filter is not the one ``params`` describe."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self.meta_key, "epoch")
-            for off in offsets:
-                pipe.getrange(self.bits_key, off >> 3, off >> 3)
-            epoch, *bytes_ = pipe.execute()
-        if (epoch or b"").decode() != params.epoch:
-            return None
-        return all(len(b) == 1 and _bit_is_set(b, 0, off & 7) for b, off in zip(bytes_, offsets, strict=True))
+        # Our bit b of a byte is its (1 << b) (_bit_is_set); Redis numbers a byte's bits from the most significant.
+        answer = self._test(keys=[self.bits_key, self.meta_key],
+                            args=[params.epoch, *((off & ~7) + 7 - (off & 7) for off in offsets)])
+        return None if answer == -1 else answer == 1
 
     def drop(self) -> None:
         self.redis.delete(self.bits_key, self.meta_key)

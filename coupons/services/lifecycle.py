@@ -23,17 +23,38 @@ from coupons.exceptions import (AlreadyUsed, CouponExpired, CouponNotFound, Lock
 from coupons.services import webhook_events
 from coupons.codes import normalise_code
 from coupons.services.issue import RequestContext
-from coupons.models import CouponCode, CouponUsage
+from coupons.models import CouponBatch, CouponCode, CouponInventory, CouponPolicy, CouponUsage
+from core.rows import JoinedRows
 from coupons.discounts import Order
 from coupons.pricing import MEMBER, Buyer, Quote, quote
 from coupons.validity import effective_status
 from risk.budgets import consume as budget_consume
 from risk.budgets import release_use as budget_release_use
 from risk.guard import RiskGuard
+from risk.webhooks import endpoints_taking_sql
 from core.metrics import record_redemption
 from coupons import bloom_check
 
 S = CouponCode.Status
+
+
+# The code row locked for this transaction, with its inventory, policy, tenant and batch: one statement written once
+# (core.rows), not an ORM query compiled on every redemption (#21).
+_LOCKED_ROWS = JoinedRows([(CouponCode, "c"), (CouponInventory, "i"), (CouponPolicy, "p"), (Tenant, "t"),
+                           (CouponBatch, "b")])
+_LOCKED_SQL: str | None = None
+
+
+def _locked_sql() -> str:
+    global _LOCKED_SQL
+    if _LOCKED_SQL is None:
+        _LOCKED_SQL = (f"SELECT {_LOCKED_ROWS.columns()} FROM coupons_couponcode c "
+                       "JOIN coupons_couponinventory i ON i.id = c.inventory_id "
+                       "JOIN coupons_couponpolicy p ON p.id = i.policy_id "
+                       "JOIN core_tenant t ON t.id = i.tenant_id "
+                       "JOIN coupons_couponbatch b ON b.id = c.batch_id "
+                       "WHERE c.tenant_id = %s AND c.code = %s FOR UPDATE OF c")
+    return _LOCKED_SQL
 
 
 def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
@@ -41,12 +62,17 @@ def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
     code = normalise_code(raw_code)
     if code and not bloom_check.might_exist(code, tenant.pk):  # certainly not this tenant's: no database query (R-RISK-4)
         raise CouponNotFound()
-    coupon = (CouponCode.objects.select_for_update(of=("self",))
-              .select_related("inventory__policy", "inventory__tenant", "batch")
-              .filter(tenant=tenant, code=code).first()) if code else None
-    if coupon is None:
+    row = None
+    if code:
+        with connection.cursor() as cursor:
+            cursor.execute(_locked_sql(), [tenant.pk, code])
+            row = cursor.fetchone()
+    if row is None:
         raise CouponNotFound()
-    return coupon
+    coupon, inventory, policy, owner, batch = _LOCKED_ROWS.load(row)
+    inventory.policy, inventory.tenant = policy, owner
+    coupon.inventory, coupon.batch = inventory, batch
+    return coupon  # type: ignore[return-value]
 
 
 def _refuse_unusable(coupon: CouponCode, now: datetime, *, order_id: str | None = None) -> None:
@@ -133,12 +159,13 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
                 "channel": usage.channel, "payment_method": usage.payment_method,
                 "client": ctx.client.pk if ctx.client else None, "ip": ctx.ip, "device": ctx.device_id, "now": now,
                 "shard": shard_of(member_id), **actor_params(ctx.actor), "code": coupon.code, "before": before})
-            usage.pk = cursor.fetchone()[0]
+            written = cursor.fetchone()
+            usage.pk, endpoint_ids = written[0], written[3]
         budget_consume(inventory=coupon.inventory, kind="use", amount=priced.discount, now=now)  # R-RISK-3, last
         transaction.on_commit(lambda: record_redemption(tenant.pk))  # /metrics (R-OPS)
         coupon.status, coupon.used_at, coupon.locked_order_id, coupon.locked_at = S.USED, now, None, None
         webhook_events.coupon_redeemed(coupon=coupon, order_id=order_id, order_amount=priced.order_amount,
-                                       discount=priced.discount, now=now)  # #16
+                                       discount=priced.discount, now=now, endpoint_ids=endpoint_ids)  # #16
     return coupon, usage
 
 
@@ -168,7 +195,8 @@ WITH used AS (
     created_at="%(now)s", source="used") + """
     RETURNING id
 )
-SELECT (SELECT id FROM usage), (SELECT count(*) FROM counter), (SELECT count(*) FROM audit)
+SELECT (SELECT id FROM usage), (SELECT count(*) FROM counter), (SELECT count(*) FROM audit),
+       """ + endpoints_taking_sql(tenant="%(tenant)s", event="coupon.redeemed") + """
 """
 
 
