@@ -137,7 +137,8 @@ def _seed(n: int, *, issued: bool) -> dict[str, Any]:
             cursor.execute("SELECT code, member_id FROM coupons_couponcode WHERE batch_id = %s ORDER BY id",
                            [batch.pk])
             codes = [f"{code}|{member}" for code, member in cursor.fetchall()]
-    return {"token": token, "inventory": inventory.public_id, "inventory_id": inventory.pk, "codes": codes}
+    return {"token": token, "inventory": inventory.public_id, "inventory_id": inventory.pk, "codes": codes,
+            "tenant_id": tenant.pk}
 
 
 def _serve(database: str, port: int, workers: int, worker_class: str = "sync", threads: int = 1

@@ -45,13 +45,13 @@ def bench_foreign_code(options: dict[str, Any]) -> dict[str, Any]:
         bloom_drop()  # a filter left in Redis by an earlier run of this scratch database is not this one's
         own = _seed(n, issued=True)
         foreign = _seed(n, issued=True)
-        per_tenant = get_store().params().per_tenant
+        per_tenant = get_store(own["tenant_id"]).params() is not None  # its own filter (one per tenant, #23)
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {own['token']}")
         unknown: list[str] = []
         while len(unknown) < samples:
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
-            if not might_exist(code):
+            if not might_exist(code, own["tenant_id"]):
                 unknown.append(code)
         kinds = {"unknown": unknown,
                  "foreign": [c.split("|")[0] for c in foreign["codes"][:samples]],

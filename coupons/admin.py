@@ -28,7 +28,6 @@ from coupons import selectors, services
 from coupons.services import revocation as revocations
 from coupons.admin_generation import BatchGenerationAdminMixin
 from coupons.services.counters import inventory_counts
-from coupons.codes import normalise_code
 from coupons.services.issue import RequestContext
 from coupons.services.grant import GRANT_APPROVE_PERMISSION, grant_approve, grant_reject
 from coupons.services.grant import grant_create as issue_grant
@@ -507,7 +506,9 @@ class CouponCodeAdmin(LargeTableAdminMixin, TenantScopedAdmin):
         # Codes are looked up normalised (R-CODE-4): case-insensitive, '-' and spaces ignored.
         term = search_term.strip()
         if term:
-            return queryset.filter(code=normalise_code(term)) | queryset.filter(member_id=term), False
+            # The code by its (tenant, code) index in the user's tenant (each tenant, for a superuser): issue #23.
+            ids = selectors.code_ids(term, tenant_id=user_tenant_id(request))
+            return queryset.filter(Q(id__in=ids) | Q(member_id=term)), False
         return queryset, False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -549,11 +550,12 @@ class ReadOnlyLogAdmin(TenantScopedAdmin):
         return False
 
 
-def _code_ids(term: str) -> list[int]:
+def _code_ids(request: HttpRequest, term: str) -> list[int]:
     """The ids of the code a console search term names (R-CODE-4 normalising), looked up first on the code's unique
-    index: an OR across a join would keep the big issue and usage tables from their own indexes (a scan of 10M
-    rows); with literal ids every branch of the OR is an index probe. The list's own tenant filter still applies."""
-    return selectors.code_ids(term)
+    (tenant, code) index, in the user's tenant: an OR across a join would keep the big issue and usage tables from
+    their own indexes (a scan of 10M rows); with literal ids every branch of the OR is an index probe. The list's own
+    tenant filter still applies."""
+    return selectors.code_ids(term, tenant_id=user_tenant_id(request))
 
 
 @admin.register(CouponIssue)
@@ -568,7 +570,7 @@ class CouponIssueAdmin(LargeTableAdminMixin, ReadOnlyLogAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(Q(member_id=term) | Q(coupon_id__in=_code_ids(term))), False
+        return queryset.filter(Q(member_id=term) | Q(coupon_id__in=_code_ids(request, term))), False
 
 
 @admin.register(CouponUsage)
@@ -589,7 +591,7 @@ class CouponUsageAdmin(LargeTableAdminMixin, ReadOnlyLogAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(Q(order_id=term) | Q(member_id=term) | Q(coupon_id__in=_code_ids(term))), False
+        return queryset.filter(Q(order_id=term) | Q(member_id=term) | Q(coupon_id__in=_code_ids(request, term))), False
 
 
 def grant_terms(grant: CouponGrant) -> list[tuple[Any, str]]:

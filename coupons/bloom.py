@@ -1,13 +1,13 @@
-"""One Bloom filter over every coupon code of the database, shared by all processes (R-CODE-3, R-RISK-4).
+"""One Bloom filter per tenant over that tenant's coupon codes, shared by all processes (R-CODE-3, R-RISK-4, #23).
 
-Invariant: a code's bits are published before the transaction that inserts it commits; bits are only OR-ed in.
+Invariant: a code's bits are published to its tenant's filter before the transaction that inserts it commits; bits
+are only OR-ed in.
 Design: docs/design/codes.md#coupons-bloom.
 """
 from __future__ import annotations
 
 import fcntl
 import logging
-import dataclasses
 import math
 import mmap
 import os
@@ -26,15 +26,13 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from core.locks import advisory_acquire, advisory_release, session_lock
+from core.locks import advisory_acquire, advisory_release, lock_key, session_lock
 import redis
 from core import redis as core_redis
 
 logger = logging.getLogger("coupons.bloom")
 
 MAX_CODE_BYTES = 48  # coupons_couponcode.code is varchar(48)
-# pg_advisory_lock key shared by every writer of codes (shared) and by the rebuild (exclusive): ASCII "CPNBLOOM".
-BLOOM_LOCK_KEY = int.from_bytes(b"CPNBLOOM", "big") & 0x7FFF_FFFF_FFFF_FFFF
 PIECE_BYTES = 8 << 20  # the filter is read and compared in pieces: bounded extra memory, no 69 MiB temporaries
 
 _MASK = (1 << 64) - 1
@@ -66,20 +64,8 @@ class BloomParams:
             raise ValueError(f"a filter for {capacity} codes at {error_rate} needs {m / 8 / 2**20:.0f} MiB; "
                              "the most is 512 MiB (2^32 bits)")
         k = max(1, round(m / capacity * math.log(2)))
-        # "t" + 15 hex digits: a build holding per-tenant entries too (issue #17; older builds' epochs are all hex).
-        return cls(m=m, k=k, seed=secrets.randbits(64), epoch="t" + secrets.token_hex(8)[1:], capacity=capacity,
+        return cls(m=m, k=k, seed=secrets.randbits(64), epoch=secrets.token_hex(8), capacity=capacity,
                    error_rate=error_rate)
-
-    @property
-    def per_tenant(self) -> bool:
-        """This build also holds every code under its tenant's own seed (``for_tenant``), so a lookup can ask "is it
-        a code *of this tenant*?" and answer another tenant's code as cheaply as an unknown one (issue #17)."""
-        return self.epoch.startswith("t")
-
-    def for_tenant(self, tenant_id: int) -> BloomParams:
-        """The same bits, probed with the tenant's seed: the per-tenant entries of one filter."""
-        seed = _fmix_py(self.seed ^ ((int(tenant_id) * _S1) & _MASK))
-        return dataclasses.replace(self, seed=seed)
 
     @property
     def nbytes(self) -> int:
@@ -197,16 +183,6 @@ class BitArray:
             p = _probe_np(h1, h2, i, self.params.m)
             self._set(p >> np.uint64(3), np.left_shift(np.uint8(1), (p & np.uint64(7)).astype(np.uint8)))
 
-    def add_per_tenant(self, codes: np.ndarray, tenant_ids: np.ndarray | int) -> None:
-        """Add ``codes`` under their tenants' seeds (``BloomParams.for_tenant``), when the build keeps them."""
-        if not self.params.per_tenant or not len(codes):
-            return
-        if isinstance(tenant_ids, (int, np.integer)):
-            BitArray(self.params.for_tenant(int(tenant_ids)), self.bits).add(codes)
-            return
-        for tenant_id in np.unique(tenant_ids).tolist():
-            BitArray(self.params.for_tenant(tenant_id), self.bits).add(codes[tenant_ids == tenant_id])
-
     def _set(self, byte: np.ndarray, mask: np.ndarray) -> None:
         # Not ``bits[byte] |= mask``: with a repeated index that keeps only the last write and loses bits.
         np.bitwise_or.at(self.bits, byte, mask)
@@ -231,7 +207,11 @@ def redis_base_key(key: str) -> str:
 
 
 class RedisBloomStore:
-    """The bits in one Redis string ``{<key>}:bits``, the parameters and counters in a hash ``{<key>}:meta``."""
+    """The bits in one Redis string ``<key>:bits``, the parameters and counters in a hash ``<key>:meta``.
+
+    ``key`` is a tenant's (``store_location``): it carries the tenant's ``{t<id>}`` hash tag (``redis_base_key``
+    adds one to a key without), so these two keys and the temporary ``<key>:merge:…`` / ``<key>:build:…`` keys the
+    scripts touch share one cluster slot."""
 
     _MERGE = """
     local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -530,14 +510,34 @@ def _redis_client() -> Any:
     return client
 
 
-def get_store(*, lookup: bool = False) -> BloomStore:
-    """The filter of the database this process uses (a test database never shares the real one's filter)."""
-    db_name = connection.settings_dict["NAME"]
+def _redis_base() -> str:
+    # Derived from the database name unless configured, so a test database never shares the real filters.
+    return settings.BLOOM_REDIS_KEY or f"coupons:bloom:{connection.settings_dict['NAME']}"
+
+
+def _file_base() -> Path:
+    return Path(settings.BLOOM_FILE or Path(settings.BLOOM_DIR) / f"{connection.settings_dict['NAME']}.bloom")
+
+
+def tenant_tag(tenant_id: int) -> str:
+    """The Redis Cluster hash tag of a tenant's keys, ``{t<id>}``: every key of one filter (bits, parameters, the
+    temporary merge and build keys its Lua scripts and pipelines touch) falls into the tenant's one hash slot."""
+    return f"{{t{int(tenant_id)}}}"
+
+
+def store_location(tenant_id: int) -> str:
+    """Where a tenant's filter lives: the Redis key ``<COUPON_BLOOM_REDIS_KEY>:{t<id>}`` (``coupons:bloom:<database>``
+    when unset), or the file ``<name>.t<id>.bloom`` beside ``COUPON_BLOOM_FILE`` (``var/bloom/<database>.bloom``)."""
+    if settings.BLOOM_BACKEND == "redis":
+        return f"{_redis_base()}:{tenant_tag(tenant_id)}"
+    base = _file_base()
+    return str(base.with_name(f"{base.stem}.t{int(tenant_id)}{base.suffix}"))
+
+
+def get_store(tenant_id: int, *, lookup: bool = False) -> BloomStore:
+    """The filter of one tenant of the database this process uses (issue #23: one filter per tenant)."""
     backend = settings.BLOOM_BACKEND
-    if backend == "redis":
-        location = settings.BLOOM_REDIS_KEY or f"coupons:bloom:{db_name}"
-    else:
-        location = settings.BLOOM_FILE or str(Path(settings.BLOOM_DIR) / f"{db_name}.bloom")
+    location = store_location(tenant_id)
     if lookup and backend == "redis":
         # A request's lookup: the short timeouts of core.redis, so a frozen Redis costs at most one timeout.
 
@@ -551,15 +551,21 @@ def get_store(*, lookup: bool = False) -> BloomStore:
     return store
 
 
+def _tenant_ids() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM core_tenant ORDER BY id")
+        return [int(r[0]) for r in cursor.fetchall()]
+
+
 # --- single-code lookup (validation paths) -------------------------------------------------------------------------
 
 _params_cache: dict[str, BloomParams] = {}
 
 
-def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
-    """False only if ``code`` (normalised, R-CODE-4) certainly is not a code of this database — with ``tenant_id``
-    on a per-tenant build, not a code of that tenant, so another tenant's code costs what an unknown one costs
-    (issue #17). No database query.
+def bloom_might_contain(code: str, tenant_id: int) -> bool:
+    """False only if ``code`` (normalised, R-CODE-4) certainly is not a code of tenant ``tenant_id``: asked of that
+    tenant's own filter, so another tenant's code costs exactly what an unknown one costs (issue #17, #23). No
+    database query.
 
     Fails open: without a filter, or when the filter cannot be read, the answer is True and the caller asks the
     database, which stays the authority.
@@ -571,7 +577,7 @@ def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
     if settings.BLOOM_BACKEND == "redis" and core_redis.is_down():
         return True  # fail open at once while Redis is known not to answer (issue #18)
     try:
-        store = get_store(lookup=True)
+        store = get_store(tenant_id, lookup=True)
         for _attempt in range(2):
             params = _params_cache.get(store.describe())
             if params is None:
@@ -579,8 +585,7 @@ def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
                 if params is None:
                     return True
                 _params_cache[store.describe()] = params
-            probe = params.for_tenant(tenant_id) if tenant_id is not None and params.per_tenant else params
-            answer = store.test(params, offsets_one(data, probe))
+            answer = store.test(params, offsets_one(data, params))
             if answer is not None:
                 return answer
             _params_cache.pop(store.describe(), None)  # rebuilt since we cached its parameters
@@ -595,9 +600,15 @@ def bloom_might_contain(code: str, tenant_id: int | None = None) -> bool:
 # --- locks ---------------------------------------------------------------------------------------------------------
 
 
+def bloom_lock_key(tenant_id: int) -> int:
+    """pg_advisory_lock key of one tenant's filter: held shared by every writer of the tenant's codes, exclusive by
+    its rebuild. Per tenant, so rebuilding one tenant's filter never waits for another tenant's generation."""
+    return lock_key(f"coupons.bloom:t{int(tenant_id)}")
+
+
 @contextmanager
-def _advisory_lock(shared: bool) -> Iterator[None]:
-    with session_lock(BLOOM_LOCK_KEY, wait=True, shared=shared):
+def _advisory_lock(tenant_id: int, shared: bool) -> Iterator[None]:
+    with session_lock(bloom_lock_key(tenant_id), wait=True, shared=shared):
         yield
 
 
@@ -605,7 +616,7 @@ def _advisory_lock(shared: bool) -> Iterator[None]:
 
 
 class BloomWriter:
-    """A process's working copy of the filter while it writes codes (generation).
+    """A process's working copy of one tenant's filter while it writes that tenant's codes (generation).
 
     ``admit`` tests candidates against the copy and adds the admitted ones to it, atomically with respect to other
     threads of the writer; ``publish`` makes everything added so far part of the shared filter (call it before the
@@ -641,7 +652,7 @@ class BloomWriter:
         return self._generation
 
     def admit(self, codes: np.ndarray, *, verify: Callable[[np.ndarray], np.ndarray] | None = None,
-              limit: int | None = None, verify_all: bool = False, tenant_id: int | None = None) -> np.ndarray:
+              limit: int | None = None, verify_all: bool = False) -> np.ndarray:
         """Indices (in ``codes`` order) of the candidates admitted: certainly not present, or — when ``verify`` is
         given — reported absent by ``verify`` for the ones the filter cannot rule out (for every candidate with
         ``verify_all``: once the filter has been caught missing codes, its "absent" is not trusted either). At most
@@ -659,17 +670,13 @@ class BloomWriter:
             if limit is not None:
                 admitted = admitted[:limit]
             self.local.add(codes[admitted])
-            if tenant_id is not None:
-                self.local.add_per_tenant(codes[admitted], tenant_id)
             self._generation += 1
             self._unpublished_codes += len(admitted)
             return admitted
 
-    def add(self, codes: np.ndarray, *, tenant_id: int | None = None) -> int:
+    def add(self, codes: np.ndarray) -> int:
         with self.lock:
             self.local.add(codes)
-            if tenant_id is not None:
-                self.local.add_per_tenant(codes, tenant_id)
             self._generation += 1
             self._unpublished_codes += len(codes)
             return self._generation
@@ -703,64 +710,85 @@ class BloomWriter:
             self._version = after
 
 
-def _ensure_filter(store: BloomStore) -> BloomParams:
-    """Holding the shared lock: the filter's parameters, building the filter from the database if it is missing."""
+
+
+def _ensure_filter(store: BloomStore, tenant_id: int, need: int = 0) -> BloomParams:
+    """Holding the tenant's shared lock: the parameters of its filter, building the filter from the database if it is
+    missing — or, when ``need`` more codes would take it past its capacity, rebuilding it larger (at most once)."""
+    grown = False
     while True:
         params = store.params()
-        if params is not None:
+        too_small = params is not None and need > 0 and not grown and \
+            store.stats()["count"] + need > params.capacity and params.capacity < max_capacity(params.error_rate)
+        if params is not None and not too_small:
             return params
         # Upgrade: drop the shared lock, build under the exclusive one (unless someone did meanwhile), re-take.
-        advisory_release(BLOOM_LOCK_KEY, shared=True)
+        advisory_release(bloom_lock_key(tenant_id), shared=True)
         try:
-            if store.params() is None:
+            current = store.params()
+            if current is None:
                 logger.warning("Bloom filter missing (%s): rebuilding it from the database", store.describe())
-                bloom_rebuild()
+                bloom_rebuild(tenant_id=tenant_id)
+            elif need > 0 and store.stats()["count"] + need > current.capacity:
+                logger.info("Bloom filter %s: %s more codes would pass its capacity (%s); rebuilding it larger",
+                            store.describe(), need, current.capacity)
+                bloom_rebuild(tenant_id=tenant_id, capacity=auto_capacity(
+                    store.stats()["count"] + need, current.error_rate), error_rate=current.error_rate)
+            grown = True
         finally:
-            advisory_acquire(BLOOM_LOCK_KEY, shared=True)
+            advisory_acquire(bloom_lock_key(tenant_id), shared=True)
 
 
 @contextmanager
-def bloom_writer() -> Iterator[BloomWriter]:
-    """A working copy of the shared filter, with the writers' lock held shared for the whole block.
+def bloom_writer(tenant_id: int, *, need: int = 0) -> Iterator[BloomWriter]:
+    """A working copy of the tenant's filter, with its writers' lock held shared for the whole block. ``need``: how
+    many codes the block may add (the filter is grown first if they would not fit).
 
     Commit every code inserted under it before leaving the block (and ``publish`` before each commit).
     """
-    store = get_store()
-    with _advisory_lock(shared=True):
-        params = _ensure_filter(store)
+    store = get_store(tenant_id)
+    with _advisory_lock(tenant_id, shared=True):
+        params = _ensure_filter(store, tenant_id, need)
         writer = BloomWriter(store, params)
         writer.load()
         yield writer
 
 
 @contextmanager
-def bloom_adding(codes: Iterable[str], *, tenant_id: int | None = None) -> Iterator[None]:
+def bloom_adding(codes: Iterable[str], *, tenant_id: int) -> Iterator[None]:
     """For writers of a few codes outside batch generation (e.g. test factories, imports): adds the codes' bits to the
-    shared filter — with ``tenant_id``, the tenant's entries too — then runs the block: insert *and commit* the codes
-    inside it. Without ``tenant_id`` a per-tenant build answers "not this tenant's" for them until a rebuild."""
+    tenant's filter, then runs the block: insert *and commit* the codes inside it."""
     array = as_code_array(codes)
-    store = get_store()
-    with _advisory_lock(shared=True):
+    store = get_store(tenant_id)
+    with _advisory_lock(tenant_id, shared=True):
         params = store.params()
         if params is not None and len(array):
             byte_masks: dict[int, int] = {}
-            seeds = [params] + ([params.for_tenant(tenant_id)] if tenant_id is not None and params.per_tenant else [])
-            for probe in seeds:
-                h1, h2 = hash_codes(array, probe.seed)
-                for i in range(params.k):
-                    p = _probe_np(h1, h2, i, params.m)
-                    for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist(), strict=True):
-                        byte_masks[off] = byte_masks.get(off, 0) | (1 << bit)
+            h1, h2 = hash_codes(array, params.seed)
+            for i in range(params.k):
+                p = _probe_np(h1, h2, i, params.m)
+                for off, bit in zip((p >> np.uint64(3)).tolist(), (p & np.uint64(7)).tolist(), strict=True):
+                    byte_masks[off] = byte_masks.get(off, 0) | (1 << bit)
             store.add_bits(params, byte_masks, len(array))
-        # No filter: nothing to keep in step; the next writer builds it from the database, after our commit.
+        # No filter: nothing to keep in step; the tenant's next writer builds it from the database, after our commit.
         yield
 
 
 # --- rebuild and verification --------------------------------------------------------------------------------------
 
 
-def iter_code_blocks(*, where: str = "", params: list[Any] | None = None, block: int = 500_000,
-                     tenants: list[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+def _codes_from_text(n: int, codes_text: str) -> np.ndarray | None:
+    raw = codes_text.encode("utf-8")
+    if len(raw) != n * MAX_CODE_BYTES:  # a non-ASCII code: widths differ, the caller takes the slow path
+        return None
+    matrix = np.frombuffer(raw, np.uint8).reshape(n, MAX_CODE_BYTES).copy()
+    matrix[matrix == 0x20] = 0  # rpad's spaces back to NUL padding (codes never hold spaces, R-CODE-4)
+    codes: np.ndarray = matrix.view(f"S{MAX_CODE_BYTES}").ravel()
+    return codes
+
+
+def iter_code_blocks(*, where: str = "", params: list[Any] | None = None,
+                     block: int = 500_000) -> Iterator[np.ndarray]:
     """The codes of coupons_couponcode in id order, ``block`` rows at a time, as ``S48`` numpy arrays.
 
     Each block comes as one space-padded string (``string_agg``), so no Python object is made per code; keyset
@@ -771,93 +799,213 @@ def iter_code_blocks(*, where: str = "", params: list[Any] | None = None, block:
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""SELECT count(*), max(id), string_agg(rpad(code, 48), '' ORDER BY id),
-                           string_agg(tenant_id::text, ',' ORDER BY id)
-                      FROM (SELECT id, code, tenant_id FROM coupons_couponcode WHERE id > %s {condition}
+                f"""SELECT count(*), max(id), string_agg(rpad(code, 48), '' ORDER BY id)
+                      FROM (SELECT id, code FROM coupons_couponcode WHERE id > %s {condition}
                             ORDER BY id LIMIT %s) s""",
                 [last_id, *(params or []), block],
             )
-            n, max_id, codes_text, tenants_text = cursor.fetchone()
-        if n and tenants is not None:  # the caller's list gets this block's tenant ids (same order as the codes)
-            tenants.append(np.array(tenants_text.split(","), dtype=np.int64))
+            n, max_id, codes_text = cursor.fetchone()
         if not n:
             return
-        raw = codes_text.encode("utf-8")
-        if len(raw) != n * MAX_CODE_BYTES:  # a non-ASCII code: widths differ, take the slow path for this block
+        codes = _codes_from_text(n, codes_text)
+        if codes is None:
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT code FROM coupons_couponcode WHERE id > %s AND id <= %s {condition} "
                                "ORDER BY id", [last_id, max_id, *(params or [])])
                 codes = as_code_array(r[0] for r in cursor.fetchall())
-        else:
-            matrix = np.frombuffer(raw, np.uint8).reshape(n, MAX_CODE_BYTES).copy()
-            matrix[matrix == 0x20] = 0  # rpad's spaces back to NUL padding (codes never hold spaces, R-CODE-4)
-            codes = matrix.view(f"S{MAX_CODE_BYTES}").ravel()
         yield codes
         last_id = max_id
 
 
-def bloom_rebuild(*, capacity: int | None = None, error_rate: float | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Build the filter from every code in the database and swap it in (R-CODE-3). Waits for running writers."""
-    store = get_store()
+def iter_tenant_codes(tenant_id: int, *, block: int = 500_000) -> Iterator[np.ndarray]:
+    """One tenant's codes in code order, ``block`` at a time (``S48`` arrays): keyset pagination on the
+    ``(tenant_id, code)`` unique index, so the scan reads only this tenant's index range — an index-only scan once the
+    table is vacuumed — however many codes the other tenants hold."""
+    last = ""
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """SELECT count(*), max(code), string_agg(rpad(code, 48), '' ORDER BY code)
+                     FROM (SELECT code FROM coupons_couponcode WHERE tenant_id = %s AND code > %s
+                           ORDER BY code LIMIT %s) s""",
+                [tenant_id, last, block],
+            )
+            n, max_code, codes_text = cursor.fetchone()
+        if not n:
+            return
+        codes = _codes_from_text(n, codes_text)
+        if codes is None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT code FROM coupons_couponcode WHERE tenant_id = %s AND code > %s "
+                               "AND code <= %s ORDER BY code", [tenant_id, last, max_code])
+                codes = as_code_array(r[0] for r in cursor.fetchall())
+        yield codes
+        last = max_code
+
+
+def max_capacity(error_rate: float) -> int:
+    """The most codes a filter can be sized for at this rate (the filter is at most 2^32 bits, 512 MiB)."""
+    return int(((1 << 32) - 128) * math.log(2) ** 2 / -math.log(error_rate))
+
+
+def auto_capacity(codes: int, error_rate: float) -> int:
+    """A tenant filter's size: ``COUPON_BLOOM_CAPACITY`` at least, twice the codes it must hold when that is more."""
+    return min(max(settings.BLOOM_CAPACITY, 2 * codes), max_capacity(error_rate))
+
+
+def _planned_codes(tenant_id: int) -> int:
+    """The codes a tenant's batches hold or will hold (codes come only from batches): one small aggregate, not a
+    count over the code table."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(sum(greatest(quantity, generated_count)), 0) FROM coupons_couponbatch "
+                       "WHERE tenant_id = %s", [tenant_id])
+        return int(cursor.fetchone()[0])
+
+
+def _rebuild_tenant(tenant_id: int, *, capacity: int | None, error_rate: float,
+                    progress: Callable[[int], None] | None) -> dict[str, Any]:
+    store = get_store(tenant_id)
     started = time.monotonic()
-    with _advisory_lock(shared=False):
-        params = BloomParams.sized(capacity or settings.BLOOM_CAPACITY, error_rate or settings.BLOOM_ERROR_RATE)
+    with _advisory_lock(tenant_id, shared=False):
+        params = BloomParams.sized(capacity or auto_capacity(_planned_codes(tenant_id), error_rate), error_rate)
         bits = BitArray(params)
         count = 0
-        tenants: list[np.ndarray] = []
-        for codes in iter_code_blocks(tenants=tenants):
+        for codes in iter_tenant_codes(tenant_id):
             bits.add(codes)
-            bits.add_per_tenant(codes, tenants.pop())  # issue #17: "a code of this tenant?" answered by the filter
             count += len(codes)
             if progress:
                 progress(len(codes))
         store.install(params, bits.bits, count)
     _params_cache.pop(store.describe(), None)
-    result = {"backend": store.describe(), "codes": count, "capacity": params.capacity,
-              "error_rate": params.error_rate, "bits": params.m, "mib": round(params.nbytes / 2**20, 1),
-              "hashes": params.k, "seconds": round(time.monotonic() - started, 2)}
-    logger.info("Bloom filter rebuilt: %s", result)
+    return {"tenant": tenant_id, "backend": store.describe(), "codes": count, "capacity": params.capacity,
+            "error_rate": params.error_rate, "bits": params.m, "mib": round(params.nbytes / 2**20, 1),
+            "hashes": params.k, "seconds": round(time.monotonic() - started, 2)}
+
+
+def _drop_legacy() -> bool:
+    """Remove the single global filter of the releases before issue #23 (``coupons:bloom:<database>`` /
+    ``var/bloom/<database>.bloom``); nothing reads it any more. True if there was one."""
+    if settings.BLOOM_BACKEND == "redis":
+        base = _redis_base()
+        return bool(_redis_client().delete(f"{base}:bits", f"{base}:meta"))
+    legacy = _file_base()
+    if not legacy.exists():
+        return False
+    FileBloomStore(legacy).drop()
+    return True
+
+
+def bloom_rebuild(*, tenant_id: int | None = None, capacity: int | None = None, error_rate: float | None = None,
+                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Build a tenant's filter from its codes in the database and swap it in (R-CODE-3); without ``tenant_id``, every
+    tenant's, one after the other (each waits only for its own tenant's running writers), and the pre-#23 global
+    filter is removed. Sized at ``capacity``, else ``auto_capacity`` of the codes the tenant's batches plan."""
+    rate = error_rate or settings.BLOOM_ERROR_RATE
+    if tenant_id is not None:
+        result = _rebuild_tenant(tenant_id, capacity=capacity, error_rate=rate, progress=progress)
+        logger.info("Bloom filter rebuilt: %s", result)
+        return result
+    started = time.monotonic()
+    filters = [_rebuild_tenant(t, capacity=capacity, error_rate=rate, progress=progress) for t in _tenant_ids()]
+    result = {"backend": settings.BLOOM_BACKEND, "tenants": len(filters), "codes": sum(f["codes"] for f in filters),
+              "mib": round(sum(f["mib"] for f in filters), 1), "legacy_global_filter_dropped": _drop_legacy(),
+              "seconds": round(time.monotonic() - started, 2), "filters": filters}
+    logger.info("Bloom filters rebuilt: %s tenants, %s codes", result["tenants"], result["codes"])
     return result
 
 
-def bloom_verify(*, sample: int = 2000) -> dict[str, Any]:
-    """Probe the shared filter with a sample of existing codes (the newest ones and random id ranges).
-
-    A code the filter calls absent means the filter lost bits (e.g. Redis restarted from an older snapshot); the cure
-    is ``bloom_rebuild``. Returns the counts; ``missing > 0`` is the alarm.
-    """
-    store = get_store()
-    params = store.params()
-    if params is None:
-        return {"backend": store.describe(), "exists": False, "checked": 0, "missing": 0}
+def _sample_codes(tenant_id: int, sample: int) -> list[str]:
+    """Codes of one tenant to probe: the newest of its newest batches (the ones a lost Redis write would lack), and
+    runs from random points of its code range — every query a probe of a tenant-scoped index."""
+    codes: list[str] = []
     with connection.cursor() as cursor:
-        cursor.execute("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM coupons_couponcode")
-        lo, hi = cursor.fetchone()
-        codes: list[tuple[str, int]] = []
-        cursor.execute("SELECT code, tenant_id FROM coupons_couponcode ORDER BY id DESC LIMIT %s", [sample // 2])
-        codes += cursor.fetchall()
-        for _ in range(10):
-            if hi <= lo:
+        cursor.execute("SELECT id FROM coupons_couponbatch WHERE tenant_id = %s ORDER BY id DESC LIMIT 5",
+                       [tenant_id])
+        for (batch_id,) in cursor.fetchall():
+            if len(codes) >= sample // 2:
                 break
-            start = lo + secrets.randbelow(hi - lo + 1)
-            cursor.execute("SELECT code, tenant_id FROM coupons_couponcode WHERE id >= %s ORDER BY id LIMIT %s",
-                           [start, max(1, sample // 20)])
-            codes += cursor.fetchall()
-    codes = sorted(set(codes))
-    missing = sum(1 for code, tenant_id in codes if any(
-        store.test(params, offsets_one(code.encode("utf-8"), probe)) is False
-        for probe in ([params, params.for_tenant(tenant_id)] if params.per_tenant else [params])))
-    stats = store.stats()
-    return {"backend": store.describe(), "exists": True, "checked": len(codes), "missing": missing,
-            "codes_added": stats["count"], "capacity": params.capacity, "error_rate": params.error_rate,
-            "mib": round(params.nbytes / 2**20, 1), "hashes": params.k,
-            "over_capacity": stats["count"] > params.capacity}
+            cursor.execute("SELECT code FROM coupons_couponcode WHERE tenant_id = %s AND batch_id = %s "
+                           "ORDER BY id DESC LIMIT %s", [tenant_id, batch_id, sample // 2 - len(codes)])
+            codes += [r[0] for r in cursor.fetchall()]
+        symbols = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        for _ in range(10):
+            start = "".join(secrets.choice(symbols) for _ in range(4))
+            cursor.execute("SELECT code FROM coupons_couponcode WHERE tenant_id = %s AND code >= %s ORDER BY code "
+                           "LIMIT %s", [tenant_id, start, max(1, sample // 20)])
+            codes += [r[0] for r in cursor.fetchall()]
+    return sorted(set(codes))
 
 
-def bloom_drop() -> None:
-    """Remove the shared filter (tests; before a rebuild with other parameters is not needed — rebuild swaps)."""
-    store = get_store()
-    with _advisory_lock(shared=False):
-        store.drop()
-    _params_cache.pop(store.describe(), None)
+def _has_codes(tenant_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM coupons_couponcode WHERE tenant_id = %s)", [tenant_id])
+        return bool(cursor.fetchone()[0])
+
+
+def bloom_verify(*, tenant_id: int | None = None, sample: int = 2000) -> dict[str, Any]:
+    """Probe the tenants' filters (one tenant's with ``tenant_id``) with samples of their existing codes.
+
+    A code its tenant's filter calls absent means the filter lost bits (e.g. Redis restarted from an older snapshot);
+    the cure is ``bloom_rebuild``. Returns the counts; ``missing > 0`` is the alarm. A tenant with codes but no filter
+    is listed (``tenants_without_filter``): its lookups answer "maybe" and ask the database until a rebuild or its next
+    generation builds the filter.
+    """
+    tenants = [tenant_id] if tenant_id is not None else _tenant_ids()
+    per_tenant = sample if tenant_id is not None else max(50, sample // max(1, len(tenants)))
+    result: dict[str, Any] = {"backend": settings.BLOOM_BACKEND, "exists": False, "tenants": 0, "checked": 0,
+                              "missing": 0, "codes_added": 0, "mib": 0.0, "tenants_without_filter": [],
+                              "over_capacity": []}
+    for tid in tenants:
+        store = get_store(tid)
+        params = store.params()
+        if params is None:
+            if _has_codes(tid):
+                result["tenants_without_filter"].append(tid)
+            continue
+        codes = _sample_codes(tid, per_tenant)
+        missing = sum(1 for code in codes if store.test(params, offsets_one(code.encode("utf-8"), params)) is False)
+        stats = store.stats()
+        result["exists"] = True
+        result["tenants"] += 1
+        result["checked"] += len(codes)
+        result["missing"] += missing
+        result["codes_added"] += stats["count"]
+        result["mib"] = round(result["mib"] + params.nbytes / 2**20, 1)
+        if stats["count"] > params.capacity:
+            result["over_capacity"].append(tid)
+        if tenant_id is not None:
+            result.update(capacity=params.capacity, error_rate=params.error_rate, hashes=params.k)
+    return result
+
+
+def _scan_filters() -> list[str]:
+    """Every per-tenant filter of this database, found in Redis (SCAN) or on disk — also those of tenants no longer in
+    core_tenant (e.g. a test's rolled-back tenants)."""
+    if settings.BLOOM_BACKEND == "redis":
+        base = _redis_base()
+        pattern = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in base) + ":{t*}:*"
+        return sorted({key.decode() for key in _redis_client().scan_iter(match=pattern, count=1000)})
+    base = _file_base()
+    return sorted(str(p) for p in base.parent.glob(f"{base.stem}.t*{base.suffix}"))
+
+
+def bloom_drop(*, tenant_id: int | None = None) -> None:
+    """Remove a tenant's filter, or every filter of this database (tests, benchmarks). Not needed before a rebuild
+    with other parameters: a rebuild swaps."""
+    if tenant_id is not None:
+        store = get_store(tenant_id)
+        with _advisory_lock(tenant_id, shared=False):
+            store.drop()
+        _params_cache.pop(store.describe(), None)
+        return
+    for tid in _tenant_ids():
+        bloom_drop(tenant_id=tid)
+    found = _scan_filters()
+    if settings.BLOOM_BACKEND == "redis":
+        if found:
+            _redis_client().delete(*found)
+    else:
+        for path in found:
+            FileBloomStore(Path(path)).drop()
+    _drop_legacy()
+    _params_cache.clear()

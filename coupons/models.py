@@ -321,8 +321,9 @@ class CouponCode(models.Model):
     batch = models.ForeignKey(CouponBatch, verbose_name=_("batch"), on_delete=models.DO_NOTHING, db_constraint=False,
                               db_index=False,
                               related_name="codes")
-    # Unique through Meta.constraints, not unique=True: that would add a second, varchar_pattern_ops index that the
-    # C-collation unique index makes redundant — and every COPY would maintain both.
+    # Unique per tenant (``code_unique_per_tenant`` in Meta.constraints, issue #23), never unique=True: that would
+    # make the code globally unique again and add a second, varchar_pattern_ops index that the C-collation unique
+    # index makes redundant — and every COPY would maintain both.
     code = models.CharField(_("code"), max_length=48)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
     # NULL = not issued: the status check constraints and the partial member index test member_id IS NULL.
@@ -344,7 +345,11 @@ class CouponCode(models.Model):
         verbose_name = _("coupon code")
         verbose_name_plural = _("coupon codes")
         constraints = [
-            models.UniqueConstraint(fields=["code"], name="code_unique"),
+            # (tenant, code), not (code): a code is unique within its tenant (issue #23). Every lookup by code names
+            # the tenant, so it is one probe of this index — another tenant's code is as cheap to refuse as an unknown
+            # one (no heap visit to a foreign row) — and the key holds the distribution column (Citus, partitions).
+            # Under the database's C collation the index also serves ``tenant_id = … AND code LIKE 'PREFIX%'``.
+            models.UniqueConstraint(fields=["tenant", "code"], name="code_unique_per_tenant"),
             models.CheckConstraint(
                 condition=Q(status__in=["AVAILABLE", "MAPPED", "DISTRIBUTED", "ISSUED", "LOCKED", "USED", "EXPIRED",
                                         "REVOKED"]),

@@ -104,6 +104,13 @@ def grant_failures(*, grant: CouponGrant, limit: int) -> list[dict[str, str]]:
     return [{"member_id": member, "error_code": code} for member, code in rows]
 
 
-def code_ids(term: str, limit: int = 10) -> list[int]:
-    """The ids of the code a search term names (R-CODE-4 normalising), by the code's unique index."""
-    return list(CouponCode.objects.filter(code=normalise_code(term)).values_list("id", flat=True)[:limit])
+def code_ids(term: str, *, tenant_id: int | None, limit: int = 100) -> list[int]:
+    """The ids of the code a search term names (R-CODE-4 normalising), in one tenant — or, for a superuser
+    (``tenant_id`` None), in each tenant: a code is unique per tenant (issue #23), so the same string may name one
+    code in every tenant. Either way each lookup names its tenant and is one probe of the (tenant, code) index."""
+    code = normalise_code(term)
+    if not code:
+        return []
+    tenants = [tenant_id] if tenant_id is not None else list(Tenant.objects.values_list("pk", flat=True))
+    return list(CouponCode.objects.filter(tenant_id__in=tenants, code=code).order_by("tenant_id")
+                .values_list("id", flat=True)[:limit])

@@ -112,7 +112,8 @@ class Plan:
 
 
 def _max_code_id() -> int:
-    # Every row has an identity id, so max(id) bounds the number of codes; one index probe instead of count(*).
+    # Every row has an identity id, so max(id) bounds the number of codes — of every tenant, so of this one too (codes
+    # are unique per tenant since issue #23: an over-estimate, on the safe side); one index probe, not count(*).
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM coupons_couponcode")
         return int(cursor.fetchone()[0])
@@ -129,8 +130,10 @@ def generation_plan(batch: CouponBatch) -> Plan:
     if fmt.space >= SPARSE_FACTOR * (upper + remaining):
         return Plan(fmt=fmt, remaining=remaining, sparse=True, free=None)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM coupons_couponcode WHERE code LIKE %s AND length(code) = %s "
-                       "AND code ~ %s", [f"{fmt.prefix}%", fmt.width, fmt.regex()])
+        # Codes are unique per tenant (issue #23): only this tenant's codes take space from the format.
+        cursor.execute("SELECT count(*) FROM coupons_couponcode WHERE tenant_id = %s AND code LIKE %s "
+                       "AND length(code) = %s AND code ~ %s", [batch.tenant_id, f"{fmt.prefix}%", fmt.width,
+                                                              fmt.regex()])
         existing = int(cursor.fetchone()[0])
     free = fmt.space - existing
     if remaining > free:
@@ -289,7 +292,8 @@ class _Run:
         """Dense spaces only: which of these codes exist in the database or in a chunk not yet committed."""
         codes = [c.decode("ascii") for c in full.tolist()]
         with connection.cursor() as cursor:
-            cursor.execute("SELECT code FROM coupons_couponcode WHERE code = ANY(%s)", [codes])
+            cursor.execute("SELECT code FROM coupons_couponcode WHERE tenant_id = %s AND code = ANY(%s)",
+                           [self.batch.tenant_id, codes])
             found = {r[0].encode("ascii") for r in cursor.fetchall()}
         exists = np.array([c in found for c in full.tolist()], bool)
         with self.inflight_lock:
@@ -315,8 +319,7 @@ class _Run:
             drawn = self.drawer.draw(n_draw, lead)
             bodies = _distinct_in_draw_order(drawn)
             full = self._full(bodies)
-            admitted = self.bloom.admit(full, verify=verify, limit=want, verify_all=self.filter_missed_codes,
-                                        tenant_id=self.batch.tenant_id)
+            admitted = self.bloom.admit(full, verify=verify, limit=want, verify_all=self.filter_missed_codes)
             considered = (int(admitted[-1]) + 1) if len(admitted) == want else len(bodies)
             rejected += (n_draw - len(bodies)) + (considered - len(admitted))
             if len(admitted):
@@ -414,7 +417,8 @@ class _Run:
         """The unique index refused the chunk: swap the codes that exist by now for new ones, then retry."""
         codes = [c.decode("ascii") for c in chunk.codes.tolist()]
         with connection.cursor() as cursor:
-            cursor.execute("SELECT code FROM coupons_couponcode WHERE code = ANY(%s)", [codes])
+            cursor.execute("SELECT code FROM coupons_couponcode WHERE tenant_id = %s AND code = ANY(%s)",
+                           [self.batch.tenant_id, codes])
             existing = np.array([r[0].encode("ascii") for r in cursor.fetchall()], dtype=chunk.codes.dtype)
         del codes
         logger.info("batch %s chunk %s: %s codes exist already (attempt %s); replacing them",
@@ -612,7 +616,7 @@ def batch_generate(*, batch_id: int, actor: Actor, progress: Callable[[int], Non
         batch = _mark_running(batch, actor)
         try:
             if plan.remaining > 0:
-                with bloom_writer() as bloom:
+                with bloom_writer(batch.tenant_id, need=plan.remaining) as bloom:
                     run = _Run(batch, plan, bloom, actor, progress)
                     last = CouponBatchChunk.objects.filter(batch_id=batch_id).aggregate(n=Max("chunk_no"))["n"]
                     run.execute(first_no=0 if last is None else last + 1)

@@ -1,4 +1,5 @@
-"""The global Bloom filter: cheap "certainly absent" answers, no false negatives, atomic merges, rebuild (R-CODE-3)."""
+"""The per-tenant Bloom filters (issue #23): cheap "certainly absent" answers, no false negatives, atomic merges,
+rebuild (R-CODE-3)."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,8 @@ def pool(tenant):
     return factories.make_inventory(tenant, total_quantity=1_000_000)
 
 
-def shared_bits() -> BitArray:
-    store = get_store()
+def shared_bits(tenant_id: int) -> BitArray:
+    store = get_store(tenant_id)
     params = store.params()
     bits = BitArray(params)
     for start, piece in store.pieces(params):
@@ -48,7 +49,7 @@ def test_the_filter_says_certainly_absent_for_at_least_99_percent_of_unknown_cod
     unknown = [c for c in factories.random_codes(10_000, length=8) if c not in existing]
 
     with django_assert_num_queries(0):
-        certainly_absent = sum(1 for code in unknown if not bloom_might_contain(code))
+        certainly_absent = sum(1 for code in unknown if not bloom_might_contain(code, pool.tenant_id))
 
     assert len(unknown) == 10_000
     assert certainly_absent >= 9900
@@ -59,19 +60,19 @@ def test_every_generated_code_might_be_present(pool):
     batch_generate(batch_id=batch.pk, actor=ACTOR)
     codes = list(CouponCode.objects.values_list("code", flat=True))
 
-    assert not shared_bits().absent(as_code_array(codes)).any()
-    assert all(bloom_might_contain(code) for code in codes[:500])  # the single-code path agrees
+    assert not shared_bits(pool.tenant_id).absent(as_code_array(codes)).any()
+    assert all(bloom_might_contain(code, pool.tenant_id) for code in codes[:500])  # the single-code path agrees
 
 
-def test_without_a_filter_every_code_might_be_present():
-    assert get_store().params() is None
-    assert bloom_might_contain("ABCDEFGH") is True
+def test_without_a_filter_every_code_might_be_present(tenant):
+    assert get_store(tenant.pk).params() is None
+    assert bloom_might_contain("ABCDEFGH", tenant.pk) is True
 
 
-def test_codes_that_cannot_exist_are_absent_without_asking_anything(django_assert_num_queries):
+def test_codes_that_cannot_exist_are_absent_without_asking_anything(tenant, django_assert_num_queries):
     with django_assert_num_queries(0):
-        assert bloom_might_contain("") is False
-        assert bloom_might_contain("A" * 49) is False  # longer than the column
+        assert bloom_might_contain("", tenant.pk) is False
+        assert bloom_might_contain("A" * 49, tenant.pk) is False  # longer than the column
 
 
 def test_the_single_code_hash_equals_the_vectorised_one():
@@ -83,9 +84,9 @@ def test_the_single_code_hash_equals_the_vectorised_one():
                                                                                           h2.tolist(), strict=True))
 
 
-def test_two_writers_merging_at_once_keep_each_others_bits():
-    bloom_rebuild()
-    store = get_store()
+def test_two_writers_merging_at_once_keep_each_others_bits(tenant):
+    bloom_rebuild(tenant_id=tenant.pk)
+    store = get_store(tenant.pk)
     params = store.params()
     first, second = BloomWriter(store, params), BloomWriter(store, params)
     first.load()
@@ -98,29 +99,29 @@ def test_two_writers_merging_at_once_keep_each_others_bits():
     first.publish()
     second.publish()
 
-    merged = shared_bits()
+    merged = shared_bits(tenant.pk)
     assert not merged.absent(codes_a).any()  # a last-writer-wins SET would have lost these
     assert not merged.absent(codes_b).any()
     assert second.refreshes == 1  # the second saw the first's merge and took its bits
     assert not second.local.absent(codes_a).any()
 
 
-def test_a_merge_into_a_rebuilt_filter_is_refused():
-    bloom_rebuild()
-    store = get_store()
+def test_a_merge_into_a_rebuilt_filter_is_refused(tenant):
+    bloom_rebuild(tenant_id=tenant.pk)
+    store = get_store(tenant.pk)
     writer = BloomWriter(store, store.params())
     writer.load()
     writer.add(as_code_array(["ABCDEFGH"]))
 
-    bloom_rebuild()  # new epoch: this writer's snapshot no longer describes the shared bits
+    bloom_rebuild(tenant_id=tenant.pk)  # new epoch: this writer's snapshot no longer describes the shared bits
 
     with pytest.raises(BloomUnavailable):
         writer.publish()
 
 
-def test_a_merge_into_a_missing_filter_is_refused():
-    bloom_rebuild()
-    store = get_store()
+def test_a_merge_into_a_missing_filter_is_refused(tenant):
+    bloom_rebuild(tenant_id=tenant.pk)
+    store = get_store(tenant.pk)
     writer = BloomWriter(store, store.params())
     writer.load()
     writer.add(as_code_array(["ABCDEFGH"]))
@@ -137,45 +138,45 @@ def test_rebuild_takes_every_code_of_the_database(pool):
     CouponCode.objects.bulk_create([CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id,
                                                batch=batch, code=c) for c in set(codes)])
 
-    result = bloom_rebuild(capacity=100_000, error_rate=1e-4)
+    result = bloom_rebuild(tenant_id=pool.tenant_id, capacity=100_000, error_rate=1e-4)
 
     assert result["codes"] == len(set(codes))
     assert (result["capacity"], result["hashes"]) == (100_000, 13)
-    assert not shared_bits().absent(as_code_array(codes)).any()
-    assert bloom_verify()["missing"] == 0
+    assert not shared_bits(pool.tenant_id).absent(as_code_array(codes)).any()
+    assert bloom_verify(tenant_id=pool.tenant_id)["missing"] == 0
 
 
-def test_a_rebuilt_redis_filter_never_expires(settings):
+def test_a_rebuilt_redis_filter_never_expires(tenant, settings):
     if settings.BLOOM_BACKEND != "redis":
         pytest.skip("Redis backend only")
-    bloom_rebuild()
-    store = get_store()
+    bloom_rebuild(tenant_id=tenant.pk)
+    store = get_store(tenant.pk)
 
     assert store.redis.ttl(store.bits_key) == -1
     assert store.redis.ttl(store.meta_key) == -1
 
 
 def test_verify_reports_codes_written_behind_the_filters_back(pool):
-    bloom_rebuild()
+    bloom_rebuild(tenant_id=pool.tenant_id)
     batch = factories.make_batch(pool, quantity=50)
     written = set(factories.random_codes(50, length=12))
     CouponCode.objects.bulk_create([CouponCode(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id,
                                                batch=batch, code=c) for c in written])
 
-    report = bloom_verify()
+    report = bloom_verify(tenant_id=pool.tenant_id)
 
     assert report["checked"] == 50
     assert report["missing"] >= 49  # a filter built before them cannot know them (one may be a false positive)
 
 
-def test_codes_added_through_bloom_adding_might_be_present():
-    bloom_rebuild()
+def test_codes_added_through_bloom_adding_might_be_present(tenant):
+    bloom_rebuild(tenant_id=tenant.pk)
     codes = factories.random_codes(200, length=12)
 
-    with bloom_adding(codes):
+    with bloom_adding(codes, tenant_id=tenant.pk):
         pass
 
-    assert all(bloom_might_contain(code) for code in codes)
+    assert all(bloom_might_contain(code, tenant.pk) for code in codes)
 
 
 def test_generation_rebuilds_a_missing_filter_from_the_database_first(pool):
@@ -183,18 +184,18 @@ def test_generation_rebuilds_a_missing_filter_from_the_database_first(pool):
     old_codes = set(factories.random_codes(40, length=12))
     CouponCode.objects.bulk_create([CouponCode(tenant_id=old.tenant_id, inventory_id=old.inventory_id, batch=old,
                                                code=c) for c in old_codes])
-    assert get_store().params() is None
+    assert get_store(pool.tenant_id).params() is None
 
     batch_generate(batch_id=factories.make_batch(pool, quantity=100).pk, actor=ACTOR)
 
-    assert not shared_bits().absent(as_code_array(old_codes)).any()
+    assert not shared_bits(pool.tenant_id).absent(as_code_array(old_codes)).any()
 
 
-def test_the_file_backend_shares_bits_between_readers_and_survives_a_rebuild(settings, tmp_path):
+def test_the_file_backend_shares_bits_between_readers_and_survives_a_rebuild(tenant, settings, tmp_path):
     settings.BLOOM_BACKEND = "file"
     settings.BLOOM_FILE = str(tmp_path / "codes.bloom")
-    bloom_rebuild()
-    store = get_store()
+    bloom_rebuild(tenant_id=tenant.pk)
+    store = get_store(tenant.pk)
     assert isinstance(store, FileBloomStore)
     reader = FileBloomStore(store.path)  # another process's view of the same file
     writer = BloomWriter(store, store.params())
@@ -207,9 +208,9 @@ def test_the_file_backend_shares_bits_between_readers_and_survives_a_rebuild(set
     writer.publish()
     assert all(reader.test(params, bloom.offsets_one(c.encode(), params)) for c in codes)
 
-    bloom_rebuild()  # a new file replaces the old one; the reader's old mapping is flagged superseded
+    bloom_rebuild(tenant_id=tenant.pk)  # a new file replaces the old one; the reader's old mapping is flagged superseded
     assert reader.test(params, bloom.offsets_one(codes[0].encode(), params)) is None
-    assert bloom_might_contain(codes[0]) is False  # answered from the new file: built from the database
+    assert bloom_might_contain(codes[0], tenant.pk) is False  # answered from the new file: built from the database
 
 
 def test_sizing_follows_capacity_and_error_rate():

@@ -116,7 +116,7 @@ def test_collisions_in_a_tiny_code_space_are_retried_until_the_batch_is_exactly_
 
 def test_codes_the_filter_does_not_know_are_caught_by_the_unique_index_and_replaced(pool):
     space = ["".join(p) for p in product("AB", repeat=4)]
-    bloom_rebuild()  # the filter exists; the codes below are then written behind its back
+    bloom_rebuild(tenant_id=pool.tenant_id)  # the filter exists; the codes below are then written behind its back
     outsider = factories.make_batch(pool, quantity=8, alphabet="AB", code_length=4)
     insert_codes_bypassing_the_filter(outsider, space[:8])
     batch = factories.make_batch(pool, quantity=8, alphabet="AB", code_length=4)

@@ -16,8 +16,9 @@ GUESS_LIMIT = 25
 
 
 @pytest.fixture(autouse=True)
-def small_filter_and_limits(settings, db):
-    """A Bloom filter of its own (dropped after), and limits set by the test rather than the environment."""
+def small_filter_and_limits(settings, tenant, other_tenant):
+    """Bloom filters of their own — one per tenant, so built once both tenants exist (dropped after) — and limits
+    set by the test rather than the environment."""
     settings.BLOOM_CAPACITY = 100_000
     settings.BLOOM_ERROR_RATE = 1e-6
     settings.COUPON_FAILED_GUESS_LIMIT = GUESS_LIMIT
@@ -35,12 +36,12 @@ def pool(tenant):
     return factories.make_pool(tenant, size=5)
 
 
-def rejected_guesses(n: int) -> list[str]:
-    """n random 10-character codes that the Bloom filter certainly rejects."""
+def rejected_guesses(n: int, tenant) -> list[str]:
+    """n random 10-character codes that the tenant's Bloom filter certainly rejects."""
     guesses: list[str] = []
     while len(guesses) < n:
         code = factories.random_code()
-        if not might_exist(code):
+        if not might_exist(code, tenant.pk):
             guesses.append(code)
     return guesses
 
@@ -58,7 +59,7 @@ def test_2000_random_guesses_from_one_member_and_device_are_limited_after_the_co
     """R-RISK-4 (must show): 2,000 random guesses → 404 for the first COUPON_FAILED_GUESS_LIMIT, 429 after; none of
     the guesses the Bloom filter rejects touches coupons_couponcode."""
     _, codes = pool
-    guesses = rejected_guesses(2000)
+    guesses = rejected_guesses(2000, codes[0].tenant)
     with CaptureQueriesContext(connection) as ctx:
         answers = [claim(api, code) for code in guesses]
     assert code_queries(ctx) == []
@@ -85,7 +86,7 @@ def test_2000_random_guesses_from_one_member_and_device_are_limited_after_the_co
 def test_guesses_count_across_code_taking_endpoints(api, tenant):
     """R-RISK-4: checkout validation (each unknown code), coupon lookup and promo/partner codes count as guesses."""
     order = factories.order()
-    unknown = rejected_guesses(GUESS_LIMIT)
+    unknown = rejected_guesses(GUESS_LIMIT, tenant)
     for chunk in (unknown[:11], unknown[11:GUESS_LIMIT - 3]):  # at most 20 codes per request
         body = api.post("/api/v1/checkout/validate", {"member_id": "m-1", "device_id": "d-1", "codes": chunk,
                                                       "order": order}, format="json")
@@ -101,9 +102,9 @@ def test_guesses_count_across_code_taking_endpoints(api, tenant):
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
 
 
-def test_unknown_codes_on_lifecycle_and_lookup_paths_never_reach_the_database(api, operator_api):
+def test_unknown_codes_on_lifecycle_and_lookup_paths_never_reach_the_database(api, operator_api, tenant):
     """R-RISK-4: every path that takes a coupon code asks the Bloom filter first."""
-    code = rejected_guesses(1)[0]
+    code = rejected_guesses(1, tenant)[0]
     order = factories.order()
     calls = [
         lambda: api.get(f"/api/v1/coupons/{code}"),
@@ -131,7 +132,7 @@ def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, operator
     _, foreign_codes = factories.make_pool(other_tenant, size=3)
     foreign_issued = issue_from_pool(inventory=foreign_codes[0].inventory, member_id="m-1", via="grant",
                                      ctx=RequestContext()).code
-    missing = rejected_guesses(1)[0]
+    missing = rejected_guesses(1, tenant)[0]
     order = factories.order()
 
     def answers(code: str, member: str) -> list[tuple[int, dict]]:
@@ -151,16 +152,17 @@ def test_a_foreign_tenants_code_answers_exactly_like_a_missing_one(api, operator
     assert [r["reason"] for r in body["rejected"]] == ["not_found", "not_found"]
 
 
-def test_a_foreign_tenants_code_is_refused_by_the_filter_like_an_unknown_one(api, other_tenant):
-    """Issue #17 (equal cost): the filter holds every code under its tenant's seed too, so another tenant's code is
-    refused on the same path as an unknown one — no database query — on lookup, lifecycle, checkout and claim; and
-    so after a rebuild from the database (generation's and rebuild's entries, not only the factories')."""
+def test_a_foreign_tenants_code_is_refused_by_the_filter_like_an_unknown_one(api, tenant, other_tenant):
+    """Issue #17/#23 (equal cost): each tenant has its own filter, so another tenant's code is refused on the same
+    path as an unknown one — no database query — on lookup, lifecycle, checkout and claim; and so after a rebuild
+    from the database (generation's and rebuild's entries, not only the factories')."""
     _, foreign_codes = factories.make_pool(other_tenant, size=2)
     order = factories.order()
     for rebuilt in (False, True):
         if rebuilt:
             bloom_rebuild(capacity=100_000, error_rate=1e-6)
         code = foreign_codes[0].code
+        assert not might_exist(code, tenant.pk)
         calls = [
             lambda code=code: api.get(f"/api/v1/coupons/{code}"),
             lambda code=code: api.post(f"/api/v1/coupons/{code}/redeem", {"member_id": "m-9", "order_id": "o-1",
@@ -174,7 +176,7 @@ def test_a_foreign_tenants_code_is_refused_by_the_filter_like_an_unknown_one(api
                 response = call()
             assert response.status_code in (200, 404), response.content
             assert code_queries(ctx) == [], (rebuilt, response.request["PATH_INFO"])
-        assert might_exist(code)  # the global entry stays: generation still sees the code as taken
+        assert might_exist(code, other_tenant.pk)  # its own tenant's filter knows it
 
 
 def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
@@ -184,7 +186,7 @@ def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     settings.COUPON_RATE_CODE_LOOKUP_CLIENT = "5/m"
     inventory, _ = pool
     first = factories.make_api(tenant)
-    guesses = rejected_guesses(6)
+    guesses = rejected_guesses(6, tenant)
     answers = [claim(first, code, member=f"m-{i}", device=f"d-{i}", ip=f"10.0.0.{i}")
                for i, code in enumerate(guesses)]
     assert [r.status_code for r in answers] == [404] * 5 + [429]
@@ -196,12 +198,12 @@ def test_code_lookups_are_rate_limited_per_api_client(settings, tenant, pool):
     assert claim(second, guesses[0]).status_code == 404
 
 
-def test_code_lookups_are_rate_limited_per_connection_not_per_body_ip(settings, api):
+def test_code_lookups_are_rate_limited_per_connection_not_per_body_ip(settings, api, tenant):
     """R-RISK-4 (issue #17): the per-IP rate keys on the connection's address; the member's ``ip`` in the body is
     risk context only, so rotating it does not buy more lookups."""
     settings.COUPON_FAILED_GUESS_LIMIT = 0
     settings.COUPON_RATE_CODE_LOOKUP_IP = "3/m"
-    guesses = rejected_guesses(6)
+    guesses = rejected_guesses(6, tenant)
     rotating = [claim(api, code, member=f"m-{i}", device=f"d-{i}", ip=f"198.51.100.{i}").status_code
                 for i, code in enumerate(guesses[:4])]
     assert rotating == [404, 404, 404, 429]
@@ -212,7 +214,7 @@ def test_code_lookups_are_rate_limited_per_connection_not_per_body_ip(settings, 
                     REMOTE_ADDR="192.0.2.44").status_code == 404
 
 
-def test_the_counters_live_in_the_shared_cache(settings, api):
+def test_the_counters_live_in_the_shared_cache(settings, api, tenant):
     """R-RISK-4: with REDIS_URL set the counters are in Redis, so every process (gunicorn worker) shares them."""
     from django.core.cache import caches
 
@@ -223,7 +225,7 @@ def test_the_counters_live_in_the_shared_cache(settings, api):
     assert type(cache).__module__.startswith("django_redis")
     from core.redis import client as redis_client
 
-    claim(api, rejected_guesses(1)[0])
+    claim(api, rejected_guesses(1, tenant)[0])
     assert redis_client().keys(f"{settings.RATELIMIT_CACHE_PREFIX}sec:*")
 
 
@@ -233,7 +235,7 @@ def test_while_redis_does_not_answer_the_allowance_still_holds_per_process_and_l
     429 — not 503."""
     from core import redis as core_redis
 
-    guesses = rejected_guesses(GUESS_LIMIT + 3)
+    guesses = rejected_guesses(GUESS_LIMIT + 3, pool[1][0].tenant)
     core_redis.mark_down(RuntimeError("test: Redis frozen"))
     try:
         answers = [api.post(f"/api/v1/coupons/{code}/lock", {"member_id": "m-out", "order_id": "o-1",

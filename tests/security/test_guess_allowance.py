@@ -23,7 +23,7 @@ LIMIT = 10  # COUPON_FAILED_GUESS_LIMIT's documented default
 
 
 @pytest.fixture(autouse=True)
-def small_filter_and_limits(settings, db):
+def small_filter_and_limits(settings, tenant):  # after the tenant: its filter is built below (one per tenant)
     settings.COUPON_FAILED_GUESS_LIMIT = LIMIT
     settings.COUPON_FAILED_GUESS_WINDOW_SECONDS = 3600
     settings.COUPON_RATE_CODE_LOOKUP_CLIENT = ""
