@@ -887,7 +887,8 @@ def _drop_legacy() -> bool:
     ``var/bloom/<database>.bloom``); nothing reads it any more. True if there was one."""
     if settings.BLOOM_BACKEND == "redis":
         base = _redis_base()
-        return bool(_redis_client().delete(f"{base}:bits", f"{base}:meta"))
+        client = _redis_client()  # one key per command: on a Redis Cluster the two are in different slots
+        return sum(client.delete(key) for key in (f"{base}:bits", f"{base}:meta")) > 0
     legacy = _file_base()
     if not legacy.exists():
         return False
