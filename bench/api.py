@@ -301,8 +301,9 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
             def sql(conn: psycopg.Connection, pair: str) -> None:
                 code, member = pair.split("|")
                 row = conn.execute("""UPDATE coupons_couponcode SET status = 'USED', used_at = now()
-                                       WHERE code = %s AND status = 'ISSUED' RETURNING id, tenant_id, inventory_id""",
-                                   [code]).fetchone()
+                                       WHERE tenant_id = %s AND code = %s AND status = 'ISSUED'
+                                       RETURNING id, tenant_id, inventory_id""",  # codes are unique per tenant (#23)
+                                   [floor_pool["tenant_id"], code]).fetchone()
                 conn.execute("""INSERT INTO coupons_couponusage (tenant_id, inventory_id, coupon_id, member_id,
                                        order_id, order_amount, discount, channel, payment_method, device_id, used_at)
                                 VALUES (%s, %s, %s, %s, 'o', 33000, 3000, 'ios', 'online', '', now())""",
