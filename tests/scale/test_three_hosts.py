@@ -17,7 +17,6 @@ Every test asserts that the balancer really spread its requests over the three h
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
