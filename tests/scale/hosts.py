@@ -124,7 +124,7 @@ class Fleet:
             port = free_port()
             host = self._spawn(f"web{n}", [sys.executable, "-m", "gunicorn", "coupon_project.wsgi", "--bind",
                                            f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-                                           "--timeout", "120"])
+                                           "--timeout", "120", "--graceful-timeout", "3"])
             host.port = port
             self.web.append(host)
         for n in range(1, workers + 1):
@@ -162,10 +162,21 @@ class Fleet:
         return len(Worker.all(connection=redis.Redis.from_url(self.redis.url()))) >= len(self.workers)
 
     def stop(self) -> None:
-        if self.balancer is not None:
-            kill_group(self.balancer, signal.SIGTERM)
-        for host in [*self.web, *self.workers]:
-            kill_group(host.proc, signal.SIGTERM)
+        """SIGTERM to every process group at once (gunicorn and rqworker shut down in parallel), SIGKILL to what is
+        left after 10 s."""
+        procs = [p for p in [self.balancer, *(h.proc for h in [*self.web, *self.workers])] if p is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
         if self.redis is not None:
             self.redis.kill()
 
