@@ -431,6 +431,12 @@ COUPON_TOKEN_CACHE_SECONDS = env.int("COUPON_TOKEN_CACHE_SECONDS", default=5)
 # How long a process reuses an inventory's configuration (with its event and policy) for claims: switching an
 # inventory off or closing its event reaches every process within this many seconds. 0 disables the cache.
 COUPON_CONFIG_CACHE_SECONDS = env.int("COUPON_CONFIG_CACHE_SECONDS", default=2)
+# Both are how long a revocation or a switched-off inventory may still be honoured by another host (issue #23,
+# docs/design/hosts.md): bounded, so the bound stays short whatever the environment says.
+for _name, _value in (("COUPON_TOKEN_CACHE_SECONDS", COUPON_TOKEN_CACHE_SECONDS),
+                      ("COUPON_CONFIG_CACHE_SECONDS", COUPON_CONFIG_CACHE_SECONDS)):
+    if not 0 <= _value <= 60:
+        raise ImproperlyConfigured(f"{_name} must be 0–60 seconds (how stale another host may be); got {_value}.")
 # Webhook endpoints (risk alarms) may point at loopback/private/link-local/reserved addresses only when true (SSRF
 # guard, checked at save and at every delivery after DNS resolution).
 COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("COUPON_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)

@@ -13,7 +13,10 @@ import hashlib
 import itertools
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -354,10 +357,47 @@ def _finish(upload: PartnerUpload, action: str) -> None:
                          after={"rows": upload.rows, "mapped": upload.mapped, "failed": upload.failed})
 
 
+class UploadFileMissing(RuntimeError):
+    """The upload's file is not in the file storage this process sees (issue #23: docs/design/hosts.md)."""
+
+
+@contextmanager
+def _local_file(upload: PartnerUpload) -> Iterator[Path]:
+    """The upload's file as a local path, read through the file storage: the worker host that processes an upload is
+    rarely the web host that received it (issue #23). On a file system storage (``DJANGO_MEDIA_ROOT``, which every
+    host mounts) that is the stored file itself; a storage without local paths (object storage) is copied to a
+    temporary file for the run (so is one whose path() names no local file, as Django's in-memory storage)."""
+    storage, name = upload.file.storage, upload.file.name
+    if not name or not storage.exists(name):
+        message = (f"The file {name!r} of upload {upload.public_id} is not in the file storage of this host: the web "
+                   "hosts and the worker hosts must share it (DJANGO_MEDIA_ROOT on a shared mount, or one object "
+                   "storage; docs/design/hosts.md).")
+        PartnerUpload.objects.filter(pk=upload.pk).update(error=message)
+        logger.error(message)
+        raise UploadFileMissing(message)
+    try:
+        local: Path | None = Path(storage.path(name))
+    except NotImplementedError:
+        local = None
+    if local is not None and local.is_file():
+        yield local
+        return
+    with tempfile.NamedTemporaryFile(prefix=f"upload-{upload.public_id}-", suffix=Path(name).suffix) as copy:
+        with storage.open(name, "rb") as source:
+            shutil.copyfileobj(source, copy, 1 << 20)
+        copy.flush()
+        yield Path(copy.name)
+
+
 def partner_upload_process(*, upload_id: int) -> PartnerUpload:
     """Check the file, then map it chunk by chunk from ``processed_rows`` (resumes after a kill)."""
     upload = PartnerUpload.objects.select_related("tenant", "partner").get(pk=upload_id)
-    path = Path(upload.file.path)
+    with _local_file(upload) as path:
+        return _process(upload, path)
+
+
+def _process(upload: PartnerUpload, path: Path) -> PartnerUpload:
+    upload_id = upload.pk
     fmt = detect_format(path, upload.original_name)
     if upload.status == PartnerUpload.Status.PENDING:
         try:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL and Redis that `make test` uses answer. When they point at this machine and are
 # installed but stopped, start them (the commands the machine's own docs give); otherwise say what is missing.
-# Then make sure the browser tests have their Chromium (scripts/ensure-chromium.sh).
+# Then make sure the browser tests have their Chromium (scripts/ensure-chromium.sh) and the three-host scale test
+# its HAProxy (scripts/ensure-haproxy.sh).
 set -uo pipefail
 
 db_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/coupons}
@@ -42,3 +43,6 @@ echo "PostgreSQL and Redis are up."
 
 # The browser tests' Chromium (Debian's package), installed when missing; never fatal here: see the script.
 bash "$(dirname "$0")/ensure-chromium.sh"
+
+# The three-host scale test's load balancer (Debian's haproxy), installed when missing; never fatal here either.
+bash "$(dirname "$0")/ensure-haproxy.sh"

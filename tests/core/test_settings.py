@@ -31,6 +31,8 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     ({"COUPON_RATE_CODE_LOOKUP_IP": "lots"}, "COUPON_RATE_CODE_LOOKUP_IP='lots' is not a rate such as 3000/m"),
     ({"COUPON_FAILED_GUESS_LIMIT": "-1"}, "COUPON_FAILED_GUESS_LIMIT must be 0 or more; got -1"),
     ({"COUPON_TOKEN_ROTATION_GRACE_SECONDS": "-5"}, "COUPON_TOKEN_ROTATION_GRACE_SECONDS must be 0 or more"),
+    ({"COUPON_TOKEN_CACHE_SECONDS": "3600"}, "COUPON_TOKEN_CACHE_SECONDS must be 0–60 seconds"),
+    ({"COUPON_CONFIG_CACHE_SECONDS": "-1"}, "COUPON_CONFIG_CACHE_SECONDS must be 0–60 seconds"),
 ])
 def test_a_bad_environment_value_stops_the_process_with_a_message_naming_it(env, message):
     result = run_manage("check", **env)
