@@ -28,7 +28,7 @@ class JoinedRows:
                 converters = []
                 for i, field in enumerate(fields):
                     col = field.get_col(alias)
-                    found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+                    found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
                     if found:
                         converters.append((i, found, col))
                 layout.append((model, [f.attname for f in fields], converters))

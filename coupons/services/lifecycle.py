@@ -70,9 +70,11 @@ def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
     if row is None:
         raise CouponNotFound()
     coupon, inventory, policy, owner, batch = _LOCKED_ROWS.load(row)
+    assert isinstance(coupon, CouponCode) and isinstance(inventory, CouponInventory)
+    assert isinstance(policy, CouponPolicy) and isinstance(owner, Tenant) and isinstance(batch, CouponBatch)
     inventory.policy, inventory.tenant = policy, owner
     coupon.inventory, coupon.batch = inventory, batch
-    return coupon  # type: ignore[return-value]
+    return coupon
 
 
 def _refuse_unusable(coupon: CouponCode, now: datetime, *, order_id: str | None = None) -> None:
