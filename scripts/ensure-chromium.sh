@@ -8,15 +8,8 @@ set -uo pipefail
 browser=${BROWSER_EXECUTABLE:-/usr/bin/chromium}
 have() { [[ -x "$browser" ]] || command -v "$browser" >/dev/null 2>&1; }
 
-if ! have && [[ "$browser" == /usr/bin/chromium ]] && command -v apt-get >/dev/null 2>&1; then
-  sudo=""
-  if [[ "$(id -u)" -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 && sudo="sudo -n"
-  fi
-  echo "Chromium is missing; installing Debian's chromium package for the browser tests."
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium; }
+if ! have && [[ "$browser" == /usr/bin/chromium ]]; then
+  bash "$(dirname "$0")/apt-ensure.sh" chromium "Chromium is missing for the browser tests"
 fi
 
 # Korean screenshots need a Korean font (the journeys also run in Korean, issue #11): Debian's fonts-nanum.

@@ -43,8 +43,8 @@ SLACK_SECONDS = 3
 @pytest.fixture(scope="module")
 def fleet(django_db_setup, django_db_blocker, tmp_path_factory):
     if HAPROXY is None:
-        pytest.skip("HAProxy is not installed and could not be installed (Debian's haproxy package: "
-                    "apt-get install -y haproxy, as scripts/ensure-services.sh does)")
+        pytest.fail("HAProxy is not installed and could not be installed (Debian's haproxy package: "
+                    "apt-get install -y haproxy, as scripts/ensure-services.sh does)")  # a gap is never a skip
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
     built = Fleet(root=tmp_path_factory.mktemp("three-hosts"), db_url=db_url, env_extra={
