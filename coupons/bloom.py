@@ -249,10 +249,11 @@ class RedisBloomStore:
     """
 
     # One code's probe: KEYS = bits, meta; ARGV = the epoch, then Redis bit numbers (most significant bit first).
-    # 1 = every bit set, 0 = one is not (stops at the first), -1 = another filter than the caller's parameters (#21:
+    # 1 = every bit set, 0 = one is not (stops at the first), -1 = another filter than the caller's parameters, or
+    # the bits are gone (evicted, deleted) while the parameters stayed: the caller re-reads them and fails open (#21:
     # one command instead of a pipeline of one HGET and a GETRANGE per probe).
     _TEST = """
-    if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[1] then return -1 end
+    if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[1] or redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
     for i = 2, #ARGV do
         if redis.call('GETBIT', KEYS[1], ARGV[i]) == 0 then return 0 end
     end
@@ -539,9 +540,15 @@ def get_store(tenant_id: int, *, lookup: bool = False) -> BloomStore:
     backend = settings.BLOOM_BACKEND
     location = store_location(tenant_id)
     if lookup and backend == "redis":
-        # A request's lookup: the short timeouts of core.redis, so a frozen Redis costs at most one timeout.
-
-        return RedisBloomStore(location, client=core_redis.client())
+        # A request's lookup: the short timeouts of core.redis, so a frozen Redis costs at most one timeout. Kept per
+        # (location, client): a new store registers its scripts (hashes them) — not work for every request (#21).
+        lookup_client = core_redis.client()
+        where = ("lookup", location, str(id(lookup_client)))
+        store = _stores.get(where)
+        if store is None or getattr(store, "redis", None) is not lookup_client:
+            with _stores_lock:
+                store = _stores[where] = RedisBloomStore(location, client=lookup_client)
+        return store
     with _stores_lock:
         where = (backend, location, core_redis.url() if backend == "redis" else "")
         store = _stores.get(where)

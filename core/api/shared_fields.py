@@ -6,8 +6,9 @@ of DRF's request handling. A serializer whose fields nobody changes per instance
 reads a field's settings and never writes them, and the field's ``parent`` (for ``root``/``context``/``partial``) is
 a prototype instance built without data or context — which is what these request serializers are given anyway.
 
-Use it only on serializers that take no ``context`` or ``partial`` and are never used as nested fields.
-tests/api/test_shared_fields.py checks, body by body, that the answers (validated data and errors) are the same as
+Use it only on serializers that take no ``context`` or ``partial``, are never used as nested fields, and do not
+override ``get_fields`` (the mixin builds the shared set with ``Serializer.get_fields``).
+tests/perf/test_hot_paths.py checks, body by body, that the answers (validated data and errors) are the same as
 with per-instance copies, and from concurrent threads.
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ def _emit(event: str, coupon: CouponCode, inventory: CouponInventory, now: datet
     if endpoint_ids is not None:
         if not endpoint_ids:
             return  # the claim and redeem paths: no endpoint, no query (#21)
-        endpoints = list(WebhookEndpoint.objects.filter(pk__in=endpoint_ids))
+        endpoints = list(WebhookEndpoint.objects.filter(tenant_id=inventory.tenant_id, pk__in=endpoint_ids))
     else:
         endpoints = list(WebhookEndpoint.objects.filter(tenant_id=inventory.tenant_id, is_active=True,
                                                         events__contains=[event]))

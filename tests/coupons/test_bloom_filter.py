@@ -69,6 +69,23 @@ def test_without_a_filter_every_code_might_be_present(tenant):
     assert bloom_might_contain("ABCDEFGH", tenant.pk) is True
 
 
+def test_a_filter_whose_bits_were_evicted_fails_open_instead_of_refusing_real_codes(pool, settings):
+    """Redis evicted (or lost) the bits while the small parameters hash stayed: every probe of the missing bits would
+    read 0 — 'certainly absent' — and refuse the tenant's real codes. The probe script sees the bits are gone and the
+    lookup answers 'maybe' (the database decides), also in a process that cached the parameters before (review, #21)."""
+    if settings.BLOOM_BACKEND != "redis":
+        pytest.skip("the Redis backend's keys")
+    batch = factories.make_batch(pool, quantity=500)
+    batch_generate(batch_id=batch.pk, actor=ACTOR)
+    codes = list(CouponCode.objects.values_list("code", flat=True)[:50])
+    assert all(bloom_might_contain(code, pool.tenant_id) for code in codes)  # parameters now cached here
+    store = get_store(pool.tenant_id)
+    store.redis.delete(store.bits_key)
+    assert store.redis.exists(store.meta_key)
+
+    assert all(bloom_might_contain(code, pool.tenant_id) for code in codes)
+
+
 def test_codes_that_cannot_exist_are_absent_without_asking_anything(tenant, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert bloom_might_contain("", tenant.pk) is False
