@@ -253,7 +253,7 @@ def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext
                                details={"status": coupon.status})
         before = coupon.status
         coupon.status = S.REVOKED
-        coupon.save(update_fields=["status"])
+        save_in_tenant(coupon, "status")
         _audit(coupon, ctx, "coupon.revoke", before, reason=reason[:500])
     return coupon
 

@@ -97,3 +97,24 @@ def test_an_unknown_code_is_refused_inside_the_mode(api, tenant, every_query_nam
     with every_query_names_its_tenant():
         response = api.get(f"/api/v1/coupons/{factories.random_code()}")
     assert response.status_code == 404
+
+
+def test_claim_by_partner_code(api, tenant, every_query_names_its_tenant, monkeypatch):
+    from partners.models import CouponMapping, Partner
+
+    # The test transaction never commits: the upload's mapping job starts at once (as tests/partners/conftest.py).
+    monkeypatch.setattr("partners.services._after_commit", lambda fn: fn())
+
+    Partner.objects.get_or_create(tenant=tenant, code="GS25", defaults={"name": "GS"})
+    inventory, _codes = factories.make_pool(tenant, size=5)
+    factories.make_partner_upload(tenant, inventory, b"GS-0001\nGS-0002\n")
+    mapped = CouponMapping.objects.get(tenant=tenant, partner_code="GS0001").coupon.code
+    with every_query_names_its_tenant():
+        response = api.post("/api/v1/claims", {"member_id": "m-1", "partner_code": "GS-0001"}, format="json")
+    assert (response.status_code, response.json()["coupon"]["code"]) == (201, mapped), response.json()
+
+
+def test_revoke_one_coupon(operator_api, claimed, every_query_names_its_tenant):
+    with every_query_names_its_tenant():
+        response = operator_api.post(f"/api/v1/coupons/{claimed}/revoke", {"reason": "fraud"}, format="json")
+    assert (response.status_code, response.json()["coupon"]["status"]) == (200, "REVOKED"), response.json()
