@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Q
 
 from core.models import Tenant
+from core.tenancy import joined_in_tenant
 from coupons.discounts import (CombinationResult, Context, CouponTerms, Order, Rejection, apply_combination,
                                best_combination, evaluate)
 from coupons.exceptions import NotApplicable
@@ -95,7 +96,7 @@ def check_codes(*, tenant: Tenant, member_id: str, codes: tuple[str, ...], order
     # Codes the Bloom filter rejects for this tenant never reach the database (R-RISK-4, issue #17).
     maybe = [code for code in codes if bloom_check.might_exist(code, tenant.pk)]
     found = {c.code: c for c in CouponCode.objects.select_related("inventory__policy").filter(
-        tenant=tenant, code__in=maybe)} if maybe else {}
+        tenant=tenant, code__in=maybe, **joined_in_tenant(tenant, "inventory", "inventory__policy"))} if maybe else {}
     usable, rejected = [], []
     for code in codes:
         coupon = found.get(code)
@@ -126,7 +127,8 @@ def usable_coupons(*, tenant: Tenant, member_id: str, now: datetime, order_id: s
     if order_id:
         state |= Q(status=CouponCode.Status.LOCKED, locked_order_id=order_id)
     return list(CouponCode.objects.select_related("inventory__policy").filter(
-        inside, state, tenant=tenant, member_id=member_id).order_by("valid_until", "id")[:limit])
+        inside, state, tenant=tenant, member_id=member_id,
+        **joined_in_tenant(tenant, "inventory", "inventory__policy")).order_by("valid_until", "id")[:limit])
 
 
 def best_for_member(*, tenant: Tenant, member_id: str, order: Order, now: datetime,

@@ -10,6 +10,7 @@ from core.models import Tenant
 from coupons.codes import normalise_code
 from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponInventory, CouponIssue
 from coupons.pricing import scope_filter
+from core.tenancy import joined_in_tenant
 from events.models import Event
 from coupons import bloom_check
 from django.db.models import Count, Exists, OuterRef
@@ -22,7 +23,8 @@ def member_coupons(*, tenant: Tenant, member_id: str, state: str, now: datetime,
                    product: dict[str, str] | None = None) -> QuerySet[CouponCode]:
     """A member's coupons by state (API.md): usable = ISSUED inside validity; invalid = EXPIRED or REVOKED,
     including coupons past validity the expiry job has not reached yet (R-LIFE-3)."""
-    qs = (CouponCode.objects.filter(tenant=tenant, member_id=member_id)
+    qs = (CouponCode.objects.filter(tenant=tenant, member_id=member_id,
+                                    **joined_in_tenant(tenant, "inventory", "inventory__policy", "batch"))
           .select_related("inventory__policy", "batch").order_by("-issued_at", "-id"))
     if product:  # only coupons whose scope covers the product (R-QRY-1)
         qs = qs.filter(scope_filter("inventory__policy__", **product))
@@ -48,16 +50,18 @@ def coupon_by_code(*, tenant: Tenant, raw_code: str) -> CouponCode | None:
 
     if not bloom_check.might_exist(code, tenant.pk):
         return None
-    return CouponCode.objects.select_related("inventory__policy", "batch").filter(tenant=tenant, code=code).first()
+    return CouponCode.objects.select_related("inventory__policy", "batch").filter(
+        tenant=tenant, code=code, **joined_in_tenant(tenant, "inventory", "inventory__policy", "batch")).first()
 
 
 def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id: str | None,
                           now: datetime) -> list[CouponInventory]:
     """Inventories a member could claim now on a product/shop page (R-QRY-2). ``claimed`` is set on each row."""
-    available = CouponCode.objects.filter(inventory=OuterRef("pk"), status=CouponCode.Status.AVAILABLE)
+    available = CouponCode.objects.filter(tenant=OuterRef("tenant"), inventory=OuterRef("pk"),
+                                          status=CouponCode.Status.AVAILABLE)
     qs = (CouponInventory.objects.select_related("policy")
           .filter(tenant=tenant, is_active=True, event__status=Event.Status.OPEN, event__starts_at__lte=now,
-                  event__ends_at__gt=now)
+                  event__ends_at__gt=now, **joined_in_tenant(tenant, "policy", "event"))
           .filter(Q(policy__valid_until__isnull=True) | Q(policy__valid_until__gt=now))
           .exclude(policy__audience="whitelist")
           .filter(scope_filter("policy__", **product))
@@ -65,7 +69,7 @@ def claimable_inventories(*, tenant: Tenant, product: dict[str, str], member_id:
     rows = list(qs[:100])
     held: dict[int, int] = {}
     if member_id:
-        held = dict(CouponIssue.objects.filter(inventory__in=rows, member_id=member_id).values("inventory")
+        held = dict(CouponIssue.objects.filter(tenant=tenant, inventory__in=rows, member_id=member_id).values("inventory")
                     .annotate(n=Count("id")).values_list("inventory", "n"))
     result = []
     for row in rows:

@@ -12,6 +12,7 @@ from typing import Any
 from coupons.exceptions import CouponNotFound
 from coupons.codes import normalise_code
 from coupons.services.issue import issue_this_code
+from core.tenancy import joined_in_tenant
 from coupons.models import CouponCode, CouponIssue
 from partners.models import PARTNER_CODE_MAX, CouponMapping
 
@@ -23,7 +24,9 @@ def claim_partner_code(*, tenant: Any, partner_code: str, member_id: str, ctx: A
         raise CouponNotFound()
     mapping = CouponMapping.objects.select_related(
         "coupon__inventory__policy", "coupon__inventory__event", "coupon__inventory__tenant").filter(
-        tenant=tenant, partner_code=code).first()
+        tenant=tenant, partner_code=code,
+        **joined_in_tenant(tenant, "coupon", "coupon__inventory", "coupon__inventory__policy",
+                           "coupon__inventory__event")).first()
     if mapping is None:
         raise CouponNotFound()
     return issue_this_code(coupon=mapping.coupon, from_status=CouponCode.Status.MAPPED, member_id=member_id,

@@ -124,12 +124,12 @@ def _exhausted(inventory: CouponInventory, kind: str, amount: int) -> BudgetExha
     return exc
 
 
-def release_use(*, inventory_id: int, discount: int, now: datetime | None = None) -> None:
+def release_use(*, tenant_id: int, inventory_id: int, discount: int, now: datetime | None = None) -> None:
     """A full refund gives one use and its discount back. Inside the refund's transaction."""
     with connection.cursor() as cursor:
         cursor.execute("UPDATE risk_inventorybudget SET used_count = GREATEST(used_count - 1, 0), "
-                       "used_amount = GREATEST(used_amount - %s, 0), updated_at = %s WHERE inventory_id = %s",
-                       [discount, now or timezone.now(), inventory_id])
+                       "used_amount = GREATEST(used_amount - %s, 0), updated_at = %s WHERE tenant_id = %s AND inventory_id = %s",
+                       [discount, now or timezone.now(), tenant_id, inventory_id])
 
 
 def raise_alarm(*, inventory: CouponInventory, budget: str, threshold: int, spent: int, limit: int,

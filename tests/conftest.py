@@ -134,3 +134,12 @@ def on_redis_cluster(settings, redis_cluster_nodes):
     forget()
     yield core_redis.client()
     forget()
+
+
+@pytest.fixture
+def every_query_names_its_tenant():
+    """``with every_query_names_its_tenant(): …`` fails any statement on a tenant table without a tenant_id predicate
+    (tests/tenant_queries.py, issue #23); set-up stays outside the block, so only what is inside is checked."""
+    from tests.tenant_queries import every_query_names_its_tenant as mode
+
+    return mode

@@ -88,7 +88,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise AddressNotAllowed()
         now = timezone.now()
         if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
-            ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+            ApiClient.objects.filter(tenant_id=client.tenant_id, pk=client.pk).update(last_used_at=now)
             client.last_used_at = now
         return client, token
 

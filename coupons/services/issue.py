@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.audit import Actor, actor_params, audit_insert_sql
+from core.tenancy import joined_in_tenant
 from core.exceptions import DomainError, InvalidInput
 from core.locks import advisory_lock, member_lock
 from core.metrics import record_issue
@@ -72,7 +73,8 @@ def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: s
     cached = _inventories.get(key)
     if cached is not None and cached[1] > now:
         return cached[0]
-    qs = CouponInventory.objects.select_related("policy", "event", "tenant").filter(tenant=tenant)
+    qs = CouponInventory.objects.select_related("policy", "event", "tenant").filter(
+        tenant=tenant, **joined_in_tenant(tenant, "policy", "event"))
     inventory = qs.filter(public_id=key[2]).first() if key[1] == "id" else qs.filter(promo_code=key[2]).first()
     if inventory is None:
         raise InventoryNotFound()
@@ -106,7 +108,8 @@ def _check_claimable(inventory: CouponInventory, member_id: str, now: datetime, 
 
 
 # The member's slot count and risk level in one round trip, inside the claim's transaction under the member's lock.
-_MEMBER_STATE = ("SELECT (SELECT count(*) FROM coupons_couponissue WHERE inventory_id = %(inventory)s "
+_MEMBER_STATE = ("SELECT (SELECT count(*) FROM coupons_couponissue WHERE tenant_id = %(tenant)s "
+                 "AND inventory_id = %(inventory)s "
                  "AND member_id = %(member)s), " + MEMBER_LEVEL_SQL)
 
 
@@ -140,7 +143,7 @@ WITH taken AS (
     UPDATE coupons_couponcode
        SET status = 'ISSUED', member_id = %(member)s, issued_at = %(now)s, valid_from = %(valid_from)s,
            valid_until = %(valid_until)s
-     WHERE {which}
+     WHERE tenant_id = %(tenant)s AND {which}
     RETURNING id, code, batch_id, tenant_id, inventory_id
 ), issue AS (
     INSERT INTO coupons_couponissue (tenant_id, inventory_id, coupon_id, member_id, slot, via, client_id,
@@ -161,11 +164,11 @@ WITH taken AS (
     RETURNING id
 )
 SELECT taken.id, taken.code, taken.batch_id, (SELECT count(*) FROM issue), (SELECT count(*) FROM counter),
-       (SELECT count(*) FROM audit), """ + endpoints_taking_sql(tenant="taken.tenant_id", event="coupon.issued") + """
+       (SELECT count(*) FROM audit), """ + endpoints_taking_sql(tenant="%(tenant)s", event="coupon.issued") + """
   FROM taken
 """
 _TAKE_NEXT = _ISSUE_WRITES.replace("{which}", """id = (SELECT id FROM coupons_couponcode
-                  WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE'
+                  WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE'
                   ORDER BY id LIMIT 1
                   FOR UPDATE SKIP LOCKED)""")
 _TAKE_THIS = _ISSUE_WRITES.replace("{which}", "id = %(coupon)s AND status = %(from_status)s")
@@ -175,7 +178,7 @@ def _issue_params(*, inventory: CouponInventory, member_id: str, slot: int, via:
                   now: datetime, valid_from: datetime | None, valid_until: datetime | None,
                   grant: CouponGrant | None = None, **extra: Any) -> dict[str, Any]:
     return {"member": member_id, "now": now, "valid_from": valid_from, "valid_until": valid_until,
-            "inventory": inventory.pk, "slot": slot, "via": via, "client": ctx.client.pk if ctx.client else None,
+            "tenant": inventory.tenant_id, "inventory": inventory.pk, "slot": slot, "via": via, "client": ctx.client.pk if ctx.client else None,
             "operator": ctx.operator.pk if ctx.operator else None, "grant": grant.pk if grant else None,
             "channel": ctx.channel, "ip": ctx.ip, "device": ctx.device_id, "shard": shard_of(member_id),
             "inventory_public": inventory.public_id, **actor_params(ctx.actor), **extra}
@@ -191,11 +194,11 @@ def _zone_of(inventory: CouponInventory) -> str | None:
     return Tenant.objects.filter(pk=inventory.tenant_id).values_list("time_zone", flat=True).first()
 
 
-def _batch(batch_id: int) -> CouponBatch:
+def _batch(tenant_id: int, batch_id: int) -> CouponBatch:
     """Batches never change their code; keep them per process for the claim answer."""
     batch = _batches.get(batch_id)
     if batch is None:
-        batch = _batches[batch_id] = CouponBatch.objects.get(pk=batch_id)
+        batch = _batches[batch_id] = CouponBatch.objects.get(tenant_id=tenant_id, pk=batch_id)
     return batch
 
 
@@ -224,7 +227,7 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
             coupon = CouponCode(id=row[0], code=row[1], batch_id=row[2], tenant_id=inventory.tenant_id,
                                 inventory=inventory, status=CouponCode.Status.ISSUED, member_id=member_id,
                                 issued_at=now, valid_from=valid_from, valid_until=valid_until)
-            coupon.batch = _batch(row[2])
+            coupon.batch = _batch(inventory.tenant_id, row[2])
             transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
             webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now,
                                          endpoint_ids=row[6])  # #16
@@ -269,7 +272,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
             budget_consume(inventory=inventory, kind="issue", now=now)  # R-RISK-3
             coupon.status, coupon.member_id, coupon.issued_at = CouponCode.Status.ISSUED, member_id, now
             coupon.valid_from, coupon.valid_until = valid_from, valid_until
-            coupon.batch = _batch(coupon.batch_id)
+            coupon.batch = _batch(coupon.tenant_id, coupon.batch_id)
             transaction.on_commit(lambda: record_issue(inventory.tenant_id, via))  # /metrics (R-OPS)
             webhook_events.coupon_issued(coupon=coupon, inventory=inventory, via=via, now=now,
                                          endpoint_ids=taken[6])  # #16
@@ -286,7 +289,8 @@ def issue_specific_code(*, tenant: Tenant, raw_code: str, member_id: str, ctx: R
     if not code or not bloom_check.might_exist(code, tenant.pk):
         raise CouponNotFound()
     coupon = CouponCode.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
-        tenant=tenant, code=code).first()
+        tenant=tenant, code=code,
+        **joined_in_tenant(tenant, "inventory", "inventory__policy", "inventory__event")).first()
     if coupon is None:
         raise CouponNotFound()
     # MAPPED codes belong to partner codes (flow 2) and are claimed only through them. A DISTRIBUTED code was handed

@@ -25,6 +25,7 @@ from coupons.codes import normalise_code
 from coupons.services.issue import RequestContext
 from coupons.models import CouponBatch, CouponCode, CouponInventory, CouponPolicy, CouponUsage
 from core.rows import JoinedRows
+from core.tenancy import save_in_tenant
 from coupons.discounts import Order
 from coupons.pricing import MEMBER, Buyer, Quote, quote
 from coupons.validity import effective_status
@@ -49,10 +50,10 @@ def _locked_sql() -> str:
     global _LOCKED_SQL
     if _LOCKED_SQL is None:
         _LOCKED_SQL = (f"SELECT {_LOCKED_ROWS.columns()} FROM coupons_couponcode c "
-                       "JOIN coupons_couponinventory i ON i.id = c.inventory_id "
-                       "JOIN coupons_couponpolicy p ON p.id = i.policy_id "
+                       "JOIN coupons_couponinventory i ON i.tenant_id = c.tenant_id AND i.id = c.inventory_id "
+                       "JOIN coupons_couponpolicy p ON p.tenant_id = c.tenant_id AND p.id = i.policy_id "
                        "JOIN core_tenant t ON t.id = i.tenant_id "
-                       "JOIN coupons_couponbatch b ON b.id = c.batch_id "
+                       "JOIN coupons_couponbatch b ON b.tenant_id = c.tenant_id AND b.id = c.batch_id "
                        "WHERE c.tenant_id = %s AND c.code = %s FOR UPDATE OF c")
     return _LOCKED_SQL
 
@@ -119,7 +120,7 @@ def coupon_lock(*, tenant: Tenant, code: str, member_id: str, order_id: str, ord
             return coupon, priced
         before = coupon.status
         coupon.status, coupon.locked_order_id, coupon.locked_at = S.LOCKED, order_id, now
-        coupon.save(update_fields=["status", "locked_order_id", "locked_at"])
+        save_in_tenant(coupon, "status", "locked_order_id", "locked_at")
         _audit(coupon, ctx, "coupon.lock", before, order_id=order_id)
     return coupon, priced
 
@@ -133,7 +134,7 @@ def coupon_release(*, tenant: Tenant, code: str, order_id: str, ctx: RequestCont
         if coupon.locked_order_id != order_id:
             raise LockedByOtherOrder()
         coupon.status, coupon.locked_order_id, coupon.locked_at = S.ISSUED, None, None
-        coupon.save(update_fields=["status", "locked_order_id", "locked_at"])
+        save_in_tenant(coupon, "status", "locked_order_id", "locked_at")
         _audit(coupon, ctx, "coupon.release", S.LOCKED, order_id=order_id)
     return coupon
 
@@ -177,7 +178,7 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
 _REDEEM_WRITES = """
 WITH used AS (
     UPDATE coupons_couponcode SET status = 'USED', used_at = %(now)s, locked_order_id = NULL, locked_at = NULL
-     WHERE id = %(coupon)s
+     WHERE tenant_id = %(tenant)s AND id = %(coupon)s
     RETURNING id, inventory_id
 ), usage AS (
     INSERT INTO coupons_couponusage (tenant_id, inventory_id, coupon_id, member_id, order_id, order_amount, discount,
@@ -211,20 +212,21 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
         coupon = _locked_coupon(tenant, code)
         if coupon.status != S.USED:
             raise InvalidState(_("Only a used coupon can be refunded."), details={"status": coupon.status})
-        usage = CouponUsage.objects.select_for_update().filter(coupon=coupon, refunded_at__isnull=True).first()
+        usage = CouponUsage.objects.select_for_update().filter(tenant_id=coupon.tenant_id, coupon=coupon,
+                                                                refunded_at__isnull=True).first()
         if usage is None or usage.order_id != order_id:
             raise InvalidState(_("This coupon was not used on that order."), code="order_mismatch")
         if not full:
             return coupon, False
         usage.refunded_at = now
-        usage.save(update_fields=["refunded_at"])
+        save_in_tenant(usage, "refunded_at")
         end = coupon.valid_until
         coupon.status = S.EXPIRED if end is not None and end <= now else S.ISSUED
         coupon.used_at = None
-        coupon.save(update_fields=["status", "used_at"])
+        save_in_tenant(coupon, "status", "used_at")
         counter_add(inventory_id=coupon.inventory_id, member_id=usage.member_id, used=-1,
                     used_discount=-usage.discount)
-        budget_release_use(inventory_id=coupon.inventory_id, discount=usage.discount, now=now)  # R-RISK-3
+        budget_release_use(tenant_id=coupon.tenant_id, inventory_id=coupon.inventory_id, discount=usage.discount, now=now)  # R-RISK-3
         _audit(coupon, ctx, "coupon.refund", S.USED, order_id=order_id, discount=usage.discount)
         webhook_events.coupon_refunded(coupon=coupon, order_id=order_id, discount=usage.discount, now=now)  # #16
     return coupon, True
@@ -251,7 +253,7 @@ def coupon_revoke(*, tenant: Tenant, code: str, reason: str, ctx: RequestContext
                                details={"status": coupon.status})
         before = coupon.status
         coupon.status = S.REVOKED
-        coupon.save(update_fields=["status"])
+        save_in_tenant(coupon, "status")
         _audit(coupon, ctx, "coupon.revoke", before, reason=reason[:500])
     return coupon
 
