@@ -377,7 +377,7 @@ def _local_file(upload: PartnerUpload) -> Iterator[Path]:
         raise UploadFileMissing(message)
     try:
         local: Path | None = Path(storage.path(name))
-    except NotImplementedError:
+    except NotImplementedError:  # Django's Storage.path(): a storage without local files (object storage) says so
         local = None
     if local is not None and local.is_file():
         yield local

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
+from core.config_cache import ConfigCache
 from risk import limits
 from risk.exceptions import BudgetExhausted, MemberBlocked, RiskContextRequired
 from risk.models import FrequencyLimit, MemberRisk
@@ -28,26 +28,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("coupons.risk")
 
-_rules: dict[tuple[int, int, str], tuple[list[tuple[str, str, int]], float]] = {}
+_rules: ConfigCache[tuple[int, int, str], list[tuple[str, str, int]]] = ConfigCache()
 
 
 def frequency_rules(inventory: CouponInventory, action: str) -> list[tuple[str, str, int]]:
     """(scope, dimension, max_per_day) of the active limits on the inventory and on its policy, kept per process for
     COUPON_CONFIG_CACHE_SECONDS like the rest of the claim path's configuration."""
     key = (inventory.pk, inventory.policy_id, action)
-    now = time.monotonic()
     cached = _rules.get(key)
-    if cached is not None and cached[1] > now:
-        return cached[0]
+    if cached is not None:
+        return cached
     rows = FrequencyLimit.objects.filter(tenant_id=inventory.tenant_id, action=action, is_active=True).filter(
         Q(inventory_id=inventory.pk) | Q(policy_id=inventory.policy_id)).values_list(
         "inventory_id", "policy_id", "dimension", "max_per_day")
     rules = [(f"i{inv}" if inv else f"p{pol}", dimension, limit) for inv, pol, dimension, limit in rows]
-    ttl = settings.COUPON_CONFIG_CACHE_SECONDS
-    if ttl > 0:
-        if len(_rules) > 10_000:
-            _rules.clear()
-        _rules[key] = (rules, now + ttl)
+    _rules.put(key, rules)
     return rules
 
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from core.audit import Actor, actor_params, audit_insert_sql
 from core.tenancy import joined_in_tenant
+from core.config_cache import ConfigCache
 from core.exceptions import DomainError, InvalidInput
 from core.locks import advisory_lock, member_lock
 from core.metrics import record_issue
@@ -35,8 +36,6 @@ from events import windows
 from risk.budgets import consume as budget_consume
 from risk.guard import MEMBER_LEVEL_SQL, RiskGuard
 from risk.webhooks import endpoints_taking_sql
-import time
-from django.conf import settings
 from coupons import bloom_check
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class RequestContext:
         return Actor.system("issuing")
 
 
-_inventories: dict[tuple[int, str, str], tuple[CouponInventory, float]] = {}
+_inventories: ConfigCache[tuple[int, str, str], CouponInventory] = ConfigCache()
 
 
 def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: str | None = None) -> CouponInventory:
@@ -69,20 +68,15 @@ def _inventory_by(tenant: Tenant, *, public_id: str | None = None, promo_code: s
     reads it on every request and the four-table join costs more to plan than to run."""
     key = (tenant.pk, "id", public_id.strip().upper()) if public_id is not None else (
         tenant.pk, "promo", normalise_code(promo_code or ""))
-    now = time.monotonic()
     cached = _inventories.get(key)
-    if cached is not None and cached[1] > now:
-        return cached[0]
+    if cached is not None:
+        return cached
     qs = CouponInventory.objects.select_related("policy", "event", "tenant").filter(
         tenant=tenant, **joined_in_tenant(tenant, "policy", "event"))
     inventory = qs.filter(public_id=key[2]).first() if key[1] == "id" else qs.filter(promo_code=key[2]).first()
     if inventory is None:
         raise InventoryNotFound()
-    ttl = settings.COUPON_CONFIG_CACHE_SECONDS
-    if ttl > 0:
-        if len(_inventories) > 10_000:
-            _inventories.clear()
-        _inventories[key] = (inventory, now + ttl)
+    _inventories.put(key, inventory)
     return inventory
 
 

@@ -19,14 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "pw-for-tests-1"
 
 
-@pytest.fixture
-def http(live_server):
-    def client(token: str) -> httpx.Client:
-        return httpx.Client(base_url=f"{live_server.url}/api/v1", timeout=30,
-                            headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"})
-    return client
-
-
 def console(live_server, username: str) -> httpx.Client:
     browser = httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=True)
     browser.get("/admin/login/")

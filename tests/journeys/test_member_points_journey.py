@@ -3,7 +3,6 @@ pays part of an order with them, gets them back when the order is refunded and e
 back office revokes coupons by member list (seed 002), which a member app may not do."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from core.models import ApiClient
@@ -13,14 +12,6 @@ from tests import factories
 from tests.rewards.factories import make_rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def http(live_server):
-    def client(token: str) -> httpx.Client:
-        return httpx.Client(base_url=f"{live_server.url}/api/v1", timeout=30,
-                            headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"})
-    return client
 
 
 def test_a_member_earns_points_pays_with_them_gets_them_back_on_refund_and_buys_a_coupon(tenant, http):

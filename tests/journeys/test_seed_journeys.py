@@ -26,14 +26,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def http(live_server):
-    def client(token: str) -> httpx.Client:
-        return httpx.Client(base_url=f"{live_server.url}/api/v1", timeout=30,
-                            headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"})
-    return client
-
-
 def codes_of(response: httpx.Response) -> list[str]:
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0] == ["code"]
