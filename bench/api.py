@@ -49,6 +49,8 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--database", default="", help="Scratch database (default <current>_benchapi).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
+    parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
+                        help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
     parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
                         help="Load generator: wrk (C, Debian package 'wrk'; used when installed) or httpx (asyncio).")
     parser.add_argument("--seconds", type=int, default=20, help="Measured duration with wrk (default 20 s).")
@@ -227,8 +229,8 @@ def _floor(database: str, clients: int, jobs: list[Any], sql_for: Any) -> dict[s
 def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would load the generator
     database = options["database"] or f"{connection.settings_dict['NAME']}_benchapi"
-    with scratch_database(database, keep=options["keep"]):
-        return _measure(options, kind, database)
+    with scratch_database(database, keep=options["keep"], layout=options.get("layout", "partitioned")):
+        return {"layout": options.get("layout", "partitioned"), **_measure(options, kind, database)}
 
 
 def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any]:

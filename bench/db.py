@@ -6,7 +6,9 @@ from contextlib import contextmanager
 
 import psycopg
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+
+from core import partitioning
 
 
 def admin_connection() -> psycopg.Connection:
@@ -24,9 +26,10 @@ def database_url(name: str) -> str:
 
 
 @contextmanager
-def scratch_database(name: str, *, keep: bool = False) -> Iterator[str]:
+def scratch_database(name: str, *, keep: bool = False, layout: str = "partitioned") -> Iterator[str]:
     """Create ``name`` afresh, point this process's connection at it and migrate it; afterwards point back and drop
-    it (unless ``keep``)."""
+    it (unless ``keep``). ``layout="flat"`` turns the tables the migrations partition back into plain ones
+    (``core.partitioning``), to measure both layouts in one run (#23)."""
     original = connection.settings_dict["NAME"]
     with admin_connection() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -35,6 +38,9 @@ def scratch_database(name: str, *, keep: bool = False) -> Iterator[str]:
     connection.settings_dict["NAME"] = name
     try:
         call_command("migrate", verbosity=0, interactive=False)
+        if layout == "flat":
+            with transaction.atomic():
+                partitioning.unpartition(connection)
         yield name
     finally:
         connections.close_all()

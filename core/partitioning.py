@@ -22,6 +22,7 @@ layouts side by side.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 PARTITIONED_TABLES = ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog")
@@ -30,6 +31,13 @@ PARTITIONS = 16
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def parent_name(name: str) -> str:
+    """The table, index or constraint a partition's own is part of: ``coupons_couponcode_p7`` → ``coupons_couponcode``,
+    ``code_unique_per_tenant_p7`` → ``code_unique_per_tenant``. PostgreSQL reports a violation under the partition's
+    names; the swap below names them ``<parent>_p<n>`` so that code matching a constraint's name keeps working."""
+    return re.sub(r"_p\d+$", "", name)
 
 
 def is_partitioned(connection: Any, table: str) -> bool:
@@ -103,8 +111,24 @@ def _swap(connection: Any, table: str, *, partitions: int) -> None:
             cursor.execute(f"ALTER TABLE {_q(table)} ADD CONSTRAINT {_q(name)} {definition}")
         for definition in indexes:
             cursor.execute(definition)
+        if partitions:
+            _name_partition_indexes(cursor, table)
         for referencing, name, definition in incoming:
             cursor.execute(f"ALTER TABLE {referencing} ADD CONSTRAINT {_q(name)} {definition}")
         for definition in triggers:
             cursor.execute(definition)
         cursor.execute(f"ANALYZE {_q(table)}")
+
+
+def _name_partition_indexes(cursor: Any, table: str) -> None:
+    """``<parent index>_p<n>`` for every partition's index (PostgreSQL names them after the partition's columns), so a
+    unique violation names the parent's constraint (see ``parent_name``)."""
+    cursor.execute("SELECT child.relname, parent.relname, part.relname FROM pg_inherits i "
+                   "JOIN pg_class child ON child.oid = i.inhrelid JOIN pg_class parent ON parent.oid = i.inhparent "
+                   "JOIN pg_index x ON x.indexrelid = child.oid JOIN pg_class part ON part.oid = x.indrelid "
+                   "JOIN pg_index px ON px.indexrelid = parent.oid WHERE px.indrelid = %s::regclass", [table])
+    for child, parent, partition_table in cursor.fetchall():
+        suffix = partition_table[len(table):]  # "_p7"
+        wanted = parent[:63 - len(suffix)] + suffix
+        if child != wanted:
+            cursor.execute(f"ALTER INDEX {_q(child)} RENAME TO {_q(wanted)}")

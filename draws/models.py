@@ -1,6 +1,8 @@
 """Prize draws and winners (R-DRAW-1..3). The algorithm lives in ``draws.algorithm``; state changes in services."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -103,6 +105,11 @@ class PrizeTier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.name} × {self.winners}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.tenant_id is None and self.draw_id is not None:  # the console's tier rows name only their draw
+            self.tenant_id = self.draw.tenant_id
+        super().save(*args, **kwargs)
 
 
 class DrawWinner(models.Model):

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core import jobs
+from core import jobs, partitioning
 from core.audit import Actor, audit_record
 from core.exceptions import BusinessRuleViolation, DomainError, InvalidState
 from core.locks import advisory_acquire, advisory_release
@@ -377,7 +377,8 @@ class _Run:
                 # COPY errors come straight from psycopg (Django does not wrap cursor.copy); the rest wrapped.
                 cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
                 if not isinstance(cause, psycopg.errors.UniqueViolation) or \
-                        cause.diag.table_name != "coupons_couponcode" or chunk.attempts >= MAX_CHUNK_ATTEMPTS:
+                        partitioning.parent_name(cause.diag.table_name or "") != "coupons_couponcode" or \
+                        chunk.attempts >= MAX_CHUNK_ATTEMPTS:
                     raise
                 self._replace_existing(chunk)
 

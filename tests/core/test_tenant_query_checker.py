@@ -59,7 +59,7 @@ FAIL = [
 def test_the_tenant_tables_come_from_the_models():
     tables = tenant_tables()
     assert {"coupons_couponcode", "coupons_couponissue", "core_apiclient", "risk_alarm", "events_event"} <= tables
-    assert not {"core_tenant", "coupons_inventorycounter", "auth_group"} & tables
+    assert not {"core_tenant", "risk_frequencycounter", "auth_group"} & tables
 
 
 @pytest.mark.parametrize("sql", PASS)

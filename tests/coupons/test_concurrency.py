@@ -56,7 +56,7 @@ def test_without_skip_locked_and_the_unique_issue_the_pool_hands_a_code_to_two_m
     monkeypatch.setattr(issuing, "budget_consume", _first_call_held(issuing.budget_consume))
     with constraint_dropped("coupons_couponissue", "coupons_couponissue_coupon_id_key",
                             "ALTER TABLE coupons_couponissue ADD CONSTRAINT coupons_couponissue_coupon_id_key "
-                            "UNIQUE (coupon_id)"):
+                            "UNIQUE (tenant_id, coupon_id)"):
         inventory, responses = claim_burst(claims=200, pool=100)
         owners_per_code = Counter(CouponIssue.objects.filter(inventory=inventory).values_list("coupon_id", flat=True))
         assert max(owners_per_code.values()) > 1  # the violation the guards prevent
@@ -118,7 +118,7 @@ def test_without_the_member_lock_and_the_unique_slot_a_member_gets_more_than_the
     monkeypatch.setattr(issuing, "_next_slot", rendezvous(issuing._next_slot))  # two claims read the slot count
     with constraint_dropped("coupons_couponissue", "issue_unique_member_slot",
                             "ALTER TABLE coupons_couponissue ADD CONSTRAINT issue_unique_member_slot "
-                            "UNIQUE (inventory_id, member_id, slot)"):
+                            "UNIQUE (tenant_id, inventory_id, member_id, slot)"):
         inventory, responses = member_burst()
         assert CouponIssue.objects.filter(member_id="same-member").count() > 1
 
@@ -168,8 +168,8 @@ def test_without_the_row_lock_the_one_active_usage_constraint_still_refuses_a_do
 def test_without_the_row_lock_and_the_constraint_a_code_is_redeemed_twice(monkeypatch):
     monkeypatch.setattr(lifecycle, "_locked_coupon", _unlocked_coupon())
     with constraint_dropped("coupons_couponusage", "usage_one_active_per_coupon",
-                            'CREATE UNIQUE INDEX "usage_one_active_per_coupon" ON coupons_couponusage (coupon_id) '
-                            "WHERE refunded_at IS NULL"):
+                            'CREATE UNIQUE INDEX "usage_one_active_per_coupon" ON coupons_couponusage '
+                            "(tenant_id, coupon_id) WHERE refunded_at IS NULL"):
         inventory, codes, rounds = redeem_rounds(5, parallel=50)
         assert max(Counter(CouponUsage.objects.values_list("coupon_id", flat=True)).values()) > 1
 

@@ -124,7 +124,7 @@ def test_an_exchange_sent_concurrently_under_one_key_issues_one_coupon_and_debit
 def refund_unique_constraint() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'rewards_pointsentry'::regclass "
-                       "AND contype = 'u' AND pg_get_constraintdef(oid) = 'UNIQUE (refund_of_id)'")
+                       "AND contype = 'u' AND pg_get_constraintdef(oid) = 'UNIQUE (tenant_id, refund_of_id)'")
         return cursor.fetchone()[0]
 
 
@@ -152,7 +152,7 @@ def test_without_the_row_lock_unique_refund_of_still_credits_a_refund_once(monke
 def test_without_the_row_lock_and_unique_refund_of_concurrent_refunds_credit_twice(monkeypatch):
     name = refund_unique_constraint()
     with constraint_dropped("rewards_pointsentry", name,
-                            f'ALTER TABLE rewards_pointsentry ADD CONSTRAINT "{name}" UNIQUE (refund_of_id)'):
+                            f'ALTER TABLE rewards_pointsentry ADD CONSTRAINT "{name}" UNIQUE (tenant_id, refund_of_id)'):
         tenant, responses = refund_burst(monkeypatch)
         credited = Counter(r.json()["refunded"] for r in responses if r.status_code == 200)[True]
         assert credited > 1  # the guards above are what make a refund credit once
