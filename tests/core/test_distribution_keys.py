@@ -8,6 +8,7 @@ breaks them fails here, not on the day the cluster is built.
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.apps import apps
@@ -134,8 +135,7 @@ def test_a_tenants_codes_live_in_one_partition_and_its_lookups_touch_only_that_o
     code = CouponCode.objects.filter(tenant=tenant).first()
     plan = "\n".join(row[0] for row in _rows(
         "EXPLAIN SELECT id FROM coupons_couponcode WHERE tenant_id = %s AND code = %s", [tenant.pk, code.code]))
-    assert plan.count("coupons_couponcode_p") == 1, plan
-    assert partitions[0][0] in plan
+    assert set(re.findall(r" on (coupons_couponcode_p\d+)\b", plan)) == {partitions[0][0]}, plan
 
 
 def test_partitioning_round_trip_keeps_rows_keys_and_the_identity(tenant):
