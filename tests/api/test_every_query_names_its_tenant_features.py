@@ -107,22 +107,34 @@ def test_a_members_coupons_in_each_state(api, tenant, state, every_query_names_i
     assert sorted(c["code"] for c in response.json()["results"]) == expected
 
 
-def test_batch_lock_and_redeem(api, tenant, every_query_names_its_tenant):
+def test_every_batch_action(api, operator_api, tenant, every_query_names_its_tenant):
     inventory, _codes = factories.make_pool(tenant, size=3, per_member_limit=3)
     codes = [claim(api, inventory) for _ in range(3)]
+
+    def results(response):
+        assert response.status_code == 200, response.json()
+        return [(r["ok"], r.get("error", {}).get("code")) for r in response.json()["results"]]
+
     with every_query_names_its_tenant():
         locked = api.post("/api/v1/coupons/batch/lock", {"items": [
             {"code": codes[0], "member_id": "m-1", "order_id": "o-1", "order": ORDER},
             {"code": "NOPE", "member_id": "m-1", "order_id": "o-1", "order": ORDER}]}, format="json")
+        released = api.post("/api/v1/coupons/batch/release", {"items": [{"code": codes[0], "order_id": "o-1"}]},
+                            format="json")
         redeemed = api.post("/api/v1/coupons/batch/redeem", {"items": [
             {"code": codes[0], "member_id": "m-1", "order_id": "o-1", "order": ORDER},
             {"code": codes[1], "member_id": "m-2", "order_id": "o-2", "order": factories.order(order_id="o-2")},
             {"code": codes[2], "member_id": "m-1", "order_id": "o-3", "order": factories.order(order_id="o-3")}]},
             format="json")
-    assert [(r["ok"], r.get("error", {}).get("code")) for r in locked.json()["results"]] == [
-        (True, None), (False, "not_found")]
-    assert [(r["ok"], r.get("error", {}).get("code")) for r in redeemed.json()["results"]] == [
-        (True, None), (False, "not_owner"), (True, None)]
+        refunded = api.post("/api/v1/coupons/batch/refund", {"items": [{"code": codes[0], "order_id": "o-1"}]},
+                            format="json")
+        revoked = operator_api.post("/api/v1/coupons/batch/revoke", {"items": [
+            {"code": codes[0], "reason": "fraud"}, {"code": codes[2], "reason": "fraud"}]}, format="json")
+    assert results(locked) == [(True, None), (False, "not_found")]
+    assert results(released) == [(True, None)]
+    assert results(redeemed) == [(True, None), (False, "not_owner"), (True, None)]
+    assert results(refunded) == [(True, None)]
+    assert results(revoked) == [(True, None), (False, "already_used")]  # the refunded one; the used one is refused
 
 
 # --- partner uploads and distributions -------------------------------------------------------------------------------
