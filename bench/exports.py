@@ -133,7 +133,7 @@ def bench_export(options: dict[str, Any]) -> dict[str, Any]:
         reset_hwm()
         rss_before = vm_rss_mb()
         started, cpu_started = time.perf_counter(), time.process_time()
-        export_write(export_id=export.pk)
+        export_write(export_id=export.pk, tenant_id=export.tenant_id)
         export_seconds = time.perf_counter() - started
         export_cpu = time.process_time() - cpu_started
         export_peak = vm_hwm_mb()

@@ -52,7 +52,7 @@ def backend_cpu():
 before_db = backend_cpu()
 before = resource.getrusage(resource.RUSAGE_SELF)
 started = time.monotonic()
-upload = partner_upload_process(upload_id={upload_id})
+upload = partner_upload_process(upload_id={upload_id}, tenant_id={tenant_id})
 seconds = time.monotonic() - started
 after = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({{"seconds": round(seconds, 2), "status": upload.status, "rows": upload.rows,
@@ -132,7 +132,8 @@ def bench_partner_upload(options: dict[str, Any]) -> dict[str, Any]:
             connections.close_all()
             env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_LOG_LEVEL": "WARNING"}
             started = time.monotonic()
-            out = subprocess.run([sys.executable, "-c", CHILD.format(upload_id=upload.pk)], cwd=BASE_DIR, env=env,
+            child = CHILD.format(upload_id=upload.pk, tenant_id=upload.tenant_id)
+            out = subprocess.run([sys.executable, "-c", child], cwd=BASE_DIR, env=env,
                                  capture_output=True, text=True, check=True).stdout
             wall = time.monotonic() - started
             result = json.loads(out.strip().splitlines()[-1])

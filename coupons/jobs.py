@@ -13,7 +13,7 @@ from django.conf import settings
 from core.audit import Actor
 from core.locks import session_lock
 from coupons.services.generation import GenerationRefused, GenerationRunning, batch_generate, batch_generation_failed
-from coupons.services.grant import grant_process, grant_work_key
+from coupons.services.grant import grant_process, grant_tenant, grant_work_key
 from coupons.services.lifecycle import coupons_expire, locks_release_stale
 
 logger = logging.getLogger("coupons.jobs")
@@ -37,12 +37,13 @@ def generate_batch_job(batch_id: int, actor: dict[str, str] | None = None) -> No
         batch_generation_failed(batch_id=batch_id, message=exc.message, actor=who)
 
 
-def run_grant(grant_id: int) -> None:
+def run_grant(grant_id: int, tenant_id: int | None = None) -> None:
+    """``tenant_id``: passed by every job queued since issue #23; looked up for one queued before."""
     with session_lock(grant_work_key(grant_id)) as got:
         if not got:
             logger.info("grant %s is being processed by another worker; nothing to do", grant_id)
             return
-        grant_process(grant_id=grant_id)
+        grant_process(grant_id=grant_id, tenant_id=grant_tenant(grant_id) if tenant_id is None else tenant_id)
 
 
 def expire_job(reschedule: bool = True) -> int | None:

@@ -24,11 +24,18 @@ def event_draws(*, tenant: Tenant, event_public_id: str) -> EventDraws | None:
     event = Event.objects.filter(tenant=tenant, public_id=event_public_id.strip().upper()).first()
     if event is None:
         return None
-    result = EventDraws(list(Draw.objects.filter(event=event).select_related("parent")
-                             .order_by("draw_at", "round", "pk")))
+    result = EventDraws(list(Draw.objects.filter(tenant=tenant, event=event).order_by("draw_at", "round", "pk")))
+    # The draws redone are loaded by their own statement in the tenant: a LEFT JOIN of the optional parent could not
+    # name the tenant of the parent's row (#23).
+    parent_ids = {d.parent_id for d in result.draws if d.parent_id is not None}
+    parents = {p.pk: p for p in Draw.objects.filter(tenant=tenant, pk__in=parent_ids)} if parent_ids else {}
+    for draw in result.draws:
+        if draw.parent_id is not None:
+            draw.parent = parents[draw.parent_id]
     for tier in PrizeTier.objects.filter(draw__in=result.draws).order_by("position"):
         result.tiers.setdefault(tier.draw_id, []).append(tier)
-    rows = (DrawWinner.objects.filter(draw__in=[d for d in result.draws if d.status == Draw.Status.DONE])
+    rows = (DrawWinner.objects.filter(tenant=tenant,
+                                      draw__in=[d for d in result.draws if d.status == Draw.Status.DONE])
             .order_by("tier__position", "rank").values_list("draw_id", "member_id", "tier__position", "rank",
                                                             "forfeited_at"))
     for draw_id, member_id, position, rank, forfeited_at in rows:

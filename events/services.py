@@ -17,6 +17,7 @@ from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
 from core.locks import session_lock
 from core.models import Tenant
+from core.tenancy import joined_in_tenant
 from events.exceptions import AlreadyJoined, EventNotFound, LimitReached, NotEligible, NotJoined
 from events.models import Event, EventAllowedMember, EventParticipant, EventStaffMember
 from events.windows import check_participation
@@ -71,13 +72,15 @@ def event_create(*, tenant: Tenant, name: str, starts_at: datetime, ends_at: dat
 
 
 def _check_eligible(event: Event, member_id: str) -> None:
-    if event.allow_list_only and not EventAllowedMember.objects.filter(event=event, member_id=member_id).exists():
+    if event.allow_list_only and not EventAllowedMember.objects.filter(tenant_id=event.tenant_id, event=event,
+                                                                       member_id=member_id).exists():
         raise NotEligible(_("This event is only for selected members."), details={"reason": "allow_list"})
     if event.require_redeemed_coupon:
         # Coupons is a layer above events (its pools belong to events): its usage table is named, not imported.
         usages = apps.get_model("coupons", "CouponUsage")
         if not usages.objects.filter(tenant_id=event.tenant_id, inventory__event=event, member_id=member_id,
-                                      refunded_at__isnull=True).exists():
+                                      refunded_at__isnull=True, **joined_in_tenant(event.tenant_id, "inventory")
+                                      ).exists():
             raise NotEligible(_("Only members who redeemed a coupon of this event may take part."),
                               details={"reason": "no_redeemed_coupon"})
 
@@ -98,14 +101,17 @@ def participant_join(*, tenant: Tenant, event_public_id: str, member_id: str, ac
         event = _locked_event(tenant, event_public_id)
         check_participation(event, now)
         _check_eligible(event, member_id)
-        active = set(EventParticipant.objects.filter(event=event, member_id=member_id, cancelled_at__isnull=True)
+        # No ordering: the model's default one (by event) would join the event table for a set of numbers.
+        active = set(EventParticipant.objects.filter(tenant_id=event.tenant_id, event=event, member_id=member_id,
+                                                     cancelled_at__isnull=True).order_by()
                      .values_list("entry_no", flat=True))
         if len(active) >= event.entries_per_member:
             raise AlreadyJoined(details={"entries": len(active), "entries_per_member": event.entries_per_member})
         if not active:
             if event.max_participants is not None and event.participant_count >= event.max_participants:
                 raise LimitReached(details={"max_participants": event.max_participants})
-            Event.objects.filter(pk=event.pk).update(participant_count=F("participant_count") + 1)
+            Event.objects.filter(tenant_id=event.tenant_id, pk=event.pk).update(
+                participant_count=F("participant_count") + 1)
         entry_no = min(n for n in range(1, event.entries_per_member + 1) if n not in active)
         participant = EventParticipant.objects.create(tenant=tenant, event=event, member_id=member_id,
                                                       channel=channel, entry_no=entry_no, joined_at=now)
@@ -122,11 +128,12 @@ def participant_cancel(*, tenant: Tenant, event_public_id: str, member_id: str, 
     with transaction.atomic():
         event = _locked_event(tenant, event_public_id)
         check_participation(event, now)
-        cancelled = EventParticipant.objects.filter(event=event, member_id=member_id, cancelled_at__isnull=True
-                                                    ).update(cancelled_at=now)
+        cancelled = EventParticipant.objects.filter(tenant_id=event.tenant_id, event=event, member_id=member_id,
+                                                    cancelled_at__isnull=True).update(cancelled_at=now)
         if not cancelled:
             raise NotJoined()
-        Event.objects.filter(pk=event.pk).update(participant_count=F("participant_count") - 1)
+        Event.objects.filter(tenant_id=event.tenant_id, pk=event.pk).update(
+            participant_count=F("participant_count") - 1)
         audit_record(tenant=tenant, actor=actor, action="event.cancel_entry", obj=event,
                      after={"member_id": member_id, "entries_cancelled": cancelled})
     return cancelled

@@ -22,6 +22,8 @@ from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.models import ApiClient, Tenant
+from core.tenancy import joined_in_tenant
+from coupons.models import CouponCodeExport
 from exports.models import Export
 from exports.selectors import export_columns, export_values, resolve_filters
 from exports.columns import SHEET_TITLES
@@ -40,7 +42,7 @@ class ExportNotReady(InvalidState):
 
 
 def _enqueue(export_id: int, tenant_id: int) -> None:
-    jobs.enqueue(QUEUE, "exports.jobs.export_run", export_id,
+    jobs.enqueue(QUEUE, "exports.jobs.export_run", export_id, tenant_id,
                  job_id=f"export-{export_id}-{timezone.now():%Y%m%d%H%M%S%f}", tenant_id=tenant_id)
 
 
@@ -66,11 +68,12 @@ def export_request(*, tenant: Tenant, kind: str, filters: dict[str, Any], actor:
     return export
 
 
-def _claim(export_id: int) -> bool:
+def _claim(export_id: int, tenant_id: int) -> bool:
     now = timezone.now()
-    claimable = Export.objects.filter(pk=export_id, status__in=[Export.Status.PENDING, Export.Status.FAILED]) | \
-        Export.objects.filter(pk=export_id, status=Export.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
-    return Export.objects.filter(pk__in=claimable.values("pk")).update(
+    this = Export.objects.filter(tenant_id=tenant_id, pk=export_id)
+    claimable = this.filter(status__in=[Export.Status.PENDING, Export.Status.FAILED]) | \
+        this.filter(status=Export.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
+    return this.filter(pk__in=claimable.values("pk")).update(
         status=Export.Status.RUNNING, started_at=now, rows_done=0, rows_total=None, error="") == 1
 
 
@@ -78,20 +81,30 @@ def storage_name(export: Export) -> str:
     return f"exports/{export.tenant_id}/{export.filename}"
 
 
-def export_write(*, export_id: int) -> Export | None:
-    """Write the export's file (the job). Returns None when another run has it or it is already DONE."""
-    if not _claim(export_id):
+def export_tenant(export_id: int) -> int:
+    """The tenant of an export, by its id alone: only for a job queued before issue #23 passed the tenant along."""
+    return Export.objects.values_list("tenant_id", flat=True).get(pk=export_id)
+
+
+def export_write(*, export_id: int, tenant_id: int) -> Export | None:
+    """Write the export's file (the job). Returns None when another run has it or it is already DONE. Its statements
+    through Django name the tenant (issue #23); the rows themselves are read on the reader's own connection."""
+    if not _claim(export_id, tenant_id):
         return None
-    export = Export.objects.select_related("tenant", "code_export__batch").get(pk=export_id)
+    this = Export.objects.filter(tenant_id=tenant_id, pk=export_id)
+    export = this.select_related("tenant").get()
+    if export.code_export_id is not None:  # optional: its own statement in the tenant, not a LEFT JOIN
+        export.code_export = CouponCodeExport.objects.select_related("batch").get(
+            tenant_id=tenant_id, pk=export.code_export_id, **joined_in_tenant(tenant_id, "batch"))
     try:
         rows = _write(export)
     except Exception as exc:
-        Export.objects.filter(pk=export_id).update(status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[
-            :2000], finished_at=timezone.now())
+        this.update(status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000],
+                    finished_at=timezone.now())
         if isinstance(exc, psycopg.OperationalError):  # the reader's own connection: lost, refused, timed out
             raise jobs.TransientError(str(exc)) from exc
         raise
-    export.refresh_from_db()
+    export.refresh_from_db(from_queryset=this.select_related("tenant"))
     logger.info("export %s: %s rows", export.public_id, rows)
     return export
 
@@ -107,10 +120,11 @@ def _write(export: Export) -> int:
 
     def on_count(count: int) -> None:
         total["rows"] = count
-        Export.objects.filter(pk=export.pk).update(rows_total=count)
+        Export.objects.filter(tenant_id=export.tenant_id, pk=export.pk).update(rows_total=count)
 
     def on_progress(done: int) -> None:
-        Export.objects.filter(pk=export.pk).update(rows_done=min(done, total.get("rows", done)))
+        Export.objects.filter(tenant_id=export.tenant_id, pk=export.pk).update(
+            rows_done=min(done, total.get("rows", done)))
 
     tmp_dir = getattr(settings, "EXPORT_TMP_DIR", None) or None
     with tempfile.NamedTemporaryFile(prefix=f"export-{export.public_id}-", suffix=".xlsx", dir=tmp_dir) as handle:
@@ -122,8 +136,8 @@ def _write(export: Export) -> int:
     with transaction.atomic():
         # rows_total is the snapshot's count and equals the rows written; the CAS keeps a stale run from finishing
         # over a newer one.
-        updated = Export.objects.filter(pk=export.pk, status=Export.Status.RUNNING, started_at=export.started_at) \
-            .update(status=Export.Status.DONE, rows_done=rows, rows_total=rows, file=name, file_size=size,
+        updated = Export.objects.filter(tenant_id=export.tenant_id, pk=export.pk, status=Export.Status.RUNNING,
+                                        started_at=export.started_at).update(status=Export.Status.DONE, rows_done=rows, rows_total=rows, file=name, file_size=size,
                     finished_at=timezone.now())
         if updated != 1:
             default_storage.delete(name)

@@ -132,8 +132,8 @@ def stuck_work_requeue(*, dry_run: bool = False) -> SweepResult | None:
                 with transaction.atomic():
                     audit_record(tenant=grant.tenant, actor=actor, action="grant.requeued", obj=grant,
                                  after={"status": grant.status, "processed": grant.processed})
-                    transaction.on_commit(partial(enqueue, "grants", run_grant, grant.pk, job_id=job_id,
-                                                  tenant_id=grant.tenant_id), robust=True)
+                    transaction.on_commit(partial(enqueue, "grants", run_grant, grant.pk, grant.tenant_id,
+                                                  job_id=job_id, tenant_id=grant.tenant_id), robust=True)
         for item in result.items:
             logger.warning("stuck work %s: %s", "found" if dry_run else "queued again", item)
         return result

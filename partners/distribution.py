@@ -30,6 +30,7 @@ from core.approvals import decide, needs_approval, reason_of
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput, InvalidState, NotFound
 from core.models import ApiClient, Tenant
+from core.tenancy import joined_in_tenant
 from coupons.bloom import iter_code_blocks
 from coupons.exceptions import InventoryNotFound
 from coupons.models import CouponBatch, CouponCode, CouponInventory
@@ -43,11 +44,11 @@ FILE_BLOCK = 500_000
 _RESERVE = """
 WITH picked AS (
     SELECT id FROM coupons_couponcode
-     WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE' {batch}
+     WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE' {batch}
      ORDER BY id {limit}
        FOR UPDATE SKIP LOCKED)
 UPDATE coupons_couponcode c SET status = 'DISTRIBUTED', distribution_id = %(distribution)s
-  FROM picked WHERE c.id = picked.id AND c.status = 'AVAILABLE'
+  FROM picked WHERE c.tenant_id = %(tenant)s AND c.id = picked.id AND c.status = 'AVAILABLE'
 """
 
 
@@ -81,7 +82,8 @@ def inventory_by_public_id(tenant: Tenant, public_id: str) -> CouponInventory:
 
 
 def batch_by_code(inventory: CouponInventory, batch_code: str) -> CouponBatch:
-    batch = CouponBatch.objects.filter(inventory=inventory, batch_code=(batch_code or "").strip()).first()
+    batch = CouponBatch.objects.filter(tenant_id=inventory.tenant_id, inventory=inventory,
+                                       batch_code=(batch_code or "").strip()).first()
     if batch is None:
         raise NotFound(_("The inventory has no batch %(batch)s.") % {"batch": batch_code}, details={"field": "batch"})
     return batch
@@ -102,7 +104,8 @@ def _reserve(distribution: Distribution, wanted: int | None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_RESERVE.format(batch="AND batch_id = %(batch)s" if distribution.batch_id is not None else "",
                                        limit="LIMIT %(quantity)s" if wanted is not None else ""),
-                       {"inventory": distribution.inventory_id, "batch": distribution.batch_id,
+                       {"tenant": distribution.tenant_id, "inventory": distribution.inventory_id,
+                        "batch": distribution.batch_id,
                         "quantity": wanted, "distribution": distribution.pk})
         reserved = cursor.rowcount
     if reserved == 0 or (wanted is not None and reserved < wanted):
@@ -114,7 +117,7 @@ def _reserve(distribution: Distribution, wanted: int | None) -> int:
 
 
 def _available_in_batch(batch: CouponBatch) -> int:
-    return CouponCode.objects.filter(inventory_id=batch.inventory_id, batch=batch,
+    return CouponCode.objects.filter(tenant_id=batch.tenant_id, inventory_id=batch.inventory_id, batch=batch,
                                      status=CouponCode.Status.AVAILABLE).count()
 
 
@@ -157,7 +160,7 @@ def distribution_create(*, tenant: Tenant, inventory: CouponInventory, partner: 
             return distribution
         reserved = _reserve(distribution, wanted)
         if wanted is None:
-            Distribution.objects.filter(pk=distribution.pk).update(quantity=reserved)
+            Distribution.objects.filter(tenant_id=distribution.tenant_id, pk=distribution.pk).update(quantity=reserved)
             distribution.quantity = reserved
         audit_record(tenant=tenant, actor=actor, action="distribution.create", obj=distribution,
                      after={**terms, "quantity": distribution.quantity})
@@ -208,10 +211,14 @@ def distributions_waiting(tenant_id: int | None) -> Any:
 
 
 def distribution_get(*, tenant: Tenant, public_id: str) -> Distribution:
-    distribution = (Distribution.objects.select_related("partner", "inventory", "batch")
-                    .filter(tenant=tenant, public_id=(public_id or "").strip().upper()).first())
+    distribution = (Distribution.objects.select_related("partner", "inventory")
+                    .filter(tenant=tenant, public_id=(public_id or "").strip().upper(),
+                            **joined_in_tenant(tenant, "partner", "inventory")).first())
     if distribution is None:
         raise DistributionNotFound()
+    if distribution.batch_id is not None:
+        # Its own statement in the tenant: a LEFT JOIN of the optional batch could not carry the tenant (#23).
+        distribution.batch = CouponBatch.objects.get(tenant=tenant, pk=distribution.batch_id)
     return distribution
 
 
@@ -228,15 +235,17 @@ def distribution_stats(distribution: Distribution) -> DistributionStats:
         cursor.execute("""
             SELECT count(*), count(*) FILTER (WHERE c.status = 'DISTRIBUTED'), count(i.id),
                    count(*) FILTER (WHERE c.status = 'USED')
-              FROM coupons_couponcode c LEFT JOIN coupons_couponissue i ON i.coupon_id = c.id
-             WHERE c.distribution_id = %s""", [distribution.pk])
+              FROM coupons_couponcode c
+              LEFT JOIN coupons_couponissue i ON i.coupon_id = c.id AND i.tenant_id = c.tenant_id
+             WHERE c.tenant_id = %s AND c.distribution_id = %s""", [distribution.tenant_id, distribution.pk])
         reserved, waiting, registered, used = cursor.fetchone()
     return DistributionStats(reserved=reserved, waiting=waiting, registered=registered, used=used)
 
 
 def distribution_code_blocks(distribution: Distribution) -> Iterator[Any]:
     """The distribution's codes in id order, in blocks (``S48`` numpy arrays): bounded memory for any size."""
-    yield from iter_code_blocks(where="distribution_id = %s", params=[distribution.pk], block=FILE_BLOCK)
+    yield from iter_code_blocks(where="tenant_id = %s AND distribution_id = %s",
+                                params=[distribution.tenant_id, distribution.pk], block=FILE_BLOCK)
 
 
 def distribution_csv(distribution: Distribution) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ def upload_by_public_id(*, tenant: Tenant, public_id: str) -> PartnerUpload | No
 
 def upload_failures(*, upload: PartnerUpload, reason: str | None = None) -> QuerySet[PartnerUploadFailure]:
     """The rows of an upload that failed, in file order; only those of ``reason`` if given."""
-    qs = PartnerUploadFailure.objects.filter(upload=upload).order_by("line").only("line", "value", "reason",
+    qs = PartnerUploadFailure.objects.filter(tenant_id=upload.tenant_id, upload=upload).order_by("line").only("line", "value", "reason",
                                                                                  "message")
     return qs if reason is None else qs.filter(reason=reason)
 

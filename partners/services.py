@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,6 +30,7 @@ from core import jobs
 from core.audit import Actor, audit_record
 from core.exceptions import InvalidInput
 from core.models import Tenant
+from core.tenancy import joined_in_tenant
 from coupons.exceptions import InventoryNotFound
 from coupons.codes import normalise_code
 from coupons.models import CouponInventory
@@ -139,7 +140,8 @@ def partner_upload_create(*, tenant: Tenant, partner_code: str, inventory_public
             audit_record(tenant=tenant, actor=actor, action="partner_upload.create", obj=upload,
                          after={"partner": partner.code, "inventory": inventory.public_id, "file": name,
                                 "sha256": sha256, "size": uploaded.size})
-            _after_commit(lambda: jobs.enqueue("uploads", "partners.jobs.process_upload", upload.pk))
+            _after_commit(lambda: jobs.enqueue("uploads", "partners.jobs.process_upload", upload.pk, upload.tenant_id,
+                                               tenant_id=upload.tenant_id))
     except IntegrityError:
         upload.file.delete(save=False)  # the same file arrived concurrently: that one wins
         return PartnerUpload.objects.get(tenant=tenant, inventory=inventory, sha256=sha256), False
@@ -172,7 +174,8 @@ def partner_upload_resume_if_stuck(*, upload: PartnerUpload, job_id: str | None 
         return False
     # RUNNING with every row processed is a reprocess (or a finish) that was cut off: processing finishes it as DONE,
     # and its remaining failures can be reprocessed again.
-    jobs.enqueue("uploads", "partners.jobs.process_upload", upload.pk, job_id=job_id, tenant_id=upload.tenant_id)
+    jobs.enqueue("uploads", "partners.jobs.process_upload", upload.pk, upload.tenant_id, job_id=job_id,
+                 tenant_id=upload.tenant_id)
     logger.warning("partner upload %s was stuck %s at %s of %s rows; resumed", upload.pk, upload.status,
                    upload.processed_rows, upload.rows)
     return True
@@ -180,9 +183,30 @@ def partner_upload_resume_if_stuck(*, upload: PartnerUpload, job_id: str | None 
 
 # --- processing -----------------------------------------------------------------------------------------------
 
+# Every statement of processing names the upload's tenant (issue #23): with tables distributed by tenant each one
+# goes to one node. The upload's partner is loaded with it (its code names the upload in the audit log).
+
+def _uploads(tenant_id: int) -> QuerySet[PartnerUpload]:
+    return PartnerUpload.objects.filter(tenant_id=tenant_id, **joined_in_tenant(tenant_id, "partner")).select_related(
+        "tenant", "partner")
+
+
+def _in_tenant(upload: PartnerUpload) -> QuerySet[PartnerUpload]:
+    """The upload's row, by its tenant and id."""
+    return PartnerUpload.objects.filter(tenant_id=upload.tenant_id, pk=upload.pk)
+
+
+def _reload(upload: PartnerUpload) -> None:
+    upload.refresh_from_db(from_queryset=_uploads(upload.tenant_id))
+
+
+def _reloaded(upload: PartnerUpload) -> PartnerUpload:
+    return _uploads(upload.tenant_id).get(pk=upload.pk)
+
+
 def _fail(upload: PartnerUpload, message: str) -> None:
     with transaction.atomic():
-        changed = PartnerUpload.objects.filter(pk=upload.pk, status=PartnerUpload.Status.PENDING).update(
+        changed = _in_tenant(upload).filter(status=PartnerUpload.Status.PENDING).update(
             status=PartnerUpload.Status.FAILED, error=message[:2000], finished_at=timezone.now())
         if changed:
             audit_record(tenant=upload.tenant, actor=Actor.job("partner_upload"), action="partner_upload.failed",
@@ -232,8 +256,9 @@ SELECT c.line, m.upload_id, m.line
 _MAP_FRESH = """
 WITH picked AS (
     UPDATE coupons_couponcode SET status = 'MAPPED'
-     WHERE id = ANY(ARRAY(SELECT id FROM coupons_couponcode
-                           WHERE inventory_id = %(inventory)s AND status = 'AVAILABLE' AND id > %(after)s
+     WHERE tenant_id = %(tenant)s AND id = ANY(ARRAY(SELECT id FROM coupons_couponcode
+                           WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE'
+                             AND id > %(after)s
                            ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
     RETURNING id
 ), fresh AS (
@@ -320,14 +345,13 @@ def _commit_chunk(upload: PartnerUpload, rows: list[Row], expected: int, pool: _
         candidates, failures = _classify((r.line, r.value, r.problem, r.detail, None) for r in rows)
         try:
             with transaction.atomic():
-                state = PartnerUpload.objects.select_for_update().filter(pk=upload.pk).values_list(
-                    "status", "processed_rows").first()
+                state = _in_tenant(upload).select_for_update().values_list("status", "processed_rows").first()
                 if state != (PartnerUpload.Status.RUNNING, expected):
                     return False
                 mapped, more = _map(upload, candidates, values, timezone.now(), pool)
                 failures += more
                 _insert_failures(upload, failures)
-                PartnerUpload.objects.filter(pk=upload.pk).update(
+                _in_tenant(upload).update(
                     processed_rows=F("processed_rows") + len(rows), mapped=F("mapped") + len(mapped),
                     failed=F("failed") + len(failures), error="")
             return True
@@ -348,11 +372,10 @@ def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
 
 def _finish(upload: PartnerUpload, action: str) -> None:
     with transaction.atomic():
-        done = PartnerUpload.objects.filter(pk=upload.pk, status=PartnerUpload.Status.RUNNING,
-                                            processed_rows=F("rows")).update(status=PartnerUpload.Status.DONE,
-                                                                             finished_at=timezone.now())
+        done = _in_tenant(upload).filter(status=PartnerUpload.Status.RUNNING, processed_rows=F("rows")).update(
+            status=PartnerUpload.Status.DONE, finished_at=timezone.now())
         if done:
-            upload.refresh_from_db()
+            _reload(upload)
             audit_record(tenant=upload.tenant, actor=Actor.job("partner_upload"), action=action, obj=upload,
                          after={"rows": upload.rows, "mapped": upload.mapped, "failed": upload.failed})
 
@@ -372,7 +395,7 @@ def _local_file(upload: PartnerUpload) -> Iterator[Path]:
         message = (f"The file {name!r} of upload {upload.public_id} is not in the file storage of this host: the web "
                    "hosts and the worker hosts must share it (DJANGO_MEDIA_ROOT on a shared mount, or one object "
                    "storage; docs/design/hosts.md).")
-        PartnerUpload.objects.filter(pk=upload.pk).update(error=message)
+        _in_tenant(upload).update(error=message)
         logger.error(message)
         raise UploadFileMissing(message)
     try:
@@ -389,31 +412,30 @@ def _local_file(upload: PartnerUpload) -> Iterator[Path]:
         yield Path(copy.name)
 
 
-def partner_upload_process(*, upload_id: int) -> PartnerUpload:
+def partner_upload_process(*, upload_id: int, tenant_id: int) -> PartnerUpload:
     """Check the file, then map it chunk by chunk from ``processed_rows`` (resumes after a kill)."""
-    upload = PartnerUpload.objects.select_related("tenant", "partner").get(pk=upload_id)
+    upload = _uploads(tenant_id).get(pk=upload_id)
     with _local_file(upload) as path:
         return _process(upload, path)
 
 
 def _process(upload: PartnerUpload, path: Path) -> PartnerUpload:
-    upload_id = upload.pk
     fmt = detect_format(path, upload.original_name)
     if upload.status == PartnerUpload.Status.PENDING:
         try:
             rows = check_file(path, fmt)
         except FileRejected as exc:
             _fail(upload, str(exc))
-            return PartnerUpload.objects.get(pk=upload_id)
+            return _reloaded(upload)
         if rows == 0:
             _fail(upload, _("The file holds no partner codes (it is empty or has only a header)."))
-            return PartnerUpload.objects.get(pk=upload_id)
-        PartnerUpload.objects.filter(pk=upload_id, status=PartnerUpload.Status.PENDING).update(
+            return _reloaded(upload)
+        _in_tenant(upload).filter(status=PartnerUpload.Status.PENDING).update(
             status=PartnerUpload.Status.RUNNING, rows=rows, started_at=timezone.now())
-        upload.refresh_from_db()
+        _reload(upload)
     if upload.status != PartnerUpload.Status.RUNNING or upload.processed_rows >= upload.rows:
         _finish(upload, "partner_upload.done")
-        return PartnerUpload.objects.get(pk=upload_id)
+        return _reloaded(upload)
     expected = upload.processed_rows
     committed = 0
     pool = _Pool()
@@ -421,15 +443,15 @@ def _process(upload: PartnerUpload, path: Path) -> PartnerUpload:
         rows_iter = itertools.islice(open_rows(path, fmt), expected, None)
         for chunk in _chunks(rows_iter, CHUNK_ROWS):
             if not _commit_chunk(upload, chunk, expected, pool):
-                return PartnerUpload.objects.get(pk=upload_id)  # another worker has this upload
+                return _reloaded(upload)  # another worker has this upload
             expected += len(chunk)
             committed += 1
             _after_chunk(committed)
     except Exception as exc:
-        PartnerUpload.objects.filter(pk=upload_id).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        _in_tenant(upload).update(error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     _finish(upload, "partner_upload.done")
-    return PartnerUpload.objects.get(pk=upload_id)
+    return _reloaded(upload)
 
 
 # --- reprocess ------------------------------------------------------------------------------------------------
@@ -447,7 +469,8 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
     if len(fixes) > MAX_CORRECTIONS:
         raise InvalidInput(_("At most %(max)s corrected rows per request.") % {"max": f"{MAX_CORRECTIONS:,}"})
     with transaction.atomic():
-        locked = PartnerUpload.objects.select_for_update().select_related("tenant").get(pk=upload.pk)
+        # The rows it always locked (the upload's and its tenant's), not the partner loaded with them.
+        locked = _uploads(upload.tenant_id).select_for_update(of=("self", "tenant")).get(pk=upload.pk)
         if locked.status != PartnerUpload.Status.DONE and partner_upload_resume_if_stuck(upload=locked):
             raise UploadBusy(_("The upload was interrupted and has been resumed; reprocess it once it is done."),
                              details={"resumed": True})
@@ -455,21 +478,24 @@ def partner_upload_reprocess(*, upload: PartnerUpload, actor: Actor, corrections
             raise UploadBusy(_("The upload is %(status)s; only a finished upload can be reprocessed.")
                              % {"status": locked.get_status_display()})
         if fixes:
-            known = set(PartnerUploadFailure.objects.filter(upload=locked, line__in=list(fixes)).values_list(
-                "line", flat=True))
+            # No ordering: the model's default one (by upload) would join the upload table for a set of lines.
+            known = set(PartnerUploadFailure.objects.filter(tenant_id=locked.tenant_id, upload=locked,
+                                                            line__in=list(fixes)).order_by().values_list("line",
+                                                                                                         flat=True))
             missing = sorted(set(fixes) - known)
             if missing:
                 raise BadCorrection(details={"lines": missing[:20]})
             for line, value in fixes.items():
-                PartnerUploadFailure.objects.filter(upload=locked, line=line).update(value=_clean(value),
-                                                                                     corrected=True)
+                PartnerUploadFailure.objects.filter(tenant_id=locked.tenant_id, upload=locked, line=line).update(
+                    value=_clean(value), corrected=True)
         if not locked.failed:
             return locked
-        PartnerUpload.objects.filter(pk=locked.pk).update(status=PartnerUpload.Status.RUNNING, finished_at=None)
+        _in_tenant(locked).update(status=PartnerUpload.Status.RUNNING, finished_at=None)
         audit_record(tenant=locked.tenant, actor=actor, action="partner_upload.reprocess", obj=locked,
                      after={"failed": locked.failed, "corrections": len(fixes)})
-        _after_commit(lambda: jobs.enqueue("uploads", "partners.jobs.reprocess_upload", locked.pk))
-    locked.refresh_from_db()
+        _after_commit(lambda: jobs.enqueue("uploads", "partners.jobs.reprocess_upload", locked.pk, locked.tenant_id,
+                                           tenant_id=locked.tenant_id))
+    _reload(locked)
     return locked
 
 
@@ -481,7 +507,7 @@ def _retry_chunk(upload: PartnerUpload, batch: Sequence[Mapping[str, Any]], pool
     by_line = {f["line"]: f for f in retry}
     candidates, failures = _classify((f["line"], f["value"], "", "", f["id"]) for f in retry)
     with transaction.atomic():
-        state = PartnerUpload.objects.select_for_update().filter(pk=upload.pk).values_list("status", flat=True).first()
+        state = _in_tenant(upload).select_for_update().values_list("status", flat=True).first()
         if state != PartnerUpload.Status.RUNNING:
             return
         mapped, more = _map(upload, candidates, values, timezone.now(), pool)
@@ -489,8 +515,9 @@ def _retry_chunk(upload: PartnerUpload, batch: Sequence[Mapping[str, Any]], pool
         gone = [m[2] for m in mapped]
         with connection.cursor() as cursor:
             if gone:
-                cursor.execute("DELETE FROM partners_partneruploadfailure WHERE upload_id = %s AND id = ANY(%s)",
-                               [upload.pk, gone])
+                cursor.execute("DELETE FROM partners_partneruploadfailure"
+                               " WHERE tenant_id = %s AND upload_id = %s AND id = ANY(%s)",
+                               [upload.tenant_id, upload.pk, gone])
                 if cursor.rowcount != len(gone):
                     raise IntegrityError("failure rows changed during reprocess")
             changed = [f for f in failures if (f.reason, f.message) != (by_line[f.line]["reason"],
@@ -499,29 +526,29 @@ def _retry_chunk(upload: PartnerUpload, batch: Sequence[Mapping[str, Any]], pool
                 cursor.execute("""
                     UPDATE partners_partneruploadfailure f SET reason = t.reason, message = t.message
                       FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(id, reason, message)
-                     WHERE f.id = t.id AND f.upload_id = %s""",
+                     WHERE f.tenant_id = %s AND f.id = t.id AND f.upload_id = %s""",
                                [[f.id for f in changed], [str(f.reason) for f in changed],
-                                [f.message for f in changed], upload.pk])
-        PartnerUpload.objects.filter(pk=upload.pk).update(mapped=F("mapped") + len(mapped),
-                                                          failed=F("failed") - len(mapped))
+                                [f.message for f in changed], upload.tenant_id, upload.pk])
+        _in_tenant(upload).update(mapped=F("mapped") + len(mapped), failed=F("failed") - len(mapped))
 
 
-def partner_upload_retry_failures(*, upload_id: int) -> PartnerUpload:
+def partner_upload_retry_failures(*, upload_id: int, tenant_id: int) -> PartnerUpload:
     """The job behind reprocess: failures in line order, one chunk per transaction; mapped ones leave the list."""
-    upload = PartnerUpload.objects.select_related("tenant").get(pk=upload_id)
+    upload = _uploads(tenant_id).get(pk=upload_id)
     if upload.status != PartnerUpload.Status.RUNNING or upload.processed_rows != upload.rows:
         return upload
     last_line = 0
     pool = _Pool()
     while True:
-        batch = list(PartnerUploadFailure.objects.filter(upload=upload, line__gt=last_line).order_by("line")
+        batch = list(PartnerUploadFailure.objects.filter(tenant_id=upload.tenant_id, upload=upload, line__gt=last_line)
+                     .order_by("line")
                      .values("id", "line", "value", "reason", "message", "corrected")[:CHUNK_ROWS])
         if not batch:
             break
         last_line = batch[-1]["line"]
         _retry_chunk(upload, batch, pool)
     _finish(upload, "partner_upload.reprocessed")
-    return PartnerUpload.objects.get(pk=upload_id)
+    return _reloaded(upload)
 
 
 def csv_template() -> bytes:

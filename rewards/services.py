@@ -26,6 +26,7 @@ from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput, MemberBusy
 from core.locks import session_lock
 from core.models import ApiClient, Tenant
+from core.tenancy import joined_in_tenant
 from coupons.exceptions import InventoryNotFound
 from coupons.services.issue import RequestContext, issue_from_pool
 from coupons.models import CouponCode, CouponInventory, CouponIssue
@@ -146,8 +147,20 @@ def _validate_trigger(*, member_id: str, trigger: str, reference: str, amount: i
 
 
 def _existing_grant(tenant: Tenant, member_id: str, trigger: str, reference: str) -> RewardGrant | None:
-    return RewardGrant.objects.select_related("coupon__inventory__policy", "coupon__batch").filter(
-        tenant=tenant, member_id=member_id, trigger=trigger, reference=reference).first()
+    """The earlier grant with what its answer shows: its coupon and its points credit. Each loaded by a statement in
+    the tenant (#23): LEFT JOINs of the optional coupon and credit could not carry it."""
+    grant = RewardGrant.objects.filter(tenant=tenant, member_id=member_id, trigger=trigger, reference=reference
+                                       ).first()
+    if grant is None:
+        return None
+    if grant.coupon_id is not None:
+        grant.coupon = CouponCode.objects.select_related("inventory__policy", "batch").get(
+            tenant=tenant, pk=grant.coupon_id, **joined_in_tenant(tenant, "inventory", "inventory__policy", "batch"))
+    if grant.points:
+        entry = PointsEntry.objects.filter(tenant=tenant, grant=grant).first()
+        if entry is not None:
+            entry.grant = grant  # a one-to-one: this also fills grant.points_entry
+    return grant
 
 
 def _lock_member(tenant_id: int, member_id: str) -> MemberPoints:
@@ -171,10 +184,12 @@ def reward_trigger(*, tenant: Tenant, member_id: str, trigger: str, reference: s
     existing = _existing_grant(tenant, member_id, trigger, reference)
     if existing is not None:
         return existing, False
-    rule = RewardRule.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
-        tenant=tenant, trigger=trigger, is_active=True).first()
+    rule = RewardRule.objects.filter(tenant=tenant, trigger=trigger, is_active=True).first()
     if rule is None:
         raise NoActiveRule(details={"trigger": trigger})
+    if rule.inventory_id is not None:  # optional: its own statement in the tenant, not a LEFT JOIN (#23)
+        rule.inventory = CouponInventory.objects.select_related("policy", "event", "tenant").get(
+            tenant=tenant, pk=rule.inventory_id, **joined_in_tenant(tenant, "policy", "event"))
     actor = actor or (Actor.api_client(client) if client is not None else Actor.system("rewards"))
     points = points_for(rule=rule, amount=amount, has_image=has_image, rounding_unit=tenant.rounding_unit)
     now = timezone.now()
@@ -193,14 +208,15 @@ def reward_trigger(*, tenant: Tenant, member_id: str, trigger: str, reference: s
                     if points == 0 or isinstance(exc, MemberBusy) or exc.transient:
                         raise  # nothing else to grant, or a transient refusal: record nothing, let them retry
                     grant.coupon_error = exc.code
-                RewardGrant.objects.filter(pk=grant.pk).update(coupon=grant.coupon, coupon_error=grant.coupon_error)
+                RewardGrant.objects.filter(tenant=tenant, pk=grant.pk).update(coupon=grant.coupon,
+                                                                              coupon_error=grant.coupon_error)
             if points > 0:
                 member = _lock_member(tenant.pk, member_id)
                 PointsEntry.objects.create(
                     tenant=tenant, member_id=member_id, amount=points, remaining=points,
                     reason=PointsEntry.Reason.GRANT, reference=f"{trigger}:{reference}"[:128], grant=grant,
                     expires_at=now + timedelta(days=rule.points_valid_days) if rule.points_valid_days else None)
-                MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") + points)
+                MemberPoints.objects.filter(tenant=tenant, pk=member.pk).update(balance=F("balance") + points)
             audit_record(tenant=tenant, actor=actor, action="reward.grant", obj=grant, after={
                 "member_id": member_id, "trigger": trigger, "reference": reference, "points": points,
                 "coupon": grant.coupon.code if grant.coupon else None, "coupon_error": grant.coupon_error or None,
@@ -245,13 +261,13 @@ def _debit(*, tenant: Tenant, member: MemberPoints, amount: int, reason: str, re
     allocations, left = [], amount
     for credit in credits:
         take = min(left, credit.remaining)
-        PointsEntry.objects.filter(pk=credit.pk).update(remaining=F("remaining") - take)
+        PointsEntry.objects.filter(tenant=tenant, pk=credit.pk).update(remaining=F("remaining") - take)
         allocations.append(PointsAllocation(tenant=tenant, debit=debit, credit=credit, amount=take))
         left -= take
         if not left:
             break
     PointsAllocation.objects.bulk_create(allocations)
-    MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") - amount)
+    MemberPoints.objects.filter(tenant=tenant, pk=member.pk).update(balance=F("balance") - amount)
     return debit
 
 
@@ -349,7 +365,8 @@ def points_spend_order(*, tenant: Tenant, member_id: str, order_id: str, points:
 
 def spend_refund(debit: PointsEntry) -> PointsEntry | None:
     """The first refund credit of a spend, None while it is not refunded."""
-    return PointsEntry.objects.filter(refund_of__debit=debit).order_by("id").first()
+    return PointsEntry.objects.filter(tenant_id=debit.tenant_id, refund_of__debit=debit,
+                                      **joined_in_tenant(debit.tenant_id, "refund_of")).order_by("id").first()
 
 
 def points_refund_order(*, tenant: Tenant, member_id: str, order_id: str, client: ApiClient | None = None,
@@ -370,14 +387,15 @@ def points_refund_order(*, tenant: Tenant, member_id: str, order_id: str, client
                 raise NoPointsSpent(details={"order_id": order_id})
             if spend_refund(debit) is not None:
                 return debit, False
-            allocations = list(PointsAllocation.objects.select_related("credit").filter(debit=debit).order_by("id"))
+            allocations = list(PointsAllocation.objects.select_related("credit").filter(
+                tenant=tenant, debit=debit, **joined_in_tenant(tenant, "credit")).order_by("id"))
             PointsEntry.objects.bulk_create([
                 PointsEntry(tenant=tenant, member_id=member_id, amount=a.amount, remaining=a.amount,
                             reason=PointsEntry.Reason.REFUND, reference=f"refund:{order_id}"[:128],
                             order_id=order_id, expires_at=a.credit.expires_at, refund_of=a, client=client)
                 for a in allocations])
             points = sum(a.amount for a in allocations)
-            MemberPoints.objects.filter(pk=member.pk).update(balance=F("balance") + points)
+            MemberPoints.objects.filter(tenant=tenant, pk=member.pk).update(balance=F("balance") + points)
             audit_record(tenant=tenant, actor=actor, action="points.refund", obj=debit,
                          after={"member_id": member_id, "order_id": order_id, "points": points})
     except IntegrityError as exc:
@@ -390,7 +408,8 @@ def points_refund_order(*, tenant: Tenant, member_id: str, order_id: str, client
 def exchange_offer(*, tenant: Tenant, inventory_public_id: str) -> ExchangeOffer:
     """The active offer of an inventory of the tenant; another tenant's inventory is 'not found' like a missing one."""
     offer = ExchangeOffer.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
-        tenant=tenant, inventory__public_id=inventory_public_id, inventory__tenant=tenant).first()
+        tenant=tenant, inventory__public_id=inventory_public_id, inventory__tenant=tenant,
+        **joined_in_tenant(tenant, "inventory__policy", "inventory__event")).first()
     if offer is None:
         if not CouponInventory.objects.filter(tenant=tenant, public_id=inventory_public_id).exists():
             raise InventoryNotFound()

@@ -22,6 +22,7 @@ from core.api.bodies import canonical_json
 from core.exceptions import DomainError, InvalidInput
 from core.locks import release_after_transaction
 from core.models import ApiClient, IdempotencyRecord
+from core.tenancy import save_in_tenant
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -77,7 +78,8 @@ def run_idempotent(request: Request, client: ApiClient, handler: Callable[[], Re
     # Locks the handler takes (the member's claim lock) are freed only after this transaction ends (issue #18).
     with release_after_transaction(), transaction.atomic():
         try:
-            record = IdempotencyRecord.objects.select_for_update(nowait=True).get(client=client, key=key)
+            record = IdempotencyRecord.objects.select_for_update(nowait=True).get(
+                tenant_id=client.tenant_id, client=client, key=key)
         except OperationalError as exc:  # lock held: the first request is still running
             raise RequestInProgress() from exc
         expired = now - record.created_at > timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
@@ -98,7 +100,8 @@ def run_idempotent(request: Request, client: ApiClient, handler: Callable[[], Re
         record.status = IdempotencyRecord.Status.DONE
         record.response_status = response.status_code
         record.response_body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
-        record.save()
+        # The row is locked above; the UPDATE names its tenant (#23).
+        save_in_tenant(record, "status", "request_hash", "created_at", "response_status", "response_body")
         return response
 
 

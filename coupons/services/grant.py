@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -13,7 +13,8 @@ from core import jobs
 from core.approvals import decide, needs_approval, reason_of
 from core.audit import Actor, audit_record
 from core.exceptions import DomainError, InvalidInput
-from core.models import Tenant
+from core.models import ApiClient, Tenant, User
+from core.tenancy import joined_in_tenant
 from coupons.models import CouponCode, CouponGrant, CouponGrantMember, CouponIssue
 from coupons.services.issue import RequestContext, _inventory_by, issue_from_pool
 
@@ -79,22 +80,22 @@ def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[s
     if run_as_job:
         return GrantResult(grant=grant, issued=[], failed=[])
     issued, failed = [], []
-    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.RUNNING)
+    this_grant = CouponGrant.objects.filter(tenant_id=grant.tenant_id, pk=grant.pk)
+    this_grant.update(status=CouponGrant.Status.RUNNING)
     for member in members:
         try:
             issued.append(issue_from_pool(inventory=inventory, member_id=member, via=CouponIssue.Via.GRANT, ctx=ctx,
                                           grant=grant))
         except DomainError as exc:
             failed.append({"member_id": member, "code": exc.code})
-    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.COMPLETED, processed=len(members),
-                                                   issued=len(issued), failed=len(failed),
-                                                   finished_at=timezone.now())
-    grant.refresh_from_db()
+    this_grant.update(status=CouponGrant.Status.COMPLETED, processed=len(members), issued=len(issued),
+                      failed=len(failed), finished_at=timezone.now())
+    grant.refresh_from_db(from_queryset=this_grant)
     return GrantResult(grant=grant, issued=issued, failed=failed)
 
 
 def _queue_grant(grant: CouponGrant) -> None:
-    transaction.on_commit(lambda: jobs.enqueue("grants", "coupons.jobs.run_grant", grant.pk,
+    transaction.on_commit(lambda: jobs.enqueue("grants", "coupons.jobs.run_grant", grant.pk, grant.tenant_id,
                                                tenant_id=grant.tenant_id))
 
 
@@ -142,15 +143,28 @@ def grants_waiting(tenant_id: int | None) -> Any:
     return qs.order_by("created_at", "id")
 
 
-def grant_process(*, grant_id: int) -> CouponGrant:
+def grant_tenant(grant_id: int) -> int:
+    """The tenant of a grant, by its id alone: only for a job queued before issue #23 passed the tenant along."""
+    return CouponGrant.objects.values_list("tenant_id", flat=True).get(pk=grant_id)
+
+
+def grant_process(*, grant_id: int, tenant_id: int) -> CouponGrant:
     """Work through a grant's PENDING members in chunks. Each member's issue and its grant row commit together, so a
-    killed job resumes where it stopped and never issues a member twice."""
-    claimed = CouponGrant.objects.filter(pk=grant_id, status__in=[CouponGrant.Status.PENDING,
-                                                                  CouponGrant.Status.RUNNING])
+    killed job resumes where it stopped and never issues a member twice. Every statement names the grant's tenant
+    (issue #23)."""
+    this_grant = CouponGrant.objects.filter(tenant_id=tenant_id, pk=grant_id)
+    claimed = this_grant.filter(status__in=[CouponGrant.Status.PENDING, CouponGrant.Status.RUNNING])
     if not claimed.update(status=CouponGrant.Status.RUNNING):
-        return CouponGrant.objects.get(pk=grant_id)
-    grant = CouponGrant.objects.select_related("inventory__policy", "inventory__event", "inventory__tenant",
-                                               "client", "operator").get(pk=grant_id)
+        return this_grant.get()
+    # The client and the operator are optional (LEFT JOINs that cannot carry the tenant): loaded by their own
+    # statements below, in the tenant.
+    grant = this_grant.select_related("inventory__policy", "inventory__event", "inventory__tenant").filter(
+        **joined_in_tenant(tenant_id, "inventory", "inventory__policy", "inventory__event")).get()
+    if grant.client_id is not None:
+        grant.client = ApiClient.objects.get(tenant_id=tenant_id, pk=grant.client_id)
+    if grant.operator_id is not None:
+        # A superuser has no tenant of their own.
+        grant.operator = User.objects.get(Q(tenant_id=tenant_id) | Q(tenant__isnull=True), pk=grant.operator_id)
     ctx = RequestContext(client=grant.client, operator=grant.operator)
     while True:
         batch = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.PENDING)
@@ -172,8 +186,8 @@ def grant_process(*, grant_id: int) -> CouponGrant:
                 CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
                     status=CouponGrantMember.Status.FAILED, error_code=exc.code)
                 failed += 1
-        CouponGrant.objects.filter(pk=grant.pk).update(processed=F("processed") + issued + failed,
-                                                       issued=F("issued") + issued, failed=F("failed") + failed)
-    CouponGrant.objects.filter(pk=grant.pk).update(status=CouponGrant.Status.COMPLETED, finished_at=timezone.now())
-    grant.refresh_from_db()
+        this_grant.update(processed=F("processed") + issued + failed, issued=F("issued") + issued,
+                          failed=F("failed") + failed)
+    this_grant.update(status=CouponGrant.Status.COMPLETED, finished_at=timezone.now())
+    grant.refresh_from_db(from_queryset=this_grant)
     return grant

@@ -83,7 +83,7 @@ class UploadCreateView(PartnerUploadAPIView):
             tenant=self.tenant, partner_code=data.validated_data["partner"],
             inventory_public_id=data.validated_data["inventory"], uploaded=data.validated_data["file"],
             actor=Actor.api_client(self.client), client=self.client)
-        upload.refresh_from_db()
+        upload.refresh_from_db(from_queryset=PartnerUpload.objects.filter(tenant=self.tenant))  # #23
         return Response({"id": upload.public_id, "status": upload.status}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -130,7 +130,7 @@ class UploadReprocessView(PartnerUploadAPIView):
         data.is_valid(raise_exception=True)
         upload = services.partner_upload_reprocess(upload=self.upload(upload_id), actor=Actor.api_client(self.client),
                                                    corrections=[dict(r) for r in data.validated_data.get("rows", [])])
-        upload.refresh_from_db()
+        upload.refresh_from_db(from_queryset=PartnerUpload.objects.filter(tenant=self.tenant))  # #23
         return Response({"id": upload.public_id, "status": upload.status}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -93,7 +93,7 @@ def b_objects(other_tenant):
     partner_upload, _created = partner_upload_create(
         tenant=other_tenant, partner_code="SECRETB", inventory_public_id=partner_inventory.public_id,
         uploaded=SimpleUploadedFile(f"{SECRET}.csv", b"SECRETBMAPPED\nSECRETB$BAD\n"), actor=factories.TEST_ACTOR)
-    partner_upload_process(upload_id=partner_upload.pk)
+    partner_upload_process(upload_id=partner_upload.pk, tenant_id=partner_upload.tenant_id)
     from partners.distribution import distribution_create
 
     distribution_create(tenant=other_tenant, inventory=partner_inventory, partner=Partner.objects.get(

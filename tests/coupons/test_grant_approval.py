@@ -92,7 +92,7 @@ def test_another_approver_lets_it_run_and_the_coupons_are_issued(tenant, pool, p
 
 def test_a_waiting_grant_is_not_run_by_a_stray_job(tenant, pool, people):
     grant = ask(tenant, pool, people["operator"])
-    grants.grant_process(grant_id=grant.pk)  # e.g. the sweeper, or a job queued by mistake
+    grants.grant_process(grant_id=grant.pk, tenant_id=grant.tenant_id)  # e.g. the sweeper, or a job queued by mistake
     grant.refresh_from_db()
     assert grant.status == "AWAITING_APPROVAL" and CouponIssue.objects.count() == 0
 

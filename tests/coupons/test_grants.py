@@ -58,7 +58,7 @@ def test_a_resumed_grant_job_never_issues_a_member_twice(tenant):
                                          ctx=issuing.RequestContext(), grant=grant_row)
         CouponGrantMember.objects.filter(pk=member.pk).update(status="ISSUED", coupon=coupon)
     CouponGrant.objects.filter(pk=grant_row.pk).update(status="RUNNING", processed=0)
-    finished = grants.grant_process(grant_id=grant_row.pk)
+    finished = grants.grant_process(grant_id=grant_row.pk, tenant_id=grant_row.tenant_id)
     assert finished.status == "COMPLETED"
     assert CouponIssue.objects.filter(inventory=inventory).count() == 5
     assert set(CouponGrantMember.objects.filter(grant=grant_row).values_list("status", flat=True)) == {"ISSUED"}

@@ -97,7 +97,7 @@ def seed_event(tenant):
                                              inventory_public_id=pool_p.public_id,
                                              uploaded=SimpleUploadedFile("gs.csv", b"GS0001\nGS0002\n"),
                                              actor=factories.TEST_ACTOR)
-    partner_upload_process(upload_id=upload.pk)
+    partner_upload_process(upload_id=upload.pk, tenant_id=upload.tenant_id)
     r2 = coupon_claim(tenant=tenant, member_id="p-3", partner_code="GS0001", ctx=RequestContext(channel="ios"))
     _redeem(tenant, r2, "p-3", "o-7", 25_000, "ios")
 

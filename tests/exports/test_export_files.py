@@ -200,7 +200,7 @@ def test_a_failing_write_marks_the_export_failed_and_a_retry_writes_it(usage_wor
     assert (export.status, export.error, export.file) == ("FAILED", "OSError: disk full", "")
 
     monkeypatch.undo()
-    services.export_write(export_id=export.pk)  # what the job runner's retry does
+    services.export_write(export_id=export.pk, tenant_id=export.tenant_id)  # what the job runner's retry does
     export.refresh_from_db()
     assert (export.status, export.rows_done, export.error) == ("DONE", 6, "")
 
@@ -209,7 +209,7 @@ def test_a_done_export_is_not_written_twice(usage_world):
     export = request(usage_world)
     export.refresh_from_db()
 
-    assert services.export_write(export_id=export.pk) is None
+    assert services.export_write(export_id=export.pk, tenant_id=export.tenant_id) is None
     assert Export.objects.get().file == export.file
 
 

@@ -99,7 +99,7 @@ def test_grants_and_partner_uploads_never_take_distributed_codes(tenant, world):
 
     upload, _ = partner_upload_create(tenant=tenant, partner_code="CU", inventory_public_id=inventory.public_id,
                                       uploaded=SimpleUploadedFile("c.csv", b"CU0001\n"), actor=factories.TEST_ACTOR)
-    upload = partner_upload_process(upload_id=upload.pk)
+    upload = partner_upload_process(upload_id=upload.pk, tenant_id=upload.tenant_id)
     assert (upload.mapped, upload.failed) == (0, 1)
     assert len(distributed()) == 30
 

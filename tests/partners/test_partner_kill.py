@@ -51,15 +51,15 @@ def insert_failures(upload, failures):
 services._insert_failures = insert_failures
 if where == "between":
     services._after_chunk = lambda n: wait_for_the_kill() if n == 3 else None
-services.partner_upload_process(upload_id=int(sys.argv[1]))
+services.partner_upload_process(upload_id=int(sys.argv[1]), tenant_id=int(sys.argv[3]))
 print("FINISHED", flush=True)
 """
 
 
-def run_worker_and_kill(upload_id: int, where: str) -> None:
+def run_worker_and_kill(upload_id: int, where: str, tenant_id: int) -> None:
     env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict["NAME"]), "COUPON_JOBS_SYNC": "true",
            "DJANGO_LOG_LEVEL": "WARNING"}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(upload_id), where], cwd=BASE_DIR, env=env,
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(upload_id), where, str(tenant_id)], cwd=BASE_DIR, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = worker.stdout.readline()
@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_upload_resumes_to_the_same_final_counts(tenant, mon
         tenant=tenant, partner_code="GS25", inventory_public_id=inventory.public_id,
         uploaded=SimpleUploadedFile("k.csv", ("\n".join(lines) + "\n").encode()), actor=factories.TEST_ACTOR)
 
-    run_worker_and_kill(upload.pk, where)
+    run_worker_and_kill(upload.pk, where, upload.tenant_id)
 
     upload.refresh_from_db()
     # Only whole chunks: 3 committed (the 4th, inside its transaction, was rolled back with the connection)
@@ -115,7 +115,7 @@ def test_a_worker_killed_mid_upload_resumes_to_the_same_final_counts(tenant, mon
     assert PartnerUploadFailure.objects.filter(upload=upload).count() == upload.failed
     assert CouponCode.objects.filter(inventory=inventory, status="MAPPED").count() == upload.mapped
 
-    services.partner_upload_process(upload_id=upload.pk)  # the job, run again
+    services.partner_upload_process(upload_id=upload.pk, tenant_id=upload.tenant_id)  # the job, run again
 
     upload.refresh_from_db()
     duplicates, bad = 32, 100

@@ -264,11 +264,11 @@ def test_a_job_killed_mid_upload_resumes_to_the_same_final_counts(tenant, partne
         uploaded=SimpleUploadedFile("k.csv", "\n".join(lines).encode()), actor=factories.TEST_ACTOR)
     monkeypatch.setattr(services, "_after_chunk", die_after_three)
     with pytest.raises(RuntimeError):
-        services.partner_upload_process(upload_id=killed.pk)
+        services.partner_upload_process(upload_id=killed.pk, tenant_id=killed.tenant_id)
     killed.refresh_from_db()
     assert (killed.status, killed.processed_rows, killed.mapped, killed.failed) == ("RUNNING", 300, 270, 30)
     monkeypatch.setattr(services, "_after_chunk", lambda n: None)
-    services.partner_upload_process(upload_id=killed.pk)
+    services.partner_upload_process(upload_id=killed.pk, tenant_id=killed.tenant_id)
     killed.refresh_from_db()
     assert (killed.status, killed.rows, killed.mapped, killed.failed) == ("DONE", 1_000, 900, 100)
     assert CouponMapping.objects.count() == 900

@@ -39,7 +39,7 @@ def test_an_upload_whose_file_this_host_cannot_see_fails_loudly_naming_the_share
     settings.MEDIA_ROOT = str(tmp_path / "worker-host")  # another disk: the web host's file is not there
 
     with pytest.raises(UploadFileMissing, match="DJANGO_MEDIA_ROOT"):
-        partner_upload_process(upload_id=upload.pk)
+        partner_upload_process(upload_id=upload.pk, tenant_id=upload.tenant_id)
     upload.refresh_from_db()
     assert upload.status == PartnerUpload.Status.PENDING and "shared" in upload.error
     assert upload.mapped == 0
