@@ -259,12 +259,10 @@ def _new_batch(tenant: dict[str, Any], quantity: int) -> dict[str, Any]:
 
 def _expiry(tenants: list[dict[str, Any]], due: int) -> dict[str, Any]:
     """The expiry job (coupons.services.lifecycle.coupons_expire) over ``due`` issued codes past their validity, half
-    of the big tenant's and half spread over the small ones; every chunk timed through the progress callback."""
+    of them the big tenant's and half one small tenant's (a campaign ends in one tenant at a time); every chunk timed
+    through the progress callback."""
     now = timezone.now()
-    targets = [(tenants[0], due // 2)]
-    small = tenants[1:] or tenants[:1]
-    each = max(1, (due - due // 2) // len(small))
-    targets += [(t, each) for t in small]
+    targets = [(tenants[0], due // 2), (tenants[1] if len(tenants) > 1 else tenants[0], due - due // 2)]
     marked = 0
     with connection.cursor() as cursor:
         for tenant, n in targets:
@@ -336,7 +334,9 @@ def _measure_layout(options: dict[str, Any], layout: str, database: str, shares:
         step(f"{layout}: new batches {[b['rows_per_s'] for b in result['new_batch'].values()]}/s; expiry")
     result["expiry"] = _expiry(tenants, options["expire_codes"])
     step(f"{layout}: expiry {result['expiry']}; VACUUM")
-    result["vacuum_seconds"] = _timed(f"VACUUM {CODES_TABLE}")
+    # INDEX_CLEANUP ON: the index pass a larger wave of dead rows triggers anyway (VACUUM skips it below ~2 % of the
+    # pages); partitioned, only the partitions holding dead rows scan their indexes.
+    result["vacuum_seconds"] = _timed(f"VACUUM (INDEX_CLEANUP ON) {CODES_TABLE}")
     result["vacuum_analyze_seconds"] = _timed(f"VACUUM ANALYZE {CODES_TABLE}")
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
