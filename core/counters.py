@@ -1,4 +1,4 @@
-"""Sharded counters: a row per (owner, shard) that a write adds to inside its own transaction, summed on read.
+"""Sharded counters: a row per (tenant, owner, shard) that a write adds to inside its own transaction, summed on read.
 
 Concurrent writers of one owner (an inventory's claims and redemptions) spread over ``shards`` rows instead of
 queuing on one. Every writer goes through ``upsert_sql`` — the ORM-level ``counter_add`` and the one-statement claim
@@ -19,20 +19,22 @@ def shard_of(member_id: str, shards: int) -> int:
 
 def upsert_sql(*, table: str, owner: str, columns: Sequence[str], select: str) -> str:
     """``INSERT … ON CONFLICT DO UPDATE`` adding the new row's values to the shard's. ``select`` gives
-    ``owner, shard, *columns`` in order: ``VALUES (…)`` or a ``SELECT … FROM <cte>``."""
+    ``tenant_id, owner, shard, *columns`` in order: ``VALUES (…)`` or a ``SELECT … FROM <cte>``. The tenant leads
+    the unique key, as the distribution key must (#23)."""
     names = ", ".join(columns)
     adds = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in columns)
-    return (f"INSERT INTO {table} ({owner}, shard, {names})\n{select}\n"
-            f"ON CONFLICT ({owner}, shard) DO UPDATE SET {adds}")
+    return (f"INSERT INTO {table} (tenant_id, {owner}, shard, {names})\n{select}\n"
+            f"ON CONFLICT (tenant_id, {owner}, shard) DO UPDATE SET {adds}")
 
 
-def counter_add(*, table: str, owner: str, owner_id: int, shard: int, deltas: dict[str, int]) -> None:
+def counter_add(*, table: str, owner: str, tenant_id: int, owner_id: int, shard: int,
+                deltas: dict[str, int]) -> None:
     """Add ``deltas`` to the shard's row. Must run inside the transaction of the change it counts."""
     columns = list(deltas)
-    placeholders = ", ".join(["%s"] * (len(columns) + 2))
+    placeholders = ", ".join(["%s"] * (len(columns) + 3))
     with connection.cursor() as cursor:
         cursor.execute(upsert_sql(table=table, owner=owner, columns=columns, select=f"VALUES ({placeholders})"),
-                       [owner_id, shard, *deltas.values()])
+                       [tenant_id, owner_id, shard, *deltas.values()])
 
 
 def counter_totals(*, table: str, owner: str, owner_id: int, columns: Sequence[str]) -> dict[str, int]:
@@ -44,12 +46,15 @@ def counter_totals(*, table: str, owner: str, owner_id: int, columns: Sequence[s
     return {c: int(v) for c, v in zip(columns, row, strict=True)}
 
 
-def lock_shards(*, table: str, owner: str, owner_id: int, shards: int, columns: Sequence[str]) -> None:
+def lock_shards(*, table: str, owner: str, tenant_id: int, owner_id: int, shards: int,
+                columns: Sequence[str]) -> None:
     """Create every shard row of the owner that is missing and lock them all, in shard order (a repair's first step:
     writers counting into this owner wait for its commit)."""
     zeros = ", ".join("0" for _ in columns)
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({owner}, shard, {', '.join(columns)}) "
-                       f"SELECT %s, s, {zeros} FROM generate_series(0, %s) s ON CONFLICT ({owner}, shard) DO NOTHING",
-                       [owner_id, shards - 1])
-        cursor.execute(f"SELECT id FROM {table} WHERE {owner} = %s ORDER BY shard FOR UPDATE", [owner_id])
+        cursor.execute(f"INSERT INTO {table} (tenant_id, {owner}, shard, {', '.join(columns)}) "
+                       f"SELECT %s, %s, s, {zeros} FROM generate_series(0, %s) s "
+                       f"ON CONFLICT (tenant_id, {owner}, shard) DO NOTHING",
+                       [tenant_id, owner_id, shards - 1])
+        cursor.execute(f"SELECT id FROM {table} WHERE tenant_id = %s AND {owner} = %s ORDER BY shard FOR UPDATE",
+                       [tenant_id, owner_id])

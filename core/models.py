@@ -203,7 +203,7 @@ class IdempotencyRecord(models.Model):
         verbose_name = _("idempotency record")
         verbose_name_plural = _("idempotency records")
         constraints = [
-            models.UniqueConstraint(fields=["client", "key"], name="idempotency_unique_key_per_client"),
+            models.UniqueConstraint(fields=["tenant", "client", "key"], name="idempotency_unique_key_per_client"),
             models.CheckConstraint(
                 condition=Q(status="in_progress") | Q(response_status__isnull=False), name="idempotency_done_has_response"
             ),

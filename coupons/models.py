@@ -215,8 +215,9 @@ class CouponInventory(models.Model):
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="inventories")
     public_id = PublicIdField(_("public ID"), help_text=_("The 16-character claim id members use (R-CODE-2)."))
     name = models.CharField(_("name"), max_length=200)
-    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="inventories")
-    policy = models.ForeignKey(CouponPolicy, verbose_name=_("policy"), on_delete=models.PROTECT,
+    event = models.ForeignKey(Event, db_constraint=False,
+                              verbose_name=_("event"), on_delete=models.PROTECT, related_name="inventories")
+    policy = models.ForeignKey(CouponPolicy, db_constraint=False, verbose_name=_("policy"), on_delete=models.PROTECT,
                                related_name="inventories")
     total_quantity = models.PositiveBigIntegerField(_("total quantity"),
                                                     help_text=_("Most codes this pool may ever hold."))
@@ -262,7 +263,8 @@ class CouponBatch(models.Model):
         FAILED = "FAILED", _("failed")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="batches")
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="batches")
     batch_code = models.CharField(_("batch code"), max_length=64)
     quantity = models.PositiveBigIntegerField(_("quantity"))
@@ -397,7 +399,11 @@ class InventoryCounter(models.Model):
 
     SHARDS = 16
 
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.CASCADE,
+    # The parent's tenant, copied: the distribution key (#23) — every tenant table carries it, and its keys to
+    # other tenant tables are (tenant_id, …_id) in the database (core/keys.py).
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.CASCADE,
                                   related_name="counters")
     shard = models.PositiveSmallIntegerField(_("shard"))
     issued = models.BigIntegerField(_("issued"), default=0)
@@ -408,7 +414,7 @@ class InventoryCounter(models.Model):
         verbose_name = _("inventory counter")
         verbose_name_plural = _("inventory counters")
         constraints = [
-            models.UniqueConstraint(fields=["inventory", "shard"], name="counter_unique_shard"),
+            models.UniqueConstraint(fields=["tenant", "inventory", "shard"], name="counter_unique_shard"),
             models.CheckConstraint(condition=Q(shard__lt=16), name="counter_shard_range"),
         ]
 
@@ -427,9 +433,11 @@ class CouponIssue(models.Model):
         GRANT = "grant", _("grant")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="issues")
-    coupon = models.OneToOneField(CouponCode, verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="issue")
+    coupon = models.OneToOneField(CouponCode, db_constraint=False,
+                                  verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="issue")
     member_id = models.CharField(_("member ID"), max_length=64)
     # The member's n-th coupon of this inventory: UNIQUE(inventory, member, slot) with slot ≤ the per-member limit
     # is the database's last guard against issuing a member more than the limit (R-ISS-3/4).
@@ -440,7 +448,8 @@ class CouponIssue(models.Model):
     operator = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("operator"), null=True, blank=True,
                                  on_delete=models.PROTECT,
                                  related_name="+")
-    grant = models.ForeignKey("CouponGrant", verbose_name=_("grant"), null=True, blank=True, on_delete=models.PROTECT,
+    grant = models.ForeignKey("CouponGrant", db_constraint=False,
+                              verbose_name=_("grant"), null=True, blank=True, on_delete=models.PROTECT,
                               related_name="issues")
     channel = models.CharField(_("channel"), max_length=16, blank=True)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
@@ -451,7 +460,8 @@ class CouponIssue(models.Model):
         verbose_name = _("coupon issue")
         verbose_name_plural = _("coupon issues")
         constraints = [
-            models.UniqueConstraint(fields=["inventory", "member_id", "slot"], name="issue_unique_member_slot"),
+            models.UniqueConstraint(fields=["tenant", "inventory", "member_id", "slot"],
+                                    name="issue_unique_member_slot"),
             models.CheckConstraint(condition=Q(slot__gte=1), name="issue_slot_positive"),
         ]
         indexes = [
@@ -469,9 +479,11 @@ class CouponUsage(models.Model):
     deleted. At most one un-refunded usage per code: the database's last guard against double redemption."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="usages")
-    coupon = models.ForeignKey(CouponCode, verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="usages")
+    coupon = models.ForeignKey(CouponCode, db_constraint=False,
+                               verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="usages")
     member_id = models.CharField(_("member ID"), max_length=64)
     order_id = models.CharField(_("order ID"), max_length=64)
     order_amount = MoneyField(_("order amount"))
@@ -489,7 +501,7 @@ class CouponUsage(models.Model):
         verbose_name = _("coupon usage")
         verbose_name_plural = _("coupon usages")
         constraints = [
-            models.UniqueConstraint(fields=["coupon"], condition=Q(refunded_at__isnull=True),
+            models.UniqueConstraint(fields=["tenant", "coupon"], condition=Q(refunded_at__isnull=True),
                                     name="usage_one_active_per_coupon"),
             models.CheckConstraint(condition=Q(discount__gte=0) & Q(order_amount__gte=0) & Q(
                 discount__lte=F("order_amount")), name="usage_amounts_valid"),
@@ -522,7 +534,8 @@ class CouponGrant(models.Model):
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     public_id = PublicIdField(_("public ID"))
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="grants")
     client = models.ForeignKey("core.ApiClient", verbose_name=_("API client"), null=True, blank=True,
                                on_delete=models.PROTECT, related_name="+")
@@ -569,17 +582,22 @@ class CouponGrantMember(models.Model):
         ISSUED = "ISSUED", _("issued")
         FAILED = "FAILED", _("failed")
 
-    grant = models.ForeignKey(CouponGrant, verbose_name=_("grant"), on_delete=models.CASCADE, related_name="members")
+    # The parent's tenant, copied: the distribution key (#23) — every tenant table carries it, and its keys to
+    # other tenant tables are (tenant_id, …_id) in the database (core/keys.py).
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    grant = models.ForeignKey(CouponGrant, db_constraint=False,
+                              verbose_name=_("grant"), on_delete=models.CASCADE, related_name="members")
     member_id = models.CharField(_("member ID"), max_length=64)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
-    coupon = models.ForeignKey(CouponCode, verbose_name=_("coupon"), null=True, blank=True, on_delete=models.PROTECT,
+    coupon = models.ForeignKey(CouponCode, db_constraint=False,
+                               verbose_name=_("coupon"), null=True, blank=True, on_delete=models.PROTECT,
                                related_name="+")
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("grant member")
         verbose_name_plural = _("grant members")
-        constraints = [models.UniqueConstraint(fields=["grant", "member_id"], name="grant_member_once")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "grant", "member_id"], name="grant_member_once")]
         indexes = [models.Index(fields=["grant", "id"], condition=Q(status="PENDING"), name="grant_member_pending")]
 
     def __str__(self) -> str:
@@ -590,7 +608,8 @@ class AudienceEntry(models.Model):
     """A member allowed to claim an inventory whose policy's audience is ``whitelist`` (R-POL-3)."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), on_delete=models.CASCADE,
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.CASCADE,
                                   related_name="audience")
     member_id = models.CharField(_("member ID"), max_length=64)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -598,7 +617,8 @@ class AudienceEntry(models.Model):
     class Meta:
         verbose_name = _("audience entry")
         verbose_name_plural = _("audience entries")
-        constraints = [models.UniqueConstraint(fields=["inventory", "member_id"], name="audience_unique_member")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "inventory", "member_id"],
+                                               name="audience_unique_member")]
 
     def __str__(self) -> str:
         return self.member_id  # not "AudienceEntry object (1)" (issue #20)
@@ -614,7 +634,11 @@ class CouponBatchChunk(models.Model):
     chunks present are exactly the codes present; unique per (batch, chunk_no), so no chunk is ever written twice.
     """
 
-    batch = models.ForeignKey(CouponBatch, verbose_name=_("batch"), on_delete=models.PROTECT, related_name="chunks")
+    # The parent's tenant, copied: the distribution key (#23) — every tenant table carries it, and its keys to
+    # other tenant tables are (tenant_id, …_id) in the database (core/keys.py).
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey(CouponBatch, db_constraint=False,
+                              verbose_name=_("batch"), on_delete=models.PROTECT, related_name="chunks")
     chunk_no = models.PositiveIntegerField(_("chunk number"))
     size = models.PositiveIntegerField(_("size"))
     first_code = models.CharField(_("first code"), max_length=48)
@@ -634,7 +658,7 @@ class CouponBatchChunk(models.Model):
         verbose_name_plural = _("batch chunks")
         ordering = ["batch", "chunk_no"]
         constraints = [
-            models.UniqueConstraint(fields=["batch", "chunk_no"], name="chunk_unique_per_batch"),
+            models.UniqueConstraint(fields=["tenant", "batch", "chunk_no"], name="chunk_unique_per_batch"),
             models.CheckConstraint(condition=Q(size__gte=1), name="chunk_size_positive"),
             models.CheckConstraint(condition=Q(first_code__lte=F("last_code")), name="chunk_code_range"),
         ]
@@ -655,7 +679,8 @@ class CouponCodeExport(models.Model):
         XLSX = "xlsx", _("Excel (XLSX)")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    batch = models.ForeignKey(CouponBatch, verbose_name=_("batch"), on_delete=models.PROTECT, related_name="exports")
+    batch = models.ForeignKey(CouponBatch, db_constraint=False,
+                              verbose_name=_("batch"), on_delete=models.PROTECT, related_name="exports")
     partner_name = models.CharField(_("partner"), max_length=200)
     format = models.CharField(_("format"), max_length=8, choices=Format.choices)
     code_count = models.PositiveBigIntegerField(_("number of codes"))

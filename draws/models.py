@@ -21,7 +21,8 @@ class Draw(models.Model):
         FAILED = "FAILED", _("failed")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="draws")
+    event = models.ForeignKey(Event, db_constraint=False,
+                              verbose_name=_("event"), on_delete=models.PROTECT, related_name="draws")
     public_id = PublicIdField(_("public ID"))
     name = models.CharField(_("name"), max_length=200)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
@@ -34,7 +35,7 @@ class Draw(models.Model):
     seed_sealed = models.TextField(_("sealed seed"), blank=True, editable=False)
     seed = models.CharField(_("seed"), max_length=64, blank=True, editable=False)
     round = models.PositiveIntegerField(_("round"), default=1, editable=False)
-    parent = models.OneToOneField("self", verbose_name=_("redraw of"), null=True, blank=True,
+    parent = models.OneToOneField("self", db_constraint=False, verbose_name=_("redraw of"), null=True, blank=True,
                                   on_delete=models.PROTECT, related_name="redraw",
                                   editable=False, help_text=_("The draw whose forfeited prizes this round re-draws."))
     participants_count = models.PositiveIntegerField(_("number of participants"), null=True, blank=True, editable=False)
@@ -77,11 +78,16 @@ class Draw(models.Model):
 
 
 class PrizeTier(models.Model):
-    draw = models.ForeignKey(Draw, verbose_name=_("draw"), on_delete=models.PROTECT, related_name="tiers")
+    # The parent's tenant, copied: the distribution key (#23) — every tenant table carries it, and its keys to
+    # other tenant tables are (tenant_id, …_id) in the database (core/keys.py).
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    draw = models.ForeignKey(Draw, db_constraint=False,
+                             verbose_name=_("draw"), on_delete=models.PROTECT, related_name="tiers")
     position = models.PositiveIntegerField(_("position"), default=1, help_text=_("Tier 1 is filled first."))
     name = models.CharField(_("name"), max_length=200)
     winners = models.PositiveIntegerField(_("number of winners"), default=1)
-    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), null=True, blank=True,
+    inventory = models.ForeignKey("coupons.CouponInventory", db_constraint=False,
+                                  verbose_name=_("inventory"), null=True, blank=True,
                                   on_delete=models.PROTECT,
                                   related_name="+", help_text=_("Optional: grant winners a coupon of this inventory."))
 
@@ -90,7 +96,7 @@ class PrizeTier(models.Model):
         verbose_name_plural = _("prize tiers")
         ordering = ["draw", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["draw", "position"], name="prizetier_unique_position"),
+            models.UniqueConstraint(fields=["tenant", "draw", "position"], name="prizetier_unique_position"),
             models.CheckConstraint(condition=Q(winners__gte=1), name="prizetier_winners_positive"),
             models.CheckConstraint(condition=Q(position__gte=1), name="prizetier_position_positive"),
         ]
@@ -101,12 +107,14 @@ class PrizeTier(models.Model):
 
 class DrawWinner(models.Model):
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    draw = models.ForeignKey(Draw, verbose_name=_("draw"), on_delete=models.PROTECT, related_name="winners")
-    tier = models.ForeignKey(PrizeTier, verbose_name=_("prize tier"), on_delete=models.PROTECT,
+    draw = models.ForeignKey(Draw, db_constraint=False,
+                             verbose_name=_("draw"), on_delete=models.PROTECT, related_name="winners")
+    tier = models.ForeignKey(PrizeTier, db_constraint=False, verbose_name=_("prize tier"), on_delete=models.PROTECT,
                              related_name="winner_rows")
     member_id = models.CharField(_("member ID"), max_length=64)
     rank = models.PositiveIntegerField(_("rank"))
-    coupon = models.ForeignKey("coupons.CouponCode", verbose_name=_("coupon"), null=True, blank=True,
+    coupon = models.ForeignKey("coupons.CouponCode", db_constraint=False,
+                               verbose_name=_("coupon"), null=True, blank=True,
                                on_delete=models.PROTECT,
                                related_name="+")
     grant_error = models.CharField(_("grant error"), max_length=64, blank=True)
@@ -118,8 +126,8 @@ class DrawWinner(models.Model):
         verbose_name_plural = _("winners")
         ordering = ["draw", "tier__position", "rank"]
         constraints = [
-            models.UniqueConstraint(fields=["draw", "member_id"], name="winner_unique_member"),
-            models.UniqueConstraint(fields=["draw", "tier", "rank"], name="winner_unique_rank"),
+            models.UniqueConstraint(fields=["tenant", "draw", "member_id"], name="winner_unique_member"),
+            models.UniqueConstraint(fields=["tenant", "draw", "tier", "rank"], name="winner_unique_rank"),
             models.CheckConstraint(condition=Q(rank__gte=1), name="winner_rank_positive"),
             models.CheckConstraint(condition=Q(forfeited_at__isnull=True) | Q(forfeited_at__gte=F("created_at")),
                                    name="winner_forfeit_after_win"),

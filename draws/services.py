@@ -73,7 +73,8 @@ def draw_create(*, event: Event, name: str, draw_at: datetime, tiers: list[TierS
     _check_tiers(draw, tiers)
     with transaction.atomic():
         draw_save(draw=draw, actor=actor)
-        PrizeTier.objects.bulk_create([PrizeTier(draw=draw, position=i, name=t.name, winners=t.winners,
+        PrizeTier.objects.bulk_create([PrizeTier(tenant_id=draw.tenant_id, draw=draw, position=i, name=t.name,
+                                                 winners=t.winners,
                                                  inventory=t.inventory) for i, t in enumerate(tiers, 1)])
         if commit:
             draw_commit(draw=draw, actor=actor)
@@ -298,7 +299,8 @@ def draw_redraw_create(*, draw: Draw, actor: Actor, draw_at: datetime | None = N
                       parent=draw, draw_at=draw_at or timezone.now(), created_by=created_by)
         redraw.tenant, redraw.event = draw.tenant, draw.event
         redraw.save()
-        PrizeTier.objects.bulk_create([PrizeTier(draw=redraw, position=t.position, name=t.name,
+        PrizeTier.objects.bulk_create([PrizeTier(tenant_id=draw.tenant_id, draw=redraw, position=t.position,
+                                                 name=t.name,
                                                  winners=forfeited[t.pk], inventory=t.inventory) for t in tiers])
         audit_record(tenant=draw.tenant, actor=actor, action="draw.redraw", obj=redraw,
                      after={"parent": draw.public_id, "round": redraw.round,

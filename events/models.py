@@ -49,7 +49,8 @@ class Event(models.Model):
     allow_list_only = models.BooleanField(_("allow-list only"), default=False,
                                           help_text=_("Only members on this event's allow-list may join."))
     # The occurrence this one repeats. One-to-one: an occurrence is rolled forward exactly once, whoever races.
-    previous = models.OneToOneField("self", verbose_name=_("previous occurrence"), null=True, blank=True,
+    previous = models.OneToOneField("self", db_constraint=False,
+                                    verbose_name=_("previous occurrence"), null=True, blank=True,
                                     on_delete=models.PROTECT,
                                     related_name="next_occurrence", editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -85,7 +86,8 @@ class EventParticipant(models.Model):
     """One entry of a member in an event. A cancelled entry stays (with ``cancelled_at``) for the record."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="participants")
+    event = models.ForeignKey(Event, db_constraint=False,
+                              verbose_name=_("event"), on_delete=models.PROTECT, related_name="participants")
     member_id = models.CharField(_("member ID"), max_length=64)
     channel = models.CharField(_("channel"), max_length=16, blank=True)
     entry_no = models.PositiveIntegerField(_("entry number"), default=1)
@@ -99,7 +101,8 @@ class EventParticipant(models.Model):
         constraints = [
             # The service hands out the lowest free entry number ≤ entries_per_member under the event's row lock;
             # this index is the database's guard that no entry number is active twice for a member.
-            models.UniqueConstraint(fields=["event", "member_id", "entry_no"], condition=Q(cancelled_at__isnull=True),
+            models.UniqueConstraint(fields=["tenant", "event", "member_id", "entry_no"],
+                                    condition=Q(cancelled_at__isnull=True),
                                     name="participant_unique_active_entry"),
             models.CheckConstraint(condition=Q(entry_no__gte=1), name="participant_entry_no_positive"),
             models.CheckConstraint(condition=Q(cancelled_at__isnull=True) | Q(cancelled_at__gte=F("joined_at")),
@@ -116,13 +119,14 @@ class EventAllowedMember(models.Model):
     """The allow-list of an event with ``allow_list_only``."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    event = models.ForeignKey(Event, verbose_name=_("event"), on_delete=models.PROTECT, related_name="allowed_members")
+    event = models.ForeignKey(Event, db_constraint=False,
+                              verbose_name=_("event"), on_delete=models.PROTECT, related_name="allowed_members")
     member_id = models.CharField(_("member ID"), max_length=64)
 
     class Meta:
         verbose_name = _("allowed member")
         verbose_name_plural = _("allowed members")
-        constraints = [models.UniqueConstraint(fields=["event", "member_id"], name="allowed_member_unique")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "event", "member_id"], name="allowed_member_unique")]
 
     def __str__(self) -> str:
         return self.member_id

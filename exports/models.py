@@ -42,7 +42,9 @@ class Export(models.Model):
                                    help_text=_("The filters in words, for the list."))
     header = models.CharField(_("header row"), max_length=8, choices=Header.choices, default=Header.LABELS)
     # A partner hand-over of a batch's codes (R-PART-4): the file holds exactly the codes that record fixed.
-    code_export = models.ForeignKey("coupons.CouponCodeExport", verbose_name=_("partner hand-over"), null=True, blank=True, on_delete=models.PROTECT,
+    code_export = models.ForeignKey("coupons.CouponCodeExport", db_constraint=False,
+                                    verbose_name=_("partner hand-over"), null=True, blank=True,
+                                    on_delete=models.PROTECT,
                                     related_name="+")
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
     rows_done = models.PositiveBigIntegerField(_("rows written"), default=0)

@@ -100,18 +100,20 @@ def counters_fix(*, inventory_id: int, actor: Actor) -> CounterMismatch | None:
     takes a new snapshot per statement). The difference goes into shard 0 — only the sum is ever read.
     """
     with transaction.atomic():
-        lock_inventory_shards(inventory_id)
+        inventory = CouponInventory.objects.select_related("tenant").filter(pk=inventory_id).first()
+        if inventory is None:
+            return None
+        lock_inventory_shards(tenant_id=inventory.tenant_id, inventory_id=inventory_id)
         rows = _totals(inventory_id=inventory_id)
         if not rows:
             return None
         mismatch = _mismatch(rows[0])
         if mismatch is None:
             return None
-        counter_add_to_shard(inventory_id=inventory_id, shard=0,
+        counter_add_to_shard(tenant_id=inventory.tenant_id, inventory_id=inventory_id, shard=0,
                              issued=mismatch.issued_rows - mismatch.issued_counted,
                              used=mismatch.used_rows - mismatch.used_counted,
                              used_discount=mismatch.discount_rows - mismatch.discount_counted)
-        inventory = CouponInventory.objects.select_related("tenant").get(pk=inventory_id)
         audit_record(tenant=inventory.tenant, actor=actor, action="inventory.counters_reconcile", obj=inventory,
                      before={"issued": mismatch.issued_counted, "used": mismatch.used_counted,
                              "used_discount": mismatch.discount_counted},

@@ -42,8 +42,10 @@ class PartnerUpload(models.Model):
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     public_id = PublicIdField(_("public ID"))
-    partner = models.ForeignKey(Partner, verbose_name=_("partner"), on_delete=models.PROTECT, related_name="uploads")
-    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
+    partner = models.ForeignKey(Partner, db_constraint=False,
+                                verbose_name=_("partner"), on_delete=models.PROTECT, related_name="uploads")
+    inventory = models.ForeignKey("coupons.CouponInventory", db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="partner_uploads")
     file = models.FileField(_("file"), upload_to="partner_uploads/%Y/%m/")
     original_name = models.CharField(_("original file name"), max_length=255, blank=True)
@@ -111,7 +113,8 @@ class CouponMapping(models.Model):
                                related_name="mappings", db_constraint=False, db_index=False)
     line = models.PositiveIntegerField(_("line"))
     partner_code = models.CharField(_("partner code"), max_length=PARTNER_CODE_MAX)
-    coupon = models.OneToOneField("coupons.CouponCode", verbose_name=_("coupon code"), on_delete=models.PROTECT,
+    coupon = models.OneToOneField("coupons.CouponCode", db_constraint=False,
+                                  verbose_name=_("coupon code"), on_delete=models.PROTECT,
                                   related_name="partner_mapping")
     created_at = models.DateTimeField(_("created at"))
 
@@ -141,7 +144,7 @@ class PartnerUploadFailure(models.Model):
         POOL_EXHAUSTED = "pool_exhausted", _("pool exhausted")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    upload = models.ForeignKey(PartnerUpload, verbose_name=_("upload"), on_delete=models.PROTECT,
+    upload = models.ForeignKey(PartnerUpload, db_constraint=False, verbose_name=_("upload"), on_delete=models.PROTECT,
                                related_name="failures")
     line = models.PositiveIntegerField(_("line"))
     value = models.CharField(_("value"), max_length=200, blank=True,
@@ -155,7 +158,7 @@ class PartnerUploadFailure(models.Model):
         verbose_name = _("upload failure")
         verbose_name_plural = _("upload failures")
         ordering = ["upload", "line"]
-        constraints = [models.UniqueConstraint(fields=["upload", "line"], name="failure_unique_line")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "upload", "line"], name="failure_unique_line")]
         indexes = [models.Index(fields=["upload", "reason", "line"], name="failure_upload_reason")]
 
     def __str__(self) -> str:
@@ -181,11 +184,13 @@ class Distribution(models.Model):
     # issue #20: at or above the tenant's threshold a distribution waits for an approver; its codes are reserved only
     # when approved (in the approval's transaction). Below it (or with no threshold) it is DISTRIBUTED at once.
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DISTRIBUTED)
-    partner = models.ForeignKey(Partner, verbose_name=_("partner"), on_delete=models.PROTECT,
+    partner = models.ForeignKey(Partner, db_constraint=False, verbose_name=_("partner"), on_delete=models.PROTECT,
                                 related_name="distributions")
-    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey("coupons.CouponInventory", db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="distributions")
-    batch = models.ForeignKey("coupons.CouponBatch", verbose_name=_("batch"), null=True, blank=True,
+    batch = models.ForeignKey("coupons.CouponBatch", db_constraint=False,
+                              verbose_name=_("batch"), null=True, blank=True,
                               on_delete=models.PROTECT, related_name="distributions",
                               help_text=_("The batch the codes were taken from; empty = any batch of the inventory."))
     quantity = models.PositiveBigIntegerField(_("number of codes"))

@@ -26,7 +26,8 @@ class RewardRule(models.Model):
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=200)
     trigger = models.CharField(_("trigger"), max_length=32, choices=Trigger.choices)
-    inventory = models.ForeignKey(CouponInventory, verbose_name=_("inventory"), null=True, blank=True,
+    inventory = models.ForeignKey(CouponInventory, db_constraint=False,
+                                  verbose_name=_("inventory"), null=True, blank=True,
                                   on_delete=models.PROTECT,
                                   related_name="+", help_text=_("Optional: the member also gets the next coupon of "
                                                               "this inventory."))
@@ -72,11 +73,13 @@ class RewardGrant(models.Model):
     reference = models.CharField(_("reference"), max_length=128,
                                  help_text=_("What the trigger is about: order number, review id, "
                                              "the year for birthdays, the member for signup."))
-    rule = models.ForeignKey(RewardRule, verbose_name=_("rule"), null=True, on_delete=models.PROTECT,
+    rule = models.ForeignKey(RewardRule, db_constraint=False,
+                             verbose_name=_("rule"), null=True, on_delete=models.PROTECT,
                              related_name="grants")
     rule_snapshot = models.JSONField(_("rule at grant time"), default=dict)
     points = models.PositiveBigIntegerField(_("points"), default=0)
-    coupon = models.ForeignKey(CouponCode, verbose_name=_("coupon"), null=True, blank=True, on_delete=models.PROTECT,
+    coupon = models.ForeignKey(CouponCode, db_constraint=False,
+                               verbose_name=_("coupon"), null=True, blank=True, on_delete=models.PROTECT,
                                related_name="+")
     coupon_error = models.CharField(_("coupon error"), max_length=64, blank=True,
                                     help_text=_("Why the rule's coupon could not be issued (points were still granted)."))
@@ -139,20 +142,23 @@ class PointsEntry(models.Model):
     reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
     reference = models.CharField(_("reference"), max_length=128, blank=True)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
-    grant = models.OneToOneField(RewardGrant, verbose_name=_("reward grant"), null=True, blank=True,
+    grant = models.OneToOneField(RewardGrant, db_constraint=False,
+                                 verbose_name=_("reward grant"), null=True, blank=True,
                                  on_delete=models.PROTECT,
                                  related_name="points_entry")
-    expired_entry = models.OneToOneField("self", verbose_name=_("expired credit"), null=True, blank=True,
+    expired_entry = models.OneToOneField("self", db_constraint=False,
+                                         verbose_name=_("expired credit"), null=True, blank=True,
                                          on_delete=models.PROTECT,
                                          related_name="expiry_debit")
     # Issue #16 (all nullable, so code of the previous release keeps inserting rows during a deploy — R-OPS-4).
     # NULL = not a spend: the partial unique index (tenant, order_id) skips NULLs.
     order_id = models.CharField(_("order ID"), max_length=64, null=True, blank=True,  # noqa: DJ001
                                 help_text=_("Spends: the order the points paid for (one spend per order)."))
-    coupon = models.OneToOneField(CouponCode, verbose_name=_("coupon"), null=True, blank=True,
+    coupon = models.OneToOneField(CouponCode, db_constraint=False, verbose_name=_("coupon"), null=True, blank=True,
                                   on_delete=models.PROTECT, related_name="+",
                                   help_text=_("Exchanges: the coupon the points bought."))
-    refund_of = models.OneToOneField("PointsAllocation", verbose_name=_("refunded allocation"), null=True,
+    refund_of = models.OneToOneField("PointsAllocation", db_constraint=False,
+                                     verbose_name=_("refunded allocation"), null=True,
                                      blank=True, on_delete=models.PROTECT, related_name="refund")
     note = models.TextField(_("note"), null=True, blank=True,  # noqa: DJ001 nullable for the deploy, as above
                             help_text=_("Manual adjustments: why (required)."))
@@ -203,9 +209,9 @@ class PointsAllocation(models.Model):
     the credit it came from, and only once (``PointsEntry.refund_of`` is unique)."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    debit = models.ForeignKey(PointsEntry, verbose_name=_("debit"), on_delete=models.PROTECT,
+    debit = models.ForeignKey(PointsEntry, db_constraint=False, verbose_name=_("debit"), on_delete=models.PROTECT,
                               related_name="allocations")
-    credit = models.ForeignKey(PointsEntry, verbose_name=_("credit"), on_delete=models.PROTECT,
+    credit = models.ForeignKey(PointsEntry, db_constraint=False, verbose_name=_("credit"), on_delete=models.PROTECT,
                                related_name="consumed_by")
     amount = models.BigIntegerField(_("amount"))
 
@@ -224,7 +230,8 @@ class ExchangeOffer(models.Model):
     coupon of the inventory."""
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.OneToOneField(CouponInventory, verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.OneToOneField(CouponInventory, db_constraint=False,
+                                     verbose_name=_("inventory"), on_delete=models.PROTECT,
                                      related_name="exchange_offer")
     points = models.PositiveBigIntegerField(_("price in points"))
     is_active = models.BooleanField(_("active"), default=True)

@@ -59,8 +59,8 @@ SELECT %(tenant)s, %(inventory)s, GREATEST(COALESCE(SUM(issued), 0) - %(issued_n
        GREATEST(COALESCE(SUM(issued), 0) - %(issued_now)s, 0) * %(face)s,
        GREATEST(COALESCE(SUM(used), 0) - %(used_now)s, 0),
        GREATEST(COALESCE(SUM(used_discount), 0) - %(discount_now)s, 0), %(thresholds)s, %(now)s
-  FROM coupons_inventorycounter WHERE inventory_id = %(inventory)s
-ON CONFLICT (inventory_id) DO NOTHING
+  FROM coupons_inventorycounter WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s
+ON CONFLICT (tenant_id, inventory_id) DO NOTHING
 """
 
 
@@ -139,7 +139,7 @@ def raise_alarm(*, inventory: CouponInventory, budget: str, threshold: int, spen
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO risk_alarm (tenant_id, inventory_id, budget, threshold, spent, \"limit\", raised_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (inventory_id, budget, threshold) DO NOTHING "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, inventory_id, budget, threshold) DO NOTHING "
             "RETURNING id",
             [inventory.tenant_id, inventory.pk, budget, threshold, spent, limit, now])
         row = cursor.fetchone()

@@ -35,10 +35,12 @@ class FrequencyLimit(models.Model):
         POSTCODE = "postcode", _("postcode")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), null=True, blank=True,
+    inventory = models.ForeignKey("coupons.CouponInventory", db_constraint=False,
+                                  verbose_name=_("inventory"), null=True, blank=True,
                                   on_delete=models.PROTECT, related_name="frequency_limits",
                                   help_text=_("The limit counts this inventory's claims/uses. Give this or a policy."))
-    policy = models.ForeignKey("coupons.CouponPolicy", verbose_name=_("policy"), null=True, blank=True, on_delete=models.PROTECT,
+    policy = models.ForeignKey("coupons.CouponPolicy", db_constraint=False,
+                               verbose_name=_("policy"), null=True, blank=True, on_delete=models.PROTECT,
                                related_name="frequency_limits",
                                help_text=_("The limit counts claims/uses of every inventory of this policy together."))
     action = models.CharField(_("action"), max_length=8, choices=Action.choices)
@@ -59,9 +61,11 @@ class FrequencyLimit(models.Model):
             models.CheckConstraint(condition=Q(dimension__in=["device_id", "member", "ip", "phone", "postcode"]),
                                    name="freq_dimension_valid"),
             models.CheckConstraint(condition=Q(max_per_day__gte=1), name="freq_max_positive"),
-            models.UniqueConstraint(fields=["inventory", "action", "dimension"], condition=Q(inventory__isnull=False),
+            models.UniqueConstraint(fields=["tenant", "inventory", "action", "dimension"],
+                                    condition=Q(inventory__isnull=False),
                                     name="freq_unique_inventory_rule"),
-            models.UniqueConstraint(fields=["policy", "action", "dimension"], condition=Q(policy__isnull=False),
+            models.UniqueConstraint(fields=["tenant", "policy", "action", "dimension"],
+                                    condition=Q(policy__isnull=False),
                                     name="freq_unique_policy_rule"),
         ]
 
@@ -138,7 +142,8 @@ class InventoryBudget(models.Model):
     """
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.OneToOneField("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.OneToOneField("coupons.CouponInventory", db_constraint=False,
+                                     verbose_name=_("inventory"), on_delete=models.PROTECT,
                                      related_name="budget_spend")
     issued_count = models.BigIntegerField(_("issued count"), default=0)
     issued_amount = MoneyField(_("issued amount"), default=0)
@@ -172,7 +177,8 @@ class Alarm(models.Model):
         USE_AMOUNT = "use_amount", _("use budget (amount)")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    inventory = models.ForeignKey("coupons.CouponInventory", verbose_name=_("inventory"), on_delete=models.PROTECT,
+    inventory = models.ForeignKey("coupons.CouponInventory", db_constraint=False,
+                                  verbose_name=_("inventory"), on_delete=models.PROTECT,
                                   related_name="alarms")
     budget = models.CharField(_("budget"), max_length=16, choices=Budget.choices)
     threshold = models.PositiveSmallIntegerField(_("threshold"), help_text=_("Percent of the budget."))
@@ -188,7 +194,8 @@ class Alarm(models.Model):
         verbose_name_plural = _("alarms")
         ordering = ["-raised_at"]
         constraints = [
-            models.UniqueConstraint(fields=["inventory", "budget", "threshold"], name="alarm_once_per_threshold"),
+            models.UniqueConstraint(fields=["tenant", "inventory", "budget", "threshold"],
+                                    name="alarm_once_per_threshold"),
             models.CheckConstraint(condition=Q(threshold__gte=1, threshold__lte=100), name="alarm_threshold_range"),
         ]
         indexes = [models.Index(fields=["tenant", "raised_at"], condition=Q(acknowledged_at__isnull=True),
@@ -265,9 +272,11 @@ class WebhookDelivery(models.Model):
         FAILED = "FAILED", _("failed (gave up)")
 
     tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
-    endpoint = models.ForeignKey(WebhookEndpoint, verbose_name=_("endpoint"), on_delete=models.PROTECT,
+    endpoint = models.ForeignKey(WebhookEndpoint, db_constraint=False,
+                                 verbose_name=_("endpoint"), on_delete=models.PROTECT,
                                  related_name="deliveries")
-    alarm = models.ForeignKey(Alarm, verbose_name=_("alarm"), null=True, blank=True, on_delete=models.PROTECT,
+    alarm = models.ForeignKey(Alarm, db_constraint=False,
+                              verbose_name=_("alarm"), null=True, blank=True, on_delete=models.PROTECT,
                               related_name="deliveries")
     event = models.CharField(_("event"), max_length=64)
     # The event's id (the body's "id", header X-Coupon-Event-Id): receivers ignore an id they have seen (issue #16).
@@ -292,7 +301,7 @@ class WebhookDelivery(models.Model):
                                    name="webhook_delivery_status_valid"),
             models.CheckConstraint(condition=~Q(status="DELIVERED") | Q(delivered_at__isnull=False),
                                    name="webhook_delivered_has_time"),
-            models.UniqueConstraint(fields=["endpoint", "event_key"], condition=~Q(event_key=""),
+            models.UniqueConstraint(fields=["tenant", "endpoint", "event_key"], condition=~Q(event_key=""),
                                     name="webhook_delivery_once_per_key"),
         ]
         indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="PENDING"),
@@ -305,7 +314,11 @@ class WebhookDelivery(models.Model):
 class WebhookAttempt(models.Model):
     """One HTTP attempt of a delivery: when, the answer's status or the error, how long it took."""
 
-    delivery = models.ForeignKey(WebhookDelivery, verbose_name=_("delivery"), on_delete=models.CASCADE,
+    # The parent's tenant, copied: the distribution key (#23) — every tenant table carries it, and its keys to
+    # other tenant tables are (tenant_id, …_id) in the database (core/keys.py).
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    delivery = models.ForeignKey(WebhookDelivery, db_constraint=False,
+                                 verbose_name=_("delivery"), on_delete=models.CASCADE,
                                  related_name="attempt_log")
     attempted_at = models.DateTimeField(_("attempted at"))
     status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)

@@ -284,7 +284,8 @@ def webhook_deliver(*, delivery_id: int) -> str:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         duration_ms = int((time.monotonic() - started) * 1000)
-        WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code, error=error,
+        WebhookAttempt.objects.create(tenant_id=delivery.tenant_id, delivery=delivery, attempted_at=now,
+                                      status_code=status_code, error=error,
                                       duration_ms=duration_ms)
         delivery.attempts += 1
         if not error:

@@ -391,7 +391,8 @@ class _Run:
                 duration_ms = max(1, int((now - self.last_commit) * 1000))
                 self.last_commit = now
             CouponBatchChunk.objects.create(
-                batch_id=self.batch.pk, chunk_no=chunk.no, size=len(codes), first_code=codes[0].decode("ascii"),
+                tenant_id=self.batch.tenant_id, batch_id=self.batch.pk,
+                chunk_no=chunk.no, size=len(codes), first_code=codes[0].decode("ascii"),
                 last_code=codes[-1].decode("ascii"), attempts=chunk.attempts, candidates_rejected=chunk.rejected,
                 duration_ms=duration_ms, committed_at=timezone.now(),
             )

@@ -70,7 +70,8 @@ def grant_create(*, tenant: Tenant, inventory_public_id: str, member_ids: list[s
         if run_as_job or awaiting:
             for start in range(0, len(members), 5000):
                 CouponGrantMember.objects.bulk_create(
-                    [CouponGrantMember(grant=grant, member_id=m) for m in members[start:start + 5000]])
+                    [CouponGrantMember(tenant_id=grant.tenant_id, grant=grant, member_id=m)
+                     for m in members[start:start + 5000]])
         if awaiting:
             return GrantResult(grant=grant, issued=[], failed=[])
         if run_as_job:

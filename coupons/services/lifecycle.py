@@ -179,7 +179,7 @@ _REDEEM_WRITES = """
 WITH used AS (
     UPDATE coupons_couponcode SET status = 'USED', used_at = %(now)s, locked_order_id = NULL, locked_at = NULL
      WHERE tenant_id = %(tenant)s AND id = %(coupon)s
-    RETURNING id, inventory_id
+    RETURNING id, tenant_id, inventory_id
 ), usage AS (
     INSERT INTO coupons_couponusage (tenant_id, inventory_id, coupon_id, member_id, order_id, order_amount, discount,
                                      channel, payment_method, client_id, ip, device_id, used_at)
@@ -224,7 +224,7 @@ def coupon_refund(*, tenant: Tenant, code: str, order_id: str, ctx: RequestConte
         coupon.status = S.EXPIRED if end is not None and end <= now else S.ISSUED
         coupon.used_at = None
         save_in_tenant(coupon, "status", "used_at")
-        counter_add(inventory_id=coupon.inventory_id, member_id=usage.member_id, used=-1,
+        counter_add(tenant_id=coupon.tenant_id, inventory_id=coupon.inventory_id, member_id=usage.member_id, used=-1,
                     used_discount=-usage.discount)
         budget_release_use(tenant_id=coupon.tenant_id, inventory_id=coupon.inventory_id, discount=usage.discount, now=now)  # R-RISK-3
         _audit(coupon, ctx, "coupon.refund", S.USED, order_id=order_id, discount=usage.discount)

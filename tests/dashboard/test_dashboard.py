@@ -89,8 +89,10 @@ def test_budget_consumption_per_inventory_reads_the_counters(client, tenant):
     """R-REP-3: issue/use budgets (count and amount) against the sharded counters."""
     inventory = factories.make_inventory(tenant, total_quantity=1000, issue_budget_count=200, use_budget_count=100,
                                          use_budget_amount=50_000, issue_budget_amount=1_000_000)
-    InventoryCounter.objects.create(inventory=inventory, shard=0, issued=30, used=10, used_discount=7000)
-    InventoryCounter.objects.create(inventory=inventory, shard=5, issued=20, used=15, used_discount=5500)
+    InventoryCounter.objects.create(
+        tenant=inventory.tenant, inventory=inventory, shard=0, issued=30, used=10, used_discount=7000)
+    InventoryCounter.objects.create(
+        tenant=inventory.tenant, inventory=inventory, shard=5, issued=20, used=15, used_discount=5500)
     client.force_login(factories.make_viewer(tenant))
     rows = client.get("/admin/dashboard/").context["board"].budgets
     row = next(r for r in rows if r.inventory == inventory)

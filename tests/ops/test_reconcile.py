@@ -139,7 +139,7 @@ def test_fixes_running_at_once_and_claims_meanwhile_apply_the_difference_exactly
     for i in range(5):
         issue_from_pool(inventory=inventory, member_id=f"pre-{i}", via="grant", ctx=RequestContext())
     for shard in range(InventoryCounter.SHARDS):  # every shard row exists: only the row locks order the fixes
-        InventoryCounter.objects.get_or_create(inventory=inventory, shard=shard)
+        InventoryCounter.objects.get_or_create(tenant_id=inventory.tenant_id, inventory=inventory, shard=shard)
     InventoryCounter.objects.filter(inventory=inventory).update(issued=0)  # five lost increments
     import time
 

@@ -1,0 +1,110 @@
+"""Declarative partitioning of the largest tables by hash of ``tenant_id`` on stock PostgreSQL (issue #23).
+
+The codes, their issues and usages and the audit log grow with every tenant's events; partitioned by hash of the
+tenant, each partition holds a sixteenth of the tenants, with indexes a sixteenth of the size, and every statement
+that names its tenant (all of the member API's, ``tests/tenant_queries.py``) is planned against one partition. It is
+also the shape a Citus cluster takes (shards by tenant) — the keys it needs are in ``core.keys``.
+
+``partition(connection)`` converts the tables, ``unpartition(connection)`` converts them back; both are idempotent
+and keep every row, identity value, constraint, index, trigger and foreign key (to and from the table) by reading
+them from the catalog before the swap. The swap of one table, in the caller's transaction:
+
+1. ``CREATE TABLE <t>__swap (LIKE <t> INCLUDING …)`` — partitioned by ``HASH (tenant_id)`` with ``PARTITIONS``
+   partitions ``<t>_p0`` … (or a plain table, to go back);
+2. ``INSERT … OVERRIDING SYSTEM VALUE SELECT *`` and the identity sequence moved past the largest id;
+3. the foreign keys into ``<t>`` dropped, ``<t>`` dropped, ``<t>__swap`` renamed ``<t>``;
+4. the primary key, unique and foreign-key constraints, the indexes and the triggers created again from their
+   definitions, then the foreign keys into it, then ``ANALYZE``.
+
+It rewrites the whole table under ACCESS EXCLUSIVE: on a live system this is a maintenance window (or, for the code
+table, pg_partman / logical replication into the new layout — docs/SCALING.md). ``bench scale`` measures both
+layouts side by side.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+PARTITIONED_TABLES = ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog")
+PARTITIONS = 16
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def is_partitioned(connection: Any, table: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"no table {table}")
+    return bool(row[0] == "p")
+
+
+def partition(connection: Any, tables: tuple[str, ...] = PARTITIONED_TABLES, partitions: int = PARTITIONS) -> None:
+    for table in tables:
+        if not is_partitioned(connection, table):
+            _swap(connection, table, partitions=partitions)
+
+
+def unpartition(connection: Any, tables: tuple[str, ...] = PARTITIONED_TABLES) -> None:
+    for table in tables:
+        if is_partitioned(connection, table):
+            _swap(connection, table, partitions=0)
+
+
+def _swap(connection: Any, table: str, *, partitions: int) -> None:
+    swap = f"{table}__swap"
+    with connection.cursor() as cursor:
+        # Deferred foreign-key checks still pending in this transaction would keep the old table from being dropped.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+                       "AND contype IN ('p', 'u', 'f', 'x') AND conparentid = 0 ORDER BY contype DESC, conname",
+                       [table])
+        # 'u' and 'p' before 'f': a self-referencing foreign key needs the key it points at.
+        constraints = sorted(cursor.fetchall(), key=lambda row: row[1].startswith("FOREIGN KEY"))
+        cursor.execute("SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s::regclass "
+                       "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid "
+                       "AND c.conrelid = i.indrelid) ORDER BY i.indexrelid", [table])
+        indexes = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                       "WHERE confrelid = %s::regclass AND conrelid <> confrelid AND contype = 'f' "
+                       "AND conparentid = 0", [table])
+        incoming = cursor.fetchall()
+        cursor.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s::regclass "
+                       "AND NOT tgisinternal AND tgparentid = 0", [table])
+        triggers = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attidentity <> '' "
+                       "AND NOT attisdropped", [table])
+        identities = [row[0] for row in cursor.fetchall()]
+
+        layout = " PARTITION BY HASH (tenant_id)" if partitions else ""
+        cursor.execute(f"CREATE TABLE {_q(swap)} (LIKE {_q(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+                       f"INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMPRESSION){layout}")
+        for remainder in range(partitions):
+            cursor.execute(f"CREATE TABLE {_q(f'{table}_p{remainder}')} PARTITION OF {_q(swap)} "
+                           f"FOR VALUES WITH (MODULUS {partitions}, REMAINDER {remainder})")
+        cursor.execute(f"INSERT INTO {_q(swap)} OVERRIDING SYSTEM VALUE SELECT * FROM {_q(table)}")
+        for column in identities:
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+                           f"GREATEST((SELECT MAX({_q(column)}) FROM {_q(swap)}), "
+                           f"(SELECT last_value FROM pg_sequences WHERE schemaname = current_schema() AND "
+                           f"sequencename = %s), 1))",
+                           [swap, column, f"{table}_{column}_seq"])
+        for referencing, name, _definition in incoming:
+            cursor.execute(f"ALTER TABLE {referencing} DROP CONSTRAINT {_q(name)}")
+        cursor.execute(f"DROP TABLE {_q(table)}")
+        cursor.execute(f"ALTER TABLE {_q(swap)} RENAME TO {_q(table)}")
+        for column in identities:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
+            (sequence,) = cursor.fetchone()
+            cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {_q(f'{table}_{column}_seq')}")
+        for name, definition in constraints:
+            cursor.execute(f"ALTER TABLE {_q(table)} ADD CONSTRAINT {_q(name)} {definition}")
+        for definition in indexes:
+            cursor.execute(definition)
+        for referencing, name, definition in incoming:
+            cursor.execute(f"ALTER TABLE {referencing} ADD CONSTRAINT {_q(name)} {definition}")
+        for definition in triggers:
+            cursor.execute(definition)
+        cursor.execute(f"ANALYZE {_q(table)}")
