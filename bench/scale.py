@@ -22,10 +22,7 @@ from django.utils import timezone
 from bench.api import _dsn
 from bench.db import scratch_database
 from bench.registry import register
-try:
-    from core import partitioning  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # until core/partitioning.py lands from main (#23): both layouts are what migrate makes
-    from bench import partitioning_fallback as partitioning  # type: ignore[no-redef]
+from core import partitioning
 from core.audit import Actor
 from core.models import User
 from core.services import tenant_create
