@@ -53,6 +53,9 @@ def _arguments(parser: Any) -> None:
                         help="A tenant's codes come in batches of at most this many (default 10M).")
     parser.add_argument("--claim-seconds", type=float, default=5.0, help="Seconds of claims per tenant measured.")
     parser.add_argument("--claim-clients", type=int, default=8, help="Connections claiming at once (default 8).")
+    parser.add_argument("--prepare-threshold", type=int, default=-1,
+                        help="psycopg prepare_threshold of the claiming connections: -1 (default) the product's "
+                             "(DJANGO_DB_PREPARE_THRESHOLD), 0 never prepare (a custom plan every time).")
     parser.add_argument("--new-batch", type=int, default=1_000_000,
                         help="Codes of the new batch generated into the big and into a small tenant (default 1M).")
     parser.add_argument("--expire-codes", type=int, default=4 * EXPIRY_CHUNK,
@@ -178,7 +181,8 @@ def _sizes() -> dict[str, Any]:
     return result
 
 
-def _claims(database: str, tenant: dict[str, Any], seconds: float, clients: int, label: str) -> dict[str, Any]:
+def _claims(database: str, tenant: dict[str, Any], seconds: float, clients: int, label: str,
+            prepare: int = -1) -> dict[str, Any]:
     """The product's claim statements — the member's slot count and risk level, then the take-next-code CTE
     (coupons.services.issue) — one transaction per claim, from ``clients`` connections for ``seconds``: the SQL
     floor of a claim of this tenant (no HTTP, no Redis member lock)."""
@@ -186,7 +190,8 @@ def _claims(database: str, tenant: dict[str, Any], seconds: float, clients: int,
     base = _issue_params(inventory=inventory, member_id="", slot=1, via="inventory", ctx=RequestContext(),
                          now=timezone.now(), valid_from=inventory.policy.valid_from,
                          valid_until=inventory.policy.valid_until)
-    threshold = settings.DATABASES["default"].get("OPTIONS", {}).get("prepare_threshold")
+    threshold = settings.DATABASES["default"].get("OPTIONS", {}).get("prepare_threshold") if prepare < 0 else (
+        prepare or None)
     lock = threading.Lock()
     codes: list[str] = []
     latencies: list[float] = []
@@ -238,7 +243,7 @@ def _claims(database: str, tenant: dict[str, Any], seconds: float, clients: int,
 
     return {"claims": len(codes), "seconds": round(elapsed, 2), "per_s": round(len(codes) / elapsed),
             "p50_ms": pct(0.5), "p99_ms": pct(0.99), "clients": clients, "distinct_codes": len(set(codes)),
-            "errors": errors[:3], "tenant_codes": tenant["codes"]}
+            "errors": errors[:3], "tenant_codes": tenant["codes"], "prepare_threshold": threshold}
 
 
 def _new_batch(tenant: dict[str, Any], quantity: int) -> dict[str, Any]:
@@ -320,9 +325,11 @@ def _measure_layout(options: dict[str, Any], layout: str, database: str, shares:
                                 "total": round(code_table["total_bytes"] / codes, 1)}
     step(f"{layout}: sizes {result['bytes_per_code']} bytes/code; claims")
     clients, seconds = options["claim_clients"], options["claim_seconds"]
-    result["claims"] = {"big_tenant": _claims(database, tenants[0], seconds, clients, f"{layout}-big")}
+    result["claims"] = {"big_tenant": _claims(database, tenants[0], seconds, clients, f"{layout}-big",
+                                             options["prepare_threshold"])}
     if len(tenants) > 1:
-        result["claims"]["small_tenant"] = _claims(database, tenants[-1], seconds, clients, f"{layout}-small")
+        result["claims"]["small_tenant"] = _claims(database, tenants[-1], seconds, clients, f"{layout}-small",
+                                                    options["prepare_threshold"])
     step(f"{layout}: claims {[c['per_s'] for c in result['claims'].values()]}/s; new batches")
     if options["new_batch"] > 0:
         result["new_batch"] = {"big_tenant": _new_batch(tenants[0], options["new_batch"])}
