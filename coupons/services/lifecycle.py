@@ -264,24 +264,26 @@ EXPIRY_LOCK = 7_301_001  # pg advisory lock id: one expiry run at a time, across
 STALE_LOCK_LOCK = 7_301_002
 CHUNK = 5000
 
+# Each picked row is found again by its key (tenant_id, id): one probe of one partition of the code table (#23),
+# not one of the id index of every partition.
 _EXPIRE_ISSUED = """
 WITH picked AS (
-    SELECT id FROM coupons_couponcode
+    SELECT tenant_id, id FROM coupons_couponcode
      WHERE status IN ('AVAILABLE', 'MAPPED', 'DISTRIBUTED', 'ISSUED') AND valid_until <= %(now)s
      LIMIT %(chunk)s FOR UPDATE SKIP LOCKED)
-UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.id = picked.id
+UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.tenant_id = picked.tenant_id AND c.id = picked.id
 RETURNING c.tenant_id
 """
 
 # Codes not yet issued carry no validity of their own; they expire with their policy's end.
 _EXPIRE_UNISSUED = """
 WITH picked AS (
-    SELECT c.id FROM coupons_couponcode c
-      JOIN coupons_couponinventory i ON i.id = c.inventory_id
-      JOIN coupons_couponpolicy p ON p.id = i.policy_id
+    SELECT c.tenant_id, c.id FROM coupons_couponcode c
+      JOIN coupons_couponinventory i ON i.tenant_id = c.tenant_id AND i.id = c.inventory_id
+      JOIN coupons_couponpolicy p ON p.tenant_id = i.tenant_id AND p.id = i.policy_id
      WHERE c.status IN ('AVAILABLE', 'MAPPED', 'DISTRIBUTED') AND c.valid_until IS NULL AND p.valid_until <= %(now)s
      LIMIT %(chunk)s FOR UPDATE OF c SKIP LOCKED)
-UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.id = picked.id
+UPDATE coupons_couponcode c SET status = 'EXPIRED' FROM picked WHERE c.tenant_id = picked.tenant_id AND c.id = picked.id
 RETURNING c.tenant_id
 """
 
@@ -342,11 +344,11 @@ def coupons_expire(*, now: datetime | None = None, dry_run: bool = False, chunk:
 
 _RELEASE_STALE = """
 WITH picked AS (
-    SELECT id FROM coupons_couponcode
+    SELECT tenant_id, id FROM coupons_couponcode
      WHERE status = 'LOCKED' AND locked_at <= %(cutoff)s
      LIMIT %(chunk)s FOR UPDATE SKIP LOCKED)
 UPDATE coupons_couponcode c SET status = 'ISSUED', locked_order_id = NULL, locked_at = NULL
-  FROM picked WHERE c.id = picked.id
+  FROM picked WHERE c.tenant_id = picked.tenant_id AND c.id = picked.id
 RETURNING c.tenant_id
 """
 
