@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,14 @@ from django.utils import timezone
 
 from bench.db import database_url, scratch_database
 from bench.registry import register
+from bench.seed import approvers, open_inventory
 from core.audit import Actor
 from core.fields import CODE_ALPHABET
-from core.models import User
 from core.services import tenant_create
 from coupons import services
 from coupons.bloom import bloom_drop
 from coupons.services.generation import CodeFormat, _Drawer, _sort_keys
-from coupons.models import CouponBatch, CouponBatchChunk, CouponPolicy
-from events.models import Event
-from events.services import event_create
+from coupons.models import CouponBatch, CouponBatchChunk
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 COPY_ROWS = 1_000_000
@@ -120,18 +117,7 @@ def _references_proposed(n: int, batch: Any) -> dict[str, Any]:
 def _setup_batches(n: int, count: int) -> list[Any]:
     actor = Actor.system("bench")
     tenant = tenant_create(name="Bench tenant", slug="bench", actor=actor)
-    author = User.objects.create_superuser("bench-author", password=None)
-    approver = User.objects.create_superuser("bench-approver", password=None)
-    now = timezone.now()
-    policy = services.policy_save_draft(policy=CouponPolicy(
-        tenant=tenant, name="Bench 1,000 off", kind="amount", amount=1000, validity_type="fixed",
-        valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)), actor_user=author)
-    services.policy_submit(policy=policy, actor_user=author)
-    policy = services.policy_approve(policy=policy, actor_user=approver)
-    event = event_create(tenant=tenant, name="Bench event", starts_at=now - timedelta(days=1),
-                         ends_at=now + timedelta(days=30), status=Event.Status.OPEN, actor=actor)
-    inventory = services.inventory_create(tenant=tenant, event=event, policy=policy, name="Bench pool",
-                                          total_quantity=n * count, actor=actor)
+    inventory = open_inventory(tenant, users=approvers(), total_quantity=n * count, label="Bench", actor=actor)
     return [services.batch_create(inventory=inventory, batch_code=f"BENCH-{i + 1}", quantity=n, actor=actor)
             for i in range(count)]
 

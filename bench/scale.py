@@ -22,20 +22,18 @@ from django.utils import timezone
 from bench.api import _dsn
 from bench.db import scratch_database
 from bench.registry import register
+from bench.seed import approvers, open_inventory
 from core import partitioning
 from core.audit import Actor
-from core.models import User
 from core.services import tenant_create
 from coupons import services
 from coupons.bloom import bloom_drop
-from coupons.models import CouponBatch, CouponInventory, CouponPolicy
+from coupons.models import CouponBatch, CouponInventory
 from coupons.services.counters import shard_of
 from coupons.services.generation import batch_generate
 from coupons.services.issue import _MEMBER_STATE, _TAKE_NEXT, RequestContext, _issue_params
 from coupons.services.lifecycle import CHUNK as EXPIRY_CHUNK
 from coupons.services.lifecycle import coupons_expire
-from events.models import Event
-from events.services import event_create
 
 LAYOUTS = ("partitioned", "flat")
 CODES_TABLE = "coupons_couponcode"
@@ -99,22 +97,12 @@ def _bloom_capacity(capacity: int) -> Iterator[None]:
 
 def _setup(shares: list[int], new_batch: int, batch_max: int) -> list[dict[str, Any]]:
     actor = Actor.system("bench")
-    author = User.objects.create_superuser("bench-author", password=None)
-    approver = User.objects.create_superuser("bench-approver", password=None)
-    now = timezone.now()
+    users = approvers()
     tenants = []
     for i, codes in enumerate(shares):
         tenant = tenant_create(name=f"Scale tenant {i}", slug=f"scale-{i}", actor=actor)
-        policy = services.policy_save_draft(policy=CouponPolicy(
-            tenant=tenant, name="Scale 1,000 off", kind="amount", amount=1000, validity_type="fixed",
-            valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)), actor_user=author)
-        services.policy_submit(policy=policy, actor_user=author)
-        policy = services.policy_approve(policy=policy, actor_user=approver)
-        event = event_create(tenant=tenant, name="Scale event", starts_at=now - timedelta(days=1),
-                             ends_at=now + timedelta(days=30), status=Event.Status.OPEN, actor=actor)
         # Room for the new batch measured later (only the first two tenants get one, but all are alike).
-        inventory = services.inventory_create(tenant=tenant, event=event, policy=policy, name="Scale pool",
-                                              total_quantity=codes + new_batch, actor=actor)
+        inventory = open_inventory(tenant, users=users, total_quantity=codes + new_batch, label="Scale", actor=actor)
         batches = []
         for b, start in enumerate(range(0, codes, batch_max)):
             batches.append(services.batch_create(inventory=inventory, batch_code=f"SCALE-{b + 1}",
