@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db import connection as default_connection
+
 PARTITIONED_TABLES = ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog")
 PARTITIONS = 16
 
@@ -38,6 +40,24 @@ def parent_name(name: str) -> str:
     ``code_unique_per_tenant_p7`` → ``code_unique_per_tenant``. PostgreSQL reports a violation under the partition's
     names; the swap below names them ``<parent>_p<n>`` so that code matching a constraint's name keeps working."""
     return re.sub(r"_p\d+$", "", name)
+
+
+def violated_constraint(exc: BaseException) -> str | None:
+    """The constraint a database error names, as its table knows it: on a partitioned table PostgreSQL names the
+    partition's index (``issue_unique_member_slot_p3``, or a name of its own choosing for a constraint added after
+    the swap), so it is resolved to the partitioned index it belongs to. Call it once the failed transaction (or
+    savepoint) has been rolled back."""
+    cause = exc if hasattr(exc, "diag") else exc.__cause__
+    name = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    if not name:
+        return None
+    with default_connection.cursor() as cursor:
+        cursor.execute("SELECT parent.relname FROM pg_class child JOIN pg_inherits i ON i.inhrelid = child.oid "
+                       "JOIN pg_class parent ON parent.oid = i.inhparent "
+                       "WHERE child.relname = %s AND child.relkind = 'i' "
+                       "AND child.relnamespace = current_schema()::regnamespace", [name])
+        row = cursor.fetchone()
+    return str(row[0]) if row else str(name)
 
 
 def is_partitioned(connection: Any, table: str) -> bool:

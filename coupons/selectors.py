@@ -103,7 +103,8 @@ def grant_by_job(*, tenant: Tenant, job: str) -> CouponGrant | None:
 
 def grant_failures(*, grant: CouponGrant, limit: int) -> list[dict[str, str]]:
     """The members a grant could not issue to, in order: ``member_id`` and ``error_code``."""
-    rows = (CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.FAILED)
+    rows = (CouponGrantMember.objects.filter(tenant_id=grant.tenant_id, grant=grant,
+                                            status=CouponGrantMember.Status.FAILED)
             .order_by("id").values_list("member_id", "error_code")[:limit])
     return [{"member_id": member, "error_code": code} for member, code in rows]
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from core.models import Tenant
+from core.tenancy import joined_in_tenant
 from draws.models import Draw, DrawWinner, PrizeTier
 from events.models import Event
 
@@ -32,9 +33,9 @@ def event_draws(*, tenant: Tenant, event_public_id: str) -> EventDraws | None:
     for draw in result.draws:
         if draw.parent_id is not None:
             draw.parent = parents[draw.parent_id]
-    for tier in PrizeTier.objects.filter(draw__in=result.draws).order_by("position"):
+    for tier in PrizeTier.objects.filter(tenant=tenant, draw__in=result.draws).order_by("position"):
         result.tiers.setdefault(tier.draw_id, []).append(tier)
-    rows = (DrawWinner.objects.filter(tenant=tenant,
+    rows = (DrawWinner.objects.filter(tenant=tenant, **joined_in_tenant(tenant, "tier"),
                                       draw__in=[d for d in result.draws if d.status == Draw.Status.DONE])
             .order_by("tier__position", "rank").values_list("draw_id", "member_id", "tier__position", "rank",
                                                             "forfeited_at"))
@@ -62,4 +63,4 @@ def draw_can_redraw(*, draw: Draw) -> bool:
 
 
 def draw_has_prizes(*, draw: Draw) -> bool:
-    return PrizeTier.objects.filter(draw=draw, inventory__isnull=False).exists()
+    return PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw=draw, inventory__isnull=False).exists()

@@ -87,7 +87,7 @@ def draw_commit(*, draw: Draw, actor: Actor, now: datetime | None = None) -> Dra
     now = now or timezone.now()
     seed = algorithm.new_seed()
     with transaction.atomic():
-        tiers = list(PrizeTier.objects.filter(draw_id=draw.pk).order_by("position"))
+        tiers = list(PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw_id=draw.pk).order_by("position"))
         if not tiers:
             raise InvalidInput(_("Add at least one prize tier before committing the draw."))
         digest = algorithm.seed_hash(seed)
@@ -198,7 +198,7 @@ def _draw_run_locked(draw: Draw, actor: Actor, now: datetime, seed: str) -> Draw
     if changed:
         _fail(draw, actor, "The participant list changed since this draw started; it was not drawn again.")
         raise ParticipantsChanged()
-    tiers = list(PrizeTier.objects.filter(draw=draw).order_by("position").values_list("pk", "winners"))
+    tiers = list(PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw=draw).order_by("position").values_list("pk", "winners"))
     picks = algorithm.winners(bytes.fromhex(seed), participants, tiers)
     del participants
     for start in range(0, len(picks), WINNER_CHUNK):
@@ -217,7 +217,7 @@ def _draw_run_locked(draw: Draw, actor: Actor, now: datetime, seed: str) -> Draw
         audit_record(tenant=draw.tenant, actor=actor, action="draw.done", obj=draw,
                      after={"participants": draw.participants_count, "participants_digest": digest,
                             "winners": len(picks), "seed_hash": draw.seed_hash, "seed": draw.seed})
-        if PrizeTier.objects.filter(draw=draw, inventory__isnull=False).exists():
+        if PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw=draw, inventory__isnull=False).exists():
 
             draw_pk = draw.pk
             transaction.on_commit(lambda: jobs.enqueue("draws", "draws.jobs.grant_prizes", draw_pk))
@@ -293,7 +293,7 @@ def draw_redraw_create(*, draw: Draw, actor: Actor, draw_at: datetime | None = N
         forfeited[tier_id] = forfeited.get(tier_id, 0) + 1
     if not forfeited:
         raise InvalidInput(_("No prize of this draw is forfeited."))
-    tiers = list(PrizeTier.objects.filter(draw=draw, pk__in=forfeited).order_by("position"))
+    tiers = list(PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw=draw, pk__in=forfeited).order_by("position"))
     with transaction.atomic():
         redraw = Draw(tenant_id=draw.tenant_id, event_id=draw.event_id, name=draw.name, round=draw.round + 1,
                       parent=draw, draw_at=draw_at or timezone.now(), created_by=created_by)
@@ -332,7 +332,7 @@ def draws_run_due(*, now: datetime | None = None, dry_run: bool = False, actor: 
             return None
         just_committed = set()
         for draw in Draw.objects.select_related("tenant").filter(status=Draw.Status.SCHEDULED).order_by("pk"):
-            if not PrizeTier.objects.filter(draw=draw).exists():
+            if not PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw=draw).exists():
                 continue
             summary.committed += 1
             just_committed.add(draw.pk)
@@ -388,7 +388,7 @@ def draw_verify(*, draw: Draw) -> Verification:
         problems.append(f"{len(participants)} eligible participants now, {draw.participants_count} at the draw")
     if algorithm.participants_digest(participants) != draw.participants_digest:
         problems.append("the participant list's digest differs from the one recorded at the draw")
-    tiers = list(PrizeTier.objects.filter(draw=draw).order_by("position").values_list("pk", "winners"))
+    tiers = list(PrizeTier.objects.filter(tenant_id=draw.tenant_id, draw=draw).order_by("position").values_list("pk", "winners"))
     expected = algorithm.winners(seed, participants, tiers)
     stored = list(DrawWinner.objects.filter(draw=draw).values_list("tier_id", "rank", "member_id"))
     missing = set(expected) - set(stored)

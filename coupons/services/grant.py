@@ -167,14 +167,16 @@ def grant_process(*, grant_id: int, tenant_id: int) -> CouponGrant:
         grant.operator = User.objects.get(Q(tenant_id=tenant_id) | Q(tenant__isnull=True), pk=grant.operator_id)
     ctx = RequestContext(client=grant.client, operator=grant.operator)
     while True:
-        batch = list(CouponGrantMember.objects.filter(grant=grant, status=CouponGrantMember.Status.PENDING)
+        batch = list(CouponGrantMember.objects.filter(tenant_id=tenant_id, grant=grant,
+                                                            status=CouponGrantMember.Status.PENDING)
                      .order_by("id")[:GRANT_CHUNK])
         if not batch:
             break
         issued = failed = 0
         for row in batch:
             def mark(coupon: CouponCode, row: CouponGrantMember = row) -> None:
-                CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
+                CouponGrantMember.objects.filter(tenant_id=tenant_id, pk=row.pk,
+                                                 status=CouponGrantMember.Status.PENDING).update(
                     status=CouponGrantMember.Status.ISSUED, coupon=coupon)
             try:
                 issue_from_pool(inventory=grant.inventory, member_id=row.member_id, via=CouponIssue.Via.GRANT,
@@ -183,7 +185,8 @@ def grant_process(*, grant_id: int, tenant_id: int) -> CouponGrant:
             except DomainError as exc:
                 if exc.transient:  # Redis not answering: the job fails as transient and resumes with this member
                     raise
-                CouponGrantMember.objects.filter(pk=row.pk, status=CouponGrantMember.Status.PENDING).update(
+                CouponGrantMember.objects.filter(tenant_id=tenant_id, pk=row.pk,
+                                                 status=CouponGrantMember.Status.PENDING).update(
                     status=CouponGrantMember.Status.FAILED, error_code=exc.code)
                 failed += 1
         this_grant.update(processed=F("processed") + issued + failed, issued=F("issued") + issued,

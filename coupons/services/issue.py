@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import partitioning
 from core.audit import Actor, actor_params, audit_insert_sql
 from core.tenancy import joined_in_tenant
 from core.config_cache import ConfigCache
@@ -229,7 +230,7 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
                 on_issued(coupon)
     except IntegrityError as exc:
         # The member's slot was taken concurrently: the database refused the second issue.
-        if "issue_unique_member_slot" in str(exc):
+        if partitioning.violated_constraint(exc) == "issue_unique_member_slot":
             raise _limit_error(inventory) from exc
         raise
     return coupon
@@ -272,7 +273,7 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
                                          endpoint_ids=taken[6])  # #16
             return coupon
     except IntegrityError as exc:
-        if "issue_unique_member_slot" in str(exc):
+        if partitioning.violated_constraint(exc) == "issue_unique_member_slot":
             raise _limit_error(inventory) from exc
         raise
 

@@ -203,3 +203,22 @@ def test_citus_plan_runs_and_puts_every_foreign_key_back():
     assert {(c, o) for _t, c, o in distributed[1:]} == {("tenant_id", keys.ANCHOR)}
     assert sorted(t for kind, t, _c, _o in calls if kind == "reference") == keys.reference_tables()
     assert after == foreign_keys
+
+
+def test_a_violation_in_a_partition_is_named_by_its_parent_constraint(tenant):
+    """PostgreSQL reports the partition's index; a constraint added after the partitioning (here: dropped and added
+    again, as a later migration would) has partition indexes named by PostgreSQL. ``violated_constraint`` resolves
+    either to the name the code knows — the issue slot guard (coupons.services.issue) depends on it."""
+    _inventory, codes = factories.make_pool(tenant, size=2)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE coupons_couponissue DROP CONSTRAINT issue_unique_member_slot")
+        cursor.execute("ALTER TABLE coupons_couponissue ADD CONSTRAINT issue_unique_member_slot "
+                       "UNIQUE (tenant_id, inventory_id, member_id, slot)")
+    first = {"tenant": tenant, "inventory_id": codes[0].inventory_id, "member_id": "m", "slot": 1, "via": "claim",
+             "issued_at": timezone.now()}
+    CouponIssue.objects.create(coupon=codes[0], **first)
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
+        CouponIssue.objects.create(coupon=codes[1], **first)
+    reported = refused.value.__cause__.diag.constraint_name
+    assert reported != "issue_unique_member_slot" and reported.startswith("coupons_couponissue_p")
+    assert partitioning.violated_constraint(refused.value) == "issue_unique_member_slot"
