@@ -72,8 +72,8 @@ def _setup(rows: int) -> Any:
             SELECT tenant_id, inventory_id, id, member_id, 'o-' || id, 20000, 5000, 'ios', 'online', '', used_at
             FROM coupons_couponcode WHERE batch_id = %s AND status = 'USED' ORDER BY id""", [batch.pk])
         cursor.execute("""
-            INSERT INTO coupons_inventorycounter (inventory_id, shard, issued, used, used_discount)
-            VALUES (%s, 0, %s, %s, %s)""", [inventory.pk, rows, rows // 2, rows // 2 * 5000])
+            INSERT INTO coupons_inventorycounter (tenant_id, inventory_id, shard, issued, used, used_discount)
+            VALUES (%s, %s, 0, %s, %s, %s)""", [inventory.tenant_id, inventory.pk, rows, rows // 2, rows // 2 * 5000])
     with connection.cursor() as cursor:  # like autovacuum after a bulk load: statistics and the visibility map
         for table in ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog"):
             cursor.execute(f"VACUUM ANALYZE {table}")

@@ -86,6 +86,8 @@ def _swap(connection: Any, table: str, *, partitions: int) -> None:
     with connection.cursor() as cursor:
         # Deferred foreign-key checks still pending in this transaction would keep the old table from being dropped.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        # Nobody writes between the copy and the drop: a row committed in between would be lost with the old table.
+        cursor.execute(f"LOCK TABLE {_q(table)} IN ACCESS EXCLUSIVE MODE")
         cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
                        "AND contype IN ('p', 'u', 'f', 'x') AND conparentid = 0 ORDER BY contype DESC, conname",
                        [table])
@@ -99,9 +101,9 @@ def _swap(connection: Any, table: str, *, partitions: int) -> None:
                        "WHERE confrelid = %s::regclass AND conrelid <> confrelid AND contype = 'f' "
                        "AND conparentid = 0", [table])
         incoming = cursor.fetchall()
-        cursor.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %s::regclass "
-                       "AND NOT tgisinternal AND tgparentid = 0", [table])
-        triggers = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT tgname, pg_get_triggerdef(oid), (tgtype & 1) = 0 FROM pg_trigger "
+                       "WHERE tgrelid = %s::regclass AND NOT tgisinternal AND tgparentid = 0", [table])
+        triggers = cursor.fetchall()
         cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attidentity <> '' "
                        "AND NOT attisdropped", [table])
         identities = [row[0] for row in cursor.fetchall()]
@@ -135,8 +137,14 @@ def _swap(connection: Any, table: str, *, partitions: int) -> None:
             _name_partition_indexes(cursor, table)
         for referencing, name, definition in incoming:
             cursor.execute(f"ALTER TABLE {referencing} ADD CONSTRAINT {_q(name)} {definition}")
-        for definition in triggers:
+        for name, definition, per_statement in triggers:
             cursor.execute(definition)
+            # PostgreSQL clones row triggers to the partitions, not statement triggers: the audit log's refusal of
+            # TRUNCATE must stand on each partition too, or TRUNCATE core_auditlog_p3 would empty a sixteenth of it.
+            for remainder in range(partitions if per_statement else 0):
+                partition = f"{table}_p{remainder}"
+                cursor.execute(definition.replace(f"TRIGGER {name} ", f"TRIGGER {name}_p{remainder} ", 1)
+                               .replace(f" ON public.{table} ", f" ON public.{partition} ", 1))
         cursor.execute(f"ANALYZE {_q(table)}")
 
 

@@ -85,3 +85,16 @@ def test_the_command_refuses_a_superuser_role(db):
         me = cursor.fetchone()[0]
     with pytest.raises(CommandError, match="superuser"):
         call_command("grant_app_role", me)
+
+
+def test_truncate_of_one_partition_of_the_audit_log_is_refused_too(app_role, audit_row):
+    """The audit log is hash-partitioned by tenant (#23): each partition carries the TRUNCATE refusal of its own,
+    since PostgreSQL does not clone statement triggers to partitions."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM core_auditlog WHERE id = %s", [audit_row.pk])
+        (partition,) = cursor.fetchone()
+        cursor.execute(f'GRANT TRUNCATE ON {partition} TO "{app_role}"')
+    assert partition.startswith("core_auditlog_p")
+    with pytest.raises(DatabaseError, match="append-only"):
+        as_role(app_role, f"TRUNCATE {partition}")
+    assert AuditLog.objects.filter(pk=audit_row.pk).exists()
