@@ -53,8 +53,13 @@ NULLABLE_TENANT_TABLES = ("core_auditlog",)
 ANCHOR = "coupons_couponinventory"
 
 
-def _q(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A table, index or constraint name as an SQL identifier (the names come from the catalog and the migrations,
+    never from a request). ``core.partitioning`` uses it too."""
     return '"' + name.replace('"', '""') + '"'
+
+
+_q = quote_identifier
 
 
 def forward_sql(*, tables: Sequence[str], uniques: Sequence[tuple[str, str, str]],

@@ -27,12 +27,10 @@ from typing import Any
 
 from django.db import connection as default_connection
 
+from core.keys import quote_identifier as _q
+
 PARTITIONED_TABLES = ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog")
 PARTITIONS = 16
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def parent_name(name: str) -> str:
