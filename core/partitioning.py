@@ -7,7 +7,8 @@ also the shape a Citus cluster takes (shards by tenant) — the keys it needs ar
 
 ``partition(connection)`` converts the tables, ``unpartition(connection)`` converts them back; both are idempotent
 and keep every row, identity value, constraint, index, trigger and foreign key (to and from the table) by reading
-them from the catalog before the swap. The swap of one table, in the caller's transaction:
+them from the catalog before the swap, all tables in one transaction (a savepoint inside the caller's). The swap
+of one table:
 
 1. ``CREATE TABLE <t>__swap (LIKE <t> INCLUDING …)`` — partitioned by ``HASH (tenant_id)`` with ``PARTITIONS``
    partitions ``<t>_p0`` … (or a plain table, to go back);
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import connection as default_connection
+from django.db import connection as default_connection, transaction
 
 from core.keys import quote_identifier as _q
 
@@ -68,15 +69,18 @@ def is_partitioned(connection: Any, table: str) -> bool:
 
 
 def partition(connection: Any, tables: tuple[str, ...] = PARTITIONED_TABLES, partitions: int = PARTITIONS) -> None:
-    for table in tables:
-        if not is_partitioned(connection, table):
-            _swap(connection, table, partitions=partitions)
+    # One transaction (a savepoint inside the caller's): LOCK TABLE needs one, and a failed swap leaves nothing half done.
+    with transaction.atomic(using=connection.alias):
+        for table in tables:
+            if not is_partitioned(connection, table):
+                _swap(connection, table, partitions=partitions)
 
 
 def unpartition(connection: Any, tables: tuple[str, ...] = PARTITIONED_TABLES) -> None:
-    for table in tables:
-        if is_partitioned(connection, table):
-            _swap(connection, table, partitions=0)
+    with transaction.atomic(using=connection.alias):
+        for table in tables:
+            if is_partitioned(connection, table):
+                _swap(connection, table, partitions=0)
 
 
 def _swap(connection: Any, table: str, *, partitions: int) -> None:
