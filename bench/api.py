@@ -31,6 +31,7 @@ from django.utils import timezone
 from bench.db import database_url, scratch_database
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
+from core import partitioning
 from core.audit import Actor
 from core.models import User
 from core.services import api_client_create, tenant_create
@@ -51,6 +52,9 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
     parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
                         help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
+    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
+                        help=f"Hash partitions per table with --layout partitioned (default "
+                             f"{partitioning.PARTITIONS}, as migrated).")
     parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
                         help="Load generator: wrk (C, Debian package 'wrk'; used when installed) or httpx (asyncio).")
     parser.add_argument("--seconds", type=int, default=20, help="Measured duration with wrk (default 20 s).")
@@ -229,8 +233,10 @@ def _floor(database: str, clients: int, jobs: list[Any], sql_for: Any) -> dict[s
 def _run(options: dict[str, Any], kind: str) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would load the generator
     database = options["database"] or f"{connection.settings_dict['NAME']}_benchapi"
-    with scratch_database(database, keep=options["keep"], layout=options.get("layout", "partitioned")):
-        return {"layout": options.get("layout", "partitioned"), **_measure(options, kind, database)}
+    with scratch_database(database, keep=options["keep"], layout=options.get("layout", "partitioned"),
+                          partitions=options.get("partitions", partitioning.PARTITIONS)):
+        return {"layout": options.get("layout", "partitioned"),
+                "partitions": options.get("partitions", partitioning.PARTITIONS), **_measure(options, kind, database)}
 
 
 def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any]:

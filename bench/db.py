@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import psycopg
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 
 from core import partitioning
 
@@ -26,10 +26,12 @@ def database_url(name: str) -> str:
 
 
 @contextmanager
-def scratch_database(name: str, *, keep: bool = False, layout: str = "partitioned") -> Iterator[str]:
+def scratch_database(name: str, *, keep: bool = False, layout: str = "partitioned",
+                     partitions: int = partitioning.PARTITIONS) -> Iterator[str]:
     """Create ``name`` afresh, point this process's connection at it and migrate it; afterwards point back and drop
     it (unless ``keep``). ``layout="flat"`` turns the tables the migrations partition back into plain ones
-    (``core.partitioning``), to measure both layouts in one run (#23)."""
+    (``core.partitioning``), to measure both layouts in one run (#23); ``partitions`` other than the migrations'
+    count re-partitions them with that many, to measure the count."""
     original = connection.settings_dict["NAME"]
     with admin_connection() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -38,9 +40,10 @@ def scratch_database(name: str, *, keep: bool = False, layout: str = "partitione
     connection.settings_dict["NAME"] = name
     try:
         call_command("migrate", verbosity=0, interactive=False)
-        if layout == "flat":
-            with transaction.atomic():
-                partitioning.unpartition(connection)
+        if layout == "flat" or partitions != partitioning.PARTITIONS:
+            partitioning.unpartition(connection)
+        if layout != "flat" and partitions != partitioning.PARTITIONS:
+            partitioning.partition(connection, partitions=partitions)
         yield name
     finally:
         connections.close_all()

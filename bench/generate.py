@@ -21,6 +21,7 @@ from django.utils import timezone
 from bench.db import database_url, scratch_database
 from bench.registry import register
 from bench.seed import approvers, open_inventory
+from core import partitioning
 from core.audit import Actor
 from core.fields import CODE_ALPHABET
 from core.services import tenant_create
@@ -43,6 +44,9 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
     parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
                         help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
+    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
+                        help=f"Hash partitions per table with --layout partitioned (default "
+                             f"{partitioning.PARTITIONS}, as migrated).")
     parser.add_argument("--proposed-schema", action="store_true",
                         help="Experiment: first apply the coupons_couponcode changes proposed in bench/RESULTS.md "
                              "(no batch FK trigger, no duplicate indexes) to the scratch database.")
@@ -198,7 +202,8 @@ def bench_generate(options: dict[str, Any]) -> dict[str, Any]:
     n, count = options["n"], options["batches"]
     database = options["database"] or f"{connection.settings_dict['NAME']}_bench"
     load_before = os.getloadavg()
-    with scratch_database(database, keep=options["keep"], layout=options.get("layout", "partitioned")):
+    with scratch_database(database, keep=options["keep"], layout=options.get("layout", "partitioned"),
+                          partitions=options.get("partitions", partitioning.PARTITIONS)):
         batches = _setup_batches(n, count)
         schema_changes = _proposed_schema() if options["proposed_schema"] else []
         reference = _references(n, not options["no_schema_reference"] and not schema_changes, batches[0])

@@ -24,6 +24,7 @@ from bench.api import _seed
 from bench.db import scratch_database
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
+from core import partitioning
 from core import redis as core_redis
 
 # Stages: (label, file suffix, function name). Cumulative time of each, per request, from the profile; the stages
@@ -51,8 +52,14 @@ STAGES = [
 
 def _arguments(parser: Any) -> None:
     parser.add_argument("--kind", choices=["claim", "redeem", "floor"], default="claim")
-    parser.add_argument("--requests", type=int, default=3000, help="Profiled requests (plus 600 unprofiled).")
+    parser.add_argument("--requests", type=int, default=3000, help="Profiled requests (default 3000).")
     parser.add_argument("--database", default="", help="Scratch database (default <current>_benchprof).")
+    parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
+                        help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
+    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
+                        help=f"Hash partitions per table with --layout partitioned (default "
+                             f"{partitioning.PARTITIONS}, as migrated).")
+    parser.add_argument("--plain", type=int, default=500, help="Unprofiled requests timed for CPU (default 500).")
 
 
 def _pg_cpu_seconds() -> float:
@@ -73,9 +80,11 @@ def _redis_cpu_seconds() -> float:
 def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
     database = options["database"] or f"{connection.settings_dict['NAME']}_benchprof"
     kind, n = options["kind"], options["requests"]
-    with scratch_database(database), override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["*"]):
+    with scratch_database(database, layout=options.get("layout", "partitioned"),
+                          partitions=options.get("partitions", partitioning.PARTITIONS)), override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["*"]):
         create_floor_table()
-        api = _seed(n + 700, issued=kind == "redeem")
+        plain = options.get("plain", 500)
+        api = _seed(n + 200 + plain, issued=kind == "redeem")
         client = Client(HTTP_AUTHORIZATION=f"Bearer {api['token']}")
         order = {"items": [{"sku": "S1", "spu": "P1", "category": "C1", "shop": "s", "unit_price": 30000,
                             "quantity": 1, "virtual": False}], "shipping_fee": 3000, "channel": "ios",
@@ -125,7 +134,6 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
                 cls.pack = original  # type: ignore[method-assign]
         redis_commands = commands[0] / 100
 
-        plain = 500
         pg0, redis0, cpu0, wall0 = _pg_cpu_seconds(), _redis_cpu_seconds(), time.process_time(), time.perf_counter()
         for i in range(200, 200 + plain):
             request(i)
@@ -135,9 +143,9 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
                "wall_ms": (time.perf_counter() - wall0) / plain * 1000}
 
         profiler = cProfile.Profile()
-        profiled = n - 700 if n > 1400 else n // 2
+        profiled = n
         profiler.enable()
-        for i in range(700, 700 + profiled):
+        for i in range(200 + plain, 200 + plain + profiled):
             request(i)
         profiler.disable()
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
@@ -148,7 +156,8 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
         total = sum(v[3] for (path, _line, func), v in stats.items() if func == name and path.endswith(suffix))
         stages[label] = round(total / profiled * 1000, 3)
     stages["middleware and Django outside the view"] = round(stages["request (whole)"] - stages["view dispatch"], 3)
-    return {"benchmark": "profile", "kind": kind, "requests_profiled": profiled,
+    return {"benchmark": "profile", "kind": kind, "layout": options.get("layout", "partitioned"),
+            "partitions": options.get("partitions", partitioning.PARTITIONS), "requests_profiled": profiled,
             "per_request": {k: round(v, 3) for k, v in cpu.items()},
             "statements_per_request": round(len(statements) / 100, 2),
             "redis_commands_per_request": round(redis_commands, 2),
