@@ -147,6 +147,21 @@ def _seed(n: int, *, issued: bool) -> dict[str, Any]:
             "tenant_id": tenant.pk}
 
 
+def request_bodies(kind: str, api: dict[str, Any], n: int) -> list[tuple[str, dict[str, Any]]]:
+    """(path, body) of n claims of the seeded inventory, or of a redemption of each seeded issued code."""
+    if kind == "claim":
+        return [("/api/v1/claims", {"member_id": f"m-{i}", "inventory": api["inventory"]}) for i in range(n)]
+    order = {"order_id": "o", "items": [{"sku": "S1", "spu": "P1", "category": "C1", "shop": "s", "unit_price": 30000,
+                                         "quantity": 1, "virtual": False}], "shipping_fee": 3000, "channel": "ios",
+             "payment_method": "online"}
+    bodies = []
+    for i, pair in enumerate(api["codes"][:n]):
+        code, member = pair.split("|")
+        body = {"member_id": member, "order_id": f"o-{i}", "order": {**order, "order_id": f"o-{i}"}}
+        bodies.append((f"/api/v1/coupons/{code}/redeem", body))  # one order id, in both places
+    return bodies
+
+
 def _serve(database: str, port: int, workers: int, worker_class: str = "sync", threads: int = 1
            ) -> subprocess.Popen:
     """gunicorn on the product's application with the framework floor mounted (``bench.wsgi``): one server, one
@@ -250,18 +265,7 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
         server = _serve(database, options["port"], options["workers"], options.get("worker_class", "sync"),
                         options.get("threads", 1))
         load_before = os.getloadavg()[0]
-        order = {"order_id": "o", "items": [{"sku": "S1", "spu": "P1", "category": "C1", "shop": "s", "unit_price":
-                                             30000, "quantity": 1, "virtual": False}], "shipping_fee": 3000,
-                 "channel": "ios", "payment_method": "online"}
-        if kind == "claim":
-            bodies = [("/api/v1/claims", {"member_id": f"m-{i}", "inventory": api["inventory"]})
-                      for i in range(n + 200)]
-        else:
-            bodies = []
-            for i, pair in enumerate(api["codes"]):
-                code, member = pair.split("|")
-                body = {"member_id": member, "order_id": f"o-{i}", "order": {**order, "order_id": f"o-{i}"}}
-                bodies.append((f"/api/v1/coupons/{code}/redeem", body))  # one order id, in both places
+        bodies = request_bodies(kind, api, n + 200)
         asyncio.run(_load(options["port"], api["token"], clients, bodies[:200]))  # warm-up, not measured
         generator = options.get("generator", "auto")
         use_wrk = generator == "wrk" or (generator == "auto" and shutil.which("wrk"))

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 # Importing a module registers its benchmarks.
-from bench import api, best, dashboard, draws, exports, generate, guess, partners, profile, scale  # noqa: F401
+from bench import api, best, dashboard, draws, exports, generate, guess, layouts, partners, profile, scale  # noqa: F401
 from bench.registry import REGISTRY
 from core.commands import BaseCommand
 

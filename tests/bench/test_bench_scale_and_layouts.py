@@ -1,6 +1,6 @@
 """``manage.py bench scale`` at toy size (issue #23): both layouts are built, filled through the product's generation
-and measured, the figures add up, and the scratch databases are gone afterwards. The real run is recorded in
-bench/RESULTS.md."""
+and measured, the figures add up, and the scratch databases are gone afterwards; and ``bench layouts``' pairing of
+slices. The real runs are recorded in bench/RESULTS.md."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from bench.db import admin_connection
+from bench.layouts import median_interval, pair_ratios, slice_order
 from bench.scale import tenant_shares
+from core import partitioning
 
 PREFIX = "coupons_h2_test_benchscale"
 
@@ -20,6 +22,24 @@ def test_tenant_shares_give_the_big_tenant_its_share_and_split_the_rest_evenly()
     assert tenant_shares(1000, 4, 0.4) == [400, 200, 200, 200]
     assert tenant_shares(11, 4, 0.4) == [4, 3, 2, 2]
     assert sum(tenant_shares(100_000_000, 100, 0.4)) == 100_000_000
+
+
+def test_bench_layouts_alternates_abba_and_compares_each_pair_on_its_own():
+    assert slice_order(3) == [(0, "flat"), (0, "partitioned"), (1, "partitioned"), (1, "flat"),
+                              (2, "flat"), (2, "partitioned")]
+    # The machine got faster between pairs: each pair's ratio stays what the layouts made it.
+    assert pair_ratios([(0, "flat", 400), (0, "partitioned", 380), (1, "partitioned", 570), (1, "flat", 600)]) == [
+        0.95, 0.95]
+    assert pair_ratios([(0, "flat", 400)]) == []  # an unfinished pair is no comparison
+
+
+def test_bench_layouts_interval_holds_the_median_and_narrows_with_more_pairs():
+    few = [0.9, 1.1, 0.95, 1.05, 1.0]
+    low, high = median_interval(few)
+    assert low <= 1.0 <= high and low >= 0.9 and high <= 1.1
+    many_low, many_high = median_interval(few * 8)
+    assert low <= many_low <= 1.0 <= many_high <= high and many_high - many_low < high - low
+    assert median_interval([0.9] * 10) == (0.9, 0.9)
 
 
 @pytest.mark.slow
@@ -36,6 +56,8 @@ def test_bench_scale_measures_both_layouts_and_drops_its_databases(django_db_blo
     assert left == []
     assert result["codes"] == 3000 and result["big_tenant_codes"] == 1200 and result["small_tenant_codes"] == 900
     assert list(result["layouts"]) == ["partitioned", "flat"]
+    assert set(result["layouts"]["partitioned"]["partitioned_tables"].values()) == {partitioning.PARTITIONS}
+    assert set(result["layouts"]["flat"]["partitioned_tables"].values()) == {0}
     for layout in result["layouts"].values():
         assert layout["generation"]["codes"] == 3000
         codes = layout["sizes"]["coupons_couponcode"]
