@@ -34,6 +34,7 @@ from core.tenancy import joined_in_tenant
 from coupons.bloom import iter_code_blocks
 from coupons.exceptions import InventoryNotFound
 from coupons.models import CouponBatch, CouponCode, CouponInventory
+from coupons.pool import POOL_CONDITION, POOL_ORDER
 from partners.exceptions import DistributionNotFound, NotEnoughCodes, PartnerNotFound
 from partners.models import Distribution, Partner
 
@@ -44,8 +45,8 @@ FILE_BLOCK = 500_000
 _RESERVE = """
 WITH picked AS (
     SELECT id FROM coupons_couponcode
-     WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE' {batch}
-     ORDER BY id {limit}
+     WHERE """ + POOL_CONDITION + """ {batch}
+     """ + POOL_ORDER + """ {limit}
        FOR UPDATE SKIP LOCKED)
 UPDATE coupons_couponcode c SET status = 'DISTRIBUTED', distribution_id = %(distribution)s
   FROM picked WHERE c.tenant_id = %(tenant)s AND c.id = picked.id AND c.status = 'AVAILABLE'

@@ -33,6 +33,7 @@ from core.models import Tenant
 from core.tenancy import joined_in_tenant
 from coupons.exceptions import InventoryNotFound
 from coupons.codes import normalise_code
+from coupons.pool import POOL_CONDITION, POOL_ORDER
 from coupons.models import CouponInventory
 from partners.exceptions import BadCorrection, PartnerNotFound, UploadBusy, UploadTooLarge
 from partners.models import PARTNER_CODE_MAX, Partner, PartnerUpload, PartnerUploadFailure
@@ -251,15 +252,15 @@ SELECT c.line, m.upload_id, m.line
 # so claims and other workers on the same inventory are neither blocked nor given the same code — paired in line
 # order with code id order, and become mappings; set-based, in one statement. ``id > after`` starts the scan past
 # the codes this job already took (a plain ORDER BY id walked the primary key over every code mapped by earlier
-# chunks: quadratic in the file); ``id = ANY(ARRAY(…))`` keeps the update an index probe per code. Answers how many
+# chunks: quadratic in the file; the pool condition and order of ``coupons.pool`` keep the scan on the pool index);
+# ``id = ANY(ARRAY(…))`` keeps the update an index probe per code. Answers how many
 # were mapped (the first that many fresh lines) and the highest code id taken.
 _MAP_FRESH = """
 WITH picked AS (
     UPDATE coupons_couponcode SET status = 'MAPPED'
      WHERE tenant_id = %(tenant)s AND id = ANY(ARRAY(SELECT id FROM coupons_couponcode
-                           WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE'
-                             AND id > %(after)s
-                           ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
+                           WHERE """ + POOL_CONDITION + """ AND id > %(after)s
+                           """ + POOL_ORDER + """ LIMIT %(n)s FOR UPDATE SKIP LOCKED))
     RETURNING id
 ), fresh AS (
     SELECT line, code, row_number() OVER (ORDER BY line) AS rn

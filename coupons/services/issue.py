@@ -27,6 +27,7 @@ from core.metrics import record_issue
 from core.models import ApiClient, Tenant
 from coupons.services.counters import shard_of, upsert_from
 from coupons.codes import normalise_code
+from coupons.pool import POOL_CONDITION, POOL_ORDER
 from coupons.exceptions import (AlreadyClaimed, CouponNotFound, EventClosed, InventoryNotFound, LimitReached,
                                 NotEligible, SoldOut)
 from coupons.models import (AudienceEntry, CouponBatch, CouponCode, CouponGrant, CouponInventory,
@@ -162,9 +163,8 @@ SELECT taken.id, taken.code, taken.batch_id, (SELECT count(*) FROM issue), (SELE
        (SELECT count(*) FROM audit), """ + endpoints_taking_sql(tenant="%(tenant)s", event="coupon.issued") + """
   FROM taken
 """
-_TAKE_NEXT = _ISSUE_WRITES.replace("{which}", """id = (SELECT id FROM coupons_couponcode
-                  WHERE tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE'
-                  ORDER BY id LIMIT 1
+_TAKE_NEXT = _ISSUE_WRITES.replace("{which}", f"""id = (SELECT id FROM coupons_couponcode
+                  WHERE {POOL_CONDITION} {POOL_ORDER} LIMIT 1
                   FOR UPDATE SKIP LOCKED)""")
 _TAKE_THIS = _ISSUE_WRITES.replace("{which}", "id = %(coupon)s AND status = %(from_status)s")
 

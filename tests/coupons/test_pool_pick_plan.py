@@ -1,0 +1,80 @@
+"""The next AVAILABLE code of a pool is always found through the pool index (``coupons.pool``; R-ISS-3, R-NFR-2).
+
+The state every event opens in: a generated pool, analyzed while all of it was AVAILABLE, then claimed from. Asked
+the plain way (``inventory_id = X … ORDER BY id``), PostgreSQL may walk the ``id`` index or the primary key instead
+and pass every code claimed since the last ANALYZE on each claim — and a generic plan keeps doing it. These tests
+read the plans PostgreSQL makes for the product's pick, generic and custom, and fail on any plan that is not a scan
+of ``code_pool_available``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from coupons.pool import POOL_CONDITION, POOL_ORDER
+from coupons.services import issue
+from partners import distribution, services as partner_services
+from tests.factories import make_pool, make_tenant
+
+pytestmark = pytest.mark.django_db
+
+PICK = f"SELECT id FROM coupons_couponcode WHERE {POOL_CONDITION} {POOL_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED"
+
+
+def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    if "Scan" in plan["Node Type"]:
+        found.append((plan["Node Type"], plan.get("Index Name", "")))
+    for child in plan.get("Plans", []):
+        found += _scans(child)
+    return found
+
+
+def _plan(sql: str, params: dict[str, Any], mode: str) -> list[tuple[str, str]]:
+    """The scans of ``sql``'s plan under ``plan_cache_mode = mode``, prepared as the product's driver prepares it."""
+    names: list[str] = []
+
+    def number(name: str) -> str:
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    text = sql
+    for name in list(params):
+        text = text.replace(f"%({name})s", number(name))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        cursor.execute("DEALLOCATE ALL")
+        cursor.execute(f"PREPARE pick ({', '.join('bigint' for _ in names)}) AS {text}")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE pick ({', '.join(str(params[n]) for n in names)})")
+        (plan,) = cursor.fetchone()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    return _scans(plan[0]["Plan"])
+
+
+@pytest.fixture
+def claimed_since_analyze():
+    """A 20,000-code pool, analyzed while all AVAILABLE, then a quarter of it (the lowest ids) claimed."""
+    tenant = make_tenant()
+    inventory, codes = make_pool(tenant, size=20_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE coupons_couponcode")
+        cursor.execute("UPDATE coupons_couponcode SET status = 'ISSUED', member_id = 'm-' || id, issued_at = now() "
+                       "WHERE tenant_id = %s AND id <= %s", [tenant.pk, codes[4_999].pk])
+    return {"tenant": tenant.pk, "inventory": inventory.pk}
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+def test_the_pick_scans_the_pool_index_only(claimed_since_analyze, mode):
+    scans = _plan(PICK, claimed_since_analyze, mode)
+
+    assert scans and {index for _node, index in scans} <= {"code_pool_available"} | {
+        f"code_pool_available_p{n}" for n in range(64)}, scans
+
+
+def test_every_pool_pick_of_the_product_uses_the_pool_condition_and_order():
+    for statement in (issue._TAKE_NEXT, partner_services._MAP_FRESH, distribution._RESERVE):
+        assert POOL_CONDITION in statement and POOL_ORDER in statement
