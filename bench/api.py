@@ -33,6 +33,7 @@ from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
 from core.audit import Actor
+from coupons.pool import POOL_CONDITION, POOL_ORDER
 from core.models import User
 from core.services import api_client_create, tenant_create
 from coupons import services
@@ -306,12 +307,13 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
             def sql(conn: psycopg.Connection, i: int) -> None:
                 # Named by tenant like the product's claim (#23): without it a partitioned table is searched in
                 # every partition, which is the bench's cost, not the product's.
-                conn.execute("""UPDATE coupons_couponcode SET status = 'ISSUED', member_id = %s, issued_at = now()
-                                 WHERE tenant_id = %s AND id = (
-                                       SELECT id FROM coupons_couponcode WHERE tenant_id = %s AND inventory_id = %s
-                                          AND status = 'AVAILABLE' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                                 RETURNING code""", [f"f-{i}", floor_pool["tenant_id"], floor_pool["tenant_id"],
-                                                    floor_pool["inventory_id"]])
+                conn.execute(f"""UPDATE coupons_couponcode SET status = 'ISSUED', member_id = %(member)s,
+                                        issued_at = now()
+                                  WHERE tenant_id = %(tenant)s AND id = (
+                                        SELECT id FROM coupons_couponcode WHERE {POOL_CONDITION} {POOL_ORDER} LIMIT 1
+                                           FOR UPDATE SKIP LOCKED)
+                                  RETURNING code""", {"member": f"f-{i}", "tenant": floor_pool["tenant_id"],
+                                                      "inventory": floor_pool["inventory_id"]})
             floor = _floor(database, clients, list(range(n)), sql)
         else:
             def sql(conn: psycopg.Connection, pair: str) -> None:

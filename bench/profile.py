@@ -83,7 +83,7 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
     with scratch_database(database, layout=options.get("layout", "partitioned"),
                           partitions=options.get("partitions", partitioning.PARTITIONS)), override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["*"]):
         create_floor_table()
-        plain = options.get("plain", 500)
+        plain = max(1, options.get("plain", 500))
         api = _seed(n + 200 + plain, issued=kind == "redeem")
         client = Client(HTTP_AUTHORIZATION=f"Bearer {api['token']}")
         order = {"items": [{"sku": "S1", "spu": "P1", "category": "C1", "shop": "s", "unit_price": 30000,

@@ -1,8 +1,8 @@
 """How a statement takes the next AVAILABLE codes of a pool, oldest first: claims (``services.issue``), partner
 uploads mapping fresh codes (``partners.services``) and distributions reserving codes (``partners.distribution``).
 
-Always through the partial index ``code_pool_available (inventory_id, id) WHERE status = 'AVAILABLE'``, whatever the
-statistics say. Written the plain way — ``inventory_id = X AND status = 'AVAILABLE' ORDER BY id`` — the same order
+Written so that the partial index ``code_pool_available (inventory_id, id) WHERE status = 'AVAILABLE'`` is the only
+index that delivers the order asked for, whatever the statistics say. Written the plain way — ``inventory_id = X AND status = 'AVAILABLE' ORDER BY id`` — the same order
 also comes from the ``id`` index and from the primary key ``(tenant_id, id)``, and PostgreSQL's estimate for "walk the
 id index, filter, stop at the first match" ties with the pool index's whenever the statistics say the pool is
 AVAILABLE (a pool generated and then analyzed — the state every event opens in). A plan that picks the id index
@@ -12,7 +12,9 @@ each pick 5 ms after passing 20,000 claimed rows.
 
 The inventory as a range (``>= X AND <= X``) with ``ORDER BY inventory_id, id`` keeps ``inventory_id`` in the order
 asked for (an equality would make it a constant, which the planner drops from the order), and only
-``code_pool_available`` delivers ``(inventory_id, id)`` without sorting the whole pool. Statements using it name
+``code_pool_available`` delivers ``(inventory_id, id)``; any other plan has to sort the whole pool, which the
+planner prices as what it is. One batch's codes (``partners.distribution``) keep ``batch_id = B ORDER BY id``,
+the order of ``code_batch (batch_id, id)``. Statements using it name
 their parameters ``%(tenant)s`` and ``%(inventory)s``.
 """
 from __future__ import annotations

@@ -42,11 +42,15 @@ MAX_QUANTITY = 10_000_000
 CSV_HEADER = b"code\n"
 FILE_BLOCK = 500_000
 
+# The inventory's pool through its pool index (coupons.pool); one batch's codes in the batch's order, which its index
+# code_batch (batch_id, id) gives.
+_POOL = f"{POOL_CONDITION} {POOL_ORDER}"
+_BATCH_POOL = ("tenant_id = %(tenant)s AND inventory_id = %(inventory)s AND status = 'AVAILABLE' "
+               "AND batch_id = %(batch)s ORDER BY id")
 _RESERVE = """
 WITH picked AS (
     SELECT id FROM coupons_couponcode
-     WHERE """ + POOL_CONDITION + """ {batch}
-     """ + POOL_ORDER + """ {limit}
+     WHERE {pool} {limit}
        FOR UPDATE SKIP LOCKED)
 UPDATE coupons_couponcode c SET status = 'DISTRIBUTED', distribution_id = %(distribution)s
   FROM picked WHERE c.tenant_id = %(tenant)s AND c.id = picked.id AND c.status = 'AVAILABLE'
@@ -103,7 +107,7 @@ def _reserve(distribution: Distribution, wanted: int | None) -> int:
     """Take ``wanted`` (None: every available code of the batch) AVAILABLE codes for ``distribution``; the caller's
     transaction rolls back when too few were free (``not_enough_codes``)."""
     with connection.cursor() as cursor:
-        cursor.execute(_RESERVE.format(batch="AND batch_id = %(batch)s" if distribution.batch_id is not None else "",
+        cursor.execute(_RESERVE.format(pool=_BATCH_POOL if distribution.batch_id is not None else _POOL,
                                        limit="LIMIT %(quantity)s" if wanted is not None else ""),
                        {"tenant": distribution.tenant_id, "inventory": distribution.inventory_id,
                         "batch": distribution.batch_id,

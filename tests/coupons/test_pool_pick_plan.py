@@ -9,10 +9,12 @@ of ``code_pool_available``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from coupons.pool import POOL_CONDITION, POOL_ORDER
 from coupons.services import issue
@@ -21,7 +23,12 @@ from tests.factories import make_pool, make_tenant
 
 pytestmark = pytest.mark.django_db
 
+POOL_INDEXES = {"code_pool_available"} | {f"code_pool_available_p{n}" for n in range(64)}
 PICK = f"SELECT id FROM coupons_couponcode WHERE {POOL_CONDITION} {POOL_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED"
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan] + [node for child in plan.get("Plans", []) for node in _nodes(child)]
 
 
 def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
@@ -71,10 +78,29 @@ def claimed_since_analyze():
 def test_the_pick_scans_the_pool_index_only(claimed_since_analyze, mode):
     scans = _plan(PICK, claimed_since_analyze, mode)
 
-    assert scans and {index for _node, index in scans} <= {"code_pool_available"} | {
-        f"code_pool_available_p{n}" for n in range(64)}, scans
+    assert scans and {index for _node, index in scans} <= POOL_INDEXES, scans
+
+
+def test_the_claims_own_statement_takes_its_code_through_the_pool_index(claimed_since_analyze):
+    """The product's whole claim statement (the pick inside the CTE's UPDATE), planned with its parameters bound."""
+    names = set(re.findall(r"%\((\w+)\)s", issue._TAKE_NEXT))
+    params: dict[str, Any] = dict.fromkeys(names)
+    params.update(claimed_since_analyze, member="m-new", slot=1, via="inventory", channel="", device="", shard=0,
+                  now=timezone.now(), actor_type="system", actor_id="", actor_label="test", inventory_public="x")
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + issue._TAKE_NEXT, params)
+        (plan,) = cursor.fetchone()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    # The pick is the InitPlan of the UPDATE that reads the code table (the others count the CTEs' rows, or read the
+    # webhook endpoints).
+    code_scans = {node.get("Index Name", node["Node Type"])
+                  for init in _nodes(plan[0]["Plan"]) if init.get("Subplan Name", "").startswith("InitPlan")
+                  for node in _nodes(init) if node.get("Relation Name", "").startswith("coupons_couponcode")}
+
+    assert code_scans and code_scans <= POOL_INDEXES, code_scans
 
 
 def test_every_pool_pick_of_the_product_uses_the_pool_condition_and_order():
-    for statement in (issue._TAKE_NEXT, partner_services._MAP_FRESH, distribution._RESERVE):
-        assert POOL_CONDITION in statement and POOL_ORDER in statement
+    for statement in (issue._TAKE_NEXT, partner_services._MAP_FRESH, distribution._POOL):
+        flat = " ".join(statement.split())
+        assert POOL_CONDITION in flat and POOL_ORDER in flat and "ORDER BY id LIMIT" not in flat
