@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import psycopg
+from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from bench.api import _combined, _dsn, _load, _seed, _serve, _wrk, request_bodies
@@ -44,6 +45,9 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
                         help=f"Hash partitions per table in the partitioned layout (default {partitioning.PARTITIONS}, "
                              f"as migrated).")
+    parser.add_argument("--tables", default=",".join(partitioning.PARTITIONED_TABLES),
+                        help="Comma-separated: the tables partitioned in the partitioned layout, the others turned "
+                             "plain (default: all the migrations partition) — to find which table costs what.")
     parser.add_argument("--port", type=int, default=8801, help="First of two ports (default 8801, 8802).")
     parser.add_argument("--database", default="",
                         help="Prefix of the scratch databases (default <current>_layouts → …_flat, …_partitioned).")
@@ -95,6 +99,11 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     kind, n, pairs = options["kind"], options["requests"], options["pairs"]
     prefix = options["database"] or f"{connection.settings_dict['NAME']}_layouts"
+    tables = [t.strip() for t in options["tables"].split(",") if t.strip()]
+    unknown = set(tables) - set(partitioning.PARTITIONED_TABLES)
+    if unknown:
+        raise CommandError(f"--tables: not a partitioned table: {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(partitioning.PARTITIONED_TABLES)}")
     servers: dict[str, subprocess.Popen] = {}
     seeded: dict[str, dict[str, Any]] = {}
     ports = {layout: options["port"] + i for i, layout in enumerate(LAYOUTS)}
@@ -105,6 +114,9 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
                 database = f"{prefix}_{layout}"
                 stack.enter_context(scratch_database(database, keep=options["keep"], layout=layout,
                                                      partitions=options["partitions"]))
+                if layout == "partitioned":
+                    partitioning.unpartition(connection, tuple(t for t in partitioning.PARTITIONED_TABLES
+                                                               if t not in tables))
                 seeded[layout] = _seed(n + 200, issued=kind == "redeem")
                 with connection.cursor() as cursor:  # autovacuum may be off (CI's server): statistics as after a load
                     cursor.execute("VACUUM ANALYZE")
@@ -140,7 +152,8 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
                     server.kill()
             connections.close_all()
     ratios = pair_ratios(rates)
-    return {"benchmark": "layouts", "kind": kind, "partitions": options["partitions"], "pairs": pairs,
+    return {"benchmark": "layouts", "kind": kind, "partitions": options["partitions"],
+            "partitioned_tables": options["tables"], "pairs": pairs,
             "slice_seconds": options["slice_seconds"], "clients": options["clients"],
             "gunicorn_workers_per_layout": options["workers"], "cpus": os.cpu_count(),
             "load_before": round(load_before, 2), "load_after": round(load_after, 2),
