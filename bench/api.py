@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from bench.db import database_url, scratch_database
+from bench.db import database_url, layout_arguments, scratch_database
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
@@ -51,11 +51,7 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--database", default="", help="Scratch database (default <current>_benchapi).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
-    parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
-                        help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
-    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
-                        help=f"Hash partitions per table with --layout partitioned (default "
-                             f"{partitioning.PARTITIONS}, as migrated).")
+    layout_arguments(parser)
     parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
                         help="Load generator: wrk (C, Debian package 'wrk'; used when installed) or httpx (asyncio).")
     parser.add_argument("--seconds", type=int, default=20, help="Measured duration with wrk (default 20 s).")

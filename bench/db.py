@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from django.core.management import call_command
@@ -25,13 +26,42 @@ def database_url(name: str) -> str:
     return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{name}"
 
 
+def layout_arguments(parser: Any, *, layout: bool = True) -> None:
+    """``--layout`` (unless the benchmark measures both) and ``--partitions``, as every layout-aware bench takes them."""
+    if layout:
+        parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
+                            help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
+    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
+                        help=f"Hash partitions per table in the partitioned layout (default {partitioning.PARTITIONS}, "
+                             f"as migrated).")
+
+
+def apply_layout(layout: str, *, partitions: int = partitioning.PARTITIONS,
+                 tables: tuple[str, ...] = partitioning.PARTITIONED_TABLES) -> dict[str, int]:
+    """Turn the migrated database into ``layout``: flat, or ``tables`` in ``partitions`` hash partitions and the rest
+    of the partitioned tables plain. Returns each table's partitions (0: a plain table)."""
+    if layout == "flat" or partitions != partitioning.PARTITIONS:
+        partitioning.unpartition(connection)
+    else:
+        partitioning.unpartition(connection, tuple(t for t in partitioning.PARTITIONED_TABLES if t not in tables))
+    if layout != "flat":
+        partitioning.partition(connection, tables, partitions=partitions)  # a no-op where migrate made them already
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in partitioning.PARTITIONED_TABLES:
+            cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [table])
+            counts[table] = int(cursor.fetchone()[0])
+    return counts
+
+
 @contextmanager
 def scratch_database(name: str, *, keep: bool = False, layout: str = "partitioned",
-                     partitions: int = partitioning.PARTITIONS) -> Iterator[str]:
+                     partitions: int = partitioning.PARTITIONS,
+                     tables: tuple[str, ...] = partitioning.PARTITIONED_TABLES) -> Iterator[str]:
     """Create ``name`` afresh, point this process's connection at it and migrate it; afterwards point back and drop
     it (unless ``keep``). ``layout="flat"`` turns the tables the migrations partition back into plain ones
     (``core.partitioning``), to measure both layouts in one run (#23); ``partitions`` other than the migrations'
-    count re-partitions them with that many, to measure the count."""
+    count re-partitions them with that many, to measure the count (``apply_layout``)."""
     original = connection.settings_dict["NAME"]
     with admin_connection() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -40,10 +70,7 @@ def scratch_database(name: str, *, keep: bool = False, layout: str = "partitione
     connection.settings_dict["NAME"] = name
     try:
         call_command("migrate", verbosity=0, interactive=False)
-        if layout == "flat" or partitions != partitioning.PARTITIONS:
-            partitioning.unpartition(connection)
-        if layout != "flat" and partitions != partitioning.PARTITIONS:
-            partitioning.partition(connection, partitions=partitions)
+        apply_layout(layout, partitions=partitions, tables=tables)
         yield name
     finally:
         connections.close_all()

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from bench.db import database_url, scratch_database
+from bench.db import database_url, layout_arguments, scratch_database
 from bench.registry import register
 from bench.seed import approvers, open_inventory
 from core import partitioning
@@ -42,11 +42,7 @@ def _arguments(parser: Any) -> None:
                         help="Skip the COPY into a copy of coupons_couponcode (saves a few minutes at 10M).")
     parser.add_argument("--database", default="", help="Scratch database name (default: <current>_bench).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database afterwards.")
-    parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
-                        help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
-    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
-                        help=f"Hash partitions per table with --layout partitioned (default "
-                             f"{partitioning.PARTITIONS}, as migrated).")
+    layout_arguments(parser)
     parser.add_argument("--proposed-schema", action="store_true",
                         help="Experiment: first apply the coupons_couponcode changes proposed in bench/RESULTS.md "
                              "(no batch FK trigger, no duplicate indexes) to the scratch database.")

@@ -27,7 +27,7 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from bench.api import _combined, _dsn, _load, _seed, _serve, _wrk, request_bodies
-from bench.db import scratch_database
+from bench.db import layout_arguments, scratch_database
 from bench.registry import register
 from core import partitioning
 
@@ -42,9 +42,7 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--slice-seconds", type=int, default=3, help="Seconds per slice (default 3).")
     parser.add_argument("--clients", type=int, default=32, help="wrk keep-alive connections (default 32).")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers per layout (default 4).")
-    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
-                        help=f"Hash partitions per table in the partitioned layout (default {partitioning.PARTITIONS}, "
-                             f"as migrated).")
+    layout_arguments(parser, layout=False)
     parser.add_argument("--tables", default=",".join(partitioning.PARTITIONED_TABLES),
                         help="Comma-separated: the tables partitioned in the partitioned layout, the others turned "
                              "plain (default: all the migrations partition) — to find which table costs what.")
@@ -113,10 +111,7 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
             for layout in LAYOUTS:
                 database = f"{prefix}_{layout}"
                 stack.enter_context(scratch_database(database, keep=options["keep"], layout=layout,
-                                                     partitions=options["partitions"]))
-                if layout == "partitioned":
-                    partitioning.unpartition(connection, tuple(t for t in partitioning.PARTITIONED_TABLES
-                                                               if t not in tables))
+                                                     partitions=options["partitions"], tables=tuple(tables)))
                 seeded[layout] = _seed(n + 200, issued=kind == "redeem")
                 with connection.cursor() as cursor:  # autovacuum may be off (CI's server): statistics as after a load
                     cursor.execute("VACUUM ANALYZE")

@@ -21,7 +21,7 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from bench.api import _seed
-from bench.db import scratch_database
+from bench.db import layout_arguments, scratch_database
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
@@ -54,11 +54,7 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--kind", choices=["claim", "redeem", "floor"], default="claim")
     parser.add_argument("--requests", type=int, default=3000, help="Profiled requests (default 3000).")
     parser.add_argument("--database", default="", help="Scratch database (default <current>_benchprof).")
-    parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
-                        help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
-    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
-                        help=f"Hash partitions per table with --layout partitioned (default "
-                             f"{partitioning.PARTITIONS}, as migrated).")
+    layout_arguments(parser)
     parser.add_argument("--plain", type=int, default=500, help="Unprofiled requests timed for CPU (default 500).")
 
 

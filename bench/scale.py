@@ -20,7 +20,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from bench.api import _dsn
-from bench.db import scratch_database
+from bench.db import apply_layout, layout_arguments, scratch_database
 from bench.registry import register
 from bench.seed import approvers, open_inventory
 from core import partitioning
@@ -47,9 +47,7 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--layouts", default=",".join(LAYOUTS),
                         help="Comma-separated, measured in this order: partitioned (what migrate makes), flat "
                              "(core.partitioning.unpartition after migrate). Default: partitioned,flat.")
-    parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
-                        help=f"Hash partitions per table in the partitioned layout (default {partitioning.PARTITIONS}, "
-                             f"as migrated).")
+    layout_arguments(parser, layout=False)
     parser.add_argument("--batch-max", type=int, default=10_000_000,
                         help="A tenant's codes come in batches of at most this many (default 10M).")
     parser.add_argument("--claim-seconds", type=float, default=5.0, help="Seconds of claims per tenant measured.")
@@ -290,25 +288,11 @@ def _timed(sql: str) -> float:
     return round(time.monotonic() - started, 2)
 
 
-def _layout_schema(layout: str, partitions: int = partitioning.PARTITIONS) -> dict[str, int]:
-    """The layout asked for; the partitions of each table (0: a plain table)."""
-    if layout == "flat" or partitions != partitioning.PARTITIONS:
-        partitioning.unpartition(connection)
-    if layout != "flat":
-        partitioning.partition(connection, partitions=partitions)  # a no-op when migrate made them already
-    counts = {}
-    with connection.cursor() as cursor:
-        for table in partitioning.PARTITIONED_TABLES:
-            cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [table])
-            counts[table] = int(cursor.fetchone()[0])
-    return counts
-
-
 def _measure_layout(options: dict[str, Any], layout: str, database: str, shares: list[int],
                     step: Callable[[str], None]) -> dict[str, Any]:
     result: dict[str, Any] = {"database": database, "load_before": [round(x, 2) for x in os.getloadavg()]}
     started = time.monotonic()
-    result["partitioned_tables"] = _layout_schema(layout, options.get("partitions", partitioning.PARTITIONS))
+    result["partitioned_tables"] = apply_layout(layout, partitions=options.get("partitions", partitioning.PARTITIONS))
     tenants = _setup(shares, options["new_batch"], options["batch_max"])
     step(f"{layout}: {len(tenants)} tenants set up; generating {sum(shares):,} codes")
     result["generation"] = _generate_all(tenants, layout)
