@@ -13,7 +13,10 @@ each pick 5 ms after passing 20,000 claimed rows.
 The inventory as a range (``>= X AND <= X``) with ``ORDER BY inventory_id, id`` keeps ``inventory_id`` in the order
 asked for (an equality would make it a constant, which the planner drops from the order), and only
 ``code_pool_available`` delivers ``(inventory_id, id)``; any other plan has to sort the whole pool, which the
-planner prices as what it is. One batch's codes (``partners.distribution``) keep ``batch_id = B ORDER BY id``,
+planner prices as what it is — as long as the statistics know the pool. A pool generated after the last ANALYZE
+looks empty to them, and on the partitioned layout a generic plan then chooses to sort the pool (a Sort over the
+partitions' Append, instead of a Merge Append of their pool indexes), on every claim: so the generation job analyzes
+the partition it wrote (``services.generation.analyze_codes_of``). One batch's codes (``partners.distribution``) keep ``batch_id = B ORDER BY id``,
 the order of ``code_batch (batch_id, id)``. Statements using it name
 their parameters ``%(tenant)s`` and ``%(inventory)s``.
 """

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -625,7 +625,7 @@ def batch_generate(*, batch_id: int, actor: Actor, progress: Callable[[int], Non
                     stats = {**run.stats, "bloom_merges": bloom.merges, "bloom_refreshes": bloom.refreshes}
             else:
                 stats = {}
-            return _mark_completed(batch, actor, stats)
+            completed = _mark_completed(batch, actor, stats)
         except BaseException as exc:
             message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
             logger.exception("generation of batch %s failed", batch.batch_code)
@@ -634,8 +634,30 @@ def batch_generate(*, batch_id: int, actor: Actor, progress: Callable[[int], Non
             except Exception:
                 logger.exception("could not record the failure of batch %s", batch.batch_code)
             raise
+        if plan.remaining > 0:
+            analyze_codes_of(batch)
+        return completed
     finally:
         _batch_unlock(batch_id)
+
+
+def analyze_codes_of(batch: CouponBatch) -> None:
+    """``ANALYZE`` the table (on the partitioned layout: the partition) the batch's codes went to, once they are all
+    in: a bulk load leaves the statistics of a table without them until autovacuum gets to it, and a claim's cached
+    generic plan is made from the statistics it finds. A pool the statistics don't know looks empty, and that plan
+    sorts the whole pool on every claim to find its first free code instead of reading the pool index
+    (``tests/coupons/test_pool_pick_plan.py``) — at an event's opening, which is when a pool is new. Only the
+    tenant's partition: its sample is a sixteenth of the table's. A failure is logged, not raised: the batch is
+    complete, and autovacuum analyzes the table later anyway."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint when a caller's transaction is open
+            cursor.execute("SELECT tableoid::regclass::text FROM coupons_couponcode WHERE tenant_id = %s "
+                           "AND batch_id = %s LIMIT 1", [batch.tenant_id, batch.pk])
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute(f"ANALYZE {row[0]}")  # a regclass's text: the name, quoted where it must be
+    except DatabaseError:
+        logger.exception("could not analyze the codes of batch %s", batch.batch_code)
 
 
 # --- progress (read) -----------------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from django.db import connection
 from django.utils import timezone
 
 from coupons.pool import POOL_CONDITION, POOL_ORDER
-from coupons.services import issue
+from coupons.bloom import bloom_drop
+from coupons.services import generation, issue
 from partners import distribution, services as partner_services
-from tests.factories import make_pool, make_tenant
+from tests.factories import TEST_ACTOR, make_batch, make_inventory, make_pool, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +105,47 @@ def test_every_pool_pick_of_the_product_uses_the_pool_condition_and_order():
     for statement in (issue._TAKE_NEXT, partner_services._MAP_FRESH, distribution._POOL):
         flat = " ".join(statement.split())
         assert POOL_CONDITION in flat and POOL_ORDER in flat and "ORDER BY id LIMIT" not in flat
+
+
+
+def _generic_plan_nodes(tenant: int, inventory: int) -> list[str]:
+    """The node types of the pick's generic plan: what a connection that has prepared the claim keeps running."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            cursor.execute(f"PREPARE fresh_pick (bigint, bigint) AS "
+                           f"{PICK.replace('%(tenant)s', '$1').replace('%(inventory)s', '$2')}")
+            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE fresh_pick ({int(tenant)}, {int(inventory)})")
+            (plan,) = cursor.fetchone()
+            cursor.execute("DEALLOCATE fresh_pick")
+        finally:
+            cursor.execute("RESET plan_cache_mode")
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    return [node["Node Type"] for node in _nodes(plan[0]["Plan"])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_freshly_generated_pool_is_picked_through_its_index_not_sorted(settings):
+    """An event opens on a pool generated minutes ago, in a table whose statistics were taken before it existed
+    (here: a tenant whose only codes, all used up, were analyzed). Planned from those statistics, the pool looks
+    empty, and the generic plan every claiming connection keeps sorts the whole pool on each claim to find its
+    first code. The generation job analyzes the codes it wrote (``coupons.services.generation``), so the plan
+    reads the pool index and stops at the first free code."""
+    settings.GENERATION_CHUNK_SIZE = 5000
+    settings.BLOOM_CAPACITY = 100_000
+    bloom_drop()
+    try:
+        tenant = make_tenant()
+        make_pool(tenant, size=3000)
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE coupons_couponcode SET status = 'EXPIRED' WHERE tenant_id = %s", [tenant.pk])
+            cursor.execute("ANALYZE coupons_couponcode")
+        inventory = make_inventory(tenant, total_quantity=20_000)
+        batch = make_batch(inventory, quantity=20_000, code_length=10)
+        generation.batch_generate(batch_id=batch.pk, actor=TEST_ACTOR)
+
+        nodes = _generic_plan_nodes(tenant.pk, inventory.pk)
+    finally:
+        bloom_drop()
+
+    assert "Sort" not in nodes and "Bitmap Heap Scan" not in nodes, nodes
