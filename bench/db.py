@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from core import partitioning
@@ -27,13 +28,28 @@ def database_url(name: str) -> str:
 
 
 def layout_arguments(parser: Any, *, layout: bool = True) -> None:
-    """``--layout`` (unless the benchmark measures both) and ``--partitions``, as every layout-aware bench takes them."""
+    """``--layout`` (unless the benchmark measures both), ``--partitions`` and ``--tables``, as every layout-aware
+    bench takes them."""
     if layout:
         parser.add_argument("--layout", choices=["partitioned", "flat"], default="partitioned",
                             help="The largest tables partitioned by tenant, as migrated (default), or plain (#23).")
     parser.add_argument("--partitions", type=int, default=partitioning.PARTITIONS,
                         help=f"Hash partitions per table in the partitioned layout (default {partitioning.PARTITIONS}, "
                              f"as migrated).")
+    parser.add_argument("--tables", default=",".join(partitioning.PARTITIONED_TABLES),
+                        help="Comma-separated: the tables partitioned in the partitioned layout, the others turned "
+                             "plain (default: all the migrations partition) — to find which table costs what.")
+
+
+def layout_tables(options: dict[str, Any]) -> tuple[str, ...]:
+    """``--tables`` read and checked: a name that is not one of the partitioned tables is a CommandError."""
+    tables = tuple(t.strip() for t in options.get("tables", ",".join(partitioning.PARTITIONED_TABLES)).split(",")
+                   if t.strip())
+    unknown = set(tables) - set(partitioning.PARTITIONED_TABLES)
+    if unknown:
+        raise CommandError(f"--tables: not a partitioned table: {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(partitioning.PARTITIONED_TABLES)}")
+    return tables
 
 
 def apply_layout(layout: str, *, partitions: int = partitioning.PARTITIONS,

@@ -23,13 +23,11 @@ from contextlib import ExitStack
 from typing import Any
 
 import psycopg
-from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from bench.api import _combined, _dsn, _load, _seed, _serve, _wrk, request_bodies
-from bench.db import layout_arguments, scratch_database
+from bench.db import layout_arguments, layout_tables, scratch_database
 from bench.registry import register
-from core import partitioning
 
 LAYOUTS = ("flat", "partitioned")
 
@@ -43,9 +41,6 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--clients", type=int, default=32, help="wrk keep-alive connections (default 32).")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers per layout (default 4).")
     layout_arguments(parser, layout=False)
-    parser.add_argument("--tables", default=",".join(partitioning.PARTITIONED_TABLES),
-                        help="Comma-separated: the tables partitioned in the partitioned layout, the others turned "
-                             "plain (default: all the migrations partition) — to find which table costs what.")
     parser.add_argument("--port", type=int, default=8801, help="First of two ports (default 8801, 8802).")
     parser.add_argument("--database", default="",
                         help="Prefix of the scratch databases (default <current>_layouts → …_flat, …_partitioned).")
@@ -97,11 +92,7 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     kind, n, pairs = options["kind"], options["requests"], options["pairs"]
     prefix = options["database"] or f"{connection.settings_dict['NAME']}_layouts"
-    tables = [t.strip() for t in options["tables"].split(",") if t.strip()]
-    unknown = set(tables) - set(partitioning.PARTITIONED_TABLES)
-    if unknown:
-        raise CommandError(f"--tables: not a partitioned table: {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(partitioning.PARTITIONED_TABLES)}")
+    tables = layout_tables(options)
     servers: dict[str, subprocess.Popen] = {}
     seeded: dict[str, dict[str, Any]] = {}
     ports = {layout: options["port"] + i for i, layout in enumerate(LAYOUTS)}
@@ -111,7 +102,7 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
             for layout in LAYOUTS:
                 database = f"{prefix}_{layout}"
                 stack.enter_context(scratch_database(database, keep=options["keep"], layout=layout,
-                                                     partitions=options["partitions"], tables=tuple(tables)))
+                                                     partitions=options["partitions"], tables=tables))
                 seeded[layout] = _seed(n + 200, issued=kind == "redeem")
                 with connection.cursor() as cursor:  # autovacuum may be off (CI's server): statistics as after a load
                     cursor.execute("VACUUM ANALYZE")

@@ -11,17 +11,22 @@ from __future__ import annotations
 import cProfile
 import os
 import pstats
+import shutil
+import signal
+import subprocess
 import time
 from typing import Any
 
+import psycopg
 import redis.connection
 
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 from django.test.utils import override_settings
 
-from bench.api import _seed
-from bench.db import layout_arguments, scratch_database
+from bench.api import _dsn, _seed
+from bench.db import layout_arguments, layout_tables, scratch_database
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
@@ -50,12 +55,28 @@ STAGES = [
 ]
 
 
+WRITTEN_TABLES = ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog",
+                  "coupons_inventorycounter")
+
+
+def _autovacuum() -> None:
+    """What autovacuum does as the written tables grow (CI's server runs without it), from its own connection so
+    that the measured backend's CPU stays the requests': the claimed codes' dead pool entries go, and statistics
+    follow tables that were empty at the load — else a cached plan keeps scanning a table the planner thinks empty."""
+    with psycopg.connect(**_dsn(connection.settings_dict["NAME"]), autocommit=True) as conn:
+        for table in WRITTEN_TABLES:
+            conn.execute(f"VACUUM ANALYZE {table}")
+
+
 def _arguments(parser: Any) -> None:
     parser.add_argument("--kind", choices=["claim", "redeem", "floor"], default="claim")
     parser.add_argument("--requests", type=int, default=3000, help="Profiled requests (default 3000).")
     parser.add_argument("--database", default="", help="Scratch database (default <current>_benchprof).")
     layout_arguments(parser)
     parser.add_argument("--plain", type=int, default=500, help="Unprofiled requests timed for CPU (default 500).")
+    parser.add_argument("--perf", default="", metavar="FILE",
+                        help="Also sample the PostgreSQL backend with Linux perf during the unprofiled requests and "
+                             "write its call graph to FILE (perf report -i FILE): where the server's CPU goes.")
 
 
 def _pg_cpu_seconds() -> float:
@@ -65,6 +86,19 @@ def _pg_cpu_seconds() -> float:
     with open(f"/proc/{pid}/stat") as stat:  # the server is on this machine (a benchmark's premise)
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _perf_record(output: str) -> subprocess.Popen:
+    """``perf record`` of this connection's backend, until SIGINT."""
+    if shutil.which("perf") is None:
+        raise CommandError("--perf needs Linux perf (Debian: apt-get install linux-perf)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    recorder = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-p", str(pid), "-o", output],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # perf attaches
+    return recorder
 
 
 def _redis_cpu_seconds() -> float:
@@ -77,7 +111,8 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
     database = options["database"] or f"{connection.settings_dict['NAME']}_benchprof"
     kind, n = options["kind"], options["requests"]
     with scratch_database(database, layout=options.get("layout", "partitioned"),
-                          partitions=options.get("partitions", partitioning.PARTITIONS)), override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["*"]):
+                          partitions=options.get("partitions", partitioning.PARTITIONS),
+                          tables=layout_tables(options)), override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["*"]):
         create_floor_table()
         plain = max(1, options.get("plain", 500))
         api = _seed(n + 200 + plain, issued=kind == "redeem")
@@ -102,6 +137,7 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
 
         for i in range(100):  # warm-up: caches, prepared statements
             request(i)
+        _autovacuum()
         statements: list[str] = []
 
         def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -130,9 +166,15 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
                 cls.pack = original  # type: ignore[method-assign]
         redis_commands = commands[0] / 100
 
+        recorder = _perf_record(options["perf"]) if options.get("perf") else None
         pg0, redis0, cpu0, wall0 = _pg_cpu_seconds(), _redis_cpu_seconds(), time.process_time(), time.perf_counter()
         for i in range(200, 200 + plain):
             request(i)
+            if i % 500 == 499:
+                _autovacuum()
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(timeout=60)
         cpu = {"app_cpu_ms": (time.process_time() - cpu0) / plain * 1000,
                "postgres_cpu_ms": (_pg_cpu_seconds() - pg0) / plain * 1000,
                "redis_cpu_ms": (_redis_cpu_seconds() - redis0) / plain * 1000,
@@ -153,7 +195,8 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
         stages[label] = round(total / profiled * 1000, 3)
     stages["middleware and Django outside the view"] = round(stages["request (whole)"] - stages["view dispatch"], 3)
     return {"benchmark": "profile", "kind": kind, "layout": options.get("layout", "partitioned"),
-            "partitions": options.get("partitions", partitioning.PARTITIONS), "requests_profiled": profiled,
+            "partitions": options.get("partitions", partitioning.PARTITIONS),
+            "partitioned_tables": ",".join(layout_tables(options)), "requests_profiled": profiled,
             "per_request": {k: round(v, 3) for k, v in cpu.items()},
             "statements_per_request": round(len(statements) / 100, 2),
             "redis_commands_per_request": round(redis_commands, 2),

@@ -8,8 +8,9 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
-from bench.db import admin_connection
+from bench.db import admin_connection, layout_tables
 from bench.layouts import median_interval, pair_ratios, slice_order
 from bench.scale import tenant_shares
 from core import partitioning
@@ -22,6 +23,13 @@ def test_tenant_shares_give_the_big_tenant_its_share_and_split_the_rest_evenly()
     assert tenant_shares(1000, 4, 0.4) == [400, 200, 200, 200]
     assert tenant_shares(11, 4, 0.4) == [4, 3, 2, 2]
     assert sum(tenant_shares(100_000_000, 100, 0.4)) == 100_000_000
+
+
+def test_tables_option_names_partitioned_tables_only():
+    assert layout_tables({"tables": "coupons_couponcode, core_auditlog"}) == ("coupons_couponcode", "core_auditlog")
+    assert layout_tables({}) == partitioning.PARTITIONED_TABLES
+    with pytest.raises(CommandError, match="not a partitioned table: coupons_couponcodes"):
+        layout_tables({"tables": "coupons_couponcodes"})
 
 
 def test_bench_layouts_alternates_abba_and_compares_each_pair_on_its_own():
