@@ -41,26 +41,29 @@ def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _plan(sql: str, params: dict[str, Any], mode: str) -> list[tuple[str, str]]:
-    """The scans of ``sql``'s plan under ``plan_cache_mode = mode``, prepared as the product's driver prepares it."""
-    names: list[str] = []
-
-    def number(name: str) -> str:
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
+def _prepared_plan(sql: str, params: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The plan of ``sql`` prepared as the product's driver prepares it, under ``plan_cache_mode = mode`` (its
+    parameters all bigint, numbered in the order of ``params``)."""
+    names = list(params)
     text = sql
-    for name in list(params):
-        text = text.replace(f"%({name})s", number(name))
+    for number, name in enumerate(names, start=1):
+        text = text.replace(f"%({name})s", f"${number}")
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL plan_cache_mode = {mode}")
-        cursor.execute("DEALLOCATE ALL")
-        cursor.execute(f"PREPARE pick ({', '.join('bigint' for _ in names)}) AS {text}")
-        cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE pick ({', '.join(str(params[n]) for n in names)})")
-        (plan,) = cursor.fetchone()
+        cursor.execute(f"SET plan_cache_mode = {mode}")
+        try:
+            cursor.execute(f"PREPARE plan_probe ({', '.join('bigint' for _ in names)}) AS {text}")
+            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE plan_probe ({', '.join(str(int(params[n])) for n in names)})")
+            (plan,) = cursor.fetchone()
+            cursor.execute("DEALLOCATE plan_probe")
+        finally:
+            cursor.execute("RESET plan_cache_mode")
     plan = plan if isinstance(plan, list) else json.loads(plan)
-    return _scans(plan[0]["Plan"])
+    return plan[0]["Plan"]
+
+
+def _plan(sql: str, params: dict[str, Any], mode: str) -> list[tuple[str, str]]:
+    """The scans of ``sql``'s plan under ``plan_cache_mode = mode``."""
+    return _scans(_prepared_plan(sql, params, mode))
 
 
 @pytest.fixture
@@ -108,22 +111,6 @@ def test_every_pool_pick_of_the_product_uses_the_pool_condition_and_order():
 
 
 
-def _generic_plan_nodes(tenant: int, inventory: int) -> list[str]:
-    """The node types of the pick's generic plan: what a connection that has prepared the claim keeps running."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET plan_cache_mode = force_generic_plan")
-        try:
-            cursor.execute(f"PREPARE fresh_pick (bigint, bigint) AS "
-                           f"{PICK.replace('%(tenant)s', '$1').replace('%(inventory)s', '$2')}")
-            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE fresh_pick ({int(tenant)}, {int(inventory)})")
-            (plan,) = cursor.fetchone()
-            cursor.execute("DEALLOCATE fresh_pick")
-        finally:
-            cursor.execute("RESET plan_cache_mode")
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    return [node["Node Type"] for node in _nodes(plan[0]["Plan"])]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_freshly_generated_pool_is_picked_through_its_index_not_sorted(settings):
     """An event opens on a pool generated minutes ago, in a table whose statistics were taken before it existed
@@ -144,7 +131,8 @@ def test_a_freshly_generated_pool_is_picked_through_its_index_not_sorted(setting
         batch = make_batch(inventory, quantity=20_000, code_length=10)
         generation.batch_generate(batch_id=batch.pk, actor=TEST_ACTOR)
 
-        nodes = _generic_plan_nodes(tenant.pk, inventory.pk)
+        nodes = [node["Node Type"] for node in _nodes(_prepared_plan(
+            PICK, {"tenant": tenant.pk, "inventory": inventory.pk}, "force_generic_plan"))]
     finally:
         bloom_drop()
 
