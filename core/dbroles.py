@@ -25,6 +25,8 @@ def app_role_statements(role: str, *, schema: str = "public") -> list[str]:
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {r}",
         f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {s}.{AUDIT_TABLE} FROM {r}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {s}.django_migrations FROM {r}",
+        # ANALYZE of a new batch's codes by the generation job, as the tables' owner (migration coupons 0012).
+        f"GRANT EXECUTE ON FUNCTION {s}.coupons_analyze_codes(bigint, bigint) TO {r}",
     ]
     if connection.pg_version >= 150000:  # type: ignore[attr-defined]  # PostgreSQL backend only
         statements.append(f"REVOKE SET ON PARAMETER session_replication_role FROM {r}")

@@ -98,3 +98,42 @@ def test_truncate_of_one_partition_of_the_audit_log_is_refused_too(app_role, aud
     with pytest.raises(DatabaseError, match="append-only"):
         as_role(app_role, f"TRUNCATE {partition}")
     assert AuditLog.objects.filter(pk=audit_row.pk).exists()
+
+
+def _reltuples(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        return float(cursor.fetchone()[0])
+
+
+def test_the_app_role_analyzes_a_new_batchs_codes_through_the_owners_function(app_role, tenant):
+    """The generation job runs as the app role: a plain ANALYZE of the codes' partition is skipped for a role that
+    does not own it, so the job calls ``coupons_analyze_codes`` (migration coupons 0012), which analyzes as the
+    owner — the claims' plans must know a new pool (tests/coupons/test_pool_pick_plan.py)."""
+    inventory, codes = factories.make_pool(tenant, size=12)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM coupons_couponcode WHERE id = %s", [codes[0].pk])
+        holder = cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(*) FROM {holder}")
+        rows = cursor.fetchone()[0]
+    before = _reltuples(holder)
+    assert before != rows  # the statistics do not know the new codes yet
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f'SET LOCAL ROLE "{app_role}"')
+        cursor.execute(f"ANALYZE {holder}")  # skipped, with a warning: not the owner
+        skipped = _reltuples(holder)
+        cursor.execute("SELECT coupons_analyze_codes(%s, %s)", [tenant.pk, codes[0].batch_id])
+        analyzed = cursor.fetchone()[0]
+        cursor.execute("RESET ROLE")
+
+    assert skipped == before
+    assert analyzed == holder and _reltuples(holder) == rows
+
+
+def test_only_the_app_role_may_call_the_analyze_function(db, tenant):
+    role = f"coupons_other_{uuid.uuid4().hex[:10]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{role}" NOLOGIN')
+    with pytest.raises(DatabaseError, match="permission denied for function coupons_analyze_codes"):
+        as_role(role, f"SELECT coupons_analyze_codes({tenant.pk}, 0)")
