@@ -29,6 +29,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from bench.db import database_url, layout_arguments, scratch_database
+from bench.db import dsn as _dsn
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
@@ -97,12 +98,6 @@ def _combined(slices: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(s["errors"] for s in slices), "generator": slices[0]["generator"],
         "slices_requests_per_s": [s["requests_per_s"] for s in slices]}
     return result
-
-
-def _dsn(name: str) -> dict[str, Any]:
-    s = connection.settings_dict
-    return {"host": s["HOST"] or None, "port": s["PORT"] or None, "user": s["USER"] or None,
-            "password": s["PASSWORD"] or None, "dbname": name}
 
 
 def _seed(n: int, *, issued: bool) -> dict[str, Any]:

@@ -22,11 +22,10 @@ import subprocess
 from contextlib import ExitStack
 from typing import Any
 
-import psycopg
 from django.db import connection, connections
 
-from bench.api import _combined, _dsn, _load, _seed, _serve, _wrk, request_bodies
-from bench.db import layout_arguments, layout_tables, scratch_database
+from bench.api import _combined, _load, _seed, _serve, _wrk, request_bodies
+from bench.db import autovacuum, layout_arguments, layout_tables, scratch_database
 from bench.registry import register
 
 LAYOUTS = ("flat", "partitioned")
@@ -75,18 +74,6 @@ def pair_ratios(slices: list[tuple[int, str, int]]) -> list[float]:
             if rates.get("flat") and "partitioned" in rates]
 
 
-def _vacuum(databases: list[str]) -> None:
-    """``VACUUM ANALYZE`` of the tables a claim or a redemption writes, in every database: the claimed codes' dead
-    index entries would otherwise pile up at the head of the pool for the whole run and slow both layouts more and
-    more, and tables analyzed while empty (issues, usages, the audit log) would keep plans made for empty tables —
-    the server's autovacuum does both in production, and CI's server runs without it."""
-    for database in databases:
-        with psycopg.connect(**_dsn(database), autocommit=True) as conn:
-            for table in ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog",
-                          "coupons_inventorycounter"):
-                conn.execute(f"VACUUM ANALYZE {table}")
-
-
 @register("layouts", help="Claims or redemptions on the flat and the partitioned layout, alternating slices in one "
                           "run (#23).", arguments=_arguments)
 def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +105,8 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
             rates: list[tuple[int, str, int]] = []
             for position, (pair, layout) in enumerate(slice_order(pairs)):
                 if position % 2 == 0:  # before each pair, untimed: what autovacuum does between waves
-                    _vacuum(databases)
+                    for database in databases:
+                        autovacuum(database)
                 share = bodies[layout][200 + pair * chunk:200 + (pair + 1) * chunk]
                 result = _wrk(ports[layout], seeded[layout]["token"], options["clients"], options["slice_seconds"],
                               share)

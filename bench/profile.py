@@ -17,7 +17,6 @@ import subprocess
 import time
 from typing import Any
 
-import psycopg
 import redis.connection
 
 from django.core.management.base import CommandError
@@ -25,8 +24,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import override_settings
 
-from bench.api import _dsn, _seed
-from bench.db import layout_arguments, layout_tables, scratch_database
+from bench.api import _seed
+from bench.db import autovacuum, layout_arguments, layout_tables, scratch_database
 from bench.floor import FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
@@ -53,19 +52,6 @@ STAGES = [
     ("SQL statements", "django/db/backends/utils.py", "execute"),
     ("COMMIT", "django/db/backends/base/base.py", "commit"),
 ]
-
-
-WRITTEN_TABLES = ("coupons_couponcode", "coupons_couponissue", "coupons_couponusage", "core_auditlog",
-                  "coupons_inventorycounter")
-
-
-def _autovacuum() -> None:
-    """What autovacuum does as the written tables grow (CI's server runs without it), from its own connection so
-    that the measured backend's CPU stays the requests': the claimed codes' dead pool entries go, and statistics
-    follow tables that were empty at the load — else a cached plan keeps scanning a table the planner thinks empty."""
-    with psycopg.connect(**_dsn(connection.settings_dict["NAME"]), autocommit=True) as conn:
-        for table in WRITTEN_TABLES:
-            conn.execute(f"VACUUM ANALYZE {table}")
 
 
 def _arguments(parser: Any) -> None:
@@ -137,7 +123,7 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
 
         for i in range(100):  # warm-up: caches, prepared statements
             request(i)
-        _autovacuum()
+        autovacuum(connection.settings_dict["NAME"])
         statements: list[str] = []
 
         def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -171,7 +157,7 @@ def bench_profile(options: dict[str, Any]) -> dict[str, Any]:
         for i in range(200, 200 + plain):
             request(i)
             if i % 500 == 499:
-                _autovacuum()
+                autovacuum(connection.settings_dict["NAME"])
         if recorder is not None:
             recorder.send_signal(signal.SIGINT)
             recorder.wait(timeout=60)
