@@ -16,9 +16,9 @@ asked for (an equality would make it a constant, which the planner drops from th
 planner prices as what it is — as long as the statistics know the pool. A pool generated after the last ANALYZE
 looks empty to them, and on the partitioned layout a generic plan then chooses to sort the pool (a Sort over the
 partitions' Append, instead of a Merge Append of their pool indexes), on every claim: so the generation job analyzes
-the partition it wrote (``services.generation.analyze_codes_of``). One batch's codes (``partners.distribution``) keep ``batch_id = B ORDER BY id``,
-the order of ``code_batch (batch_id, id)``. Statements using it name
-their parameters ``%(tenant)s`` and ``%(inventory)s``.
+the partition it wrote (``services.generation.analyze_codes_of``). One batch's codes (``partners.distribution``)
+keep ``batch_id = B ORDER BY id``, the order of ``code_batch (batch_id, id)``. Statements using it name their
+parameters ``%(tenant)s`` and ``%(inventory)s``.
 """
 from __future__ import annotations
 

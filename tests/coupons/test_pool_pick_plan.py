@@ -110,7 +110,6 @@ def test_every_pool_pick_of_the_product_uses_the_pool_condition_and_order():
         assert POOL_CONDITION in flat and POOL_ORDER in flat and "ORDER BY id LIMIT" not in flat
 
 
-
 @pytest.mark.django_db(transaction=True)
 def test_a_freshly_generated_pool_is_picked_through_its_index_not_sorted(settings):
     """An event opens on a pool generated minutes ago, in a table whose statistics were taken before it existed
