@@ -22,6 +22,7 @@ import subprocess
 from contextlib import ExitStack
 from typing import Any
 
+import psutil
 from django.db import connection, connections
 
 from bench.api import _combined, _load, _seed, _serve, _wrk, request_bodies
@@ -74,6 +75,35 @@ def pair_ratios(slices: list[tuple[int, str, int]]) -> list[float]:
             if rates.get("flat") and "partitioned" in rates]
 
 
+def _processes(server: subprocess.Popen, database: str) -> list[psutil.Process]:
+    """A layout's processes: its gunicorn workers, and the PostgreSQL backends serving its database (their process
+    title names it)."""
+    workers = psutil.Process(server.pid).children(recursive=True)
+    backends = [p for p in psutil.process_iter(["name", "cmdline"])
+                if p.info["name"] == "postgres" and any(database in part.split() for part in p.info["cmdline"] or [])]
+    return workers + backends
+
+
+def _cpu(processes: list[psutil.Process]) -> dict[int, float]:
+    seconds: dict[int, float] = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:  # a backend that ended (CONN_MAX_AGE) since it was listed
+            continue
+        seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def cpu_per_request(before: dict[int, float], after: dict[int, float], workers: set[int], answered: int
+                    ) -> tuple[float, float]:
+    """CPU milliseconds per answered request of the gunicorn workers and of the PostgreSQL backends, from two
+    readings of the same processes (a process missing from either reading is left out)."""
+    app = sum(after[pid] - before[pid] for pid in after if pid in before and pid in workers)
+    database = sum(after[pid] - before[pid] for pid in after if pid in before and pid not in workers)
+    return app * 1000 / max(answered, 1), database * 1000 / max(answered, 1)
+
+
 @register("layouts", help="Claims or redemptions on the flat and the partitioned layout, alternating slices in one "
                           "run (#23).", arguments=_arguments)
 def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
@@ -103,17 +133,23 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
             chunk = n // pairs
             measured: dict[str, list[dict[str, Any]]] = {layout: [] for layout in LAYOUTS}
             rates: list[tuple[int, str, int]] = []
+            cpu_ms: dict[str, list[tuple[float, float]]] = {layout: [] for layout in LAYOUTS}
             for position, (pair, layout) in enumerate(slice_order(pairs)):
                 if position % 2 == 0:  # before each pair, untimed: what autovacuum does between waves
                     for database in databases:
                         autovacuum(database)
                 share = bodies[layout][200 + pair * chunk:200 + (pair + 1) * chunk]
+                processes = _processes(servers[layout], f"{prefix}_{layout}")
+                workers = {p.pid for p in psutil.Process(servers[layout].pid).children(recursive=True)}
+                cpu_before = _cpu(processes)
                 result = _wrk(ports[layout], seeded[layout]["token"], options["clients"], options["slice_seconds"],
                               share)
                 if result["errors"] > result["requests"] // 10:
                     raise RuntimeError(f"{result['errors']} of {result['requests']} {kind} requests failed on the "
                                        f"{layout} layout: not a measurement")
                 measured[layout].append(result)
+                cpu_ms[layout].append(cpu_per_request(cpu_before, _cpu(processes), workers,
+                                                      result["requests"] - result["errors"]))
                 # Answered requests only: a slice that ran out of its codes gets fast refusals, not faster claims.
                 rates.append((pair, layout, round((result["requests"] - result["errors"]) / result["seconds"])))
             load_after = os.getloadavg()[0]
@@ -133,6 +169,10 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
             "gunicorn_workers_per_layout": options["workers"], "cpus": os.cpu_count(),
             "load_before": round(load_before, 2), "load_after": round(load_after, 2),
             "flat": _combined(measured["flat"]), "partitioned": _combined(measured["partitioned"]),
+            "cpu_ms_per_request_median": {
+                layout: {"gunicorn": round(statistics.median(a for a, _ in cpu_ms[layout]), 3),
+                         "postgres": round(statistics.median(d for _, d in cpu_ms[layout]), 3)}
+                for layout in LAYOUTS},
             "ratio_partitioned_to_flat_per_pair": ratios,
             "ratio_partitioned_to_flat_median": round(statistics.median(ratios), 3) if ratios else None,
             "ratio_partitioned_to_flat_median_95": median_interval(ratios),

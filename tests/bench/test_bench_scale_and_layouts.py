@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from bench.db import admin_connection, layout_tables
-from bench.layouts import median_interval, pair_ratios, slice_order
+from bench.layouts import cpu_per_request, median_interval, pair_ratios, slice_order
 from bench.scale import tenant_shares
 from core import partitioning
 
@@ -39,6 +39,17 @@ def test_bench_layouts_alternates_abba_and_compares_each_pair_on_its_own():
     assert pair_ratios([(0, "flat", 400), (0, "partitioned", 380), (1, "partitioned", 570), (1, "flat", 600)]) == [
         0.95, 0.95]
     assert pair_ratios([(0, "flat", 400)]) == []  # an unfinished pair is no comparison
+
+
+def test_bench_layouts_cpu_per_request_splits_workers_from_backends_and_skips_processes_not_read_twice():
+    before = {10: 1.0, 11: 2.0, 20: 5.0, 21: 7.0}  # 10, 11: gunicorn workers; 20, 21, 22: PostgreSQL backends
+    after = {10: 1.5, 11: 2.5, 20: 5.2, 22: 0.4}  # 21 ended during the slice, 22 began in it
+
+    app, database = cpu_per_request(before, after, workers={10, 11}, answered=500)
+
+    assert app == pytest.approx(2.0)  # (0.5 + 0.5) s over 500 requests, in ms
+    assert database == pytest.approx(0.4)  # backend 20 only
+    assert cpu_per_request({}, {}, workers=set(), answered=0) == (0.0, 0.0)
 
 
 def test_bench_layouts_interval_holds_the_median_and_narrows_with_more_pairs():
