@@ -192,6 +192,10 @@ def _claims(database: str, tenant: dict[str, Any], seconds: float, clients: int,
 
     start = threading.Barrier(clients + 1, action=go)
 
+    # As the product sends them: the tenant written in (core.partitioning.for_tenant).
+    member_state = partitioning.for_tenant(_MEMBER_STATE, base["tenant"])
+    take_next = partitioning.for_tenant(_TAKE_NEXT, base["tenant"])
+
     def worker(w: int) -> None:
         mine: list[str] = []
         took: list[float] = []
@@ -205,8 +209,8 @@ def _claims(database: str, tenant: dict[str, Any], seconds: float, clients: int,
                     params = {**base, "member": member, "shard": shard_of(member), "now": timezone.now()}
                     t0 = time.perf_counter()
                     with conn.transaction():
-                        conn.execute(_MEMBER_STATE, params)
-                        row = conn.execute(_TAKE_NEXT, params).fetchone()
+                        conn.execute(member_state, params)
+                        row = conn.execute(take_next, params).fetchone()
                     took.append(time.perf_counter() - t0)
                     if row is None:
                         raise RuntimeError("sold out")

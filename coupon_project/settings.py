@@ -146,6 +146,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = parse_bo
 # (psycopg's default); psycopg keeps the 100 most recent per connection. 0 or less turns preparing off.
 _prepare_threshold = env.int("DJANGO_DB_PREPARE_THRESHOLD", default=5)
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_threshold if _prepare_threshold > 0 else None
+# How many prepared statements psycopg keeps per connection (its default, 100, is LRU-evicted beyond). A claim's
+# statements name their tenant (core.partitioning.for_tenant: the partitions are pruned when PostgreSQL plans them), so
+# a connection serving many tenants prepares a few statements per tenant; core.apps sets it on each new connection
+# (0: no limit).
+DB_PREPARED_MAX = parse_non_negative("DJANGO_DB_PREPARED_MAX", env.int("DJANGO_DB_PREPARED_MAX", default=500)) or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Dependency timeouts (issue #18: a frozen Redis or an unreachable PostgreSQL must never stall a request) ------

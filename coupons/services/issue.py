@@ -113,8 +113,8 @@ def _next_slot(inventory: CouponInventory, member_id: str, guard: RiskGuard, now
     """The member's next slot (1-based) of the inventory, after the risk guard's check (R-RISK-1/2) on the level read
     in the same statement; the per-member limit refused here (R-ISS-3), the unique slot being the last guard."""
     with connection.cursor() as cursor:
-        cursor.execute(_MEMBER_STATE, {"inventory": inventory.pk, "member": member_id, "tenant": inventory.tenant_id,
-                                       "now": now})
+        cursor.execute(partitioning.for_tenant(_MEMBER_STATE, inventory.tenant_id),
+                       {"inventory": inventory.pk, "member": member_id, "tenant": inventory.tenant_id, "now": now})
         held, level = cursor.fetchone()
     guard.check(inventory, now, level=level)
     if held >= inventory.per_member_limit:
@@ -212,9 +212,9 @@ def issue_from_pool(*, inventory: CouponInventory, member_id: str, via: str, ctx
             advisory_lock(lock_key)
             slot = _next_slot(inventory, member_id, guard, now)  # and R-RISK-1/2: block list, daily frequency limits
             with connection.cursor() as cursor:
-                cursor.execute(_TAKE_NEXT, _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via,
-                                                         ctx=ctx, now=now, valid_from=valid_from,
-                                                         valid_until=valid_until, grant=grant))
+                cursor.execute(partitioning.for_tenant(_TAKE_NEXT, inventory.tenant_id),
+                               _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via, ctx=ctx,
+                                             now=now, valid_from=valid_from, valid_until=valid_until, grant=grant))
                 row = cursor.fetchone()
             if row is None:
                 raise SoldOut()
@@ -257,10 +257,10 @@ def issue_this_code(*, coupon: CouponCode, from_status: str, member_id: str, via
             advisory_lock(lock_key)
             slot = _next_slot(inventory, member_id, guard, now)  # and R-RISK-1/2
             with connection.cursor() as cursor:
-                cursor.execute(_TAKE_THIS, _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via,
-                                                         ctx=ctx, now=now, valid_from=valid_from,
-                                                         valid_until=valid_until, coupon=coupon.pk,
-                                                         from_status=from_status))
+                cursor.execute(partitioning.for_tenant(_TAKE_THIS, inventory.tenant_id),
+                               _issue_params(inventory=inventory, member_id=member_id, slot=slot, via=via, ctx=ctx,
+                                             now=now, valid_from=valid_from, valid_until=valid_until,
+                                             coupon=coupon.pk, from_status=from_status))
                 taken = cursor.fetchone()
             if taken is None:  # registered by someone else meanwhile
                 raise AlreadyClaimed(taken_message)

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import partitioning
 from core.audit import Actor, actor_params, audit_insert_sql, audit_record
 from core.exceptions import InvalidInput, InvalidState
 from core.locks import session_lock
@@ -54,7 +55,7 @@ def _locked_sql() -> str:
                        "JOIN coupons_couponpolicy p ON p.tenant_id = c.tenant_id AND p.id = i.policy_id "
                        "JOIN core_tenant t ON t.id = i.tenant_id "
                        "JOIN coupons_couponbatch b ON b.tenant_id = c.tenant_id AND b.id = c.batch_id "
-                       "WHERE c.tenant_id = %s AND c.code = %s FOR UPDATE OF c")
+                       "WHERE c.tenant_id = %(tenant)s AND c.code = %(code)s FOR UPDATE OF c")
     return _LOCKED_SQL
 
 
@@ -66,7 +67,7 @@ def _locked_coupon(tenant: Tenant, raw_code: str) -> CouponCode:
     row = None
     if code:
         with connection.cursor() as cursor:
-            cursor.execute(_locked_sql(), [tenant.pk, code])
+            cursor.execute(partitioning.for_tenant(_locked_sql(), tenant.pk), {"tenant": tenant.pk, "code": code})
             row = cursor.fetchone()
     if row is None:
         raise CouponNotFound()
@@ -156,7 +157,7 @@ def coupon_redeem(*, tenant: Tenant, code: str, member_id: str, order_id: str, o
                             channel=order.channel or ctx.channel, payment_method=order.payment_method or "",
                             client=ctx.client, ip=ctx.ip, device_id=ctx.device_id, used_at=now)
         with connection.cursor() as cursor:
-            cursor.execute(_REDEEM_WRITES, {
+            cursor.execute(partitioning.for_tenant(_REDEEM_WRITES, tenant.pk), {
                 "coupon": coupon.pk, "tenant": tenant.pk, "inventory": coupon.inventory_id, "member": member_id,
                 "order": order_id, "order_amount": priced.order_amount, "discount": priced.discount,
                 "channel": usage.channel, "payment_method": usage.payment_method,
