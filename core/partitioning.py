@@ -38,11 +38,12 @@ PARTITIONS = 16
 @functools.lru_cache(maxsize=4096)
 def for_tenant(sql: str, tenant_id: int) -> str:
     """``sql`` with its ``%(tenant)s`` parameter written in as the tenant's id, for the hot statements on partitioned
-    tables (a claim's). PostgreSQL then prunes the partitions when it plans the statement, generic plan included: the
-    plan a connection caches names the tenant's partition only. With the tenant as a parameter, the generic plan names
-    all sixteen, and every execution locks them, sets up an UPDATE's result relation for each and prunes them again
-    at run time (bench/RESULTS.md, "Plan-time pruning"). The id is the server's own integer, never a caller's text;
-    one statement text per tenant, so a connection prepares one per tenant it serves (``DJANGO_DB_PREPARED_MAX``)."""
+    tables (a claim's, a redemption's). PostgreSQL then prunes the partitions when it plans the statement, generic
+    plan included: the plan a connection caches names the tenant's partition only. With the tenant as a parameter,
+    the generic plan names all sixteen, and every execution locks them, sets up an UPDATE's result relation for each
+    and prunes them again at run time (bench/RESULTS.md, "Plan-time pruning"). The id is the server's own integer,
+    never a caller's text; one statement text per tenant, so a connection prepares one per tenant it serves
+    (``DJANGO_DB_PREPARED_MAX``)."""
     return sql.replace("%(tenant)s", str(int(tenant_id)))
 
 

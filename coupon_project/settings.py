@@ -143,7 +143,7 @@ DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = parse_bo
     "DJANGO_DB_SERVER_SIDE_BINDING", env.str("DJANGO_DB_SERVER_SIDE_BINDING", default="true"))
 # ... which psycopg does only with a prepare_threshold: Django sets None (never prepare) unless OPTIONS names one, and
 # until #21 nothing did, so nothing was ever prepared. 5 runs of the same statement on a connection prepare it
-# (psycopg's default); psycopg keeps the 100 most recent per connection. 0 or less turns preparing off.
+# (psycopg's default); psycopg keeps DB_PREPARED_MAX of them per connection (below). 0 or less turns preparing off.
 _prepare_threshold = env.int("DJANGO_DB_PREPARE_THRESHOLD", default=5)
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_threshold if _prepare_threshold > 0 else None
 # How many prepared statements psycopg keeps per connection (its default, 100, is LRU-evicted beyond). A claim's
