@@ -75,13 +75,13 @@ def pair_ratios(slices: list[tuple[int, str, int]]) -> list[float]:
             if rates.get("flat") and "partitioned" in rates]
 
 
-def _processes(server: subprocess.Popen, database: str) -> list[psutil.Process]:
+def _processes(server: subprocess.Popen, database: str) -> tuple[list[psutil.Process], list[psutil.Process]]:
     """A layout's processes: its gunicorn workers, and the PostgreSQL backends serving its database (their process
     title names it)."""
     workers = psutil.Process(server.pid).children(recursive=True)
     backends = [p for p in psutil.process_iter(["name", "cmdline"])
                 if p.info["name"] == "postgres" and any(database in part.split() for part in p.info["cmdline"] or [])]
-    return workers + backends
+    return workers, backends
 
 
 def _cpu(processes: list[psutil.Process]) -> dict[int, float]:
@@ -139,8 +139,8 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
                     for database in databases:
                         autovacuum(database)
                 share = bodies[layout][200 + pair * chunk:200 + (pair + 1) * chunk]
-                processes = _processes(servers[layout], f"{prefix}_{layout}")
-                workers = {p.pid for p in psutil.Process(servers[layout].pid).children(recursive=True)}
+                workers, backends = _processes(servers[layout], f"{prefix}_{layout}")
+                processes = workers + backends
                 cpu_before = _cpu(processes)
                 result = _wrk(ports[layout], seeded[layout]["token"], options["clients"], options["slice_seconds"],
                               share)
@@ -148,7 +148,7 @@ def bench_layouts(options: dict[str, Any]) -> dict[str, Any]:
                     raise RuntimeError(f"{result['errors']} of {result['requests']} {kind} requests failed on the "
                                        f"{layout} layout: not a measurement")
                 measured[layout].append(result)
-                cpu_ms[layout].append(cpu_per_request(cpu_before, _cpu(processes), workers,
+                cpu_ms[layout].append(cpu_per_request(cpu_before, _cpu(processes), {p.pid for p in workers},
                                                       result["requests"] - result["errors"]))
                 # Answered requests only: a slice that ran out of its codes gets fast refusals, not faster claims.
                 rates.append((pair, layout, round((result["requests"] - result["errors"]) / result["seconds"])))
