@@ -141,6 +141,10 @@ def member_lock(key: str) -> Iterator[None]:
     def release() -> None:
         try:
             lock.release()
+        except core_redis.error_types() as exc:
+            # No answer: the lock expires by its TTL, but this thread has just waited a whole Redis timeout — open
+            # the breaker, or the next request on this thread (a redemption queued behind it) waits another one.
+            core_redis.mark_down(exc)
         except Exception:  # expired meanwhile: the transaction finished anyway, constraints guarded it
             pass
 
