@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from bench.db import database_url, layout_arguments, scratch_database
 from bench.db import dsn as _dsn
-from bench.floor import FLOOR_PATH, create_floor_table
+from bench.floor import CLAIM_FLOOR_PATH, FLOOR_PATH, REDEEM_FLOOR_PATH, create_floor_table
 from bench.registry import register
 from core import partitioning
 from core.audit import Actor
@@ -63,6 +63,9 @@ def _arguments(parser: Any) -> None:
                         help="Alternate floor and endpoint in this many slices of seconds/rounds each (default 3).")
     parser.add_argument("--no-floor", action="store_true",
                         help="Skip the framework floor (#21): only the endpoint and the SQL floor.")
+    parser.add_argument("--no-contract-floor", action="store_true",
+                        help="Skip the contract floor (#21): the least a claim or redemption can do and keep the "
+                             "contract (bench/floor.py).")
 
 
 def _wrk(port: int, token: str, clients: int, seconds: int, bodies: list[tuple[str, dict[str, Any]]]
@@ -154,12 +157,26 @@ def request_bodies(kind: str, api: dict[str, Any], n: int) -> list[tuple[str, di
     return bodies
 
 
+def contract_floor_bodies(kind: str, pool: dict[str, Any], n: int) -> list[tuple[str, dict[str, Any]]]:
+    """(path, body) of n requests to the contract floor of a claim or a redemption (bench.floor) on a seeded pool."""
+    if kind == "claim":
+        return [(CLAIM_FLOOR_PATH, {"member_id": f"m-{i}", "inventory": pool["inventory"]}) for i in range(n)]
+    bodies = []
+    for i, pair in enumerate(pool["codes"][:n]):
+        code, member = pair.split("|")
+        bodies.append((REDEEM_FLOOR_PATH.replace("<str:code>", code), {"member_id": member, "order_id": f"o-{i}"}))
+    return bodies
+
+
 def _serve(database: str, port: int, workers: int, worker_class: str = "sync", threads: int = 1
            ) -> subprocess.Popen:
     """gunicorn on the product's application with the framework floor mounted (``bench.wsgi``): one server, one
     configuration, for the floor and the endpoint measured against it."""
     env = {**os.environ, "DATABASE_URL": database_url(database), "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
-           "REDIS_URL": settings.REDIS_URL}
+           "REDIS_URL": settings.REDIS_URL,
+           # One client from one address sends every request: the code-lookup rates (12,000/min by default) would
+           # refuse a run faster than 200/s. They stay on, so every lookup still reserves and refunds its budgets.
+           "COUPON_RATE_CODE_LOOKUP_CLIENT": "1000000/m", "COUPON_RATE_CODE_LOOKUP_IP": "1000000/m"}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "bench.wsgi", "--bind", f"127.0.0.1:{port}",
                              "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
                              "--keep-alive", "30", "--log-level", "warning"], cwd=BASE_DIR, env=env)
@@ -252,6 +269,10 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
     try:
         api = _seed(n + 200, issued=kind == "redeem")
         floor_pool = _seed(n, issued=kind == "redeem")
+        with_contract = not options.get("no_floor") and not options.get("no_contract_floor")
+        # Three times the endpoint's bodies: the contract floor answers faster than the endpoint, and a body it runs
+        # out of is repeated and refused (an error, not a measurement).
+        contract_pool = _seed(3 * n + 200, issued=kind == "redeem") if with_contract else None
         create_floor_table()
         connections.close_all()
         server = _serve(database, options["port"], options["workers"], options.get("worker_class", "sync"),
@@ -264,11 +285,12 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
 
         rounds = max(1, options.get("rounds", 1))
 
-        def measure(what: str, measured_bodies: list[tuple[str, dict[str, Any]]], seconds: int) -> dict[str, Any]:
+        def measure(what: str, measured_bodies: list[tuple[str, dict[str, Any]]], seconds: int,
+                    token: str = api["token"]) -> dict[str, Any]:
             if use_wrk:
-                result = _wrk(options["port"], api["token"], clients, seconds, measured_bodies)
+                result = _wrk(options["port"], token, clients, seconds, measured_bodies)
             else:
-                result = asyncio.run(_load(options["port"], api["token"], clients, measured_bodies[:n]))
+                result = asyncio.run(_load(options["port"], token, clients, measured_bodies[:n]))
                 result["generator"] = "httpx"
             if result["errors"] > result["requests"] // 10:  # a broken request body is not a fast endpoint
                 raise RuntimeError(f"{result['errors']} of {result['requests']} {what} requests failed: not a "
@@ -280,14 +302,23 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
         floor_bodies = [(FLOOR_PATH, {"member_id": f"m-{i}"}) for i in range(max(n, 20_000) + 200)]
         if not options.get("no_floor"):
             asyncio.run(_load(options["port"], api["token"], clients, floor_bodies[:200]))  # warm-up
+        contract_bodies = contract_floor_bodies(kind, contract_pool, 3 * n + 200) if contract_pool else []
+        contract_chunk = (len(contract_bodies) - 200) // rounds
+        if contract_pool:
+            asyncio.run(_load(options["port"], contract_pool["token"], clients, contract_bodies[:200]))  # warm-up
         slice_seconds = max(1, options.get("seconds", 20) // rounds)
         chunk = (len(bodies) - 200) // rounds
-        floor_slices, slices = [], []
+        floor_slices, contract_slices, slices = [], [], []
         for r in range(rounds):
             if not options.get("no_floor"):
                 floor_slices.append(measure("framework floor", floor_bodies[200:], slice_seconds))
+            if contract_pool:
+                contract_slices.append(measure(
+                    "contract floor", contract_bodies[200 + r * contract_chunk:200 + (r + 1) * contract_chunk],
+                    slice_seconds, contract_pool["token"]))
             slices.append(measure(kind, bodies[200 + r * chunk:200 + (r + 1) * chunk], slice_seconds))
         framework_floor = _combined(floor_slices) if floor_slices else None
+        contract_floor = _combined(contract_slices) if contract_slices else None
         measured = _combined(slices)
         load_after = os.getloadavg()[0]
         server.send_signal(signal.SIGTERM)
@@ -330,6 +361,14 @@ def _measure(options: dict[str, Any], kind: str, database: str) -> dict[str, Any
         if framework_floor is not None:
             result["ratio_http_to_framework_floor"] = round(
                 measured["requests_per_s"] / framework_floor["requests_per_s"], 3)
+        if framework_floor is not None and contract_floor is not None:
+            # The most any claim or redemption that keeps the contract could reach of the framework floor, and how
+            # much of that the product's endpoint reaches.
+            result["contract_floor"] = contract_floor
+            result["ratio_contract_floor_to_framework_floor"] = round(
+                contract_floor["requests_per_s"] / framework_floor["requests_per_s"], 3)
+            result["ratio_http_to_contract_floor"] = round(
+                measured["requests_per_s"] / contract_floor["requests_per_s"], 3)
         return result
     finally:
         if server is not None:

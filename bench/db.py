@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import redis
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
@@ -90,6 +92,18 @@ def apply_layout(layout: str, *, partitions: int = partitioning.PARTITIONS,
     return counts
 
 
+def forget_redis_keys(database: str) -> int:
+    """Delete the Redis keys named after ``database`` (lookup limits, daily counters, Bloom filters: each namespaced
+    by the database's name). A scratch database made again restarts its ids, so the last run's keys would be the new
+    run's: a client id whose failed-guess budget the last run spent would be refused from its first request."""
+    if not settings.USE_REDIS:
+        return 0
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = [key for key in client.scan_iter(match=f"*{database}*", count=1000)
+            if f":{database}:".encode() in key or key.endswith(f":{database}".encode())]
+    return int(client.delete(*keys)) if keys else 0
+
+
 @contextmanager
 def scratch_database(name: str, *, keep: bool = False, layout: str = "partitioned",
                      partitions: int = partitioning.PARTITIONS,
@@ -102,6 +116,7 @@ def scratch_database(name: str, *, keep: bool = False, layout: str = "partitione
     with admin_connection() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
+    forget_redis_keys(name)
     connections.close_all()
     connection.settings_dict["NAME"] = name
     try:
