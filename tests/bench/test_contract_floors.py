@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.floor import CLAIM_FLOOR_PATH, REDEEM_FLOOR_PATH
+from bench.floor import CLAIM_FLOOR_PATH, FLOOR_PATH, REDEEM_FLOOR_PATH
 from core.models import AuditLog
 from coupons.models import CouponCode, CouponIssue, CouponUsage
 from coupons.services.counters import inventory_counts
@@ -77,3 +77,11 @@ def test_a_scratch_database_made_again_does_not_inherit_the_last_runs_redis_keys
         assert [client.exists(key) for key in ours + others] == [0, 0, 0, 1, 1]
     finally:
         client.delete(*others)
+
+
+@pytest.mark.urls("coupon_project.urls")
+def test_the_product_serves_no_floor(api):
+    """The floors write codes with no validation, risk rule or idempotency: only the benchmark's server mounts them.
+    A member token against the product's URLs finds none of them."""
+    for path in (FLOOR_PATH, CLAIM_FLOOR_PATH, REDEEM_FLOOR_PATH.replace("<str:code>", "ABCDEFGH")):
+        assert api.post(path, {"member_id": "m-1"}, format="json").status_code == 404, path
