@@ -1,8 +1,11 @@
-"""The framework floor of the member API (#21, R-NFR-2): what one request costs on this stack before any coupon
-logic — the project's middleware, its token authentication, a JSON body, one transactional INSERT, a small JSON
-answer. Mounted only by the benchmark server (``bench.wsgi``), never by ``coupon_project.urls``.
+"""The floors of the member API (#21, R-NFR-2), mounted only by the benchmark server (``bench.wsgi``), never by
+``coupon_project.urls``:
 
-Design: docs/design/benchmarks.md#framework-floor.
+- the framework floor: what one request costs on this stack before any coupon logic — the project's middleware, its
+  token authentication, a JSON body, one transactional INSERT, a small JSON answer;
+- the contract floors: the least a claim or a redemption can do and keep the contract (below).
+
+Design: docs/design/benchmarks.md#framework-floor and #contract-floors.
 """
 from __future__ import annotations
 
@@ -120,7 +123,8 @@ class RedeemFloorView(APIView):
             cursor.execute(partitioning.for_tenant(_locked_sql(), tenant_id), {"tenant": tenant_id, "code": code})
             row = cursor.fetchone()
             coupon = _LOCKED_ROWS.load(row)[0] if row is not None else None
-            if not isinstance(coupon, CouponCode) or coupon.status != "ISSUED" or coupon.member_id != member:  # the owner's ISSUED code
+            usable = isinstance(coupon, CouponCode) and coupon.status == "ISSUED" and coupon.member_id == member
+            if not usable:  # only the owner's ISSUED code (a repeated body, once the run is out of bodies)
                 return Response({"code": "not_usable"}, status=status.HTTP_409_CONFLICT)
             cursor.execute(partitioning.for_tenant(_REDEEM_WRITES, tenant_id), {
                 "coupon": coupon.pk, "tenant": tenant_id, "inventory": coupon.inventory_id, "member": member,
